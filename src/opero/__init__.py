@@ -1,0 +1,22 @@
+"""opero: make unreliable function calls dependable.
+
+``@opero`` wraps one sync or async function in cache -> retry -> arg_fallback -> rate
+limit. The library logs with loguru and is silent until ``logger.enable("opero")``.
+"""
+
+from loguru import logger
+
+from opero.decorators.opero import OperoFunction, opero
+from opero.errors import AllFailedError, OperoBackendWarning, OperoError, OperomapError
+
+__all__ = [
+    "AllFailedError",
+    "OperoBackendWarning",
+    "OperoError",
+    "OperoFunction",
+    "OperomapError",
+    "opero",
+]
+__version__ = "3.0.0.dev0"
+
+logger.disable("opero")

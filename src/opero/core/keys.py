@@ -1,0 +1,119 @@
+"""Cache keys: a canonical, stable encoding of call arguments.
+
+Disk (and shared) caches need keys that are the same in another process and on another
+day, so they never use ``hash()`` or raw pickle bytes: arguments are encoded in a
+canonical form (dict keys and set members sorted by their own encoding) and the encoding
+is hashed with BLAKE2b. Only the types listed in :func:`encode` are accepted; anything
+else raises :class:`Unkeyable` and the call runs uncached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import hashlib
+import uuid
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+__all__ = ["Unkeyable", "digest", "encode"]
+
+
+class Unkeyable(TypeError):
+    """An argument has no stable encoding."""
+
+
+def digest(obj: object) -> str:
+    """Hex BLAKE2b digest (128 bits) of the stable encoding of ``obj``."""
+    return hashlib.blake2b(encode(obj), digest_size=16).hexdigest()
+
+
+def encode(obj: object) -> bytes:
+    """The canonical byte encoding of ``obj``; raises :class:`Unkeyable` for other types.
+
+    Covers None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, enum
+    members, dataclass instances, datetime/date/time/timedelta, Decimal, UUID and paths.
+    """
+    out: list[bytes] = []
+    _encode(obj, out, 0)
+    return b"".join(out)
+
+
+def _str(s: str) -> bytes:
+    b = s.encode("utf-8", "surrogatepass")
+    return b"%d:" % len(b) + b
+
+
+def _type_name(t: type) -> bytes:
+    return _str(f"{t.__module__}.{t.__qualname__}")
+
+
+_MAX_DEPTH = 200
+
+
+def _encode(obj: Any, out: list[bytes], depth: int) -> None:  # noqa: C901
+    if depth > _MAX_DEPTH:
+        raise Unkeyable("argument nested too deeply to encode")
+    t = type(obj)
+    if obj is None:
+        out.append(b"N")
+    elif t is bool:
+        out.append(b"T" if obj else b"F")
+    elif isinstance(obj, enum.Enum):
+        out.append(b"E" + _type_name(t) + _str(obj.name))
+    elif t is int:
+        out.append(b"i" + _str(str(obj)))
+    elif t is float:
+        out.append(b"f" + _str(obj.hex()))
+    elif t is str:
+        out.append(b"s" + _str(obj))
+    elif t is bytes or t is bytearray:
+        out.append(b"b%d:" % len(obj) + bytes(obj))
+    elif isinstance(obj, tuple | list):
+        tag = b"(" if isinstance(obj, tuple) else b"["
+        out.append(tag + b"%d:" % len(obj))
+        for item in obj:
+            _encode(item, out, depth + 1)
+    elif isinstance(obj, dict):
+        items = sorted((encode_nested(k, depth), encode_nested(v, depth)) for k, v in obj.items())
+        out.append(b"{%d:" % len(items))
+        for k, v in items:
+            out.append(k)
+            out.append(v)
+    elif isinstance(obj, set | frozenset):
+        members = sorted(encode_nested(m, depth) for m in obj)
+        out.append(b"<%d:" % len(members))
+        out.extend(members)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out.append(b"D" + _type_name(t))
+        fields = dataclasses.fields(obj)
+        out.append(b"%d:" % len(fields))
+        for f in fields:
+            out.append(_str(f.name))
+            _encode(getattr(obj, f.name), out, depth + 1)
+    elif isinstance(obj, _dt.datetime | _dt.date | _dt.time):
+        out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
+    elif isinstance(obj, _dt.timedelta):
+        out.append(b"d" + _str(repr((obj.days, obj.seconds, obj.microseconds))))
+    elif isinstance(obj, Decimal):
+        out.append(b"m" + _str(str(obj)))
+    elif isinstance(obj, uuid.UUID):
+        out.append(b"u" + _str(obj.hex))
+    elif isinstance(obj, PurePath):
+        out.append(b"p" + _str(obj.as_posix()))
+    elif isinstance(obj, int):  # int subclasses that are not enums
+        out.append(b"i" + _type_name(t) + _str(str(int(obj))))
+    elif isinstance(obj, str):
+        out.append(b"s" + _type_name(t) + _str(str(obj)))
+    elif isinstance(obj, float):
+        out.append(b"f" + _type_name(t) + _str(float(obj).hex()))
+    else:
+        raise Unkeyable(f"no stable cache-key encoding for {t.__module__}.{t.__qualname__}")
+
+
+def encode_nested(obj: object, depth: int) -> bytes:
+    out: list[bytes] = []
+    _encode(obj, out, depth + 1)
+    return b"".join(out)

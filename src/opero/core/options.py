@@ -1,0 +1,141 @@
+"""Validation of every decorator option, once, at decoration time.
+
+This is the only module that knows the defaults and the accepted ranges. A bad value
+raises ``ValueError`` or ``TypeError`` naming the option, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CACHE_BACKENDS", "RATE_LIMIT_BACKENDS", "Options"]
+
+CACHE_BACKENDS = ("memory", "disk")
+RATE_LIMIT_BACKENDS = ("memory",)
+_PLANNED_BACKENDS = ("redis",)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The validated options of one decorated function."""
+
+    cache: bool = True
+    cache_ttl: float | None = 3600
+    cache_backend: str = "memory"
+    cache_key: Callable[..., Any] | None = None
+    cache_namespace: str = "opero"
+    cache_maxsize: int = 10_000
+    cache_dir: str | os.PathLike[str] | None = None
+    cache_url: str | None = None
+    retries: int = 3
+    backoff_factor: float = 1.5
+    min_delay: float = 0.1
+    max_delay: float = 30
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    jitter: bool = True
+    timeout: float | None = None
+    arg_fallback: str | None = None
+    rate_limit: float | None = None
+    rate_limit_backend: str = "memory"
+    on_retry: Callable[[Any], object] | None = None
+    on_fallback: Callable[[Any], object] | None = None
+    on_cache_hit: Callable[[Any], object] | None = None
+
+    def __post_init__(self) -> None:
+        _check_bool("cache", self.cache)
+        _check_bool("jitter", self.jitter)
+        _check_number("cache_ttl", self.cache_ttl, minimum=0, strict=True, optional=True)
+        _check_choice("cache_backend", self.cache_backend, CACHE_BACKENDS)
+        _check_callable("cache_key", self.cache_key)
+        if not isinstance(self.cache_namespace, str) or not self.cache_namespace:
+            raise TypeError(
+                f"cache_namespace must be a non-empty str, got {self.cache_namespace!r}"
+            )
+        _check_int("cache_maxsize", self.cache_maxsize, minimum=1)
+        if self.cache_dir is not None and not isinstance(self.cache_dir, str | os.PathLike):
+            raise TypeError(f"cache_dir must be a str or os.PathLike or None, got {self.cache_dir!r}")
+        if self.cache_url is not None and not isinstance(self.cache_url, str):
+            raise TypeError(f"cache_url must be a str or None, got {self.cache_url!r}")
+        _check_int("retries", self.retries, minimum=0)
+        _check_number("backoff_factor", self.backoff_factor, minimum=1)
+        _check_number("min_delay", self.min_delay, minimum=0)
+        _check_number("max_delay", self.max_delay, minimum=0)
+        if self.max_delay < self.min_delay:
+            raise ValueError(
+                f"max_delay must be >= min_delay, got max_delay={self.max_delay!r} "
+                f"< min_delay={self.min_delay!r}"
+            )
+        object.__setattr__(self, "retry_on", _check_retry_on(self.retry_on))
+        _check_number("timeout", self.timeout, minimum=0, strict=True, optional=True)
+        if self.arg_fallback is not None and (
+            not isinstance(self.arg_fallback, str) or not self.arg_fallback.isidentifier()
+        ):
+            raise TypeError(
+                "arg_fallback must be the name of a parameter (str) or None, "
+                f"got {self.arg_fallback!r}"
+            )
+        _check_number("rate_limit", self.rate_limit, minimum=0, strict=True, optional=True)
+        _check_choice("rate_limit_backend", self.rate_limit_backend, RATE_LIMIT_BACKENDS)
+        for name in ("on_retry", "on_fallback", "on_cache_hit"):
+            hook = getattr(self, name)
+            _check_callable(name, hook)
+            if hook is not None and inspect.iscoroutinefunction(hook):
+                raise TypeError(
+                    f"{name} must be a plain callable, got the coroutine function {hook!r}; "
+                    "hooks are called synchronously (schedule async work from inside the hook)"
+                )
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_number(
+    name: str, value: object, *, minimum: float, strict: bool = False, optional: bool = False
+) -> None:
+    accepted = f"a number {'>' if strict else '>='} {minimum}" + (" or None" if optional else "")
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be {accepted}, got {value!r}")
+    if math.isnan(value) or value < minimum or (strict and value == minimum) or value == math.inf:
+        raise ValueError(f"{name} must be {accepted} (finite), got {value!r}")
+
+
+def _check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
+    if value in accepted:
+        return
+    choices = ", ".join(repr(a) for a in accepted)
+    if value in _PLANNED_BACKENDS:
+        raise ValueError(
+            f"{name}={value!r} is not available in this version of opero; accepted: {choices}"
+        )
+    raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _check_callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable or None, got {value!r}")
+
+
+def _check_retry_on(value: object) -> tuple[type[BaseException], ...]:
+    types = value if isinstance(value, tuple) else (value,)
+    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise TypeError(
+            "retry_on must be an exception type or a non-empty tuple of exception types, "
+            f"got {value!r}"
+        )
+    return types

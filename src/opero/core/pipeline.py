@@ -1,0 +1,175 @@
+"""The drivers: retry -> fallback -> rate limit -> call, once sync and once async.
+
+Everything decided at decoration time lives in :class:`Pipeline`; the decision objects
+(:class:`~opero.core.retry.Attempts`, :class:`~opero.core.rate_limit.RateLimiter`,
+:class:`~opero.core.fallback.Fallback`) say what to do, and only :meth:`Pipeline.run` and
+:meth:`Pipeline.run_async` sleep or await. No retry machinery is built until an attempt
+fails. The async driver takes the attempt as a parameter (``invoke``) so that a map can
+hand each attempt to an executor while cache, rate limit and waiting stay in the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from loguru import logger
+
+from opero.core.clock import CLOCK
+from opero.core.fallback import Call, Fallback
+from opero.core.options import Options
+from opero.core.rate_limit import RateLimiter
+from opero.core.retry import NEVER_RETRY, Attempts, Schedule
+from opero.core.timeout import call_with_timeout, timeout_error
+
+__all__ = ["AsyncInvoke", "Pipeline"]
+
+AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+
+
+class Pipeline:
+    """The uncached part of one decorated function: rounds x values, each rate-limited."""
+
+    def __init__(self, func: Callable[..., Any], options: Options, name: str) -> None:
+        self.func = func
+        self.name = name
+        self.retry_on = options.retry_on
+        self.schedule = Schedule(
+            retries=options.retries,
+            min_delay=options.min_delay,
+            backoff_factor=options.backoff_factor,
+            max_delay=options.max_delay,
+            jitter=options.jitter,
+            retry_on=options.retry_on,
+        )
+        self.fallback = Fallback(func, options.arg_fallback) if options.arg_fallback else None
+        self.limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
+        self.timeout = options.timeout
+        self.on_retry = options.on_retry
+        self.on_fallback = options.on_fallback
+        #: nothing to do before the first attempt: the decorator may call the function directly
+        self.direct = self.fallback is None and self.limiter is None and self.timeout is None
+
+    # ----- shared decisions -------------------------------------------------------------
+    def _expand(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[list[object] | None, list[Call] | None]:
+        expanded = self.fallback.expand(args, kwargs) if self.fallback is not None else None
+        return expanded if expanded is not None else (None, None)
+
+    def _attempts(self, values: list[object] | None) -> Attempts:
+        param = self.fallback.param if self.fallback is not None else None
+        return Attempts(self.schedule, self.name, param, values)
+
+    def _after(self, attempts: Attempts, exc: BaseException) -> float:
+        """The wait before the next attempt; raises when ``exc`` ends the call."""
+        if isinstance(exc, NEVER_RETRY):
+            raise exc
+        delay = attempts.failed(exc, self.on_retry, self.on_fallback)
+        if delay is None:
+            error = attempts.error()
+            if error is exc:
+                raise exc
+            raise error from None
+        return delay
+
+    def _reserve(self) -> tuple[float, float] | None:
+        """Book a rate-limit slot: ``(admission time, seconds to wait)``, or None if free."""
+        limiter = self.limiter
+        if limiter is None or CLOCK.zero_waits:
+            return None
+        now = CLOCK.monotonic()
+        at = limiter.reserve(now)
+        if at <= now:
+            return None
+        logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
+        return at, at - now
+
+    # ----- sync driver --------------------------------------------------------------------
+    def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.timeout is None:
+            return self.func(*args, **kwargs)
+        return call_with_timeout(self.func, args, kwargs, self.timeout, self.name)
+
+    def run(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        failure: BaseException | None = None,
+    ) -> Any:
+        """Run the call to its end; ``failure`` is the first attempt's exception if it was
+        already made (the decorator's fast path)."""
+        values, calls = self._expand(args, kwargs)
+        attempts: Attempts | None = None
+        exc = failure
+        while True:
+            if exc is None:
+                a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
+                slot = self._reserve()
+                if slot is not None:
+                    try:
+                        CLOCK.sleep(slot[1])
+                    except BaseException:
+                        self.limiter.release(slot[0])  # type: ignore[union-attr]
+                        raise
+                try:
+                    return self.invoke(a, k)
+                except self.retry_on as e:
+                    exc = e
+            if attempts is None:
+                attempts = self._attempts(values)
+            delay = self._after(attempts, exc)
+            exc = None
+            if delay > 0 and not CLOCK.zero_waits:
+                CLOCK.sleep(delay)
+
+    # ----- async driver -------------------------------------------------------------------
+    async def invoke_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await self.func(*args, **kwargs)
+
+    async def _invoke_timed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        assert self.timeout is not None
+        scope = asyncio.timeout(self.timeout)
+        try:
+            async with scope:
+                return await self.func(*args, **kwargs)
+        except TimeoutError as exc:
+            if scope.expired():
+                raise timeout_error(self.name, self.timeout) from exc
+            raise
+
+    async def run_async(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        failure: BaseException | None = None,
+        invoke: AsyncInvoke | None = None,
+    ) -> Any:
+        """The async twin of :meth:`run`; ``invoke`` runs one attempt (default: await the
+        function, under ``asyncio.timeout`` when ``timeout`` is set)."""
+        if invoke is None:
+            invoke = self.invoke_async if self.timeout is None else self._invoke_timed
+        values, calls = self._expand(args, kwargs)
+        attempts: Attempts | None = None
+        exc = failure
+        while True:
+            if exc is None:
+                a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
+                slot = self._reserve()
+                if slot is not None:
+                    try:
+                        await CLOCK.async_sleep(slot[1])
+                    except BaseException:
+                        self.limiter.release(slot[0])  # type: ignore[union-attr]
+                        raise
+                try:
+                    return await invoke(a, k)
+                except self.retry_on as e:
+                    exc = e
+            if attempts is None:
+                attempts = self._attempts(values)
+            delay = self._after(attempts, exc)
+            exc = None
+            if delay > 0 and not CLOCK.zero_waits:
+                await CLOCK.async_sleep(delay)

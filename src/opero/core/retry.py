@@ -1,0 +1,213 @@
+"""Retry decisions: the backoff schedule, server-directed delays, and the walk over
+rounds x fallback values. Nothing here sleeps; the drivers in :mod:`opero.core.pipeline`
+act on what these objects decide."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from loguru import logger
+
+from opero.core.hooks import FallbackDetails, RetryDetails, fire
+from opero.errors import AllFailedError
+
+__all__ = ["NEVER_RETRY", "Attempts", "Schedule", "backoff_delay", "retry_after_of"]
+
+#: Never retried or turned into a fallback, whatever ``retry_on`` says.
+NEVER_RETRY: tuple[type[BaseException], ...] = (
+    asyncio.CancelledError,
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+)
+
+JITTER = 0.25  #: each delay is spread uniformly within +-25 %
+
+
+def backoff_delay(k: int, min_delay: float, backoff_factor: float, max_delay: float) -> float:
+    """Delay before retry ``k`` (1-based): ``min(max_delay, min_delay * factor ** (k - 1))``."""
+    try:
+        raw = min_delay * backoff_factor ** (k - 1)
+    except OverflowError:
+        return max_delay
+    return min(max_delay, raw)
+
+
+def jittered(delay: float, max_delay: float, rand: Callable[[], float] = random.random) -> float:
+    """``delay`` spread uniformly within +-25 %, never above ``max_delay``."""
+    return min(max_delay, delay * (1 - JITTER + 2 * JITTER * rand()))
+
+
+def retry_after_of(exc: BaseException, now: Callable[[], datetime] | None = None) -> float | None:
+    """Seconds the server asked to wait, from ``exc.retry_after`` or a ``Retry-After`` header.
+
+    Reads a numeric ``retry_after`` attribute, else ``exc.response.headers["Retry-After"]``
+    (seconds or an HTTP date, as httpx and requests expose it). ``None`` when absent or unreadable.
+    """
+    value: Any = getattr(exc, "retry_after", None)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _finite_non_negative(float(value))
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        header = headers.get("Retry-After")
+        if header is None and isinstance(headers, dict):
+            lowered = {str(k).lower(): v for k, v in headers.items()}
+            header = lowered.get("retry-after")
+    except Exception:
+        return None
+    if header is None:
+        return None
+    text = header.decode() if isinstance(header, bytes) else str(header)
+    text = text.strip()
+    try:
+        return _finite_non_negative(float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now() if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def _finite_non_negative(value: float) -> float | None:
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return max(0.0, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The retry policy of one decorated function (validated options)."""
+
+    retries: int
+    min_delay: float
+    backoff_factor: float
+    max_delay: float
+    jitter: bool
+    retry_on: tuple[type[BaseException], ...]
+
+    def retryable(self, exc: BaseException) -> bool:
+        """True when ``exc`` may be retried or passed to the next fallback value."""
+        return isinstance(exc, self.retry_on) and not isinstance(exc, NEVER_RETRY)
+
+    def delay(
+        self, k: int, retry_after: float | None = None, rand: Callable[[], float] = random.random
+    ) -> float:
+        """Seconds to wait before retry ``k``; a server-directed delay wins, capped, unjittered."""
+        if retry_after is not None:
+            return min(self.max_delay, retry_after)
+        base = backoff_delay(k, self.min_delay, self.backoff_factor, self.max_delay)
+        return jittered(base, self.max_delay, rand) if self.jitter else base
+
+
+class Attempts:
+    """The walk over rounds x fallback values of one call, after its first failure.
+
+    :meth:`failed` records a failed attempt and answers what to do next: the delay before
+    the next attempt (``0.0`` for the next fallback value within a round) or ``None`` when
+    nothing is left, after which :meth:`error` is the exception to raise.
+    """
+
+    __slots__ = ("_hint", "errors", "index", "name", "param", "round", "schedule", "values")
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        name: str,
+        param: str | None = None,
+        values: Sequence[object] | None = None,
+    ) -> None:
+        self.schedule = schedule
+        self.name = name
+        self.param = param
+        self.values = values  # None: no fallback in play
+        self.round = 1
+        self.index = 0
+        self.errors: list[BaseException] = []
+        self._hint: float | None = None
+
+    @property
+    def rounds(self) -> int:
+        return self.schedule.retries + 1
+
+    def failed(
+        self,
+        exc: BaseException,
+        on_retry: Callable[[Any], object] | None = None,
+        on_fallback: Callable[[Any], object] | None = None,
+    ) -> float | None:
+        """Record ``exc`` as the outcome of the current attempt; return the next wait or None."""
+        values = self.values
+        if values is None:
+            where = f"attempt {self.round}/{self.rounds}"
+        else:
+            where = f"round {self.round}/{self.rounds}, {self.param}={values[self.index]!r}"
+        self.errors.append(exc)
+        logger.debug("{}: {} failed: {!r}", self.name, where, exc)
+        hint = retry_after_of(exc)
+        if hint is not None and (self._hint is None or hint > self._hint):
+            self._hint = hint
+        if values is not None:
+            exc.add_note(where)
+            if self.index + 1 < len(values):
+                self.index += 1
+                logger.debug(
+                    "{}: falling back to {}={!r}", self.name, self.param, values[self.index]
+                )
+                fire(
+                    on_fallback,
+                    FallbackDetails(
+                        self.name,
+                        self.param or "",
+                        values[self.index - 1],
+                        values[self.index],
+                        self.round,
+                        exc,
+                    ),
+                )
+                return 0.0
+        if self.round > self.schedule.retries:
+            return None
+        delay = self.schedule.delay(self.round, self._hint)
+        logger.debug("{}: round {} failed, sleeping {:.3f}s", self.name, self.round, delay)
+        fire(on_retry, RetryDetails(self.name, self.round, self.rounds, delay, exc))
+        self.round += 1
+        self.index = 0
+        self._hint = None
+        return delay
+
+    def error(self) -> BaseException:
+        """The exception to raise once :meth:`failed` returned None."""
+        last = self.errors[-1]
+        if self.values is None:
+            for i, earlier in enumerate(self.errors[:-1], start=1):
+                if earlier is not last:
+                    last.add_note(f"attempt {i}/{self.rounds} failed earlier: {earlier!r}")
+            return last
+        excs = [e if isinstance(e, Exception) else _wrap(e) for e in self.errors]
+        return AllFailedError(
+            f"{self.name}: all {len(self.errors)} attempts failed "
+            f"({self.rounds} round(s) x {len(self.values)} value(s) of {self.param})",
+            excs,
+        )
+
+
+def _wrap(exc: BaseException) -> Exception:
+    # ExceptionGroup holds only Exception; a BaseException put in retry_on is wrapped.
+    wrapped = Exception(repr(exc))
+    wrapped.__cause__ = exc
+    return wrapped

@@ -1,0 +1,47 @@
+"""A per-attempt time limit for sync functions.
+
+Python cannot stop a thread, so a sync attempt with ``timeout=`` runs on a daemon helper
+thread: when it overruns, the caller stops waiting and gets ``TimeoutError``; the attempt
+runs on, its result is discarded, and interpreter exit does not wait for it. (Async
+attempts use ``asyncio.timeout`` in the driver and are really cancelled.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["call_with_timeout", "timeout_error"]
+
+
+def timeout_error(name: str, seconds: float) -> TimeoutError:
+    return TimeoutError(f"{name}: attempt exceeded timeout={seconds}s and was abandoned")
+
+
+def call_with_timeout(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    seconds: float,
+    name: str,
+) -> Any:
+    """``func(*args, **kwargs)`` on a daemon thread; ``TimeoutError`` after ``seconds``."""
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append((True, func(*args, **kwargs)))
+        except BaseException as exc:
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=attempt, name=f"opero-timeout:{name}", daemon=True).start()
+    if not done.wait(seconds):
+        raise timeout_error(name, seconds)
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value

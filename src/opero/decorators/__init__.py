@@ -1,0 +1,3 @@
+"""The public decorators."""
+
+__all__: list[str] = []

@@ -1,0 +1,58 @@
+"""Exception and warning types that opero defines.
+
+Every error opero raises on its own account derives from :class:`OperoError`. The user's
+own exceptions pass through unchanged; configuration mistakes raise ``ValueError`` or
+``TypeError`` at decoration time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["AllFailedError", "OperoBackendWarning", "OperoError", "OperomapError"]
+
+
+class OperoError(Exception):
+    """Base class of every error that opero itself raises."""
+
+
+class AllFailedError(OperoError, ExceptionGroup):  # type: ignore[misc]
+    """Every fallback value of every round failed.
+
+    An :class:`ExceptionGroup`: ``.exceptions`` holds each attempt's exception in the order
+    the attempts were made, each with a note naming its round and fallback value
+    (``round 2/4, model='b'``). ``except*`` works on it.
+    """
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AllFailedError:
+        return super().__new__(cls, message, exceptions)
+
+
+class OperomapError(OperoError, ExceptionGroup):  # type: ignore[misc]
+    """One or more items of an ``@operomap`` call failed.
+
+    ``.exceptions`` holds the failures (each with a note naming the item's index);
+    ``.results`` is the full list of results in input order with each failed item's
+    exception in its place, so no successful result is lost.
+    """
+
+    results: list[object]
+
+    def __new__(
+        cls, message: str, exceptions: Sequence[Exception], results: list[object] | None = None
+    ) -> OperomapError:
+        self = super().__new__(cls, message, exceptions)
+        self.results = list(results) if results is not None else []
+        return self
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], results: list[object] | None = None
+    ) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> OperomapError:
+        return OperomapError(self.message, excs, self.results)
+
+
+class OperoBackendWarning(UserWarning):
+    """A cache or rate-limit backend failed at run time; the call ran without it."""
