@@ -16,7 +16,7 @@ class OperoError(Exception):
     """Base class of every error that opero itself raises."""
 
 
-class AllFailedError(OperoError, ExceptionGroup):  # type: ignore[misc]
+class AllFailedError(OperoError, ExceptionGroup):
     """Every fallback value of every round failed.
 
     An :class:`ExceptionGroup`: ``.exceptions`` holds each attempt's exception in the order
@@ -28,7 +28,7 @@ class AllFailedError(OperoError, ExceptionGroup):  # type: ignore[misc]
         return super().__new__(cls, message, exceptions)
 
 
-class OperomapError(OperoError, ExceptionGroup):  # type: ignore[misc]
+class OperomapError(OperoError, ExceptionGroup):
     """One or more items of an ``@operomap`` call failed.
 
     ``.exceptions`` holds the failures (each with a note naming the item's index);
@@ -50,7 +50,7 @@ class OperomapError(OperoError, ExceptionGroup):  # type: ignore[misc]
     ) -> None:
         super().__init__(message, exceptions)
 
-    def derive(self, excs: Sequence[Exception]) -> OperomapError:
+    def derive(self, excs: Sequence[Exception]) -> OperomapError:  # type: ignore[override]
         return OperomapError(self.message, excs, self.results)
 
 

@@ -15,7 +15,7 @@ import pickle
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,7 +28,7 @@ from opero.core.keys import Unkeyable, digest
 from opero.core.options import Options
 from opero.core.singleflight import SingleFlight
 
-__all__ = ["MISS", "KWD_MARK", "CacheLayer", "DiskStore", "MemoryStore"]
+__all__ = ["KWD_MARK", "MISS", "CacheLayer", "DiskStore", "MemoryStore"]
 
 
 class _Miss:
@@ -88,7 +88,7 @@ class MemoryStore:
             while len(self.data) > self.maxsize:
                 self.data.popitem(last=False)
 
-    def discard(self, keys: set[Hashable]) -> None:
+    def discard(self, keys: Iterable[Hashable]) -> None:
         with self._lock:
             for key in keys:
                 self.data.pop(key, None)
@@ -212,7 +212,9 @@ class CacheLayer:
         head: tuple[Any, ...] = ()
         if self.keys_self and args:
             head, args = (_Identity(id(args[0])),), args[1:]
-        key: tuple[Any, ...] = (*head, *args, KWD_MARK, *kwargs.items()) if kwargs else (*head, *args)
+        key: tuple[Any, ...] = (
+            (*head, *args, KWD_MARK, *kwargs.items()) if kwargs else (*head, *args)
+        )
         try:
             hash(key)
         except TypeError:  # unhashable arguments: their stable encoding instead

@@ -30,9 +30,10 @@ class Fallback:
                 for n, q in signature.parameters.items()
                 if q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)
             )
+            name = getattr(func, "__qualname__", func)
             raise ValueError(
-                f"arg_fallback={param!r} is not a parameter of "
-                f"{getattr(func, '__qualname__', func)!r}; its parameters are: {accepted or '(none)'}"
+                f"arg_fallback={param!r} is not a parameter of {name!r}; "
+                f"its parameters are: {accepted or '(none)'}"
             )
         self.signature = signature
         self.param = param

@@ -53,7 +53,7 @@ def _type_name(t: type) -> bytes:
 _MAX_DEPTH = 200
 
 
-def _encode(obj: Any, out: list[bytes], depth: int) -> None:  # noqa: C901
+def _encode(obj: Any, out: list[bytes], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise Unkeyable("argument nested too deeply to encode")
     t = type(obj)

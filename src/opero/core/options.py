@@ -36,7 +36,7 @@ class Options:
     backoff_factor: float = 1.5
     min_delay: float = 0.1
     max_delay: float = 30
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,)
     jitter: bool = True
     timeout: float | None = None
     arg_fallback: str | None = None
@@ -58,7 +58,9 @@ class Options:
             )
         _check_int("cache_maxsize", self.cache_maxsize, minimum=1)
         if self.cache_dir is not None and not isinstance(self.cache_dir, str | os.PathLike):
-            raise TypeError(f"cache_dir must be a str or os.PathLike or None, got {self.cache_dir!r}")
+            raise TypeError(
+                f"cache_dir must be a str or os.PathLike or None, got {self.cache_dir!r}"
+            )
         if self.cache_url is not None and not isinstance(self.cache_url, str):
             raise TypeError(f"cache_url must be a str or None, got {self.cache_url!r}")
         _check_int("retries", self.retries, minimum=0)
@@ -89,6 +91,11 @@ class Options:
                     f"{name} must be a plain callable, got the coroutine function {hook!r}; "
                     "hooks are called synchronously (schedule async work from inside the hook)"
                 )
+
+    @property
+    def retry_types(self) -> tuple[type[BaseException], ...]:
+        """``retry_on`` as a tuple of exception types."""
+        return self.retry_on if isinstance(self.retry_on, tuple) else (self.retry_on,)
 
 
 def _check_bool(name: str, value: object) -> None:

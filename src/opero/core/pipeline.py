@@ -34,14 +34,14 @@ class Pipeline:
     def __init__(self, func: Callable[..., Any], options: Options, name: str) -> None:
         self.func = func
         self.name = name
-        self.retry_on = options.retry_on
+        self.retry_on = options.retry_types
         self.schedule = Schedule(
             retries=options.retries,
             min_delay=options.min_delay,
             backoff_factor=options.backoff_factor,
             max_delay=options.max_delay,
             jitter=options.jitter,
-            retry_on=options.retry_on,
+            retry_on=options.retry_types,
         )
         self.fallback = Fallback(func, options.arg_fallback) if options.arg_fallback else None
         self.limiter = RateLimiter(options.rate_limit) if options.rate_limit else None

@@ -22,7 +22,7 @@ __all__ = ["Flight", "SingleFlight"]
 class Flight:
     """One in-progress computation of a key."""
 
-    __slots__ = ("abandoned", "error", "event", "loops", "value")
+    __slots__ = ("abandoned", "error", "event", "loops", "value", "waiting")
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -30,6 +30,7 @@ class Flight:
         self.error: BaseException | None = None
         self.abandoned = False
         self.loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.waiting = 0  #: callers waiting on this flight (observability and tests)
 
     def outcome(self) -> Any:
         """The leader's value, or raise the leader's error."""
@@ -39,7 +40,11 @@ class Flight:
 
     def wait(self) -> None:
         """Block the calling thread until the leader is done."""
-        self.event.wait()
+        self.waiting += 1
+        try:
+            self.event.wait()
+        finally:
+            self.waiting -= 1
 
 
 class SingleFlight:
@@ -93,9 +98,12 @@ class SingleFlight:
                 return
             entry = (loop, future)
             flight.loops.append(entry)
+            flight.waiting += 1
         try:
             await future
         finally:
+            with self._lock:
+                flight.waiting -= 1
             if not future.done():
                 with self._lock:
                     if entry in flight.loops:
@@ -103,6 +111,11 @@ class SingleFlight:
 
     def __len__(self) -> int:
         return len(self._flights)
+
+    def waiting(self) -> int:
+        """How many callers wait on flights of this function right now."""
+        with self._lock:
+            return sum(f.waiting for f in self._flights.values())
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from opero.core.cache import KWD_MARK, MISS, CacheLayer
+from opero.core.cache import KWD_MARK, MISS, CacheLayer, MemoryStore
 from opero.core.options import Options
 from opero.core.pipeline import Pipeline
 
@@ -22,18 +22,17 @@ __all__ = ["OperoFunction", "opero"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 Hook = Callable[[Any], object]
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
 
 
-class OperoFunction(Protocol, Generic[P, R_co]):
+class OperoFunction(Protocol, Generic[P, R]):
     """A function decorated by ``@opero``: same parameters and return type, plus
     ``cache_clear()``."""
 
-    __wrapped__: Callable[P, R_co]
+    __wrapped__: Callable[P, R]
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def cache_clear(self) -> None:
         """Remove every cached result of this function."""
@@ -181,11 +180,12 @@ def check_function(fn: object, decorator: str = "opero") -> Callable[..., Any]:
     if not callable(fn):
         raise TypeError(f"@{decorator} decorates a function, got {fn!r}")
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        name = getattr(fn, "__qualname__", fn)
         raise TypeError(
-            f"@{decorator} cannot wrap the generator function {fn.__qualname__!r}: a retry "
+            f"@{decorator} cannot wrap the generator function {name!r}: a retry "
             "cannot replay a half-consumed stream; return a list instead"
         )
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def decorate_with(fn: Callable[..., Any], options: Options) -> Any:
@@ -199,9 +199,9 @@ def decorate_with(fn: Callable[..., Any], options: Options) -> Any:
     else:
         wrapper = _sync_wrapper(fn, pipeline, layer)
     functools.update_wrapper(wrapper, fn)
-    wrapper.cache_clear = layer.clear if layer is not None else _nothing  # type: ignore[attr-defined]
-    wrapper.__opero_pipeline__ = pipeline  # type: ignore[attr-defined]
-    wrapper.__opero_cache__ = layer  # type: ignore[attr-defined]
+    wrapper.cache_clear = layer.clear if layer is not None else _nothing
+    wrapper.__opero_pipeline__ = pipeline
+    wrapper.__opero_cache__ = layer
     return wrapper
 
 
@@ -258,8 +258,9 @@ def _sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
 
         return call_cached
 
-    data = layer.store.data  # type: ignore[union-attr]
-    lookup, touch, timer = data.get, data.move_to_end, layer.store.timer  # type: ignore[union-attr]
+    store = layer.store
+    assert isinstance(store, MemoryStore)
+    lookup, touch, timer = store.data.get, store.data.move_to_end, store.timer
 
     def call_memory(*args: Any, **kwargs: Any) -> Any:
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args
@@ -327,8 +328,9 @@ def _async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer
 
         return call_cached
 
-    data = layer.store.data  # type: ignore[union-attr]
-    lookup, touch, timer = data.get, data.move_to_end, layer.store.timer  # type: ignore[union-attr]
+    store = layer.store
+    assert isinstance(store, MemoryStore)
+    lookup, touch, timer = store.data.get, store.data.move_to_end, store.timer
 
     async def call_memory(*args: Any, **kwargs: Any) -> Any:
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args

@@ -1,0 +1,134 @@
+"""SPEC 2: sync stays sync, async stays async, metadata kept, generators refused, bare use."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import opero as opero_pkg
+from opero import opero
+
+
+def test_sync_metadata_preserved() -> None:
+    def fetch(url: str, *, retries_hint: int = 2) -> bytes:
+        """Fetch a URL."""
+        return url.encode()
+
+    wrapped = opero(fetch)
+    assert not inspect.iscoroutinefunction(wrapped)
+    assert wrapped.__name__ == "fetch"
+    assert wrapped.__doc__ == "Fetch a URL."
+    assert wrapped.__qualname__.endswith("fetch")
+    assert inspect.signature(wrapped) == inspect.signature(fetch)
+    assert wrapped.__annotations__ == fetch.__annotations__
+    assert wrapped.__wrapped__ is fetch
+    assert wrapped("u") == b"u"
+
+
+async def test_async_stays_coroutine_function() -> None:
+    @opero()
+    async def fetch(url: str) -> str:
+        """Async fetch."""
+        await asyncio.sleep(0)
+        return url
+
+    assert inspect.iscoroutinefunction(fetch)
+    assert fetch.__doc__ == "Async fetch."
+    assert list(inspect.signature(fetch).parameters) == ["url"]
+    assert await fetch("x") == "x"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"cache": False},
+        {"cache": False, "rate_limit": 5},
+        {"arg_fallback": "x"},
+        {"timeout": 5},
+    ],
+)
+async def test_every_wrapper_variant_keeps_kind(options: dict[str, object]) -> None:
+    async def a(x: int = 1) -> int:
+        return x
+
+    def s(x: int = 1) -> int:
+        return x
+
+    wa = opero(**options)(a)  # type: ignore[arg-type]
+    ws = opero(**options)(s)  # type: ignore[arg-type]
+    assert inspect.iscoroutinefunction(wa)
+    assert not inspect.iscoroutinefunction(ws)
+    assert await wa(3) == 3
+    assert ws(3) == 3
+
+
+def test_generators_refused() -> None:
+    def gen() -> object:
+        yield 1
+
+    async def agen() -> object:
+        yield 1
+
+    with pytest.raises(
+        TypeError, match="generator function 'test_generators_refused.<locals>.gen'"
+    ):
+        opero(gen)
+    with pytest.raises(TypeError, match="cannot replay a half-consumed stream"):
+        opero()(agen)
+
+
+def test_not_callable_refused() -> None:
+    with pytest.raises(TypeError, match="decorates a function"):
+        opero()(42)  # type: ignore[call-overload]
+
+
+def test_bare_and_called_forms() -> None:
+    @opero
+    def a() -> int:
+        return 1
+
+    @opero()
+    def b() -> int:
+        return 2
+
+    assert (a(), b()) == (1, 2)
+
+
+def test_public_api() -> None:
+    assert set(opero_pkg.__all__) >= {
+        "opero",
+        "OperoError",
+        "AllFailedError",
+        "OperomapError",
+        "OperoBackendWarning",
+    }
+    for name in opero_pkg.__all__:
+        assert hasattr(opero_pkg, name)
+    assert issubclass(opero_pkg.AllFailedError, opero_pkg.OperoError)
+    assert issubclass(opero_pkg.OperomapError, ExceptionGroup)
+    assert issubclass(opero_pkg.OperoBackendWarning, Warning)
+
+
+def test_type_hints_preserved_for_type_checkers() -> None:
+    """tests/typing/api.py is never run: mypy reads its assert_type lines."""
+    root = Path(__file__).parent
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            str(root / "typing" / "api.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
