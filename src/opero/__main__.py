@@ -1,0 +1,154 @@
+"""``python -m opero``: a tour of every mechanism against a simulated flaky service.
+
+No network, embedded defaults, a few seconds. Each section prints what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from typing import Any
+
+from opero import AllFailedError, opero
+from opero.core.hooks import FallbackDetails, RetryDetails
+
+
+class FlakyService:
+    """A pretend LLM API: "big" and "huge" are overloaded, "medium" fails now and then."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.random = random.Random(seed)
+        self.calls: list[str] = []
+        self.start = time.monotonic()
+
+    def complete(self, prompt: str, model: str) -> str:
+        self.calls.append(model)
+        time.sleep(0.02)  # network latency
+        if model in ("big", "huge"):
+            raise ConnectionError(f"503 {model} is overloaded")
+        if model == "medium" and self.random.random() < 0.5:
+            raise TimeoutError("medium timed out")
+        return f"[{model}] answer to {prompt!r}"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def on_retry(d: RetryDetails) -> None:
+    say(f"    retry: round {d.round}/{d.rounds} failed ({d.error!r}); waiting {d.delay:.2f}s")
+
+
+def on_fallback(d: FallbackDetails) -> None:
+    say(f"    fallback: {d.param}={d.failed_value!r} failed ({d.error}); trying {d.next_value!r}")
+
+
+def section(title: str) -> None:
+    say()
+    say(f"== {title}")
+
+
+def main() -> int:
+    service = FlakyService()
+
+    section("1. cache: the second identical call is answered from memory")
+
+    @opero(retries=0)
+    def ask_cached(prompt: str) -> str:
+        return service.complete(prompt, "small")
+
+    t0 = time.perf_counter()
+    ask_cached("hello")
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ask_cached("hello")
+    second = time.perf_counter() - t0
+    say(f"    first call {first * 1000:.1f} ms (service called), second {second * 1e6:.1f} us (hit)")
+    say(f"    service calls: {len(service.calls)}")
+
+    section("2. retry with backoff: 'medium' fails at random, opero tries again")
+    service.calls.clear()
+
+    @opero(cache=False, retries=5, min_delay=0.05, backoff_factor=2, on_retry=on_retry)
+    def ask_medium(prompt: str) -> str:
+        return service.complete(prompt, "medium")
+
+    for i in range(3):
+        say(f"    -> {ask_medium(f'question {i}')}")
+    say(f"    service calls: {len(service.calls)} for 3 answers")
+
+    section("3. fallback: try each model in order until one answers")
+    service.calls.clear()
+
+    @opero(
+        cache=False,
+        retries=1,
+        min_delay=0.05,
+        arg_fallback="model",
+        on_fallback=on_fallback,
+        on_retry=on_retry,
+    )
+    def ask(prompt: str, model: Any = ("big", "medium", "small")) -> str:
+        return service.complete(prompt, model)
+
+    say(f"    -> {ask('what is opero?')}")
+    say(f"    models called in order: {service.calls}")
+
+    section("4. when every model fails: AllFailedError lists every attempt")
+
+    @opero(cache=False, retries=1, min_delay=0.05, arg_fallback="model")
+    def ask_big_only(prompt: str, model: Any = ("big", "huge")) -> str:
+        return service.complete(prompt, model)
+
+    try:
+        ask_big_only("anything")
+    except AllFailedError as group:
+        say(f"    {group}")
+        for exc in group.exceptions:
+            say(f"      {exc!r:45} {'; '.join(getattr(exc, '__notes__', []))}")
+
+    section("5. a global rate limit: 8 threads share 20 calls/s")
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts: list[float] = []
+
+    @opero(cache=False, rate_limit=20)
+    def tick(i: int) -> int:
+        starts.append(time.monotonic())
+        return i
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(tick, range(16)))
+    starts.sort()
+    span = starts[-1] - starts[0]
+    say(f"    16 calls in {span:.2f}s = {15 / span:.1f} calls/s (mean gap {span / 15 * 1000:.1f} ms)")
+
+    section("6. async: the same decorator on async def, single-flight on concurrent misses")
+    computed = 0
+
+    @opero(rate_limit=50, retries=2, min_delay=0.02)
+    async def fetch(url: str) -> str:
+        nonlocal computed
+        computed += 1
+        await asyncio.sleep(0.05)
+        return f"<page {url}>"
+
+    async def crawl() -> list[str]:
+        urls = [f"https://example.test/{i % 5}" for i in range(20)]
+        return await asyncio.gather(*(fetch(u) for u in urls))
+
+    t0 = time.perf_counter()
+    pages = asyncio.run(crawl())
+    took = time.perf_counter() - t0
+    say(f"    20 requests for 5 distinct URLs: {len(pages)} pages, {computed} real fetches, "
+        f"{took:.2f}s")
+
+    say()
+    say("all mechanisms worked: cache, retry, fallback, errors, rate limit, async")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
