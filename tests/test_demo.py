@@ -15,4 +15,6 @@ def test_demo_runs() -> None:
         assert marker in text
     assert "models called in order: ['big', 'medium', 'small']" in text
     assert "5 real fetches" in text
-    assert text.rstrip().endswith("all mechanisms worked: cache, retry, fallback, errors, rate limit, async")
+    assert text.rstrip().endswith(
+        "all mechanisms worked: cache, retry, fallback, errors, rate limit, async"
+    )

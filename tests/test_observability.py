@@ -17,7 +17,9 @@ from opero.core.hooks import CacheHitDetails
 def log() -> list[str]:
     records: list[str] = []
     logger.enable("opero")
-    sink = logger.add(lambda m: records.append(m.record["message"]), level="DEBUG", format="{message}")
+    sink = logger.add(
+        lambda m: records.append(m.record["message"]), level="DEBUG", format="{message}"
+    )
     yield records
     logger.remove(sink)
     logger.disable("opero")
@@ -44,7 +46,7 @@ def test_disabled_by_default_in_a_fresh_process() -> None:
 
 def test_debug_events_when_enabled(clock, log: list[str]) -> None:
     @opero(retries=1, arg_fallback="model", rate_limit=1, jitter=False)
-    def ask(model: list[str] = ["a", "b"]) -> str:  # noqa: B006
+    def ask(model: list[str] = ["a", "b"]) -> str:
         raise ConnectionError(model)
 
     with pytest.raises(AllFailedError):
@@ -119,7 +121,7 @@ def test_metrics_from_hooks(clock) -> None:
         on_fallback=count("fallbacks"),
         on_cache_hit=count("hits"),
     )
-    def ask(q: str, model: list[str] = ["a", "b"]) -> str:  # noqa: B006
+    def ask(q: str, model: list[str] = ["a", "b"]) -> str:
         attempts["n"] += 1
         if attempts["n"] < 4:
             raise ConnectionError

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import fields
 
 import pytest
 
 from opero import opero
-from opero.core.options import Options
+from opero.core.options import DEFAULTS, Options
 
 
 def f(x: int, model: str = "a") -> int:
@@ -75,11 +74,17 @@ def test_boundaries_accepted() -> None:
 
 def test_decorator_defaults_match_options_defaults() -> None:
     params = inspect.signature(opero).parameters
-    for field in fields(Options):
-        assert params[field.name].default == field.default, field.name
-    assert set(params) - {"func"} == {f.name for f in fields(Options)}
+    for name, default in DEFAULTS.items():
+        assert params[name].default == default, name
+    assert set(params) - {"func"} == set(DEFAULTS)
+
+
+def test_unknown_option_named() -> None:
+    with pytest.raises(TypeError, match="unknown option.*retires"):
+        Options(retires=3)
 
 
 def test_options_are_frozen() -> None:
     with pytest.raises(AttributeError, match=re.escape("retries")):
-        Options().retries = 5  # type: ignore[misc]
+        Options().retries = 5
+    assert "retries=5" in repr(Options(retries=5))

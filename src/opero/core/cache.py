@@ -16,17 +16,18 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
 from opero.core.clock import CLOCK
 from opero.core.health import report_backend_failure
-from opero.core.hooks import CacheHitDetails, fire
 from opero.core.keys import Unkeyable, digest
 from opero.core.options import Options
 from opero.core.singleflight import SingleFlight
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["KWD_MARK", "MISS", "CacheLayer", "DiskStore", "MemoryStore"]
 
@@ -104,6 +105,8 @@ _disk_lock = threading.Lock()
 
 def default_cache_dir() -> Path:
     """The platform's user cache directory for opero."""
+    from pathlib import Path
+
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("opero", appauthor=False))
@@ -167,6 +170,8 @@ class CacheLayer:
         if options.cache_backend == "memory":
             self.store = MemoryStore(options.cache_maxsize, options.cache_ttl)
         else:
+            from pathlib import Path
+
             directory = Path(options.cache_dir) if options.cache_dir is not None else None
             self.store = DiskStore(directory, options.cache_ttl, self.prefix)
         self.backend = self.store.backend
@@ -253,6 +258,8 @@ class CacheLayer:
             report_backend_failure(self.backend, "read", exc)
             return MISS
         if value is not MISS and self.on_hit is not None:
+            from opero.core.hooks import CacheHitDetails, fire
+
             fire(self.on_hit, CacheHitDetails(self.name, self.backend, key))
         return value
 

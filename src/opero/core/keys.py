@@ -9,13 +9,8 @@ else raises :class:`Unkeyable` and the call runs uncached.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
 import enum
-import hashlib
-import uuid
-from decimal import Decimal
-from pathlib import PurePath
+import sys
 from typing import Any
 
 __all__ = ["Unkeyable", "digest", "encode"]
@@ -27,6 +22,8 @@ class Unkeyable(TypeError):
 
 def digest(obj: object) -> str:
     """Hex BLAKE2b digest (128 bits) of the stable encoding of ``obj``."""
+    import hashlib
+
     return hashlib.blake2b(encode(obj), digest_size=16).hexdigest()
 
 
@@ -86,23 +83,8 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
         members = sorted(encode_nested(m, depth) for m in obj)
         out.append(b"<%d:" % len(members))
         out.extend(members)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out.append(b"D" + _type_name(t))
-        fields = dataclasses.fields(obj)
-        out.append(b"%d:" % len(fields))
-        for f in fields:
-            out.append(_str(f.name))
-            _encode(getattr(obj, f.name), out, depth + 1)
-    elif isinstance(obj, _dt.datetime | _dt.date | _dt.time):
-        out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
-    elif isinstance(obj, _dt.timedelta):
-        out.append(b"d" + _str(repr((obj.days, obj.seconds, obj.microseconds))))
-    elif isinstance(obj, Decimal):
-        out.append(b"m" + _str(str(obj)))
-    elif isinstance(obj, uuid.UUID):
-        out.append(b"u" + _str(obj.hex))
-    elif isinstance(obj, PurePath):
-        out.append(b"p" + _str(obj.as_posix()))
+    elif _encode_library_type(obj, t, out, depth):
+        pass
     elif isinstance(obj, int):  # int subclasses that are not enums
         out.append(b"i" + _type_name(t) + _str(str(int(obj))))
     elif isinstance(obj, str):
@@ -111,6 +93,42 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"f" + _type_name(t) + _str(float(obj).hex()))
     else:
         raise Unkeyable(f"no stable cache-key encoding for {t.__module__}.{t.__qualname__}")
+
+
+def _encode_library_type(obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    """Dataclasses, datetime, Decimal, UUID, paths. A module that was never imported cannot
+    have made ``obj``, so each check looks in ``sys.modules`` instead of importing."""
+    modules = sys.modules
+    dataclasses = modules.get("dataclasses")
+    if dataclasses is not None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out.append(b"D" + _type_name(t))
+        fields = dataclasses.fields(obj)
+        out.append(b"%d:" % len(fields))
+        for f in fields:
+            out.append(_str(f.name))
+            _encode(getattr(obj, f.name), out, depth + 1)
+        return True
+    dt = modules.get("datetime")
+    if dt is not None:
+        if isinstance(obj, dt.datetime | dt.date | dt.time):
+            out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
+            return True
+        if isinstance(obj, dt.timedelta):
+            out.append(b"d" + _str(repr((obj.days, obj.seconds, obj.microseconds))))
+            return True
+    decimal = modules.get("decimal")
+    if decimal is not None and isinstance(obj, decimal.Decimal):
+        out.append(b"m" + _str(str(obj)))
+        return True
+    uuid = modules.get("uuid")
+    if uuid is not None and isinstance(obj, uuid.UUID):
+        out.append(b"u" + _str(obj.hex))
+        return True
+    pathlib = modules.get("pathlib")
+    if pathlib is not None and isinstance(obj, pathlib.PurePath):
+        out.append(b"p" + _str(obj.as_posix()))
+        return True
+    return False
 
 
 def encode_nested(obj: object, depth: int) -> bytes:

@@ -10,43 +10,88 @@ import inspect
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CACHE_BACKENDS", "RATE_LIMIT_BACKENDS", "Options"]
+__all__ = ["CACHE_BACKENDS", "DEFAULTS", "RATE_LIMIT_BACKENDS", "Options"]
 
 CACHE_BACKENDS = ("memory", "disk")
 RATE_LIMIT_BACKENDS = ("memory",)
 _PLANNED_BACKENDS = ("redis",)
 
 
-@dataclass(frozen=True, slots=True)
+#: every option and its default; the decorators' signatures repeat these (a test pins them)
+DEFAULTS: dict[str, Any] = {
+    "cache": True,
+    "cache_ttl": 3600,
+    "cache_backend": "memory",
+    "cache_key": None,
+    "cache_namespace": "opero",
+    "cache_maxsize": 10_000,
+    "cache_dir": None,
+    "cache_url": None,
+    "retries": 3,
+    "backoff_factor": 1.5,
+    "min_delay": 0.1,
+    "max_delay": 30,
+    "retry_on": (Exception,),
+    "jitter": True,
+    "timeout": None,
+    "arg_fallback": None,
+    "rate_limit": None,
+    "rate_limit_backend": "memory",
+    "on_retry": None,
+    "on_fallback": None,
+    "on_cache_hit": None,
+}
+
+
 class Options:
-    """The validated options of one decorated function."""
+    """The validated, immutable options of one decorated function."""
 
-    cache: bool = True
-    cache_ttl: float | None = 3600
-    cache_backend: str = "memory"
-    cache_key: Callable[..., Any] | None = None
-    cache_namespace: str = "opero"
-    cache_maxsize: int = 10_000
-    cache_dir: str | os.PathLike[str] | None = None
-    cache_url: str | None = None
-    retries: int = 3
-    backoff_factor: float = 1.5
-    min_delay: float = 0.1
-    max_delay: float = 30
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,)
-    jitter: bool = True
-    timeout: float | None = None
-    arg_fallback: str | None = None
-    rate_limit: float | None = None
-    rate_limit_backend: str = "memory"
-    on_retry: Callable[[Any], object] | None = None
-    on_fallback: Callable[[Any], object] | None = None
-    on_cache_hit: Callable[[Any], object] | None = None
+    __slots__ = tuple(DEFAULTS)
 
-    def __post_init__(self) -> None:
+    cache: bool
+    cache_ttl: float | None
+    cache_backend: str
+    cache_key: Callable[..., Any] | None
+    cache_namespace: str
+    cache_maxsize: int
+    cache_dir: str | os.PathLike[str] | None
+    cache_url: str | None
+    retries: int
+    backoff_factor: float
+    min_delay: float
+    max_delay: float
+    retry_on: type[BaseException] | tuple[type[BaseException], ...]
+    jitter: bool
+    timeout: float | None
+    arg_fallback: str | None
+    rate_limit: float | None
+    rate_limit_backend: str
+    on_retry: Callable[[Any], object] | None
+    on_fallback: Callable[[Any], object] | None
+    on_cache_hit: Callable[[Any], object] | None
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(DEFAULTS))
+        if unknown:
+            raise TypeError(
+                f"unknown option(s): {', '.join(unknown)}; accepted: {', '.join(DEFAULTS)}"
+            )
+        for name, default in DEFAULTS.items():
+            object.__setattr__(self, name, values.get(name, default))
+        self._validate()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"options are frozen: cannot assign to {name!r}")
+
+    def __repr__(self) -> str:
+        changed = ", ".join(
+            f"{n}={getattr(self, n)!r}" for n, d in DEFAULTS.items() if getattr(self, n) != d
+        )
+        return f"Options({changed})"
+
+    def _validate(self) -> None:
         _check_bool("cache", self.cache)
         _check_bool("jitter", self.jitter)
         _check_number("cache_ttl", self.cache_ttl, minimum=0, strict=True, optional=True)

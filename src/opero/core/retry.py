@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from opero.core.hooks import FallbackDetails, RetryDetails, fire
 from opero.errors import AllFailedError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["NEVER_RETRY", "Attempts", "Schedule", "backoff_delay", "retry_after_of"]
 
@@ -40,8 +38,12 @@ def backoff_delay(k: int, min_delay: float, backoff_factor: float, max_delay: fl
     return min(max_delay, raw)
 
 
-def jittered(delay: float, max_delay: float, rand: Callable[[], float] = random.random) -> float:
+def jittered(delay: float, max_delay: float, rand: Callable[[], float] | None = None) -> float:
     """``delay`` spread uniformly within +-25 %, never above ``max_delay``."""
+    if rand is None:
+        import random
+
+        rand = random.random
     return min(max_delay, delay * (1 - JITTER + 2 * JITTER * rand()))
 
 
@@ -69,6 +71,9 @@ def retry_after_of(exc: BaseException, now: Callable[[], datetime] | None = None
         return None
     text = header.decode() if isinstance(header, bytes) else str(header)
     text = text.strip()
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
     try:
         return _finite_non_negative(float(text))
     except ValueError:
@@ -89,23 +94,34 @@ def _finite_non_negative(value: float) -> float | None:
     return max(0.0, value)
 
 
-@dataclass(frozen=True, slots=True)
 class Schedule:
     """The retry policy of one decorated function (validated options)."""
 
-    retries: int
-    min_delay: float
-    backoff_factor: float
-    max_delay: float
-    jitter: bool
-    retry_on: tuple[type[BaseException], ...]
+    __slots__ = ("backoff_factor", "jitter", "max_delay", "min_delay", "retries", "retry_on")
+
+    def __init__(
+        self,
+        *,
+        retries: int,
+        min_delay: float,
+        backoff_factor: float,
+        max_delay: float,
+        jitter: bool,
+        retry_on: tuple[type[BaseException], ...],
+    ) -> None:
+        self.retries = retries
+        self.min_delay = min_delay
+        self.backoff_factor = backoff_factor
+        self.max_delay = max_delay
+        self.jitter = jitter
+        self.retry_on = retry_on
 
     def retryable(self, exc: BaseException) -> bool:
         """True when ``exc`` may be retried or passed to the next fallback value."""
         return isinstance(exc, self.retry_on) and not isinstance(exc, NEVER_RETRY)
 
     def delay(
-        self, k: int, retry_after: float | None = None, rand: Callable[[], float] = random.random
+        self, k: int, retry_after: float | None = None, rand: Callable[[], float] | None = None
     ) -> float:
         """Seconds to wait before retry ``k``; a server-directed delay wins, capped, unjittered."""
         if retry_after is not None:
@@ -168,23 +184,29 @@ class Attempts:
                 logger.debug(
                     "{}: falling back to {}={!r}", self.name, self.param, values[self.index]
                 )
-                fire(
-                    on_fallback,
-                    FallbackDetails(
-                        self.name,
-                        self.param or "",
-                        values[self.index - 1],
-                        values[self.index],
-                        self.round,
-                        exc,
-                    ),
-                )
+                if on_fallback is not None:
+                    from opero.core.hooks import FallbackDetails, fire
+
+                    fire(
+                        on_fallback,
+                        FallbackDetails(
+                            self.name,
+                            self.param or "",
+                            values[self.index - 1],
+                            values[self.index],
+                            self.round,
+                            exc,
+                        ),
+                    )
                 return 0.0
         if self.round > self.schedule.retries:
             return None
         delay = self.schedule.delay(self.round, self._hint)
         logger.debug("{}: round {} failed, sleeping {:.3f}s", self.name, self.round, delay)
-        fire(on_retry, RetryDetails(self.name, self.round, self.rounds, delay, exc))
+        if on_retry is not None:
+            from opero.core.hooks import RetryDetails, fire
+
+            fire(on_retry, RetryDetails(self.name, self.round, self.rounds, delay, exc))
         self.round += 1
         self.index = 0
         self._hint = None
