@@ -73,7 +73,9 @@ class MemoryStore:
         if entry is None:
             return MISS
         if entry[0] <= self.timer():
-            self.data.pop(key, None)
+            with self._lock:  # drop it unless another thread stored a fresh entry meanwhile
+                if self.data.get(key) is entry:
+                    del self.data[key]
             return MISS
         try:
             self.data.move_to_end(key)
