@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["AllFailedError", "OperoBackendWarning", "OperoError", "OperomapError"]
+__all__ = [
+    "AllFailedError",
+    "OperoBackendWarning",
+    "OperoError",
+    "OperomapError",
+    "RemoteError",
+    "WorkerCrashedError",
+]
 
 
 class OperoError(Exception):
@@ -52,6 +59,39 @@ class OperomapError(OperoError, ExceptionGroup):
 
     def derive(self, excs: Sequence[Exception]) -> OperomapError:  # type: ignore[override]
         return OperomapError(self.message, excs, self.results)
+
+
+class WorkerCrashedError(OperoError):
+    """A worker process died (a segfault, ``os._exit``, a kill) while it ran this attempt."""
+
+
+class RemoteError(OperoError):
+    """An exception raised in a worker process that could not cross back to the caller.
+
+    Carries what the caller needs: ``type_name`` (the original exception's qualified type),
+    ``message`` (its ``str``), ``remote_traceback`` (formatted in the worker) and
+    ``retry_after`` (a server-directed delay read in the worker, or None), which opero's
+    retry honours like the original's.
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        remote_traceback: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (self.type_name, self.message, self.remote_traceback, self.retry_after),
+        )
 
 
 class OperoBackendWarning(UserWarning):

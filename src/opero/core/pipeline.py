@@ -50,6 +50,8 @@ class Pipeline:
         self.on_fallback = options.on_fallback
         #: nothing to do before the first attempt: the decorator may call the function directly
         self.direct = self.fallback is None and self.limiter is None and self.timeout is None
+        #: the first attempt needs no fallback expansion and no rate-limit slot
+        self.direct_first = self.fallback is None and self.limiter is None
 
     # ----- shared decisions -------------------------------------------------------------
     def _expand(

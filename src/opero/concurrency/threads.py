@@ -1,0 +1,99 @@
+"""Worker threads fed one attempt at a time, handing outcomes back to the caller's loop.
+
+Each thread takes the next attempt from a shared queue as soon as it is free (no batch, so a
+slow attempt never holds others back), runs it, and appends the outcome to an outbox; the
+caller's loop is woken once for however many outcomes are waiting, so the cost of crossing
+between threads is shared by every attempt that finished meanwhile. An ``async def`` runs on
+an event loop of the thread's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from opero.concurrency.attempts import Outcome, run_one
+
+__all__ = ["ThreadWorkers"]
+
+
+class ThreadWorkers:
+    """``workers`` daemon threads running attempts of one function."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        workers: int,
+        deliver: Callable[[list[tuple[Any, Outcome]]], None],
+        timeout: float | None = None,
+        name: str = "",
+    ) -> None:
+        self.fn = fn
+        self.timeout = timeout
+        self.deliver = deliver
+        self.inbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...], dict[str, Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self.outbox: deque[tuple[Any, Outcome]] = deque()
+        self.loop = asyncio.get_running_loop()
+        self._wake_pending = False
+        self._stopped = False
+        self._is_async = inspect.iscoroutinefunction(fn)
+        self.threads = [
+            threading.Thread(target=self._main, name=f"opero:{name}:{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, token: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.inbox.put((token, args, kwargs))
+
+    def _main(self) -> None:
+        own_loop = asyncio.new_event_loop() if self._is_async else None
+        try:
+            while True:
+                job = self.inbox.get()
+                if job is None or self._stopped:
+                    return
+                token, args, kwargs = job
+                outcome = run_one(self.fn, args, kwargs, self.timeout, own_loop)
+                if self._stopped:
+                    return  # abandoned: the result is dropped
+                self.outbox.append((token, outcome))
+                if not self._wake_pending:
+                    self._wake_pending = True
+                    try:
+                        self.loop.call_soon_threadsafe(self._flush)
+                    except RuntimeError:  # the caller's loop is closed
+                        return
+        finally:
+            if own_loop is not None:
+                own_loop.close()
+
+    def _flush(self) -> None:
+        self._wake_pending = False
+        outbox = self.outbox
+        done: list[tuple[Any, Outcome]] = []
+        while outbox:
+            done.append(outbox.popleft())
+        if done:
+            self.deliver(done)
+
+    def stop(self, *, abort: bool = False) -> None:
+        """Let the threads exit once idle; ``abort`` drops queued attempts and results
+        (running attempts cannot be stopped: they finish on their own)."""
+        if abort:
+            self._stopped = True
+            try:
+                while True:
+                    self.inbox.get_nowait()
+            except queue.Empty:
+                pass
+        for _ in self.threads:
+            self.inbox.put(None)
