@@ -57,6 +57,8 @@ def _worker_main(conn: Connection, ref: FunctionRef, timeout: float | None) -> N
             outcomes: list[Outcome] = [(False, setup_error, None)] * len(batch)
         else:
             outcomes = run_batch(fn, batch, timeout)
+            # an exception must survive the round trip: check each failure here
+            outcomes = [o if o[0] else portable(o) for o in outcomes]
         try:
             conn.send(outcomes)
         except Exception:

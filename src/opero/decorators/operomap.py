@@ -326,7 +326,7 @@ class _Progress:
         except ImportError:  # pragma: no cover - tqdm is a dependency
             return
         total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
-        self.bar = tqdm(total=total, desc=name, file=sys.stderr, leave=False, dynamic_ncols=True)
+        self.bar = tqdm(total=total, desc=name, file=sys.stderr, leave=True, dynamic_ncols=True)
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -395,7 +395,7 @@ class _MapRunner:
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
-        handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=4)
+        handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
         control: dict[str, Any] = {}
         ready = threading.Event()
 
@@ -413,7 +413,13 @@ class _MapRunner:
                 return
             await _put(handoff, ("end", None))
 
-        helper = threading.Thread(target=asyncio.run, args=(pump(),), name="opero-map-iter")
+        def drive() -> None:
+            try:
+                asyncio.run(pump())
+            except asyncio.CancelledError:  # the consumer stopped early
+                pass
+
+        helper = threading.Thread(target=drive, name="opero-map-iter")
         helper.daemon = True
         helper.start()
         ready.wait()

@@ -1,0 +1,59 @@
+"""Module-level functions for process-mode tests (workers load them by name)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from opero import operomap
+
+
+def square(x: int, add: int = 0) -> int:
+    return x * x + add
+
+
+async def asquare(x: int, add: int = 0) -> int:
+    await asyncio.sleep(0)
+    return x * x + add
+
+
+def pid_of(x: int) -> int:
+    return os.getpid()
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+def die_on_five(x: int) -> int:
+    if x == 5:
+        os._exit(7)
+    return x
+
+
+class NotRoundTrippable(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = 2.5
+
+
+def unpicklable_error(x: int) -> int:
+    raise NotRoundTrippable("cannot come back", 42)
+
+
+def returns_lambda(x: int) -> object:
+    return lambda: x
+
+
+def sleepy(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+@operomap(mode="process", workers=2, cache=False, retries=0, progress=False)
+def decorated_square(x: int) -> int:
+    return x * x
