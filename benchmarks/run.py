@@ -214,6 +214,297 @@ def p9(repeat: int) -> tuple[list[Row], dict[str, float]]:
     return rows, best
 
 
+# ----- P4: a global rate limit ---------------------------------------------------------------
+
+
+def _rate_stats(starts: list[float], rate: float) -> tuple[float, int]:
+    starts = sorted(starts)
+    achieved = (len(starts) - 1) / (starts[-1] - starts[0])
+    worst = max(sum(1 for t in starts[i:] if t - s < 1.0) for i, s in enumerate(starts))
+    return achieved, worst
+
+
+def stamp(_: int) -> float:
+    return time.monotonic()
+
+
+async def astamp(_: int) -> float:
+    return time.monotonic()
+
+
+def p4(rate: float = 20, calls: int = 41) -> tuple[list[Row], dict[str, float]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opero import operomap
+
+    runs: dict[str, list[float]] = {}
+    f = opero(cache=False, rate_limit=rate)(stamp)
+    runs["sync"] = [f(i) for i in range(calls)]
+    f = opero(cache=False, rate_limit=rate)(stamp)
+    with ThreadPoolExecutor(8) as pool:
+        runs["threads (8)"] = list(pool.map(f, range(calls)))
+    af = opero(cache=False, rate_limit=rate)(astamp)
+
+    async def tasks() -> list[float]:
+        return list(await asyncio.gather(*(af(i) for i in range(calls))))
+
+    runs["async (100 tasks)"] = asyncio.run(tasks())
+    pm = operomap(mode="process", workers=2, cache=False, rate_limit=rate, progress=False)(stamp)
+    runs["operomap process (2)"] = pm(range(calls))
+    rows, figures = [], {}
+    for name, starts in runs.items():
+        achieved, worst = _rate_stats(starts, rate)
+        ok = abs(achieved - rate) / rate <= 0.02 and worst <= rate + 1
+        figures[name] = achieved
+        rows.append(
+            Row(
+                f"P4 rate {rate:g}/s {name} (max {worst} in 1 s)",
+                achieved,
+                "target rate",
+                rate,
+                "within 2 %, <= 21/s window",
+                ok,
+                "/s",
+            )
+        )
+    return rows, figures
+
+
+# ----- P5, P6: parallel maps against the executor and asyncio they stand on -----------------
+
+
+def sleep10(_: int) -> None:
+    time.sleep(0.01)
+
+
+async def asleep10(_: int) -> None:
+    await asyncio.sleep(0.01)
+
+
+def p5(n: int = 1000, workers: int = 100, repeat: int = 3) -> tuple[list[Row], dict[str, float]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opero import operomap
+
+    ideal = n * 0.01 / workers
+    f = operomap(mode="thread", workers=workers, cache=False, progress=False)(sleep10)
+
+    def ours() -> None:
+        f(range(n))
+
+    def peer() -> None:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(sleep10, range(n)))
+
+    o = min(_wall(ours) for _ in range(repeat))
+    pe = min(_wall(peer) for _ in range(repeat))
+    figures = {"opero": o, "ThreadPoolExecutor.map": pe, "ideal": ideal}
+    rows = [
+        Row(
+            "P5 thread map 1000 x 10 ms",
+            o * 1000,
+            "ThreadPoolExecutor.map",
+            pe * 1000,
+            "<= 1.05",
+            o <= 1.05 * pe,
+            "ms",
+        ),
+        Row(
+            "P5 thread map 1000 x 10 ms",
+            o * 1000,
+            "ideal n*d/w",
+            ideal * 1000,
+            "(info)",
+            True,
+            "ms",
+        ),
+        Row(
+            "P5 thread map 1000 x 10 ms",
+            pe * 1000,
+            "(peer vs ideal)",
+            ideal * 1000,
+            "(info)",
+            True,
+            "ms",
+        ),
+    ]
+    return rows, figures
+
+
+def p6(n: int = 10_000, workers: int = 1000, repeat: int = 3) -> tuple[list[Row], dict[str, float]]:
+    from opero import operomap
+
+    ideal = n * 0.01 / workers
+    f = operomap(mode="async", workers=workers, cache=False, progress=False)(asleep10)
+
+    async def peer_map() -> None:
+        sem = asyncio.Semaphore(workers)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await asleep10(i)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+    o = min(_wall(lambda: asyncio.run(f(range(n)))) for _ in range(repeat))
+    pe = min(_wall(lambda: asyncio.run(peer_map())) for _ in range(repeat))
+    figures = {"opero": o, "gather+Semaphore": pe, "ideal": ideal}
+    rows = [
+        Row(
+            "P6 async map 10000 x 10 ms",
+            o * 1000,
+            "gather+Semaphore",
+            pe * 1000,
+            "<= 1.1",
+            o <= 1.1 * pe,
+            "ms",
+        ),
+        Row(
+            "P6 async map 10000 x 10 ms",
+            o * 1000,
+            "ideal n*d/w",
+            ideal * 1000,
+            "(info)",
+            True,
+            "ms",
+        ),
+    ]
+    return rows, figures
+
+
+# ----- P7, P8: process maps ------------------------------------------------------------------
+
+
+def trivial(x: int) -> int:
+    return x + 1
+
+
+def burn(x: int) -> int:
+    """About 20 ms of CPU."""
+    deadline = time.process_time() + 0.02
+    total = 0
+    while time.process_time() < deadline:
+        total += x
+    return total & 1
+
+
+def p7(n: int = 10_000, repeat: int = 3) -> tuple[list[Row], dict[str, float]]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from opero import operomap
+
+    plain = operomap(mode="process", workers=2, cache=False, progress=False)(trivial)
+
+    def ours() -> None:
+        plain(range(n))
+
+    def ours_cached() -> None:
+        # a fresh decoration each run, so every item is a miss (memory cache on)
+        operomap(mode="process", workers=2, progress=False)(trivial)(range(n))
+
+    def peer(chunksize: int) -> Callable[[], None]:
+        def run() -> None:
+            with ProcessPoolExecutor(2) as pool:
+                list(pool.map(trivial, range(n), chunksize=chunksize))
+
+        return run
+
+    pe_by_chunk = {c: min(_wall(peer(c)) for _ in range(repeat)) for c in (250, 1250, 2500, 5000)}
+    best_chunk = min(pe_by_chunk, key=lambda c: pe_by_chunk[c])
+    pe = pe_by_chunk[best_chunk]
+    o = min(_wall(ours) for _ in range(repeat))
+    oc = min(_wall(ours_cached) for _ in range(repeat))
+    figures = {"opero": o, "opero cache on": oc, f"PPE.map chunksize={best_chunk}": pe}
+    rows = [
+        Row(
+            "P7 process map 10000 trivial",
+            o * 1000,
+            f"PPE.map chunk {best_chunk}",
+            pe * 1000,
+            "<= 1.5",
+            o <= 1.5 * pe,
+            "ms",
+        ),
+        Row(
+            "P7 same, memory cache on",
+            oc * 1000,
+            f"PPE.map chunk {best_chunk}",
+            pe * 1000,
+            "<= 3",
+            oc <= 3 * pe,
+            "ms",
+        ),
+    ]
+    return rows, figures
+
+
+def p8(n: int = 200) -> tuple[list[Row], dict[str, float]]:
+    from opero import operomap
+
+    f = operomap(mode="process", workers=2, cache=False, progress=False)(burn)
+    loop = _wall(lambda: [burn(i) for i in range(n)])
+    o = _wall(lambda: f(range(n)))
+    speedup = loop / o
+    figures = {"plain loop": loop, "opero": o, "speed-up": speedup}
+    return [
+        Row(
+            "P8 process map 200 x 20 ms CPU (speed-up)",
+            speedup,
+            "2 cores (limit 2)",
+            2.0,
+            ">= 1.8 x",
+            speedup >= 1.8,
+            "x",
+        )
+    ], figures
+
+
+# ----- P10: memory over a long lazy input -----------------------------------------------------
+
+P10_CHILD = """
+import resource, sys
+from opero import operomap
+
+def none(_):
+    return None
+
+f = operomap(mode="thread", cache=False, progress=False)(none)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = f(i for i in range(int(sys.argv[1])))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(out), (after - before) / 1024)
+"""
+
+
+def p10(n: int = 1_000_000) -> tuple[list[Row], dict[str, float]]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", P10_CHILD, str(n)], capture_output=True, text=True, check=True
+    )
+    took = time.perf_counter() - start
+    count, grew = out.stdout.split()
+    assert int(count) == n
+    growth = float(grew)
+    figures = {"items": float(n), "peak RSS growth MB": growth, "seconds": took}
+    return [
+        Row(
+            f"P10 thread map over {n:,} lazy items: RSS growth",
+            growth,
+            "limit",
+            100.0,
+            "< 100 MB",
+            growth < 100,
+            "MB",
+        )
+    ], figures
+
+
+def _wall(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def render(rows: list[Row]) -> str:
     lines = [
         "| case | opero | peer | peer time | ratio | target | result |",
@@ -221,27 +512,43 @@ def render(rows: list[Row]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.case} | {r.ours:,.0f} {r.unit} | {r.peer_name} | {r.peer:,.0f} {r.unit} "
+            f"| {r.case} | {_fmt(r.ours)} {r.unit} | {r.peer_name} | {_fmt(r.peer)} {r.unit} "
             f"| {r.ratio:.3f} | {r.target} | {'PASS' if r.ok else 'FAIL'} |"
         )
     return "\n".join(lines)
 
 
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+
+
+CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, e.g. P1,P7")
     args = parser.parse_args()
-    number, repeat = (20_000, 3) if args.quick else (200_000, 7)
+    quick = args.quick
+    number, repeat = (20_000, 3) if quick else (200_000, 7)
+    jobs: dict[str, Callable[[], tuple[list[Row], dict[str, float]]]] = {
+        "P1": lambda: p1(number, repeat),
+        "P2": lambda: p2(number, repeat),
+        "P3": lambda: p3(number, repeat),
+        "P4": lambda: p4(calls=21 if quick else 41),
+        "P5": lambda: p5(repeat=1 if quick else 3),
+        "P6": lambda: p6(repeat=1 if quick else 3),
+        "P7": lambda: p7(repeat=1 if quick else 3),
+        "P8": lambda: p8(60 if quick else 200),
+        "P9": lambda: p9(5 if quick else 15),
+        "P10": lambda: p10(100_000 if quick else 1_000_000),
+    }
     rows: list[Row] = []
-    for name, job in (
-        ("P1", lambda: p1(number, repeat)),
-        ("P2", lambda: p2(number, repeat)),
-        ("P3", lambda: p3(number, repeat)),
-        ("P9", lambda: p9(5 if args.quick else 15)),
-    ):
-        got, figures = job()
+    for name in args.cases.split(","):
+        got, figures = jobs[name.strip()]()
         rows += got
-        print(f"{name}: " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()), file=sys.stderr)
+        print(f"{name}: " + ", ".join(f"{k} {v:,.3f}" for k, v in figures.items()), file=sys.stderr)
     print(render(rows))
     failed = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")

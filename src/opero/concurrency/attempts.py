@@ -1,9 +1,10 @@
 """Running a batch of attempts inside a worker (thread or process).
 
-A batch is a list of ``(args, kwargs)``; the answer is one outcome per attempt,
-``(True, value, None)`` or ``(False, exception, formatted_traceback)``. Async functions run
-their batch concurrently on an event loop of the worker. Outcomes that must cross a process
-boundary are made portable first: an exception that cannot make the pickle round trip is
+A thread runs one attempt at a time (:func:`run_one`, outcome ``(ok, value_or_exception,
+traceback)``); a process runs batches (:func:`run_segments`, answer ``(values, failures)``).
+Async functions run a batch concurrently on an event loop of the worker. Outcomes that
+must cross a process boundary are made portable first: an exception that cannot make the
+pickle round trip is
 replaced by a :class:`~opero.errors.RemoteError` carrying its type, message, traceback and
 ``Retry-After``.
 """
@@ -26,14 +27,18 @@ __all__ = [
     "FunctionRef",
     "Outcome",
     "RemoteTraceback",
+    "Results",
+    "Segment",
     "attach_remote_traceback",
-    "portable",
-    "run_batch",
+    "portable_results",
     "run_one",
+    "run_segments",
 ]
 
 Attempt = tuple[tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[bool, Any, str | None]
+Segment = tuple[list[tuple[Any, ...]], dict[str, Any]]  # rows sharing one kwargs
+Results = tuple[list[Any], dict[int, tuple[BaseException, str | None]]]
 
 
 class FunctionRef:
@@ -103,30 +108,38 @@ async def _one_async(
         raise
 
 
-def run_batch(
-    fn: Callable[..., Any], batch: list[Attempt], timeout: float | None = None
-) -> list[Outcome]:
-    """Run every attempt of ``batch``; never raises for an attempt's own exception."""
+def run_segments(
+    fn: Callable[..., Any], segments: list[Segment], timeout: float | None = None
+) -> Results:
+    """Run every attempt of a batch; never raises for an attempt's own exception.
+
+    A batch is a list of segments ``(rows, kwargs)``: each row is the positional arguments
+    of one attempt and ``kwargs`` is shared by the segment's rows. The answer is
+    ``(values, failures)``: one value per attempt in order (None where it failed) and
+    ``{position: (exception, formatted traceback)}`` for the attempts that raised.
+    """
     if inspect.iscoroutinefunction(fn):
-        return asyncio.run(_run_async_batch(fn, batch, timeout))
+        return asyncio.run(_run_async_segments(fn, segments, timeout))
     name = getattr(fn, "__qualname__", repr(fn))
-    outcomes: list[Outcome] = []
-    for args, kwargs in batch:
-        try:
-            if timeout is None:
-                value = fn(*args, **kwargs)
-            else:
-                value = call_with_timeout(fn, args, kwargs, timeout, name)
-        except Exception as exc:
-            outcomes.append((False, exc, traceback.format_exc()))
-        else:
-            outcomes.append((True, value, None))
-    return outcomes
+    values: list[Any] = []
+    failures: dict[int, tuple[BaseException, str | None]] = {}
+    append = values.append
+    for rows, kwargs in segments:
+        for args in rows:
+            try:
+                if timeout is None:
+                    append(fn(*args, **kwargs))
+                else:
+                    append(call_with_timeout(fn, args, kwargs, timeout, name))
+            except Exception as exc:
+                failures[len(values)] = (exc, traceback.format_exc())
+                append(None)
+    return values, failures
 
 
-async def _run_async_batch(
-    fn: Callable[..., Any], batch: list[Attempt], timeout: float | None
-) -> list[Outcome]:
+async def _run_async_segments(
+    fn: Callable[..., Any], segments: list[Segment], timeout: float | None
+) -> Results:
     async def one(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         try:
             value = await _one_async(fn, args, kwargs, timeout)
@@ -134,31 +147,49 @@ async def _run_async_batch(
             return (False, exc, traceback.format_exc())
         return (True, value, None)
 
-    return list(await asyncio.gather(*(one(a, k) for a, k in batch)))
-
-
-def portable(outcome: Outcome) -> Outcome:
-    """``outcome`` if it survives a pickle round trip, else a stand-in that does."""
-    ok, value, tb = outcome
-    try:
-        pickle.loads(pickle.dumps(value))
-    except Exception as exc:
+    outcomes = await asyncio.gather(*(one(a, k) for rows, k in segments for a in rows))
+    values: list[Any] = []
+    failures: dict[int, tuple[BaseException, str | None]] = {}
+    for i, (ok, value, tb) in enumerate(outcomes):
         if ok:
-            error: Exception = RemoteError(
-                "opero.UnpicklableResult",
-                f"the result ({type(value).__qualname__}) cannot be sent back from the worker "
-                f"process: {exc!r}; return a picklable value or use mode='thread'",
-            )
-            return (False, error, None)
-        t = type(value)
-        return (
-            False,
-            RemoteError(
-                f"{t.__module__}.{t.__qualname__}", str(value), tb or "", retry_after_of(value)
-            ),
-            tb,
-        )
-    return outcome
+            values.append(value)
+        else:
+            failures[i] = (value, tb)
+            values.append(None)
+    return values, failures
+
+
+def portable_results(results: Results) -> Results:
+    """``results`` with every value and exception able to cross a process boundary."""
+    values, failures = results
+    checked = {i: _portable_failure(exc, tb) for i, (exc, tb) in failures.items()}
+    for i, value in enumerate(values):
+        if i in checked:
+            continue
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            values[i] = None
+            checked[i] = (_unpicklable_result(value, exc), None)
+    return values, checked
+
+
+def _unpicklable_result(value: object, exc: BaseException) -> RemoteError:
+    return RemoteError(
+        "opero.UnpicklableResult",
+        f"the result ({type(value).__qualname__}) cannot be sent back from the worker "
+        f"process: {exc!r}; return a picklable value or use mode='thread'",
+    )
+
+
+def _portable_failure(exc: BaseException, tb: str | None) -> tuple[BaseException, str | None]:
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        t = type(exc)
+        name = f"{t.__module__}.{t.__qualname__}"
+        return RemoteError(name, str(exc), tb or "", retry_after_of(exc)), tb
+    return exc, tb
 
 
 class WorkerSetupError(OperoError):
@@ -176,14 +207,7 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
-def attach_remote_traceback(outcome: Outcome) -> None:
+def attach_remote_traceback(exc: BaseException, tb: str | None) -> None:
     """Give a failure that crossed a process boundary its worker traceback as ``__cause__``."""
-    ok, exc, tb = outcome
-    if (
-        not ok
-        and tb
-        and isinstance(exc, BaseException)
-        and exc.__cause__ is None
-        and exc.__traceback__ is None
-    ):
+    if tb and exc.__cause__ is None and exc.__traceback__ is None:
         exc.__cause__ = RemoteTraceback(tb)

@@ -1,12 +1,14 @@
-"""The dispatcher: a queue of attempts in the caller, drained in batches by worker slots.
+"""The dispatcher: attempts queued in the caller, run by worker threads or processes.
 
-Each slot is a coroutine in the caller's event loop that takes a batch of ready attempts
-(about ``len(queue) / workers``, at most ``batch_max``), has a worker thread or process run
-it, and hands each outcome to the attempt's callback. Batching keeps the cost per attempt
-low on tiny items; with a rate limit or few items ready, batches are naturally small.
+Threads take one attempt at a time (:mod:`opero.concurrency.threads`). Processes are fed in
+batches: each process slot is a coroutine in the caller's loop that takes the queued jobs
+(a job is a list of attempts with one callback) up to about ``queued / workers`` attempts,
+at most ``batch_max``, has its worker process run them, and hands each job its outcomes.
+Batching keeps the cost per attempt low on tiny items; with a rate limit or few items
+ready, batches are naturally small.
 
-A process slot whose worker dies re-runs that batch's attempts one by one ("solo", not
-counted as attempts); a solo attempt whose worker dies fails with
+A process whose worker dies re-runs that batch's attempts one by one ("solo", not counted as
+attempts); a solo attempt whose worker dies fails with
 :class:`~opero.errors.WorkerCrashedError`. The dead worker is replaced. With ``timeout``, a
 process attempt that overruns has its worker killed and replaced.
 """
@@ -18,34 +20,92 @@ import math
 import multiprocessing
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from opero.concurrency.attempts import (
-    Attempt,
     FunctionRef,
     Outcome,
+    Results,
+    Segment,
     attach_remote_traceback,
 )
 from opero.concurrency.process import ProcessWorker, WorkerDied
 from opero.concurrency.threads import ThreadWorkers
 from opero.core.timeout import timeout_error
 
-__all__ = ["Dispatcher"]
+__all__ = ["BATCH_SECONDS", "PROBE", "Dispatcher", "JobCallback"]
+
+BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
+PROBE = 8  #: attempts in a batch before any has been measured
+JOB_MAX = 256  #: attempts per job, at most
 
 Callback = Callable[[Outcome], None]
+Failures = dict[int, tuple[BaseException, str | None]]
+JobCallback = Callable[[list[Any], Failures], None]
 
 
-class _Entry:
-    __slots__ = ("args", "callback", "kwargs", "solo")
+class _Job:
+    """Attempts with one shared ``kwargs``; ``callback(values, failures)`` gets their results
+    (positions local to the job)."""
+
+    __slots__ = ("callback", "kwargs", "rows", "solo")
 
     def __init__(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback, solo: bool
+        self,
+        rows: list[tuple[Any, ...]],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        solo: bool = False,
     ) -> None:
-        self.args = args
+        self.rows = rows
         self.kwargs = kwargs
         self.callback = callback
         self.solo = solo
+
+
+class _Single:
+    """A job callback for one attempt, answering with an outcome."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+
+    def __call__(self, values: list[Any], failures: Failures) -> None:
+        if failures:
+            exc, tb = failures[0]
+            self.callback((False, exc, tb))
+        else:
+            self.callback((True, values[0], None))
+
+
+class _Gather:
+    """Reassembles a job whose attempts re-run one by one."""
+
+    __slots__ = ("failures", "job", "left", "values")
+
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+        self.values: list[Any] = [None] * len(job.rows)
+        self.failures: Failures = {}
+        self.left = len(job.rows)
+
+    def fill(self, i: int, values: list[Any], failures: Failures) -> None:
+        if failures:
+            self.failures[i] = failures[0]
+        else:
+            self.values[i] = values[0]
+        self.left -= 1
+        if self.left == 0:
+            self.job.callback(self.values, self.failures)
+
+
+class _Requeue:
+    """The batch never ran: its worker died while it waited in the pipe."""
+
+
+REQUEUE = _Requeue()
 
 
 class Dispatcher:
@@ -70,17 +130,31 @@ class Dispatcher:
         # a process attempt under a timeout runs alone, so killing its worker hits only it
         self.batch_max = 1 if (timeout is not None and kind == "process") else batch_max
         self.name = name or getattr(fn, "__qualname__", repr(fn))
-        self.queue: deque[_Entry] = deque()
+        self.queue: deque[_Job] = deque()
+        self.queued = 0  # attempts in the queue
         self._ready: asyncio.Event | None = None
         self._slots: list[asyncio.Task[None]] = []
-        self._threads: ThreadPoolExecutor | None = None
         self._procs: list[ProcessWorker | None] = []
         self._pool: ThreadWorkers | None = None
         self._ref: FunctionRef | None = None
         self._closed = False
         self.started = False
+        #: measured seconds per attempt (moving average), to size batches
+        self.per_attempt: float | None = None
 
     # ----- submitting ----------------------------------------------------------------------
+    def submit_job(
+        self, rows: list[tuple[Any, ...]], kwargs: dict[str, Any], callback: JobCallback
+    ) -> None:
+        """Queue attempts (process workers); ``callback(values, failures)`` runs in the
+        loop when all are done."""
+        if not self.started:
+            self._start()
+        self.queue.append(_Job(rows, kwargs, callback))
+        self.queued += len(rows)
+        assert self._ready is not None
+        self._ready.set()
+
     def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
         """Queue one attempt; ``callback(outcome)`` runs in the loop when it is done."""
         if not self.started:
@@ -88,9 +162,7 @@ class Dispatcher:
         if self._pool is not None:
             self._pool.submit(callback, args, kwargs)
             return
-        self.queue.append(_Entry(args, kwargs, callback, False))
-        assert self._ready is not None
-        self._ready.set()
+        self.submit_job([args], kwargs, _Single(callback))
 
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run one attempt on a worker and return its value or raise its exception."""
@@ -109,30 +181,63 @@ class Dispatcher:
     # ----- workers -------------------------------------------------------------------------
     def _start(self) -> None:
         self.started = True
-        self._ready = asyncio.Event()
         if self.kind == "thread":
             self._pool = ThreadWorkers(
                 self.fn, self.workers, _deliver, timeout=self.timeout, name=self.name
             )
             return
+        self._ready = asyncio.Event()
         self._ref = FunctionRef.of(self.fn)
         ctx = multiprocessing.get_context()
         # start every worker before any helper thread exists (fork-safety)
-        self._procs = [ProcessWorker(ctx, self._ref, None) for _ in range(self.workers)]
-        self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix=f"opero:{self.name}")
+        self._procs = [ProcessWorker(ctx, self._ref) for _ in range(self.workers)]
+        loop = asyncio.get_running_loop()
+        # two batches outstanding per worker keep its pipe full (one, under a timeout, so the
+        # clock of an attempt starts when its worker is free)
+        depth = 1 if self.timeout is not None else 2
         self._slots = [
-            asyncio.get_running_loop().create_task(self._slot(i)) for i in range(self.workers)
+            loop.create_task(self._slot(i % self.workers)) for i in range(self.workers * depth)
         ]
 
-    def _take(self) -> list[_Entry]:
+    def _take(self) -> list[_Job]:
         queue = self.queue
-        if queue[0].solo:
-            return [queue.popleft()]
-        n = min(self.batch_max, max(1, math.ceil(len(queue) / self.workers)))
-        batch: list[_Entry] = []
-        while queue and len(batch) < n and not queue[0].solo:
-            batch.append(queue.popleft())
-        return batch
+        first = queue.popleft()
+        jobs = [first]
+        count = len(first.rows)
+        if not first.solo:
+            n = self._batch_size()
+            while queue and not queue[0].solo and count + len(queue[0].rows) <= n:
+                job = queue.popleft()
+                jobs.append(job)
+                count += len(job.rows)
+        self.queued -= count
+        return jobs
+
+    def _batch_size(self) -> int:
+        """Attempts for the next batch: a fair share of the queue, small enough that a batch
+        takes about BATCH_SECONDS (measured), never more than ``batch_max``."""
+        n = min(self.batch_max, max(1, math.ceil(self.queued / self.workers)))
+        per_attempt = self.per_attempt
+        if per_attempt is None:
+            return min(n, PROBE)  # nothing measured yet: a small first batch
+        if per_attempt > 0:
+            n = min(n, max(1, int(BATCH_SECONDS / per_attempt)))
+        return n
+
+    def job_size(self) -> int:
+        """How many attempts a caller should put in one job: small until attempts are
+        measured (so slow attempts spread over workers), larger for quick ones."""
+        per_attempt = self.per_attempt
+        if per_attempt is None:
+            return PROBE
+        if per_attempt <= 0:
+            return JOB_MAX
+        return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
+
+    def _measure(self, seconds: float, attempts: int) -> None:
+        sample = seconds / attempts
+        old = self.per_attempt
+        self.per_attempt = sample if old is None else (old + sample) / 2
 
     async def _slot(self, i: int) -> None:
         assert self._ready is not None
@@ -142,61 +247,89 @@ class Dispatcher:
                 ready.clear()
                 await ready.wait()
                 continue
-            batch = self._take()
-            maybe = await self._run_process(i, batch)
-            if maybe is None:
-                continue  # re-queued as solo attempts
-            outcomes = maybe
-            for entry, outcome in zip(batch, outcomes, strict=True):
-                if not outcome[0]:
-                    attach_remote_traceback(outcome)
-                entry.callback(outcome)
+            jobs = self._take()
+            payload: list[Segment] = [(job.rows, job.kwargs) for job in jobs]
+            size = sum(len(job.rows) for job in jobs)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            results = await self._run(i, payload, size)
+            self._measure(loop.time() - started, size)
+            if results is REQUEUE:  # queued behind a batch that killed the worker: innocent
+                self._requeue(jobs)
+                continue
+            if results is None:  # the worker died: every attempt re-runs alone
+                self._requeue_solo(jobs)
+                continue
+            assert not isinstance(results, _Requeue)
+            values, failures = results
+            for exc, tb in failures.values():
+                attach_remote_traceback(exc, tb)
+            if len(jobs) == 1:
+                jobs[0].callback(values, failures)
+                continue
+            start = 0
+            for job in jobs:
+                end = start + len(job.rows)
+                local = {p - start: f for p, f in failures.items() if start <= p < end}
+                job.callback(values[start:end], local)
+                start = end
 
-    async def _run_process(self, i: int, batch: list[_Entry]) -> list[Outcome] | None:
-        loop = asyncio.get_running_loop()
+    async def _run(self, i: int, payload: list[Segment], size: int) -> Results | _Requeue | None:
+        """Results of ``payload`` on worker ``i``; None when a batch of several attempts must
+        be re-run attempt by attempt."""
         worker = self._procs[i]
         if worker is None:
             worker = self._procs[i] = self._new_worker()
-        payload: list[Attempt] = [(e.args, e.kwargs) for e in batch]
-        future = loop.run_in_executor(self._threads, worker.run_batch, payload)
+        future = asyncio.wrap_future(worker.submit(payload))
         try:
             if self.timeout is None:
                 return await future
             return await asyncio.wait_for(asyncio.shield(future), self.timeout + 0.05)
         except TimeoutError:
             future.add_done_callback(_ignore)
-            self._replace(i)
+            self._replace(i, worker)
             assert self.timeout is not None
-            return [(False, timeout_error(self.name, self.timeout), None)]
+            return [None], {0: (timeout_error(self.name, self.timeout), None)}
         except WorkerDied as died:
-            self._replace(i)
-            if len(batch) == 1:
-                return [(False, died.crash_error(self.name), None)]
-            for entry in reversed(batch):  # innocent attempts re-run alone, uncounted
-                entry.solo = True
-                self.queue.appendleft(entry)
-            assert self._ready is not None
-            self._ready.set()
+            self._replace(i, worker)
+            if not died.running:
+                return REQUEUE
+            if size == 1:
+                return [None], {0: (died.crash_error(self.name), None)}
             return None
-        except Exception as exc:  # the batch could not be sent (pickling)
-            if len(batch) == 1:
-                return [(False, exc, None)]
-            for entry in reversed(batch):
-                entry.solo = True
-                self.queue.appendleft(entry)
-            assert self._ready is not None
-            self._ready.set()
+        except Exception as exc:  # the batch could not be sent or read back (pickling)
+            if size == 1:
+                return [None], {0: (exc, None)}
             return None
+
+    def _requeue(self, jobs: list[_Job]) -> None:
+        for job in reversed(jobs):
+            self.queue.appendleft(job)
+            self.queued += len(job.rows)
+        assert self._ready is not None
+        self._ready.set()
+
+    def _requeue_solo(self, jobs: list[_Job]) -> None:
+        solos: list[_Job] = []
+        for job in jobs:
+            gather = _Gather(job)
+            for n, row in enumerate(job.rows):
+                solos.append(_Job([row], job.kwargs, partial(gather.fill, n), solo=True))
+        for job in reversed(solos):
+            self.queue.appendleft(job)
+        self.queued += len(solos)
+        assert self._ready is not None
+        self._ready.set()
 
     def _new_worker(self) -> ProcessWorker:
         assert self._ref is not None
-        return ProcessWorker(multiprocessing.get_context(), self._ref, None)
+        return ProcessWorker(multiprocessing.get_context(), self._ref)
 
-    def _replace(self, i: int) -> None:
-        old = self._procs[i]
-        if old is not None:
-            old.kill()
-        self._procs[i] = None if self._closed else self._new_worker()
+    def _replace(self, i: int, dead: ProcessWorker) -> None:
+        """Kill ``dead`` and put a new worker in its place (once, whichever slot asks)."""
+        dead.kill()
+        if self._procs and self._procs[i] is dead:
+            self._procs[i] = None if self._closed else self._new_worker()
 
     # ----- shutting down -------------------------------------------------------------------
     async def close(self, *, abort: bool = False) -> None:
@@ -222,9 +355,6 @@ class Dispatcher:
                 worker.kill()
             else:
                 worker.stop()
-        if self._threads is not None:
-            self._threads.shutdown(wait=not abort, cancel_futures=True)
-            self._threads = None
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (tests, diagnostics)."""
@@ -234,7 +364,7 @@ class Dispatcher:
 def _deliver(done: list[tuple[Any, Outcome]]) -> None:
     for callback, outcome in done:
         if not outcome[0]:
-            attach_remote_traceback(outcome)
+            attach_remote_traceback(outcome[1], outcome[2])
         callback(outcome)
 
 

@@ -2,20 +2,30 @@
 
 Each worker has its own pipe, so a worker that dies breaks nothing but the batch it held
 (unlike a shared ``ProcessPoolExecutor``, where one death breaks every future). The caller
-talks to a worker from a helper thread (:meth:`ProcessWorker.run_batch` blocks); the event
-loop of the caller never blocks on a pipe. Workers ignore SIGINT: the caller handles Ctrl-C
+talks to a worker through two helper threads (one writes batches, one reads results), so
+the event loop of the caller never blocks on a pipe. Workers ignore SIGINT: the caller
+handles Ctrl-C
 and terminates them.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import signal
 import threading
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
 from typing import Any
 
-from opero.concurrency.attempts import Attempt, FunctionRef, Outcome, portable, run_batch
+from opero.concurrency.attempts import (
+    FunctionRef,
+    Results,
+    Segment,
+    portable_results,
+    run_segments,
+)
 from opero.errors import OperoError, WorkerCrashedError
 
 __all__ = ["ProcessWorker", "WorkerDied"]
@@ -24,9 +34,11 @@ __all__ = ["ProcessWorker", "WorkerDied"]
 class WorkerDied(Exception):
     """The worker process ended while the caller waited for it."""
 
-    def __init__(self, exitcode: int | None) -> None:
+    def __init__(self, exitcode: int | None, running: bool = True) -> None:
         super().__init__(f"worker process died (exit code {exitcode})")
         self.exitcode = exitcode
+        #: the batch was running when the process died (False: it was only queued behind)
+        self.running = running
 
     def crash_error(self, name: str) -> WorkerCrashedError:
         return WorkerCrashedError(
@@ -54,19 +66,40 @@ def _worker_main(conn: Connection, ref: FunctionRef, timeout: float | None) -> N
         if batch is None:
             return
         if setup_error is not None:
-            outcomes: list[Outcome] = [(False, setup_error, None)] * len(batch)
+            n = sum(len(rows) for rows, _ in batch)
+            results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
         else:
-            outcomes = run_batch(fn, batch, timeout)
-            # an exception must survive the round trip: check each failure here
-            outcomes = [o if o[0] else portable(o) for o in outcomes]
+            results = run_segments(fn, batch, timeout)
+            if results[1]:  # an exception must survive the round trip: check failures here
+                values, failures = results
+                results = (values, portable_results(([], failures))[1])
         try:
-            conn.send(outcomes)
+            conn.send(results)
         except Exception:
-            conn.send([portable(o) for o in outcomes])
+            conn.send(portable_results(results))
+
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``future`` unless its waiter already gave up on it (cancelled it)."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled meanwhile
+        pass
 
 
 class ProcessWorker:
-    """A live worker process and the caller's end of its pipe."""
+    """A live worker process, with a writer and a reader thread on the caller's side.
+
+    :meth:`submit` queues a batch and returns a ``concurrent.futures.Future`` of its results;
+    several batches may be outstanding (the worker runs them in order), so the next batch
+    is already in the pipe when the worker finishes one. Neither side ever blocks the
+    caller's event loop on the pipe.
+    """
 
     def __init__(self, ctx: Any, ref: FunctionRef, timeout: float | None = None) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
@@ -79,51 +112,114 @@ class ProcessWorker:
         self.process.start()
         child.close()
         self._lock = threading.Lock()
+        self._outbox: queue.SimpleQueue[tuple[list[Segment], Future[Results]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._sent: deque[Future[Results]] = deque()
+        self._dead: WorkerDied | None = None
+        name = f"opero-io:{ref.qualname}:{self.process.pid}"
+        self._writer = threading.Thread(target=self._write, name=name + ":w", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=name + ":r", daemon=True)
+        self._writer.start()
+        self._reader.start()
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
 
-    def run_batch(self, batch: list[Attempt]) -> list[Outcome]:
-        """Send ``batch``, wait for its outcomes (blocking; call from a helper thread).
-
-        Raises :class:`WorkerDied` if the process ends first, and the pickling error if
-        ``batch`` cannot be sent.
-        """
+    def submit(self, batch: list[Segment]) -> Future[Results]:
+        """Queue ``batch``; the future fails with :class:`WorkerDied` if the process ends
+        first, or with the pickling error if the batch cannot be sent."""
+        future: Future[Results] = Future()
         with self._lock:
+            if self._dead is not None:
+                _settle(future, error=self._dead)
+                return future
+        self._outbox.put((batch, future))
+        return future
+
+    def _write(self) -> None:
+        while True:
+            job = self._outbox.get()
+            if job is None:
+                try:
+                    self.conn.send(None)
+                except Exception:
+                    pass
+                return
+            batch, future = job
+            with self._lock:
+                dead = self._dead
+                if dead is None:
+                    self._sent.append(future)  # before sending: the answer may come at once
+            if dead is not None:
+                _settle(future, error=dead)
+                continue
             try:
                 self.conn.send(batch)
-            except (BrokenPipeError, ConnectionResetError, EOFError) as exc:
-                raise WorkerDied(self._exitcode()) from exc
-            try:
-                outcomes: list[Outcome] = self.conn.recv()
-            except (EOFError, OSError) as exc:
-                raise WorkerDied(self._exitcode()) from exc
-            return outcomes
+            except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+                self._die()
+                return
+            except Exception as exc:  # the batch cannot be pickled: nothing was sent
+                with self._lock:
+                    if self._sent and self._sent[-1] is future:
+                        self._sent.pop()
+                _settle(future, error=exc)
 
-    def _exitcode(self) -> int | None:
+    def _read(self) -> None:
+        while True:
+            try:
+                results: Results = self.conn.recv()
+            except (EOFError, OSError):
+                self._die()
+                return
+            except Exception as exc:  # the results could not be unpickled here
+                with self._lock:
+                    future = self._sent.popleft() if self._sent else None
+                if future is not None:
+                    _settle(future, error=exc)
+                continue
+            with self._lock:
+                future = self._sent.popleft() if self._sent else None
+            if future is not None:
+                _settle(future, results)
+
+    def _die(self) -> None:
         self.process.join(timeout=1.0)
-        return self.process.exitcode
+        died = WorkerDied(self.process.exitcode)
+        queued = WorkerDied(self.process.exitcode, running=False)
+        with self._lock:
+            if self._dead is None:
+                self._dead = queued
+            waiting, self._sent = list(self._sent), deque()
+        for n, future in enumerate(waiting):  # the oldest batch sent was the one running
+            _settle(future, error=died if n == 0 else queued)
+        while True:  # fail what the writer has not taken yet
+            try:
+                job = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                _settle(job[1], error=queued)
 
     def stop(self) -> None:
-        """Ask the worker to exit when it is done; terminate it if it does not."""
-        try:
-            self.conn.send(None)
-        except Exception:
-            pass
+        """Ask the worker to exit when it is done; kill it if it does not."""
+        self._outbox.put(None)
         self.process.join(timeout=2.0)
         if self.process.is_alive():
             self.kill()
         self._close()
 
     def kill(self) -> None:
-        """End the worker now (Ctrl-C, a timed-out attempt)."""
+        """End the worker now (Ctrl-C, a timed-out attempt); outstanding batches fail."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5.0)
+        self._outbox.put(None)
         self._close()
 
     def _close(self) -> None:
+        self._reader.join(timeout=5.0)
         try:
             self.conn.close()
         except OSError:

@@ -91,6 +91,16 @@ class MemoryStore:
             while len(self.data) > self.maxsize:
                 self.data.popitem(last=False)
 
+    def set_many(self, pairs: Iterable[tuple[Hashable, Any]]) -> None:
+        expires = float("inf") if self.ttl is None else self.timer() + self.ttl
+        data = self.data
+        with self._lock:
+            for key, value in pairs:
+                data[key] = (expires, value)
+                data.move_to_end(key)
+            while len(data) > self.maxsize:
+                data.popitem(last=False)
+
     def discard(self, keys: Iterable[Hashable]) -> None:
         with self._lock:
             for key in keys:
@@ -277,6 +287,18 @@ class CacheLayer:
         if self.keys_self and args:
             self._track_owner(args, key)
 
+    def put_many(
+        self, keys: list[Hashable | None], values: list[Any], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """:meth:`put` for many calls at once (None keys skipped; one lock for memory)."""
+        store = self.store
+        if isinstance(store, MemoryStore) and not self.keys_self:
+            store.set_many((k, v) for k, v in zip(keys, values, strict=True) if k is not None)
+            return
+        for key, value, args in zip(keys, values, rows, strict=True):
+            if key is not None:
+                self.put(key, value, args)
+
     def clear(self) -> None:
         """Remove every entry of this function (in this namespace, for disk)."""
         with self._owner_lock:
@@ -301,7 +323,7 @@ class CacheLayer:
         while True:
             flight, leader = flights.join(key)
             if not leader:
-                flight.wait()
+                flights.wait(flight)
                 if flight.abandoned:
                     continue
                 return flight.outcome()

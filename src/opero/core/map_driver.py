@@ -16,17 +16,22 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from opero.concurrency.attempts import Outcome
 from opero.concurrency.dispatch import Dispatcher
-from opero.core.cache import MISS, CacheLayer
+from opero.core.cache import KWD_MARK, MISS, CacheLayer, MemoryStore
 from opero.core.pipeline import Pipeline
 from opero.core.singleflight import Flight
 
-__all__ = ["MapDriver", "MapSpec", "Result"]
+__all__ = ["JOB", "MapDriver", "MapSpec", "Run"]
 
-Result = tuple[int, bool, Any]  # (index, ok, value or exception)
+JOB = 8  #: attempts per job before the dispatcher has measured any
+
+#: a run of consecutive results: (first index, values, positions that hold an exception)
+Run = tuple[int, list[Any], frozenset[int] | None]
+FAILED = frozenset({0})  # the one value of a single-item run is an exception
 
 
 class MapSpec:
@@ -71,7 +76,7 @@ class MapDriver:
         self.kwargs = kwargs
         self.pipeline = spec.pipeline
         self.layer = spec.layer
-        self.done: deque[Result] = deque()
+        self.done: deque[Run] = deque()
         self.wake: asyncio.Event | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         #: flights this map leads through the task-free first attempt (abandoned on abort)
@@ -86,18 +91,24 @@ class MapDriver:
                 batch_max=spec.batch_max,
                 name=spec.name,
             )
-        # first attempts may skip the per-item task
+        # first attempts may skip the per-item task ...
         self.first_fast = self.dispatcher is not None and spec.pipeline.direct_first
+        # ... and, for processes, travel in jobs of several items with one callback
+        self.jobs = self.first_fast and spec.kind == "process"
+        # ... read in bulk: with no cache, with no per-item step at all
+        self.bulk = self.jobs
+        self.pending = _Misses()
+        self.open_jobs: set[_MissJob] = set()
         self.invoke = self.dispatcher.invoke if self.dispatcher is not None else None
 
     # ----- the stream ----------------------------------------------------------------------
-    async def stream(self) -> AsyncIterator[list[Result]]:
-        """Chunks of results, in input order (``ordered``) or completion order."""
+    async def stream(self) -> AsyncIterator[list[Run]]:
+        """Chunks of result runs, in input order (``ordered``) or completion order."""
         self.wake = asyncio.Event()
         spec = self.spec
         bound = spec.bound
         ordered = spec.ordered
-        held: dict[int, Result] = {}
+        held: dict[int, Run] = {}
         next_out = 0
         index = 0
         in_flight = 0
@@ -105,6 +116,12 @@ class MapDriver:
         aborted = True
         try:
             while True:
+                if self.bulk and not exhausted and in_flight < bound:
+                    room = bound - in_flight
+                    fed = self._feed_bulk(index, room)
+                    exhausted = fed < room
+                    in_flight += fed
+                    index += fed
                 while not exhausted and in_flight < bound:
                     try:
                         item = next(self.items)
@@ -114,19 +131,27 @@ class MapDriver:
                     in_flight += 1
                     self._start(index, item)
                     index += 1
-                chunk: list[Result] = []
+                if self.pending:
+                    self._submit_pending()
+                chunk: list[Run] = []
                 done = self.done
-                while done:
-                    result = done.popleft()
-                    if ordered:
-                        held[result[0]] = result
-                        while next_out in held:
-                            chunk.append(held.pop(next_out))
-                            next_out += 1
-                    else:
-                        chunk.append(result)
+                if ordered:
+                    while done:
+                        run = done.popleft()
+                        if run[0] == next_out:
+                            chunk.append(run)
+                            next_out += len(run[1])
+                            while held and next_out in held:
+                                run = held.pop(next_out)
+                                chunk.append(run)
+                                next_out += len(run[1])
+                        else:
+                            held[run[0]] = run
+                else:
+                    chunk.extend(done)
+                    done.clear()
                 if chunk:
-                    in_flight -= len(chunk)
+                    in_flight -= sum(len(run[1]) for run in chunk)
                     yield chunk
                     continue
                 if exhausted and in_flight == 0:
@@ -138,6 +163,89 @@ class MapDriver:
         finally:
             await self._close(abort=aborted)
 
+    def _feed_bulk(self, index: int, room: int) -> int:
+        """Read up to ``room`` items and send them as jobs; return how many were read."""
+        items = list(islice(self.items, room))
+        if not items:
+            return 0
+        extra = self.args
+        rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
+        if self.layer is not None:
+            self._lookup_bulk(index, rows)
+            return len(items)
+        dispatcher = self.dispatcher
+        assert dispatcher is not None
+        size = dispatcher.job_size()
+        kwargs = self.kwargs
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            dispatcher.submit_job(part, kwargs, partial(self._bulk_done, index + start, part))
+        return len(items)
+
+    def _lookup_bulk(self, index: int, rows: list[tuple[Any, ...]]) -> None:
+        """Answer cached rows at once; queue the misses (as :meth:`_start` does, in bulk)."""
+        layer = self.layer
+        assert layer is not None
+        done = self.done
+        pending = self.pending
+        kwargs = self.kwargs
+        store = layer.store
+        if layer.fast and layer.on_hit is None and isinstance(store, MemoryStore):
+            data = store.data
+            lookup, touch = data.get, data.move_to_end
+            now = store.timer()
+            tail = (KWD_MARK, *kwargs.items()) if kwargs else ()
+            for n, row in enumerate(rows):
+                key: Hashable | None = (*row, *tail) if tail else row
+                try:
+                    entry = lookup(key)
+                except TypeError:  # unhashable: the stable encoding
+                    key = layer.key(row, kwargs)
+                    entry = None
+                    if key is not None:
+                        value = layer.get(key)
+                        if value is not MISS:
+                            done.append((index + n, [value], None))
+                            continue
+                if entry is not None and entry[0] > now:
+                    try:
+                        touch(key)
+                    except KeyError:
+                        pass
+                    done.append((index + n, [entry[1]], None))
+                    continue
+                pending.add(index + n, key, row)
+            return
+        for n, row in enumerate(rows):
+            key = layer.key(row, kwargs)
+            if key is not None:
+                value = layer.get(key)
+                if value is not MISS:
+                    done.append((index + n, [value], None))
+                    continue
+            pending.add(index + n, key, row)
+
+    def _bulk_done(
+        self,
+        first: int,
+        rows: list[tuple[Any, ...]],
+        values: list[Any],
+        failures: dict[int, tuple[BaseException, str | None]],
+    ) -> None:
+        done = self.done
+        if not failures:
+            done.append((first, values, None))
+        else:
+            for n, value in enumerate(values):
+                failure = failures.get(n)
+                if failure is None:
+                    done.append((first + n, [value], None))
+                else:
+                    self._spawn(self._retry(first + n, None, None, rows[n], failure[0]))
+        wake = self.wake
+        if wake is not None:
+            wake.set()
+
     async def _close(self, *, abort: bool) -> None:
         tasks = list(self.tasks)
         for task in tasks:
@@ -146,14 +254,20 @@ class MapDriver:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self.dispatcher is not None:
             await self.dispatcher.close(abort=abort)
-        if self.leading and self.layer is not None:
+        if self.layer is not None and (self.leading or self.open_jobs):
             stopped = asyncio.CancelledError()
+            flights = self.layer.flights
             for key, flight in list(self.leading.items()):
-                self.layer.flights.fail(key, flight, stopped)  # a waiter elsewhere takes over
+                flights.fail(key, flight, stopped)  # a waiter elsewhere takes over
             self.leading.clear()
+            for job in list(self.open_jobs):
+                for job_key, job_flight in zip(job.keys, job.flights, strict=True):
+                    if job_key is not None and job_flight is not None:
+                        flights.fail(job_key, job_flight, stopped)
+            self.open_jobs.clear()
 
     def _finish(self, index: int, ok: bool, value: Any) -> None:
-        self.done.append((index, ok, value))
+        self.done.append((index, [value], None if ok else FAILED))
         wake = self.wake
         if wake is not None:
             wake.set()
@@ -171,6 +285,9 @@ class MapDriver:
                 if value is not MISS:
                     self._finish(index, True, value)
                     return
+        if self.jobs:
+            self.pending.add(index, key, call_args)  # flights joined per round
+            return
         if self.first_fast:
             flight: Flight | None = None
             if key is not None:
@@ -187,6 +304,73 @@ class MapDriver:
             )
             return
         self._spawn(self._item(index, key, call_args))
+
+    def _submit_pending(self) -> None:
+        """Send the misses gathered by this feeding round as jobs (the dispatcher merges
+        queued jobs into larger batches when many are waiting). Their flights are joined
+        under one lock; a key that someone else is computing is followed instead."""
+        misses, self.pending = self.pending, _Misses()
+        indices, keys, rows = misses.indices, misses.keys, misses.rows
+        flights: list[Flight | None] = [None] * len(indices)
+        layer = self.layer
+        if layer is not None:
+            flights, followers = layer.flights.join_many(keys)
+            if followers:
+                skip = set(followers)
+                for n in followers:
+                    key, follow = keys[n], flights[n]
+                    assert key is not None and follow is not None
+                    self._spawn(self._follow(indices[n], key, rows[n], follow))
+                keep = [n for n in range(len(indices)) if n not in skip]
+                indices = [indices[n] for n in keep]
+                keys = [keys[n] for n in keep]
+                rows = [rows[n] for n in keep]
+                flights = [flights[n] for n in keep]
+        kwargs = self.kwargs
+        dispatcher = self.dispatcher
+        assert dispatcher is not None
+        size = dispatcher.job_size()
+        for start in range(0, len(indices), size):
+            end = start + size
+            job = _MissJob(
+                self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
+            )
+            self.open_jobs.add(job)
+            dispatcher.submit_job(job.rows, kwargs, job.done)
+
+    def _job_done(
+        self,
+        job: _MissJob,
+        values: list[Any],
+        failures: dict[int, tuple[BaseException, str | None]],
+    ) -> None:
+        self.open_jobs.discard(job)
+        layer = self.layer
+        done = self.done
+        indices, keys, flights, rows = job.indices, job.keys, job.flights, job.rows
+        if not failures:
+            if layer is not None:
+                layer.put_many(keys, values, rows)
+                layer.flights.succeed_many(keys, flights, values)
+            if indices[-1] - indices[0] == len(indices) - 1:
+                done.append((indices[0], values, None))  # consecutive: one run
+            else:
+                for index, value in zip(indices, values, strict=True):
+                    done.append((index, [value], None))
+        else:
+            for n, index in enumerate(indices):
+                failure = failures.get(n)
+                if failure is not None:
+                    self._spawn(self._retry(index, keys[n], flights[n], rows[n], failure[0]))
+                    continue
+                key, flight, value = keys[n], flights[n], values[n]
+                if layer is not None and key is not None and flight is not None:
+                    layer.put(key, value, rows[n])
+                    layer.flights.succeed(key, flight, value)
+                done.append((index, [value], None))
+        wake = self.wake
+        if wake is not None:
+            wake.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -273,3 +457,47 @@ class MapDriver:
             self._finish(index, False, exc)
         else:
             self._finish(index, True, value)
+
+
+class _Misses:
+    """Cache misses gathered in one feeding round, as parallel lists."""
+
+    __slots__ = ("indices", "keys", "rows")
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.keys: list[Hashable | None] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
+        self.indices.append(index)
+        self.keys.append(key)
+        self.rows.append(row)
+
+    def __bool__(self) -> bool:
+        return bool(self.indices)
+
+
+class _MissJob:
+    """First attempts of some missed items, sent to the process dispatcher as one job."""
+
+    __slots__ = ("driver", "flights", "indices", "keys", "rows")
+
+    def __init__(
+        self,
+        driver: MapDriver,
+        indices: list[int],
+        keys: list[Hashable | None],
+        flights: list[Flight | None],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        self.driver = driver
+        self.indices = indices
+        self.keys = keys
+        self.flights = flights
+        self.rows = rows
+
+    def done(
+        self, values: list[Any], failures: dict[int, tuple[BaseException, str | None]]
+    ) -> None:
+        self.driver._job_done(self, values, failures)

@@ -20,31 +20,25 @@ __all__ = ["Flight", "SingleFlight"]
 
 
 class Flight:
-    """One in-progress computation of a key."""
+    """One in-progress computation of a key.
 
-    __slots__ = ("abandoned", "error", "event", "loops", "value", "waiting")
+    Attributes start as class-level defaults, so creating a flight (once per cache miss)
+    costs an allocation and nothing else.
+    """
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.abandoned = False
-        self.loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self.waiting = 0  #: callers waiting on this flight (observability and tests)
+    done = False
+    event: threading.Event | None = None  # made when a thread first waits
+    value: Any = None
+    error: BaseException | None = None
+    abandoned = False
+    loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | tuple[()] = ()
+    waiting = 0  #: callers waiting on this flight (observability and tests)
 
     def outcome(self) -> Any:
         """The leader's value, or raise the leader's error."""
         if self.error is not None:
             raise self.error
         return self.value
-
-    def wait(self) -> None:
-        """Block the calling thread until the leader is done."""
-        self.waiting += 1
-        try:
-            self.event.wait()
-        finally:
-            self.waiting -= 1
 
 
 class SingleFlight:
@@ -65,6 +59,53 @@ class SingleFlight:
             flight = self._flights[key] = Flight()
             return flight, True
 
+    def join_many(self, keys: list[Hashable | None]) -> tuple[list[Flight | None], list[int]]:
+        """:meth:`join` for many keys under one lock: the flight of each key (None for a None
+        key) and the positions whose key someone else leads (a repeated key follows its
+        first occurrence)."""
+        out: list[Flight | None] = []
+        followers: list[int] = []
+        flights = self._flights
+        with self._lock:
+            for n, key in enumerate(keys):
+                if key is None:
+                    out.append(None)
+                    continue
+                flight = flights.get(key)
+                if flight is None:
+                    flight = flights[key] = Flight()
+                else:
+                    followers.append(n)
+                out.append(flight)
+        return out, followers
+
+    def succeed_many(
+        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[Any]
+    ) -> None:
+        """:meth:`succeed` for many flights (None entries skipped); one lock."""
+        wake: list[tuple[Flight, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]]]
+        wake = []
+        table = self._flights
+        with self._lock:
+            for key, flight, value in zip(keys, flights, values, strict=True):
+                if flight is None:
+                    continue
+                flight.value = value
+                if table.get(key) is flight:
+                    del table[key]
+                flight.done = True
+                if flight.event is not None or flight.loops:
+                    wake.append((flight, list(flight.loops)))
+                    flight.loops = ()
+        for flight, loops in wake:
+            if flight.event is not None:
+                flight.event.set()
+            for loop, future in loops:
+                try:
+                    loop.call_soon_threadsafe(_wake, future)
+                except RuntimeError:
+                    pass
+
     def succeed(self, key: Hashable, flight: Flight, value: Any) -> None:
         flight.value = value
         self._end(key, flight)
@@ -77,12 +118,30 @@ class SingleFlight:
             flight.abandoned = True
         self._end(key, flight)
 
+    def wait(self, flight: Flight) -> None:
+        """Block the calling thread until the leader of ``flight`` is done."""
+        with self._lock:
+            if flight.done:
+                return
+            if flight.event is None:
+                flight.event = threading.Event()
+            event = flight.event
+            flight.waiting += 1
+        try:
+            event.wait()
+        finally:
+            with self._lock:
+                flight.waiting -= 1
+
     def _end(self, key: Hashable, flight: Flight) -> None:
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
-            loops, flight.loops = flight.loops, []
-            flight.event.set()
+            loops, flight.loops = flight.loops, ()
+            flight.done = True
+            event = flight.event
+        if event is not None:
+            event.set()
         for loop, future in loops:
             try:
                 loop.call_soon_threadsafe(_wake, future)
@@ -94,10 +153,10 @@ class SingleFlight:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if flight.event.is_set():
+            if flight.done:
                 return
             entry = (loop, future)
-            flight.loops.append(entry)
+            flight.loops = [*flight.loops, entry]
             flight.waiting += 1
         try:
             await future

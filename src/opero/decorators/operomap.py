@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from opero.core.cache import CacheLayer
-from opero.core.map_driver import MapDriver, MapSpec, Result
+from opero.core.map_driver import MapDriver, MapSpec, Run
 from opero.core.options import DEFAULTS, Options
 from opero.core.pipeline import Pipeline
 from opero.decorators.opero import Hook, RetryOn, check_function
@@ -40,7 +40,7 @@ MODES = {
     "amap": "async",
     "apmap": "process_async",
 }
-PROCESS_BATCH = 256  #: attempts sent to a worker process at once, at most
+PROCESS_BATCH = 1024  #: attempts sent to a worker process at once, at most
 THREAD_BATCH = 16
 ASYNC_WORKERS = 100
 
@@ -353,11 +353,13 @@ class _MapRunner:
         bar = _Progress(self.progress, items, self.spec.name)
         try:
             async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
-                for index, ok, value in chunk:
-                    if not ok:
-                        failures.append(_noted(value, index))
-                    results.append(value)
-                bar.update(len(chunk))
+                before = len(results)
+                for first, values, failed in chunk:
+                    if failed is not None:
+                        for pos in failed:
+                            failures.append(_noted(values[pos], first + pos))
+                    results.extend(values)
+                bar.update(len(results) - before)
         finally:
             bar.close()
         if failures and not self.return_exceptions:
@@ -376,14 +378,12 @@ class _MapRunner:
         bar = _Progress(self.progress, items, self.spec.name)
         try:
             async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
-                bar.update(len(chunk))
-                for index, ok, value in chunk:
+                for value, failure in _unroll(chunk, failures):
                     count += 1
-                    if not ok:
-                        failures.append(_noted(value, index))
-                        if not self.return_exceptions:
-                            continue
+                    if failure and not self.return_exceptions:
+                        continue
                     yield value
+                bar.update(sum(len(run[1]) for run in chunk))
         finally:
             bar.close()
         if failures and not self.return_exceptions:
@@ -445,14 +445,12 @@ class _MapRunner:
                 if kind == "error":
                     finished = True
                     raise payload
-                results: list[Result] = payload
-                bar.update(len(results))
-                for index, ok, value in results:
+                chunk: list[Run] = payload
+                bar.update(sum(len(run[1]) for run in chunk))
+                for value, failure in _unroll(chunk, failures):
                     count += 1
-                    if not ok:
-                        failures.append(_noted(value, index))
-                        if not self.return_exceptions:
-                            continue
+                    if failure and not self.return_exceptions:
+                        continue
                     yield value
         finally:
             bar.close()
@@ -476,6 +474,21 @@ async def _put(handoff: queue.Queue[tuple[str, Any]], message: tuple[str, Any]) 
         handoff.put_nowait(message)
     except queue.Full:
         await asyncio.to_thread(handoff.put, message)
+
+
+def _unroll(chunk: list[Run], failures: list[Exception]) -> Iterator[tuple[Any, bool]]:
+    """Each value of each run with whether it is a failure (noted and collected)."""
+    for first, values, failed in chunk:
+        if failed is None:
+            for value in values:
+                yield value, False
+            continue
+        for pos, value in enumerate(values):
+            if pos in failed:
+                failures.append(_noted(value, first + pos))
+                yield value, True
+            else:
+                yield value, False
 
 
 def _noted(exc: Exception, index: int) -> Exception:
