@@ -224,12 +224,13 @@ class Dispatcher:
             n = min(n, max(1, int(BATCH_SECONDS / per_attempt)))
         return n
 
-    def job_size(self) -> int:
-        """How many attempts a caller should put in one job: small until attempts are
-        measured (so slow attempts spread over workers), larger for quick ones."""
+    def job_size(self, ready: int) -> int:
+        """How many of ``ready`` attempts a caller should put in one job: before anything
+        is measured, enough jobs for every worker to get several; then about half a
+        batch's worth (few for slow attempts, so they spread over workers)."""
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return PROBE
+            return max(PROBE, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
         if per_attempt <= 0:
             return JOB_MAX
         return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))

@@ -175,7 +175,7 @@ class MapDriver:
             return len(items)
         dispatcher = self.dispatcher
         assert dispatcher is not None
-        size = dispatcher.job_size()
+        size = dispatcher.job_size(len(rows))
         kwargs = self.kwargs
         for start in range(0, len(rows), size):
             part = rows[start : start + size]
@@ -329,7 +329,7 @@ class MapDriver:
         kwargs = self.kwargs
         dispatcher = self.dispatcher
         assert dispatcher is not None
-        size = dispatcher.job_size()
+        size = dispatcher.job_size(len(indices))
         for start in range(0, len(indices), size):
             end = start + size
             job = _MissJob(
