@@ -57,3 +57,9 @@ def sleepy(x: float) -> float:
 @operomap(mode="process", workers=2, cache=False, retries=0, progress=False)
 def decorated_square(x: int) -> int:
     return x * x
+
+
+def hang_on_two(x: int) -> int:
+    if x == 2:
+        time.sleep(60)
+    return x

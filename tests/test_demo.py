@@ -15,6 +15,7 @@ def test_demo_runs() -> None:
         assert marker in text
     assert "models called in order: ['big', 'medium', 'small']" in text
     assert "5 real fetches" in text
+    assert "7. operomap" in text and "40 answers" in text
     assert text.rstrip().endswith(
-        "all mechanisms worked: cache, retry, fallback, errors, rate limit, async"
+        "all mechanisms worked: cache, retry, fallback, errors, rate limit, async, map"
     )

@@ -149,8 +149,35 @@ def main() -> int:
         f"{took:.2f}s"
     )
 
+    section("7. operomap: 40 prompts over 4 threads, fallbacks per item, one global rate limit")
+    from opero import operomap
+
+    service.calls.clear()
+
+    @operomap(
+        mode="thread",
+        workers=4,
+        cache=False,
+        retries=1,
+        min_delay=0.02,
+        arg_fallback="model",
+        rate_limit=100,
+    )
+    def answer(prompt: str, model: Any = ("big", "medium", "small")) -> str:
+        return service.complete(prompt, model)
+
+    t0 = time.perf_counter()
+    answers = answer([f"prompt {i}" for i in range(40)])
+    took = time.perf_counter() - t0
+    small = sum(a.startswith("[small]") for a in answers)
+    say(
+        f"    {len(answers)} answers in {took:.2f}s ({len(service.calls)} attempts at most "
+        f"100/s in total); {len(answers) - small} from 'medium', {small} from 'small'"
+    )
+    say("    (on a terminal, a progress bar is drawn on stderr while the map runs)")
+
     say()
-    say("all mechanisms worked: cache, retry, fallback, errors, rate limit, async")
+    say("all mechanisms worked: cache, retry, fallback, errors, rate limit, async, map")
     return 0
 
 

@@ -33,6 +33,7 @@ from opero.concurrency.attempts import (
 from opero.concurrency.process import ProcessWorker, WorkerDied
 from opero.concurrency.threads import ThreadWorkers
 from opero.core.timeout import timeout_error
+from opero.errors import OperoError
 
 __all__ = ["BATCH_SECONDS", "PROBE", "Dispatcher", "JobCallback"]
 
@@ -228,6 +229,8 @@ class Dispatcher:
         """How many of ``ready`` attempts a caller should put in one job: before anything
         is measured, enough jobs for every worker to get several; then about half a
         batch's worth (few for slow attempts, so they spread over workers)."""
+        if self.batch_max == 1:
+            return 1
         per_attempt = self.per_attempt
         if per_attempt is None:
             return max(PROBE, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
@@ -262,6 +265,9 @@ class Dispatcher:
                 self._requeue_solo(jobs)
                 continue
             assert not isinstance(results, _Requeue)
+            if len(results[0]) != size:  # never expected: fail the batch rather than hang
+                error = OperoError(f"{self.name}: worker answered {len(results[0])} of {size}")
+                results = [None] * size, dict.fromkeys(range(size), (error, None))
             values, failures = results
             for exc, tb in failures.values():
                 attach_remote_traceback(exc, tb)

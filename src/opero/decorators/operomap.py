@@ -15,14 +15,16 @@ import queue
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from typing import Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from opero.core.cache import CacheLayer
-from opero.core.map_driver import MapDriver, MapSpec, Run
 from opero.core.options import DEFAULTS, Options
 from opero.core.pipeline import Pipeline
 from opero.decorators.opero import Hook, RetryOn, check_function
 from opero.errors import OperomapError
+
+if TYPE_CHECKING:  # the map machinery (multiprocessing, threads) loads on first decoration
+    from opero.core.map_driver import MapSpec, Run
 
 __all__ = ["MODES", "operomap"]
 
@@ -214,6 +216,8 @@ def _decorate_map(
     progress: bool,
     return_exceptions: bool,
 ) -> Any:
+    from opero.core.map_driver import MapSpec
+
     fn = check_function(fn, "operomap")
     is_async = inspect.iscoroutinefunction(fn)
     name = getattr(fn, "__qualname__", None) or repr(fn)
@@ -348,6 +352,8 @@ class _MapRunner:
     async def collect(
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
+        from opero.core.map_driver import MapDriver
+
         results: list[Any] = []
         failures: list[Exception] = []
         bar = _Progress(self.progress, items, self.spec.name)
@@ -373,6 +379,8 @@ class _MapRunner:
     async def iterate(
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncIterator[Any]:
+        from opero.core.map_driver import MapDriver
+
         failures: list[Exception] = []
         count = 0
         bar = _Progress(self.progress, items, self.spec.name)
@@ -395,6 +403,8 @@ class _MapRunner:
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
+        from opero.core.map_driver import MapDriver
+
         handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
         control: dict[str, Any] = {}
         ready = threading.Event()
