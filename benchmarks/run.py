@@ -210,8 +210,25 @@ def p9(repeat: int) -> tuple[list[Row], dict[str, float]]:
             subprocess.run([sys.executable, "-c", f"import {module}"], check=True, env=env)
             best[name] = min(best[name], (time.perf_counter() - start) * 1000)
     o, peer = best["opero"], best["loguru"]
-    rows = [Row("P9 import opero", o, "import loguru", peer, "<= +15 ms", o <= peer + 15, "ms")]
+    increments = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", IMPORT_INCREMENT], check=True, env=env, capture_output=True
+        )
+        increments.append(float(out.stdout))
+    inc = min(increments)
+    best["opero after loguru, in process"] = inc
+    rows = [
+        Row("P9 import opero (wall)", o, "import loguru", peer, "<= +15 ms", o <= peer + 15, "ms"),
+        Row("P9 import opero after loguru (in process)", inc, "budget", 15, "(info)", True, "ms"),
+    ]
     return rows, best
+
+
+IMPORT_INCREMENT = (
+    "import time; import loguru; t = time.perf_counter(); import opero; "
+    "print((time.perf_counter() - t) * 1000)"
+)
 
 
 # ----- P4: a global rate limit ---------------------------------------------------------------
@@ -546,7 +563,7 @@ def main() -> int:
         "P6": lambda: p6(repeat=1 if quick else 3),
         "P7": lambda: p7(repeat=1 if quick else 3),
         "P8": lambda: p8(60 if quick else 200),
-        "P9": lambda: p9(5 if quick else 15),
+        "P9": lambda: p9(5 if quick else 30),
         "P10": lambda: p10(100_000 if quick else 1_000_000),
     }
     rows: list[Row] = []

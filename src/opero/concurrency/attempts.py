@@ -37,7 +37,9 @@ __all__ = [
 
 Attempt = tuple[tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[bool, Any, str | None]
-Segment = tuple[list[tuple[Any, ...]], dict[str, Any]]  # rows sharing one kwargs
+#: attempts sharing one kwargs: (rows, kwargs, single); a row is the positional arguments of
+#: an attempt, or with ``single`` the one positional argument itself (no tuple to build)
+Segment = tuple[list[Any], dict[str, Any], bool]
 Results = tuple[list[Any], dict[int, tuple[BaseException, str | None]]]
 
 
@@ -113,8 +115,9 @@ def run_segments(
 ) -> Results:
     """Run every attempt of a batch; never raises for an attempt's own exception.
 
-    A batch is a list of segments ``(rows, kwargs)``: each row is the positional arguments
-    of one attempt and ``kwargs`` is shared by the segment's rows. The answer is
+    A batch is a list of segments ``(rows, kwargs, single)``: each row is the positional
+    arguments of one attempt (the only argument when ``single``) and ``kwargs`` is shared by
+    the segment's rows. The answer is
     ``(values, failures)``: one value per attempt in order (None where it failed) and
     ``{position: (exception, formatted traceback)}`` for the attempts that raised.
     """
@@ -124,8 +127,17 @@ def run_segments(
     values: list[Any] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}
     append = values.append
-    for rows, kwargs in segments:
-        for args in rows:
+    for rows, kwargs, single in segments:
+        if single and timeout is None:
+            for item in rows:
+                try:
+                    append(fn(item, **kwargs))
+                except Exception as exc:
+                    failures[len(values)] = (exc, traceback.format_exc())
+                    append(None)
+            continue
+        for row in rows:
+            args = (row,) if single else row
             try:
                 if timeout is None:
                     append(fn(*args, **kwargs))
@@ -147,7 +159,9 @@ async def _run_async_segments(
             return (False, exc, traceback.format_exc())
         return (True, value, None)
 
-    outcomes = await asyncio.gather(*(one(a, k) for rows, k in segments for a in rows))
+    outcomes = await asyncio.gather(
+        *(one((row,) if single else row, k) for rows, k, single in segments for row in rows)
+    )
     values: list[Any] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}
     for i, (ok, value, tb) in enumerate(outcomes):

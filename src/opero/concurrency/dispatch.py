@@ -50,19 +50,21 @@ class _Job:
     """Attempts with one shared ``kwargs``; ``callback(values, failures)`` gets their results
     (positions local to the job)."""
 
-    __slots__ = ("callback", "kwargs", "rows", "solo")
+    __slots__ = ("callback", "kwargs", "rows", "single", "solo")
 
     def __init__(
         self,
-        rows: list[tuple[Any, ...]],
+        rows: list[Any],
         kwargs: dict[str, Any],
         callback: JobCallback,
         solo: bool = False,
+        single: bool = False,
     ) -> None:
-        self.rows = rows
+        self.rows = rows  # positional arguments per attempt (the argument itself if single)
         self.kwargs = kwargs
         self.callback = callback
         self.solo = solo
+        self.single = single
 
 
 class _Single:
@@ -145,13 +147,19 @@ class Dispatcher:
 
     # ----- submitting ----------------------------------------------------------------------
     def submit_job(
-        self, rows: list[tuple[Any, ...]], kwargs: dict[str, Any], callback: JobCallback
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        *,
+        single: bool = False,
     ) -> None:
-        """Queue attempts (process workers); ``callback(values, failures)`` runs in the
-        loop when all are done."""
+        """Queue attempts (process workers): ``rows`` of positional arguments, or with
+        ``single`` the one argument of each; ``callback(values, failures)`` runs in the loop
+        when all are done."""
         if not self.started:
             self._start()
-        self.queue.append(_Job(rows, kwargs, callback))
+        self.queue.append(_Job(rows, kwargs, callback, single=single))
         self.queued += len(rows)
         assert self._ready is not None
         self._ready.set()
@@ -252,7 +260,7 @@ class Dispatcher:
                 await ready.wait()
                 continue
             jobs = self._take()
-            payload: list[Segment] = [(job.rows, job.kwargs) for job in jobs]
+            payload: list[Segment] = [(job.rows, job.kwargs, job.single) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -321,7 +329,9 @@ class Dispatcher:
         for job in jobs:
             gather = _Gather(job)
             for n, row in enumerate(job.rows):
-                solos.append(_Job([row], job.kwargs, partial(gather.fill, n), solo=True))
+                solos.append(
+                    _Job([row], job.kwargs, partial(gather.fill, n), solo=True, single=job.single)
+                )
         for job in reversed(solos):
             self.queue.appendleft(job)
         self.queued += len(solos)

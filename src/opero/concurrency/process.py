@@ -66,7 +66,7 @@ def _worker_main(conn: Connection, ref: FunctionRef, timeout: float | None) -> N
         if batch is None:
             return
         if setup_error is not None:
-            n = sum(len(rows) for rows, _ in batch)
+            n = sum(len(segment[0]) for segment in batch)
             results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
         else:
             results = run_segments(fn, batch, timeout)

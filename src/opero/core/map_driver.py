@@ -169,17 +169,21 @@ class MapDriver:
         if not items:
             return 0
         extra = self.args
-        rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
         if self.layer is not None:
+            rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
             self._lookup_bulk(index, rows)
             return len(items)
+        single = not extra  # the item alone: no argument tuple to build or send
+        rows = items if single else [(item, *extra) for item in items]
         dispatcher = self.dispatcher
         assert dispatcher is not None
         size = dispatcher.job_size(len(rows))
         kwargs = self.kwargs
         for start in range(0, len(rows), size):
             part = rows[start : start + size]
-            dispatcher.submit_job(part, kwargs, partial(self._bulk_done, index + start, part))
+            dispatcher.submit_job(
+                part, kwargs, partial(self._bulk_done, index + start, part, single), single=single
+            )
         return len(items)
 
     def _lookup_bulk(self, index: int, rows: list[tuple[Any, ...]]) -> None:
@@ -228,7 +232,8 @@ class MapDriver:
     def _bulk_done(
         self,
         first: int,
-        rows: list[tuple[Any, ...]],
+        rows: list[Any],
+        single: bool,
         values: list[Any],
         failures: dict[int, tuple[BaseException, str | None]],
     ) -> None:
@@ -241,7 +246,8 @@ class MapDriver:
                 if failure is None:
                     done.append((first + n, [value], None))
                 else:
-                    self._spawn(self._retry(first + n, None, None, rows[n], failure[0]))
+                    args = (rows[n],) if single else rows[n]
+                    self._spawn(self._retry(first + n, None, None, args, failure[0]))
         wake = self.wake
         if wake is not None:
             wake.set()
