@@ -18,7 +18,17 @@ ROOT = Path(__file__).resolve().parent
 STEPS: list[tuple[str, list[str]]] = [
     (
         "ruff check",
-        [sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks", "cleanup.py"],
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "src",
+            "tests",
+            "benchmarks",
+            "examples",
+            "cleanup.py",
+        ],
     ),
     (
         "ruff format",

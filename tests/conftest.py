@@ -48,3 +48,36 @@ def _fresh_state() -> object:
     yield
     health.reset()
     CLOCK.zero_waits = False
+
+
+@pytest.fixture(scope="session")
+def redis_server():  # type: ignore[no-untyped-def]
+    from tests.redis_server import RedisServer
+
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:  # type: ignore[no-untyped-def]
+    redis_server.client().flushall()
+    from opero.core.redis_client import RedisHealth
+
+    RedisHealth.reset()
+    return str(redis_server.url)
+
+
+@pytest.fixture
+def own_redis():  # type: ignore[no-untyped-def]
+    """A server of the test's own, which the test may stop and start."""
+    from opero.core.redis_client import RedisHealth
+    from tests.redis_server import RedisServer
+
+    RedisHealth.reset()
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+    RedisHealth.reset()

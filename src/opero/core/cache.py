@@ -24,6 +24,8 @@ from opero.core.clock import CLOCK
 from opero.core.health import report_backend_failure
 from opero.core.keys import Unkeyable, digest
 from opero.core.options import Options
+from opero.core.redis_client import BackendDown
+from opero.core.serialize import Unserializable, dumps, loads
 from opero.core.singleflight import SingleFlight
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ class _Miss:
 
 MISS: Any = _Miss()
 KWD_MARK = _Miss()  # separates positional from keyword arguments in memory keys
-_UNPICKLABLE = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+_UNPICKLABLE = (Unserializable, pickle.PicklingError, TypeError, AttributeError, RecursionError)
 
 
 class Store(Protocol):
@@ -140,16 +142,21 @@ def _open_disk_cache(directory: Path) -> Any:
 class DiskStore:
     """Persistent entries in a ``diskcache`` directory, shared by processes.
 
-    Every entry of one function in one namespace carries the tag ``prefix`` so that
-    :meth:`clear` removes exactly those. Opened lazily on first use.
+    Values are stored as bytes of the chosen serializer. Every entry of one function in one
+    namespace carries the tag ``prefix`` so that :meth:`clear` removes exactly those. Opened
+    lazily on first use.
     """
 
     backend = "disk"
+    shared = False  # processes share entries, but concurrent misses are not coordinated
 
-    def __init__(self, directory: Path | None, ttl: float | None, prefix: str) -> None:
+    def __init__(
+        self, directory: Path | None, ttl: float | None, prefix: str, serializer: str = "pickle"
+    ) -> None:
         self.directory = directory
         self.ttl = ttl
         self.prefix = prefix
+        self.serializer = serializer
         self._cache: Any = None
 
     def _open(self) -> Any:
@@ -158,10 +165,12 @@ class DiskStore:
         return self._cache
 
     def get(self, key: Hashable) -> Any:
-        return self._open().get(key, default=MISS, retry=True)
+        data = self._open().get(key, default=MISS, retry=True)
+        return MISS if data is MISS else loads(data, self.serializer)
 
     def set(self, key: Hashable, value: Any) -> None:
-        self._open().set(key, value, expire=self.ttl, tag=self.prefix, retry=True)
+        data = dumps(value, self.serializer)
+        self._open().set(key, data, expire=self.ttl, tag=self.prefix, retry=True)
 
     def clear(self) -> None:
         self._open().evict(self.prefix, retry=True)
@@ -178,14 +187,25 @@ class CacheLayer:
         self.on_hit = options.on_cache_hit
         self.flights = SingleFlight()
         self.prefix = f"{options.cache_namespace}:{func.__module__}.{name}"
-        self.store: MemoryStore | DiskStore
+        self.store: Any
         if options.cache_backend == "memory":
             self.store = MemoryStore(options.cache_maxsize, options.cache_ttl)
-        else:
+        elif options.cache_backend == "disk":
             from pathlib import Path
 
             directory = Path(options.cache_dir) if options.cache_dir is not None else None
-            self.store = DiskStore(directory, options.cache_ttl, self.prefix)
+            self.store = DiskStore(
+                directory, options.cache_ttl, self.prefix, options.cache_serializer
+            )
+        else:
+            from opero.core.redis_store import RedisStore
+
+            self.store = RedisStore(
+                options.cache_url, options.cache_ttl, self.prefix, options.cache_serializer
+            )
+        #: the store has native async calls (Redis): async functions await them
+        self.async_store = hasattr(self.store, "aget")
+        self.shared = bool(getattr(self.store, "shared", False))
         self.backend = self.store.backend
         self.signature = inspect.signature(func)
         params = list(self.signature.parameters)
@@ -266,18 +286,39 @@ class CacheLayer:
     def get(self, key: Hashable) -> Any:
         try:
             value = self.store.get(key)
+        except BackendDown:
+            return MISS
         except Exception as exc:
             report_backend_failure(self.backend, "read", exc)
             return MISS
         if value is not MISS and self.on_hit is not None:
-            from opero.core.hooks import CacheHitDetails, fire
-
-            fire(self.on_hit, CacheHitDetails(self.name, self.backend, key))
+            self._hit(key)
         return value
+
+    async def aget(self, key: Hashable) -> Any:
+        if not self.async_store:
+            return self.get(key)
+        try:
+            value = await self.store.aget(key)
+        except BackendDown:
+            return MISS
+        except Exception as exc:
+            report_backend_failure(self.backend, "read", exc)
+            return MISS
+        if value is not MISS and self.on_hit is not None:
+            self._hit(key)
+        return value
+
+    def _hit(self, key: Hashable) -> None:
+        from opero.core.hooks import CacheHitDetails, fire
+
+        fire(self.on_hit, CacheHitDetails(self.name, self.backend, key))
 
     def put(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
         try:
             self.store.set(key, value)
+        except BackendDown:
+            return
         except _UNPICKLABLE as exc:
             logger.debug("{}: result not cached, it cannot be serialized: {!r}", self.name, exc)
             return
@@ -286,6 +327,19 @@ class CacheLayer:
             return
         if self.keys_self and args:
             self._track_owner(args, key)
+
+    async def aput(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+        if not self.async_store:
+            self.put(key, value, args)
+            return
+        try:
+            await self.store.aset(key, value)
+        except BackendDown:
+            return
+        except _UNPICKLABLE as exc:
+            logger.debug("{}: result not cached, it cannot be serialized: {!r}", self.name, exc)
+        except Exception as exc:
+            report_backend_failure(self.backend, "write", exc)
 
     def put_many(
         self, keys: list[Hashable | None], values: list[Any], rows: list[tuple[Any, ...]]
@@ -330,6 +384,8 @@ class CacheLayer:
             try:
                 value = self.get(key)
                 if value is MISS:
+                    value = self._compute_shared(key, run, args, kwargs) if self.shared else MISS
+                if value is MISS:
                     value = run(args, kwargs)
                     self.put(key, value, args)
             except BaseException as exc:
@@ -356,15 +412,60 @@ class CacheLayer:
                     continue
                 return flight.outcome()
             try:
-                value = self.get(key)
+                value = await self.aget(key)
+                if value is MISS and self.shared:
+                    value = await self._compute_shared_async(key, run, args, kwargs)
                 if value is MISS:
                     value = await run(args, kwargs)
-                    self.put(key, value, args)
+                    await self.aput(key, value, args)
             except BaseException as exc:
                 flights.fail(key, flight, exc)
                 raise
             flights.succeed(key, flight, value)
             return value
+
+    def _compute_shared(
+        self,
+        key: Hashable,
+        run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Compute ``key`` once across processes (a lease on the shared store)."""
+        store = self.store
+        while True:
+            token = store.lease(key)
+            if token is not None:
+                try:
+                    value = run(args, kwargs)
+                    self.put(key, value, args)
+                    return value
+                finally:
+                    store.release(key, token)
+            value = store.wait(key)  # another process computes it
+            if value is not MISS:
+                return value
+
+    async def _compute_shared_async(
+        self,
+        key: Hashable,
+        run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        store = self.store
+        while True:
+            token = await store.alease(key)
+            if token is not None:
+                try:
+                    value = await run(args, kwargs)
+                    await self.aput(key, value, args)
+                    return value
+                finally:
+                    await store.arelease(key, token)
+            value = await store.await_value(key)
+            if value is not MISS:
+                return value
 
 
 class _Identity:

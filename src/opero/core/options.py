@@ -14,9 +14,10 @@ from typing import Any
 
 __all__ = ["CACHE_BACKENDS", "DEFAULTS", "RATE_LIMIT_BACKENDS", "Options"]
 
-CACHE_BACKENDS = ("memory", "disk")
-RATE_LIMIT_BACKENDS = ("memory",)
-_PLANNED_BACKENDS = ("redis",)
+CACHE_BACKENDS = ("memory", "disk", "redis")
+RATE_LIMIT_BACKENDS = ("memory", "redis")
+SERIALIZERS = ("pickle", "json")
+_PLANNED_BACKENDS: tuple[str, ...] = ()
 
 
 #: every option and its default; the decorators' signatures repeat these (a test pins them)
@@ -29,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "cache_maxsize": 10_000,
     "cache_dir": None,
     "cache_url": None,
+    "cache_serializer": "pickle",
     "retries": 3,
     "backoff_factor": 1.5,
     "min_delay": 0.1,
@@ -58,6 +60,7 @@ class Options:
     cache_maxsize: int
     cache_dir: str | os.PathLike[str] | None
     cache_url: str | None
+    cache_serializer: str
     retries: int
     backoff_factor: float
     min_delay: float
@@ -108,6 +111,7 @@ class Options:
             )
         if self.cache_url is not None and not isinstance(self.cache_url, str):
             raise TypeError(f"cache_url must be a str or None, got {self.cache_url!r}")
+        _check_choice("cache_serializer", self.cache_serializer, SERIALIZERS)
         _check_int("retries", self.retries, minimum=0)
         _check_number("backoff_factor", self.backoff_factor, minimum=1)
         _check_number("min_delay", self.min_delay, minimum=0)

@@ -44,7 +44,16 @@ class Pipeline:
             retry_on=options.retry_types,
         )
         self.fallback = Fallback(func, options.arg_fallback) if options.arg_fallback else None
-        self.limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
+        self.limiter: Any = None
+        if options.rate_limit and options.rate_limit_backend == "redis":
+            from opero.core.redis_rate_limit import RedisRateLimiter
+
+            key = f"{options.cache_namespace}:ratelimit:{func.__module__}.{name}"
+            self.limiter = RedisRateLimiter(options.rate_limit, options.cache_url, key)
+        elif options.rate_limit:
+            self.limiter = RateLimiter(options.rate_limit)
+        #: the limiter has a native async reservation (Redis)
+        self.async_limiter = hasattr(self.limiter, "reserve_async")
         self.timeout = options.timeout
         self.on_retry = options.on_retry
         self.on_fallback = options.on_fallback
@@ -88,6 +97,18 @@ class Pipeline:
         logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
         return at, at - now
 
+    async def _reserve_async(self) -> tuple[float, float] | None:
+        if not self.async_limiter:
+            return self._reserve()
+        if CLOCK.zero_waits:
+            return None
+        now = CLOCK.monotonic()
+        at = await self.limiter.reserve_async(now)
+        if at <= now:
+            return None
+        logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
+        return at, at - now
+
     # ----- sync driver --------------------------------------------------------------------
     def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.timeout is None:
@@ -113,7 +134,7 @@ class Pipeline:
                     try:
                         CLOCK.sleep(slot[1])
                     except BaseException:
-                        self.limiter.release(slot[0])  # type: ignore[union-attr]
+                        self.limiter.release(slot[0])
                         raise
                 try:
                     return self.invoke(a, k)
@@ -158,12 +179,12 @@ class Pipeline:
         while True:
             if exc is None:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
-                slot = self._reserve()
+                slot = await self._reserve_async()
                 if slot is not None:
                     try:
                         await CLOCK.async_sleep(slot[1])
                     except BaseException:
-                        self.limiter.release(slot[0])  # type: ignore[union-attr]
+                        self.limiter.release(slot[0])
                         raise
                 try:
                     return await invoke(a, k)

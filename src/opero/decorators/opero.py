@@ -55,6 +55,7 @@ def opero(
     cache_maxsize: int = 10_000,
     cache_dir: str | os.PathLike[str] | None = None,
     cache_url: str | None = None,
+    cache_serializer: str = "pickle",
     retries: int = 3,
     backoff_factor: float = 1.5,
     min_delay: float = 0.1,
@@ -83,6 +84,7 @@ def opero(
     cache_maxsize: int = 10_000,
     cache_dir: str | os.PathLike[str] | None = None,
     cache_url: str | None = None,
+    cache_serializer: str = "pickle",
     retries: int = 3,
     backoff_factor: float = 1.5,
     min_delay: float = 0.1,
@@ -105,15 +107,18 @@ def opero(
     Cache (checked first; a hit makes no attempt and takes no rate-limit slot):
         cache: cache successful results (default True; use False for calls with side effects).
         cache_ttl: seconds a result stays valid (default 3600; None: no expiry).
-        cache_backend: "memory" (per process, default) or "disk" (persistent, shared by
-            processes).
+        cache_backend: "memory" (per process, default), "disk" (persistent, shared by
+            processes) or "redis" (shared by processes and machines).
         cache_key: callable taking the call's ``*args, **kwargs`` and returning the key
             (None: do not cache this call). Default: the arguments themselves.
-        cache_namespace: prefix of disk keys (default "opero").
+        cache_namespace: prefix of disk and Redis keys (default "opero").
         cache_maxsize: entries kept by the memory backend, least recently used evicted
             (default 10_000).
         cache_dir: directory of the disk backend (default: the user cache dir + "opero").
-        cache_url: URL of a shared cache server (reserved for the Redis backend).
+        cache_url: Redis URL (default: $OPERO_REDIS_URL, else redis://localhost:6379/0); the
+            Redis rate limit uses it too.
+        cache_serializer: "pickle" (default, any picklable value) or "json" (JSON values
+            only; reading cannot run code) for the disk and Redis backends.
     Retry (a round tries every fallback value; a failed round waits, then the next starts):
         retries: extra rounds after the first (default 3, so up to 4 rounds).
         backoff_factor: growth of the delay per round (default 1.5, >= 1).
@@ -130,7 +135,8 @@ def opero(
             element within each round (default None). Each call receives one element.
     Rate limit (gates every attempt):
         rate_limit: attempts per second, shared by every thread and task (default None).
-        rate_limit_backend: "memory" (default).
+        rate_limit_backend: "memory" (default: one limit per process) or "redis" (one limit
+            for every process using the same Redis).
     Hooks (plain callables receiving a frozen dataclass; their errors are logged and ignored):
         on_retry, on_fallback, on_cache_hit.
 
@@ -147,6 +153,7 @@ def opero(
         cache_maxsize=cache_maxsize,
         cache_dir=cache_dir,
         cache_url=cache_url,
+        cache_serializer=cache_serializer,
         retries=retries,
         backoff_factor=backoff_factor,
         min_delay=min_delay,
@@ -310,13 +317,14 @@ def _async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer
 
         return call_direct
 
-    key_of, get, fill = layer.key, layer.get, layer.fill_async
+    key_of, get, aget, fill = layer.key, layer.get, layer.aget, layer.fill_async
+    native = layer.async_store  # Redis: await the lookup instead of blocking the loop
 
     async def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         key = key_of(args, kwargs)
         if key is None:
             return await core(args, kwargs)
-        value = get(key)
+        value = await aget(key) if native else get(key)
         if value is not MISS:
             return value
         return await fill(key, core, args, kwargs)
