@@ -112,6 +112,7 @@ class ProcessWorker:
         self.process.start()
         child.close()
         self._lock = threading.Lock()
+        self._join_lock = threading.Lock()
         self._outbox: queue.SimpleQueue[tuple[list[Segment], Future[Results]] | None] = (
             queue.SimpleQueue()
         )
@@ -184,10 +185,17 @@ class ProcessWorker:
             if future is not None:
                 _settle(future, results)
 
+    def _join(self, timeout: float) -> int | None:
+        """Wait for the process to end; one thread at a time (two concurrent waits on one
+        child can lose its exit code)."""
+        with self._join_lock:
+            self.process.join(timeout=timeout)
+            return self.process.exitcode
+
     def _die(self) -> None:
-        self.process.join(timeout=1.0)
-        died = WorkerDied(self.process.exitcode)
-        queued = WorkerDied(self.process.exitcode, running=False)
+        code = self._join(1.0)
+        died = WorkerDied(code)
+        queued = WorkerDied(code, running=False)
         with self._lock:
             if self._dead is None:
                 self._dead = queued
@@ -205,16 +213,19 @@ class ProcessWorker:
     def stop(self) -> None:
         """Ask the worker to exit when it is done; kill it if it does not."""
         self._outbox.put(None)
-        self.process.join(timeout=2.0)
-        if self.process.is_alive():
+        if self._join(2.0) is None:
             self.kill()
         self._close()
 
     def kill(self) -> None:
         """End the worker now (Ctrl-C, a timed-out attempt); outstanding batches fail."""
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=5.0)
+        with self._join_lock:
+            if self.process.exitcode is None:
+                try:
+                    self.process.kill()
+                except (ProcessLookupError, OSError):  # it ended meanwhile
+                    pass
+        self._join(5.0)
         self._outbox.put(None)
         self._close()
 
