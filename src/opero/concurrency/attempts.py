@@ -32,6 +32,7 @@ __all__ = [
     "attach_remote_traceback",
     "portable_results",
     "run_one",
+    "run_remote",
     "run_segments",
 ]
 
@@ -225,3 +226,31 @@ def attach_remote_traceback(exc: BaseException, tb: str | None) -> None:
     """Give a failure that crossed a process boundary its worker traceback as ``__cause__``."""
     if tb and exc.__cause__ is None and exc.__traceback__ is None:
         exc.__cause__ = RemoteTraceback(tb)
+
+
+_resolved: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def run_remote(
+    target: FunctionRef | Callable[..., Any],
+    segments: list[Segment],
+    timeout: float | None,
+    caller_pid: int,
+) -> Results:
+    """A batch run by a foreign executor (a pool, a Dask worker): resolve the function by
+    name where needed, run the batch, and make failures portable when this is another
+    process than the caller's."""
+    import os
+
+    if isinstance(target, FunctionRef):
+        key = (target.module, target.qualname)
+        fn = _resolved.get(key)
+        if fn is None:
+            fn = _resolved[key] = target.resolve()
+    else:
+        fn = target
+    results = run_segments(fn, segments, timeout)
+    if os.getpid() != caller_pid and results[1]:
+        values, failures = results
+        results = (values, portable_results(([], failures))[1])
+    return results

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -29,7 +31,9 @@ from opero.concurrency.attempts import (
     Results,
     Segment,
     attach_remote_traceback,
+    run_remote,
 )
+from opero.concurrency.executors import ExecutorHandle
 from opero.concurrency.process import ProcessWorker, WorkerDied
 from opero.concurrency.threads import ThreadWorkers
 from opero.core.timeout import timeout_error
@@ -123,15 +127,19 @@ class Dispatcher:
         timeout: float | None = None,
         batch_max: int = 256,
         name: str = "",
+        handle: ExecutorHandle | None = None,
     ) -> None:
-        if kind not in ("thread", "process"):
+        if kind not in ("thread", "process", "executor"):
             raise ValueError(f"unknown worker kind {kind!r}")
         self.fn = fn
         self.kind = kind
         self.workers = workers
         self.timeout = timeout
         # a process attempt under a timeout runs alone, so killing its worker hits only it
-        self.batch_max = 1 if (timeout is not None and kind == "process") else batch_max
+        self.batch_max = 1 if (timeout is not None and kind != "thread") else batch_max
+        self.handle = handle
+        self._executor: Executor | None = None
+        self._open_error: BaseException | None = None
         self.name = name or getattr(fn, "__qualname__", repr(fn))
         self.queue: deque[_Job] = deque()
         self.queued = 0  # attempts in the queue
@@ -159,6 +167,12 @@ class Dispatcher:
         when all are done."""
         if not self.started:
             self._start()
+        if self._open_error is not None:  # the executor could not be opened
+            n = len(rows)
+            values: list[Any] = [None] * n
+            failures: Failures = dict.fromkeys(range(n), (self._open_error, None))
+            asyncio.get_running_loop().call_soon(callback, values, failures)
+            return
         self.queue.append(_Job(rows, kwargs, callback, single=single))
         self.queued += len(rows)
         assert self._ready is not None
@@ -196,6 +210,9 @@ class Dispatcher:
             )
             return
         self._ready = asyncio.Event()
+        if self.kind == "executor":
+            asyncio.get_running_loop().create_task(self._open_executor())
+            return
         self._ref = FunctionRef.of(self.fn)
         ctx = multiprocessing.get_context()
         # start every worker before any helper thread exists (fork-safety)
@@ -207,6 +224,30 @@ class Dispatcher:
         self._slots = [
             loop.create_task(self._slot(i % self.workers)) for i in range(self.workers * depth)
         ]
+
+    async def _open_executor(self) -> None:
+        assert self.handle is not None
+        try:
+            self._executor = await self.handle.open()
+        except Exception as exc:
+            self._open_error = exc
+            while self.queue:
+                job = self.queue.popleft()
+                n = len(job.rows)
+                job.callback([None] * n, dict.fromkeys(range(n), (exc, None)))
+            self.queued = 0
+            return
+        self.workers = self.handle.parallelism()
+        given_threads = isinstance(self._executor, ThreadPoolExecutor)
+        name = getattr(self.fn, "__qualname__", "")
+        importable = "<locals>" not in name and "<lambda>" not in name
+        # other processes load a module-level function by name; threads take it as it is
+        self._target = FunctionRef.of(self.fn) if importable and not given_threads else self.fn
+        depth = 1 if self.timeout is not None else 2
+        loop = asyncio.get_running_loop()
+        self._slots = [loop.create_task(self._slot(i)) for i in range(self.workers * depth)]
+        assert self._ready is not None
+        self._ready.set()
 
     def _take(self) -> list[_Job]:
         queue = self.queue
@@ -292,6 +333,8 @@ class Dispatcher:
     async def _run(self, i: int, payload: list[Segment], size: int) -> Results | _Requeue | None:
         """Results of ``payload`` on worker ``i``; None when a batch of several attempts must
         be re-run attempt by attempt."""
+        if self.kind == "executor":
+            return await self._run_executor(payload, size)
         worker = self._procs[i]
         if worker is None:
             worker = self._procs[i] = self._new_worker()
@@ -316,6 +359,26 @@ class Dispatcher:
             if size == 1:
                 return [None], {0: (exc, None)}
             return None
+
+    async def _run_executor(self, payload: list[Segment], size: int) -> Results | None:
+        assert self._executor is not None
+        try:
+            cf_future = self._executor.submit(run_remote, self._target, payload, None, os.getpid())
+        except Exception as exc:  # the executor is shut down or broken
+            return [None] * size, dict.fromkeys(range(size), (exc, None))
+        future = asyncio.wrap_future(cf_future)
+        try:
+            if self.timeout is None:
+                return await future
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            cf_future.cancel()
+            assert self.timeout is not None
+            return [None], {0: (timeout_error(self.name, self.timeout), None)}
+        except Exception as exc:  # a lost worker, a broken pool, an unpicklable batch
+            if size == 1:
+                return [None], {0: (exc, None)}
+            return None  # re-run attempt by attempt: only the culprit fails
 
     def _requeue(self, jobs: list[_Job]) -> None:
         for job in reversed(jobs):

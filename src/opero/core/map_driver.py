@@ -21,6 +21,7 @@ from typing import Any
 
 from opero.concurrency.attempts import Outcome
 from opero.concurrency.dispatch import Dispatcher
+from opero.concurrency.executors import ExecutorHandle
 from opero.core.cache import KWD_MARK, MISS, CacheLayer, MemoryStore
 from opero.core.pipeline import Pipeline
 from opero.core.singleflight import Flight
@@ -48,11 +49,13 @@ class MapSpec:
         ordered: bool,
         bound: int,
         batch_max: int,
+        handle_factory: Callable[[], ExecutorHandle] | None = None,
     ) -> None:
         self.fn = fn
+        self.handle_factory = handle_factory  # executor kind: a new handle per map call
         self.pipeline = pipeline
         self.layer = layer
-        self.kind = kind  # "tasks" (async fn on the loop), "thread" or "process"
+        self.kind = kind  # "tasks" (async fn on the loop), "thread", "process" or "executor"
         self.workers = workers
         self.ordered = ordered
         self.bound = bound
@@ -90,11 +93,12 @@ class MapDriver:
                 timeout=spec.pipeline.timeout,
                 batch_max=spec.batch_max,
                 name=spec.name,
+                handle=spec.handle_factory() if spec.handle_factory is not None else None,
             )
         # first attempts may skip the per-item task ...
         self.first_fast = self.dispatcher is not None and spec.pipeline.direct_first
         # ... and, for processes, travel in jobs of several items with one callback
-        self.jobs = self.first_fast and spec.kind == "process"
+        self.jobs = self.first_fast and spec.kind in ("process", "executor")
         # ... read in bulk: with no cache, with no per-item step at all
         self.bulk = self.jobs
         self.pending = _Misses()
@@ -260,6 +264,8 @@ class MapDriver:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self.dispatcher is not None:
             await self.dispatcher.close(abort=abort)
+            if self.dispatcher.handle is not None:
+                await self.dispatcher.handle.close()
         if self.layer is not None and (self.leading or self.open_jobs):
             stopped = asyncio.CancelledError()
             flights = self.layer.flights

@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from opero.core.cache import CacheLayer
@@ -33,6 +34,7 @@ R_co = TypeVar("R_co", covariant=True)
 
 #: accepted ``mode`` values, with the aliases of the older map helpers
 MODES = {
+    "dask": "dask",
     "thread": "thread",
     "process": "process",
     "async": "async",
@@ -101,6 +103,9 @@ def operomap(
     ordered: bool = True,
     progress: bool = True,
     return_exceptions: bool = False,
+    executor: Executor | None = None,
+    address: str | None = None,
+    client: Any = None,
 ) -> _MapDecorator: ...
 
 
@@ -135,6 +140,9 @@ def operomap(
     ordered: bool = True,
     progress: bool = True,
     return_exceptions: bool = False,
+    executor: Executor | None = None,
+    address: str | None = None,
+    client: Any = None,
 ) -> Any:
     """Run one function over many inputs with the full ``@opero`` pipeline per item.
 
@@ -154,6 +162,11 @@ def operomap(
         progress: a progress bar on stderr when stderr is a terminal (default True).
         return_exceptions: return failed items' exceptions in the list instead of raising
             :class:`~opero.OperomapError` (default False).
+        executor: any ``concurrent.futures.Executor`` to run attempts on (overrides
+            ``mode``; opero never shuts it down).
+        address: with mode="dask", the scheduler to connect to ("tcp://host:8786").
+        client: with mode="dask", a ``dask.distributed.Client`` to use (not closed by opero).
+            With neither, mode="dask" starts a ``LocalCluster`` for the call and closes it.
 
     Every item runs to its own end; then, if any failed, ``OperomapError`` is raised with
     ``.results`` holding every result and each failed item's exception in its place.
@@ -161,9 +174,12 @@ def operomap(
     values = dict(locals())
     options = Options(**{name: values[name] for name in DEFAULTS})
     resolved = _check_map_options(mode, workers, ordered, progress, return_exceptions)
+    _check_executor_options(resolved[0], executor, address, client)
 
     def decorate(fn: Callable[..., Any]) -> Any:
-        return _decorate_map(fn, options, *resolved)
+        return _decorate_map(
+            fn, options, *resolved, executor=executor, address=address, client=client
+        )
 
     if func is None:
         return decorate
@@ -200,6 +216,29 @@ def _check_map_options(
     return MODES[str(mode)], workers, bool(ordered), bool(progress), bool(return_exceptions)
 
 
+def _check_executor_options(mode: str, executor: object, address: object, client: object) -> None:
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(
+            f"executor must be a concurrent.futures.Executor (a ThreadPoolExecutor, a "
+            f"ProcessPoolExecutor, Client.get_executor()), got {executor!r}"
+        )
+    if (address is not None or client is not None) and (mode != "dask" or executor is not None):
+        raise ValueError(
+            f"address= and client= go with mode='dask' (and no executor=), got mode={mode!r}"
+            + (" and an executor" if executor is not None else "")
+        )
+    if address is not None and client is not None:
+        raise ValueError("give address= or client=, not both")
+    if address is not None and not isinstance(address, str):
+        raise TypeError(f"address must be a scheduler address str, got {address!r}")
+    if mode == "dask" and executor is None:
+        from opero.concurrency.executors import dask_extra_missing
+
+        missing = dask_extra_missing()
+        if missing is not None:
+            raise ImportError(missing)
+
+
 def _default_workers(kind: str) -> int:
     cpus = os.cpu_count() or 1
     if kind == "process":
@@ -217,13 +256,32 @@ def _decorate_map(
     ordered: bool,
     progress: bool,
     return_exceptions: bool,
+    *,
+    executor: Executor | None = None,
+    address: str | None = None,
+    client: Any = None,
 ) -> Any:
+    from opero.concurrency.executors import ExecutorHandle
     from opero.core.map_driver import MapSpec
 
     fn = check_function(fn, "operomap")
     is_async = inspect.iscoroutinefunction(fn)
     name = getattr(fn, "__qualname__", None) or repr(fn)
-    if mode in ("process", "process_async"):
+    handle_factory: Callable[[], ExecutorHandle] | None = None
+    if executor is not None or mode == "dask":
+        kind = "executor"
+        if isinstance(executor, ProcessPoolExecutor) and ("<locals>" in name or "<lambda>" in name):
+            raise TypeError(
+                f"a ProcessPoolExecutor cannot load {name!r} in its workers: define it at "
+                "module level, or use a ThreadPoolExecutor or mode='thread'"
+            )
+
+        def handle_factory() -> ExecutorHandle:
+            return ExecutorHandle(
+                executor=executor, client=client, address=address, workers=workers
+            )
+
+    elif mode in ("process", "process_async"):
         kind = "process"
         if "<locals>" in name or "<lambda>" in name or fn.__name__ == "<lambda>":
             raise TypeError(
@@ -237,7 +295,10 @@ def _decorate_map(
     else:
         kind = "thread"
     n = workers if workers is not None else _default_workers(kind)
-    if kind == "process":
+    if kind == "executor":
+        n = workers or (_executor_parallelism(executor) if executor is not None else 8)
+        batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
+    elif kind == "process":
         batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
     elif kind == "thread":
         batch, bound = THREAD_BATCH, n * 4
@@ -246,7 +307,15 @@ def _decorate_map(
     pipeline = Pipeline(fn, options, name)
     layer = CacheLayer(fn, options, name) if options.cache else None
     spec = MapSpec(
-        fn, pipeline, layer, kind=kind, workers=n, ordered=ordered, bound=bound, batch_max=batch
+        fn,
+        pipeline,
+        layer,
+        kind=kind,
+        workers=n,
+        ordered=ordered,
+        bound=bound,
+        batch_max=batch,
+        handle_factory=handle_factory,
     )
     runner = _MapRunner(spec, progress, return_exceptions)
 
@@ -279,6 +348,12 @@ def _decorate_map(
     wrapper.__opero_cache__ = layer
     wrapper.__opero_map__ = spec
     return wrapper
+
+
+def _executor_parallelism(executor: Executor) -> int:
+    from opero.concurrency.executors import executor_workers
+
+    return executor_workers(executor)
 
 
 def _nothing() -> None:

@@ -1,0 +1,120 @@
+"""Attempts on an executor opero does not manage: any ``concurrent.futures.Executor``
+(``executor=``) or a Dask cluster (``mode="dask"``, through ``Client.get_executor()``).
+
+:class:`ExecutorHandle` opens what the map needs when the first attempt is dispatched (a
+``LocalCluster``, a ``Client`` to ``address``, or nothing for a given executor or client) and
+closes only what it opened: opero never shuts down an executor or a client it was given.
+Opening and closing run on a helper thread so the caller's event loop never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import Executor
+from typing import Any
+
+__all__ = ["ExecutorHandle", "dask_extra_missing", "executor_workers"]
+
+
+def dask_extra_missing() -> str | None:
+    """Why ``mode="dask"`` cannot work here, or None when it can."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return "operomap(mode='dask') needs Dask's distributed scheduler: pip install 'opero[dask]'"
+    return None
+
+
+def executor_workers(executor: Executor) -> int:
+    """How many attempts ``executor`` runs at once (a guess for unknown executors)."""
+    count = getattr(executor, "_max_workers", None)
+    if isinstance(count, int) and count > 0:
+        return count
+    client = getattr(executor, "_client", None)
+    if client is not None:
+        try:
+            return max(1, int(sum(client.nthreads().values())))
+        except Exception:
+            pass
+    return os.cpu_count() or 1
+
+
+class ExecutorHandle:
+    """The executor of one map call, opened on first use."""
+
+    def __init__(
+        self,
+        executor: Executor | None = None,
+        client: Any = None,
+        address: str | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.given = executor
+        self.client = client
+        self.address = address
+        self.workers = workers
+        self.executor: Executor | None = executor
+        self._owned: list[Any] = []  # what this handle created and must close
+        self._opening: asyncio.Future[Executor] | None = None
+
+    @property
+    def dask(self) -> bool:
+        return self.given is None
+
+    async def open(self) -> Executor:
+        if self.executor is not None:
+            return self.executor
+        if self._opening is None:
+            loop = asyncio.get_running_loop()
+            self._opening = loop.create_future()
+            try:
+                executor = await asyncio.to_thread(self._open_dask)
+            except BaseException as exc:
+                self._opening.set_exception(exc)
+                raise
+            self.executor = executor
+            self._opening.set_result(executor)
+            return executor
+        return await asyncio.shield(self._opening)
+
+    def _open_dask(self) -> Executor:
+        from distributed import Client, LocalCluster
+
+        client = self.client
+        if client is None:
+            if self.address is not None:
+                client = Client(self.address, set_as_default=False)  # type: ignore[no-untyped-call]
+            else:
+                cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=self.workers or min(4, os.cpu_count() or 1),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+                self._owned.append(cluster)
+                client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+            self._owned.insert(0, client)
+        self.client = client
+        executor: Executor = client.get_executor(pure=False)
+        return executor
+
+    def parallelism(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        if self.executor is not None:
+            return executor_workers(self.executor)
+        return 1
+
+    async def close(self) -> None:
+        owned, self._owned = self._owned, []
+        if owned:
+            await asyncio.to_thread(_close_all, owned)
+
+
+def _close_all(things: list[Any]) -> None:
+    for thing in things:
+        try:
+            thing.close()
+        except Exception:
+            pass
