@@ -63,3 +63,15 @@ def hang_on_two(x: int) -> int:
     if x == 2:
         time.sleep(60)
     return x
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.1)
+    return x * x
+
+
+def counted_double(x: int, counter_url: str) -> int:
+    import redis
+
+    redis.Redis.from_url(counter_url).incr("computations")
+    return x * 2

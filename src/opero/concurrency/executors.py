@@ -90,7 +90,7 @@ class ExecutorHandle:
                     n_workers=self.workers or min(4, os.cpu_count() or 1),
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                 )
                 self._owned.append(cluster)
                 client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
