@@ -521,6 +521,46 @@ def p10(n: int = 1_000_000) -> tuple[list[Row], dict[str, float]]:
     ], figures
 
 
+# ----- P11: Dask overhead ----------------------------------------------------------------------
+
+
+def p11(n: int = 2000, repeat: int = 3) -> tuple[list[Row], dict[str, float]]:
+    from distributed import Client, LocalCluster
+
+    from opero import operomap
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        f = operomap(mode="dask", client=client, cache=False, progress=False)(trivial)
+        f(range(10))
+        client.gather(client.map(trivial, range(10), pure=False))
+
+        def ours() -> None:
+            f(range(n))
+
+        def peer() -> None:
+            client.gather(client.map(trivial, range(n), pure=False))
+
+        o = min(_wall(ours) for _ in range(repeat))
+        pe = min(_wall(peer) for _ in range(repeat))
+    figures = {"opero": o, "client.map+gather": pe}
+    return [
+        Row(
+            f"P11 dask map {n} small items",
+            o * 1000,
+            "client.map+gather",
+            pe * 1000,
+            "<= 1.5",
+            o <= 1.5 * pe,
+            "ms",
+        )
+    ], figures
+
+
 def _wall(run: Callable[[], Any]) -> float:
     start = time.perf_counter()
     run()
@@ -544,7 +584,7 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
 
 
-CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10")
+CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
 
 
 def main() -> int:
@@ -565,6 +605,7 @@ def main() -> int:
         "P8": lambda: p8(60 if quick else 200, 1 if quick else 3),
         "P9": lambda: p9(5 if quick else 30),
         "P10": lambda: p10(100_000 if quick else 1_000_000),
+        "P11": lambda: p11(500 if quick else 2000, 1 if quick else 3),
     }
     rows: list[Row] = []
     for name in args.cases.split(","):

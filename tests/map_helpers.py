@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 
 from opero import operomap
@@ -35,10 +36,13 @@ def die_on_five(x: int) -> int:
 
 
 class NotRoundTrippable(Exception):
+    """Cannot cross a process boundary, whatever pickling support is installed."""
+
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
         self.retry_after = 2.5
+        self.connection = threading.Lock()  # like a live HTTP response: not picklable
 
 
 def unpicklable_error(x: int) -> int:

@@ -66,7 +66,7 @@ def test_given_client_is_not_closed(cluster) -> None:
 
 
 def test_worker_lost_mid_map_and_the_map_completes(cluster) -> None:
-    local, client = cluster
+    _, client = cluster
     f = dmap(h.slow_square, client, retries=2, min_delay=0)
     out: list[Any] = []
     runner = threading.Thread(target=lambda: out.append(f(range(30))))
@@ -176,3 +176,21 @@ def test_executor_options_validated() -> None:
     with pytest.raises(TypeError, match="cannot load"):
         with ProcessPoolExecutor(1) as pool:
             operomap(executor=pool)(lambda x: x)
+
+
+def test_dask_cluster_example_runs(cluster) -> None:
+    import subprocess
+    from pathlib import Path
+
+    local, _ = cluster
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "dask_cluster.py"), local.scheduler_address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root / "examples",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "40 results" in out.stdout
+    assert "second call from the cache" in out.stdout

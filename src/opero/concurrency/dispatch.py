@@ -238,11 +238,7 @@ class Dispatcher:
             self.queued = 0
             return
         self.workers = self.handle.parallelism()
-        given_threads = isinstance(self._executor, ThreadPoolExecutor)
-        name = getattr(self.fn, "__qualname__", "")
-        importable = "<locals>" not in name and "<lambda>" not in name
-        # other processes load a module-level function by name; threads take it as it is
-        self._target = FunctionRef.of(self.fn) if importable and not given_threads else self.fn
+        self._target = _transport(self.fn, self._executor)
         depth = 1 if self.timeout is not None else 2
         loop = asyncio.get_running_loop()
         self._slots = [loop.create_task(self._slot(i)) for i in range(self.workers * depth)]
@@ -439,6 +435,21 @@ class Dispatcher:
     def pids(self) -> list[int]:
         """Process ids of the live workers (tests, diagnostics)."""
         return [w.pid for w in self._procs if w is not None and w.pid is not None]
+
+
+def _transport(fn: Callable[..., Any], executor: Executor) -> Any:
+    """What to send to ``executor`` so its workers find ``fn``: the function itself for
+    threads; for Dask (cloudpickle) also when it lives in ``__main__`` or a closure, which
+    Dask workers could not import; otherwise a by-name reference (a module-level function
+    whose module attribute is the map wrapper cannot be pickled by reference)."""
+    if isinstance(executor, ThreadPoolExecutor):
+        return fn
+    name = getattr(fn, "__qualname__", "")
+    importable = "<locals>" not in name and "<lambda>" not in name
+    dask = type(executor).__module__.startswith("distributed")
+    if dask and (not importable or getattr(fn, "__module__", "") == "__main__"):
+        return fn
+    return FunctionRef.of(fn) if importable else fn
 
 
 def _deliver(done: list[tuple[Any, Outcome]]) -> None:
