@@ -79,3 +79,14 @@ def counted_double(x: int, counter_url: str) -> int:
 
     redis.Redis.from_url(counter_url).incr("computations")
     return x * 2
+
+
+def ghost(x: int) -> int:
+    return x
+
+
+ghost.__qualname__ = "no_such_function"  # a worker cannot load it by name
+
+
+def identity(x: object) -> object:
+    return x

@@ -382,3 +382,30 @@ def test_empty_input() -> None:
 
 def test_decorated_module_level_function_in_process_mode() -> None:
     assert h.decorated_square(range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_worker_that_cannot_load_the_function_explains_why() -> None:
+    f = mapped(h.ghost, mode="process", cache=False, retries=0)
+    with pytest.raises(OperomapError) as info:
+        f(range(3))
+    assert all("cannot load" in str(e) for e in info.value.exceptions)
+
+
+def test_unpicklable_argument_fails_only_its_item() -> None:
+    f = mapped(h.identity, mode="process", cache=False, retries=0)
+    lock = threading.Lock()
+    with pytest.raises(OperomapError) as info:
+        f([1, lock, 3])
+    results = info.value.results
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], Exception) and "pickle" in str(results[1]).lower()
+
+
+def test_process_mode_with_cache_duplicates_and_failures(clock) -> None:
+    f = mapped(h.fail_on_three, mode="process", retries=1)
+    with pytest.raises(OperomapError) as info:
+        f([1, 1, 3, 2, 2, 3])
+    results = info.value.results
+    assert [results[i] for i in (0, 1, 3, 4)] == [1, 1, 2, 2]
+    assert isinstance(results[2], ValueError) and isinstance(results[5], ValueError)
+    assert f([1, 2]) == [1, 2]  # from the cache

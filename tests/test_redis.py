@@ -271,7 +271,7 @@ LIMITED = """
 
 
 def test_rate_limit_shared_by_four_processes(redis_url: str) -> None:
-    start = time.time() + 2.0
+    start = time.time() + 6.0  # every process is up and waiting before the window opens
     end = start + 2.0
     procs = [
         subprocess.Popen(
@@ -507,3 +507,97 @@ def test_shared_redis_example_runs(redis_url: str) -> None:
     assert first.stdout.count("calling the API") == 12
     assert second.stdout.count("calling the API") == 0  # every answer from the shared cache
     assert "12 answers" in second.stdout
+
+
+def _lease_holder_for(f: object, redis_server, *args: object) -> tuple[str, str]:
+    """Take the lease of ``f(*args)``'s key as another process would; return (key, lease)."""
+    layer = f.__opero_cache__  # type: ignore[attr-defined]
+    key = layer.key(args, {})
+    redis_server.client().set(f"{key}:lease", "another-process", px=30_000)
+    return key, f"{key}:lease"
+
+
+def test_waits_for_another_process_holding_the_lease(redis_url: str, redis_server) -> None:
+    import pickle
+
+    calls = 0
+
+    @opero(cache_backend="redis", cache_url=redis_url, cache_namespace="wait")
+    def f(x: int) -> int:
+        nonlocal calls
+        calls += 1
+        return -1
+
+    key, lease = _lease_holder_for(f, redis_server, 4)
+
+    def other_process_finishes() -> None:
+        time.sleep(0.3)
+        redis_server.client().set(key, pickle.dumps(40))
+        redis_server.client().delete(lease)
+
+    threading.Thread(target=other_process_finishes).start()
+    assert f(4) == 40  # the other process's value, not computed here
+    assert calls == 0
+
+
+async def test_async_waits_for_the_lease_then_takes_over(redis_url: str, redis_server) -> None:
+    calls = 0
+
+    @opero(cache_backend="redis", cache_url=redis_url, cache_namespace="await")
+    async def f(x: int) -> int:
+        nonlocal calls
+        calls += 1
+        return x * 3
+
+    _key, lease = _lease_holder_for(f, redis_server, 5)
+
+    async def holder_gives_up() -> None:
+        await asyncio.sleep(0.3)
+        redis_server.client().delete(lease)  # finished without storing (it failed)
+
+    giving_up = asyncio.create_task(holder_gives_up())
+    assert await f(5) == 15  # computed here once the lease was gone
+    await giving_up
+    assert calls == 1
+
+
+async def test_async_waits_for_another_process_value(redis_url: str, redis_server) -> None:
+    import pickle
+
+    @opero(cache_backend="redis", cache_url=redis_url, cache_namespace="avalue")
+    async def f(x: int) -> int:
+        return -1
+
+    key, lease = _lease_holder_for(f, redis_server, 6)
+
+    async def other_process_stores() -> None:
+        await asyncio.sleep(0.3)
+        redis_server.client().set(key, pickle.dumps(60))
+        redis_server.client().delete(lease)
+
+    storing = asyncio.create_task(other_process_stores())
+    assert await f(6) == 60
+    await storing
+
+
+async def test_redis_rate_limit_cancelled_wait_gives_the_slot_back(redis_url: str) -> None:
+    @opero(
+        cache=False,
+        rate_limit=1,
+        rate_limit_backend="redis",
+        cache_url=redis_url,
+        cache_namespace="cancel",
+    )
+    async def f() -> int:
+        return 1
+
+    limiter = f.__opero_pipeline__.limiter  # type: ignore[attr-defined]
+    assert await f() == 1
+    task = asyncio.create_task(f())  # books a slot about 1 s ahead and waits
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    t0 = time.monotonic()
+    at = await limiter.reserve_async(t0)
+    assert at - t0 < 1.0  # the given-back slot, not one after it (which would be ~2 s ahead)

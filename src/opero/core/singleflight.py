@@ -163,10 +163,8 @@ class SingleFlight:
         finally:
             with self._lock:
                 flight.waiting -= 1
-            if not future.done():
-                with self._lock:
-                    if entry in flight.loops:
-                        flight.loops.remove(entry)
+                if entry in flight.loops:  # cancelled before the leader finished
+                    flight.loops = [e for e in flight.loops if e is not entry]
 
     def __len__(self) -> int:
         return len(self._flights)
