@@ -90,3 +90,20 @@ ghost.__qualname__ = "no_such_function"  # a worker cannot load it by name
 
 def identity(x: object) -> object:
     return x
+
+
+def total(items: list[int]) -> int:
+    return sum(items)
+
+
+async def afail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+async def aslow(x: float) -> float:
+    import asyncio
+
+    await asyncio.sleep(x)
+    return x
