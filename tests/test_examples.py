@@ -23,3 +23,70 @@ def test_metrics_hooks_example() -> None:
     assert "'fallback': 2" in out.stdout
     assert "'cache_hit': 1" in out.stdout
     assert "'retry:RetryDetails': 1" in out.stdout
+
+
+def run_example(name: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_llm_fallback_example() -> None:
+    text = run_example("llm_fallback.py")
+    assert "tried ['large'" in text
+    assert "cached:" in text
+    assert "all failed: 4 attempts" in text
+
+
+def test_llm_fallback_async_example() -> None:
+    assert "30 answers" in run_example("llm_fallback_async.py")
+
+
+def test_api_key_fallback_example() -> None:
+    text = run_example("api_key_fallback.py")
+    assert "charged 10 with key-3" in text
+    assert "not retried" in text
+
+
+def test_disk_cache_restart_example() -> None:
+    text = run_example("disk_cache_restart.py")
+    first, second = (line for line in text.splitlines() if "[0, 1, 4, 9, 16]" in line)
+    assert first.startswith("first run") and second.startswith("after restart")
+    assert float(second.rsplit(" in ", 1)[1].rstrip("s")) < float(
+        first.rsplit(" in ", 1)[1].rstrip("s")
+    )
+
+
+def test_rate_limited_crawl_example() -> None:
+    text = run_example("rate_limited_crawl.py")
+    assert "30 pages" in text and "all 200: True" in text
+
+
+def test_process_cpu_map_example() -> None:
+    assert "24 counts" in run_example("process_cpu_map.py")
+
+
+def test_async_map_example() -> None:
+    assert "200 lookups" in run_example("async_map.py")
+
+
+def test_every_example_is_tested() -> None:
+    tested = {
+        "metrics_hooks.py",
+        "llm_fallback.py",
+        "llm_fallback_async.py",
+        "api_key_fallback.py",
+        "disk_cache_restart.py",
+        "rate_limited_crawl.py",
+        "process_cpu_map.py",
+        "async_map.py",
+        "shared_redis.py",  # tests/test_redis.py
+        "dask_cluster.py",  # tests/test_dask.py
+    }
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
