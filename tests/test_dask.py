@@ -14,6 +14,7 @@ import pytest
 from opero import OperomapError, operomap
 
 from . import map_helpers as h
+from .recording import record_admissions
 
 distributed = pytest.importorskip("distributed", reason="the opero[dask] extra is not installed")
 
@@ -84,19 +85,7 @@ def test_worker_lost_mid_map_and_the_map_completes(cluster) -> None:
 def test_rate_limit_global_across_dask_workers(cluster, clock) -> None:
     _, client = cluster
     f = dmap(h.square, client, rate_limit=10)
-    booked: list[float] = []
-    real = f.__opero_pipeline__.limiter
-
-    class Recording:
-        def reserve(self, now: float) -> float:
-            at = real.reserve(now)
-            booked.append(at)
-            return at
-
-        def release(self, at: float) -> None:
-            real.release(at)
-
-    f.__opero_pipeline__.limiter = Recording()
+    booked = record_admissions(f)
     assert f(range(12)) == [x * x for x in range(12)]
     gaps = [round(b - a, 9) for a, b in zip(booked, booked[1:])]
     assert gaps == [0.1] * 11

@@ -14,6 +14,7 @@ from opero import OperoError, OperomapError, RemoteError, WorkerCrashedError, op
 from opero.core.clock import CLOCK
 
 from . import map_helpers as h
+from .recording import record_admissions
 
 SYNC_MODES = ["thread", "process", "async", "process_async", "tmap", "pmap", "amap", "apmap"]
 
@@ -253,27 +254,10 @@ def test_duplicate_items_computed_once() -> None:
     assert sorted(calls) == [7, 8]
 
 
-def _record_admissions(f: Any) -> list[float]:
-    booked: list[float] = []
-    real = f.__opero_pipeline__.limiter
-
-    class Recording:
-        def reserve(self, now: float) -> float:
-            at = real.reserve(now)
-            booked.append(at)
-            return at
-
-        def release(self, at: float) -> None:
-            real.release(at)
-
-    f.__opero_pipeline__.limiter = Recording()
-    return booked
-
-
 @pytest.mark.parametrize("mode", ["thread", "process", "async"])
 def test_rate_limit_is_global_not_per_worker(clock, mode: str) -> None:
     f = mapped(h.square, mode=mode, workers=8, cache=False, rate_limit=10)
-    booked = _record_admissions(f)
+    booked = record_admissions(f)
     assert f(range(30)) == [x * x for x in range(30)]
     assert len(booked) == 30
     gaps = [round(b - a, 9) for a, b in zip(booked, booked[1:])]

@@ -12,6 +12,8 @@ import pytest
 from opero import opero
 from opero.core.rate_limit import RateLimiter
 
+from .recording import record_admissions
+
 
 def test_reserve_spaces_admissions() -> None:
     lim = RateLimiter(4)
@@ -71,19 +73,7 @@ async def test_decorated_async_waits_are_exact(clock) -> None:
     async def f() -> None:
         return None
 
-    booked: list[float] = []
-    real = f.__opero_pipeline__.limiter  # type: ignore[attr-defined]
-
-    class Recording:
-        def reserve(self, now: float) -> float:
-            at = real.reserve(now)
-            booked.append(at)
-            return at
-
-        def release(self, at: float) -> None:
-            real.release(at)
-
-    f.__opero_pipeline__.limiter = Recording()  # type: ignore[attr-defined]
+    booked = record_admissions(f)
     await asyncio.gather(*(f() for _ in range(4)))
     assert [b - booked[0] for b in booked] == [0.0, 0.5, 1.0, 1.5]
     assert len(clock.sleeps) == 3  # the first admission is free, three waited

@@ -13,6 +13,8 @@ from collections import Counter
 
 from opero import opero
 
+from .recording import record_admissions
+
 KEYS = 600
 RATE = 400.0
 
@@ -56,20 +58,7 @@ def test_stress_threads_and_tasks() -> None:
     async def tasks_main() -> None:
         await asyncio.gather(*(caller(1000 + n, 5) for n in range(200)))
 
-    admissions: list[float] = []
-    real = compute.__opero_pipeline__.limiter  # type: ignore[attr-defined]
-
-    class Recording:  # the limiter's own bookings: what "admitted" means
-        def reserve(self, now: float) -> float:
-            at = real.reserve(now)
-            with lock:
-                admissions.append(at)
-            return at
-
-        def release(self, at: float) -> None:
-            real.release(at)
-
-    compute.__opero_pipeline__.limiter = Recording()  # type: ignore[attr-defined]
+    admissions = record_admissions(compute)  # the limiter's own bookings: "admitted"
     threads = [threading.Thread(target=thread_main, args=(n,)) for n in range(32)]
     for t in threads:
         t.start()
