@@ -76,6 +76,10 @@ def test_async_map_example() -> None:
     assert "200 lookups" in run_example("async_map.py")
 
 
+def test_process_async_map_example() -> None:
+    assert "40 results" in run_example("process_async_map.py")
+
+
 def test_every_example_is_tested() -> None:
     tested = {
         "metrics_hooks.py",
@@ -86,6 +90,7 @@ def test_every_example_is_tested() -> None:
         "rate_limited_crawl.py",
         "process_cpu_map.py",
         "async_map.py",
+        "process_async_map.py",
         "shared_redis.py",  # tests/test_redis.py
         "dask_cluster.py",  # tests/test_dask.py
     }
