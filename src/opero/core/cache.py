@@ -383,9 +383,9 @@ class CacheLayer:
                 return flight.outcome()
             try:
                 value = self.get(key)
-                if value is MISS:
-                    value = self._compute_shared(key, run, args, kwargs) if self.shared else MISS
-                if value is MISS:
+                if value is MISS and self.shared:  # other processes may be computing it
+                    value = self._compute_shared(key, run, args, kwargs)
+                elif value is MISS:
                     value = run(args, kwargs)
                     self.put(key, value, args)
             except BaseException as exc:
@@ -413,9 +413,9 @@ class CacheLayer:
                 return flight.outcome()
             try:
                 value = await self.aget(key)
-                if value is MISS and self.shared:
+                if value is MISS and self.shared:  # other processes may be computing it
                     value = await self._compute_shared_async(key, run, args, kwargs)
-                if value is MISS:
+                elif value is MISS:
                     value = await run(args, kwargs)
                     await self.aput(key, value, args)
             except BaseException as exc:
