@@ -375,14 +375,22 @@ class MapDriver:
                 if failure is not None:
                     self._spawn(self._retry(index, keys[n], flights[n], rows[n], failure[0]))
                     continue
-                key, flight, value = keys[n], flights[n], values[n]
-                if layer is not None and key is not None and flight is not None:
-                    layer.put(key, value, rows[n])
-                    layer.flights.succeed(key, flight, value)
-                done.append((index, [value], None))
+                self._store(keys[n], flights[n], values[n], rows[n])
+                done.append((index, [values[n]], None))
         wake = self.wake
         if wake is not None:
             wake.set()
+
+    def _store(
+        self, key: Hashable | None, flight: Flight | None, value: Any, args: tuple[Any, ...]
+    ) -> None:
+        """A computed value: cache it, wake the callers waiting on its flight."""
+        if key is None or flight is None:
+            return
+        assert self.layer is not None
+        self.leading.pop(key, None)
+        self.layer.put(key, value, args)
+        self.layer.flights.succeed(key, flight, value)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -399,11 +407,7 @@ class MapDriver:
     ) -> None:
         ok, value, _tb = outcome
         if ok:
-            if key is not None:
-                assert self.layer is not None and flight is not None
-                self.layer.put(key, value, call_args)
-                self.layer.flights.succeed(key, flight, value)
-                self.leading.pop(key, None)
+            self._store(key, flight, value, call_args)
             self._finish(index, True, value)
             return
         self._spawn(self._retry(index, key, flight, call_args, value))
@@ -429,11 +433,7 @@ class MapDriver:
                 raise
             self._finish(index, False, exc)
             return
-        if key is not None and flight is not None:
-            assert layer is not None
-            self.leading.pop(key, None)
-            layer.put(key, value, call_args)
-            layer.flights.succeed(key, flight, value)
+        self._store(key, flight, value, call_args)
         self._finish(index, True, value)
 
     async def _follow(
