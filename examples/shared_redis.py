@@ -43,6 +43,8 @@ def main() -> int:
     start = time.perf_counter()
     with Pool(4) as pool:
         answers = pool.map(lookup, words)
+        pool.close()  # let the workers exit on their own (the context exit would terminate them)
+        pool.join()
     took = time.perf_counter() - start
     print(f"{len(answers)} answers in {took:.1f}s: {answers[:3]} ...")
     return 0
