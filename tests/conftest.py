@@ -63,7 +63,7 @@ def redis_server():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def redis_url(redis_server) -> str:  # type: ignore[no-untyped-def]
     redis_server.client().flushall()
-    from opero.core.redis_client import RedisHealth
+    from opero.backends.redis.client import RedisHealth
 
     RedisHealth.reset()
     return str(redis_server.url)
@@ -72,7 +72,7 @@ def redis_url(redis_server) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def own_redis():  # type: ignore[no-untyped-def]
     """A server of the test's own, which the test may stop and start."""
-    from opero.core.redis_client import RedisHealth
+    from opero.backends.redis.client import RedisHealth
     from tests.redis_server import RedisServer
 
     RedisHealth.reset()

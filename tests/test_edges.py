@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from opero import AllFailedError, opero
-from opero.core.keys import encode
+from opero.cache.encoding import encode
 
 
 class Small(int):

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from opero.core.keys import Unkeyable, digest, encode
+from opero.cache.encoding import Unkeyable, digest, encode
 
 
 class Color(enum.Enum):
@@ -116,7 +116,7 @@ def test_deep_nesting_is_unkeyable_not_a_crash() -> None:
 
 def test_stable_across_processes_with_random_hash_seed() -> None:
     code = (
-        "from opero.core.keys import digest;"
+        "from opero.cache.encoding import digest;"
         "print(digest({'b': {1, 2, 3}, 'a': ['x', ('y', 2.5)], 'c': frozenset('abc')}))"
     )
     outs = {

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from opero import opero
-from opero.core.options import DEFAULTS, Options
+from opero.options import DEFAULTS, MAP_OPTIONS, OPTIONS, resolve
 
 
 def f(x: int, model: str = "a") -> int:
@@ -93,10 +93,59 @@ def test_decorator_defaults_match_options_defaults() -> None:
 
 def test_unknown_option_named() -> None:
     with pytest.raises(TypeError, match="unknown option.*retires"):
-        Options(retires=3)
+        resolve({"retires": 3})
+    with pytest.raises(TypeError, match="unknown option.*retires"):
+        opero(retires=3)  # type: ignore[call-overload]
 
 
 def test_options_are_frozen() -> None:
-    with pytest.raises(AttributeError, match=re.escape("retries")):
-        Options().retries = 5
-    assert "retries=5" in repr(Options(retries=5))
+    options = resolve({"retries": 5})
+    with pytest.raises(TypeError, match="frozen"):
+        options["retries"] = 6
+    with pytest.raises(TypeError, match="frozen"):
+        options.update(retries=6)
+    assert options["retries"] == 5
+    assert "retries=5" in repr(options)
+    assert "cache=" not in repr(options)  # defaults are not repeated
+
+
+def test_signatures_come_from_the_one_table() -> None:
+    from opero import operomap
+
+    for decorator, table in ((opero, OPTIONS), (operomap, {**OPTIONS, **MAP_OPTIONS})):
+        params = inspect.signature(decorator).parameters
+        assert list(params) == ["func", *table]
+        assert params["func"].kind is inspect.Parameter.POSITIONAL_ONLY
+        for name, opt in table.items():
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+            assert params[name].default == opt.default, name
+            assert params[name].annotation is not inspect.Parameter.empty, name
+    text = str(inspect.signature(opero))
+    assert "retries: int = 3" in text
+    assert "cache_ttl: float | None = 3600" in text
+    assert "mode: str = 'thread'" in str(inspect.signature(operomap))
+
+
+def test_help_lists_every_option() -> None:
+    import pydoc
+
+    from opero import operomap
+
+    for decorator, names in ((opero, OPTIONS), (operomap, {**OPTIONS, **MAP_OPTIONS})):
+        text = pydoc.render_doc(decorator, renderer=pydoc.plaintext)
+        for name in names:
+            assert f"{name}:" in text or f"{name}=" in text, name
+
+
+def test_map_options_checked_by_the_table() -> None:
+    from opero import operomap
+
+    with pytest.raises(ValueError, match="mode must be one of"):
+        operomap(mode="fiber")
+    with pytest.raises(ValueError, match="workers must be an int >= 1"):
+        operomap(workers=0)
+    with pytest.raises(TypeError, match="ordered must be True or False"):
+        operomap(ordered="yes")
+    with pytest.raises(ValueError, match="go with mode='dask'"):
+        operomap(address="tcp://x:1")
+    assert resolve({"mode": "pmap"}, map_options=True)["mode"] == "process"

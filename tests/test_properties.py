@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opero import AllFailedError, opero
-from opero.core.keys import Unkeyable, encode
-from opero.core.rate_limit import RateLimiter
+from opero.cache.encoding import Unkeyable, encode
+from opero.limits.rate import RateLimiter
 from opero.core.retry import Schedule, backoff_delay, jittered
 from opero.testing import set_testing
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from opero import opero
-from opero.core.rate_limit import RateLimiter
+from opero.limits.rate import RateLimiter
 
 from .recording import record_admissions
 

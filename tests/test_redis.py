@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from opero import OperoBackendWarning, opero, operomap
-from opero.core import redis_client
+from opero.backends.redis import client as redis_client
 
 
 def run_script(code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60):
@@ -207,7 +207,7 @@ def test_single_flight_across_processes(redis_url: str, redis_server) -> None:
 
 HOLDER = """
     import sys, time
-    import opero.core.redis_store as rs
+    import opero.backends.redis.store as rs
     from opero import opero
 
     rs.LEASE_SECONDS = 1.0  # this holder's lease expires quickly once it is killed

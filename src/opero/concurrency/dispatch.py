@@ -16,13 +16,10 @@ process attempt that overruns has its worker killed and replaced.
 from __future__ import annotations
 
 import asyncio
-import math
 import multiprocessing
 import os
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 from opero.concurrency.attempts import (
@@ -34,85 +31,15 @@ from opero.concurrency.attempts import (
     run_remote,
 )
 from opero.concurrency.executors import ExecutorHandle
+from opero.concurrency.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, Requeue, Single
 from opero.concurrency.process import ProcessWorker, WorkerDied
 from opero.concurrency.threads import ThreadWorkers
 from opero.core.timeout import timeout_error
 from opero.errors import OperoError
 
-__all__ = ["BATCH_SECONDS", "PROBE", "Dispatcher", "JobCallback"]
-
-BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
-PROBE = 8  #: attempts in a batch before any has been measured
-JOB_MAX = 256  #: attempts per job, at most
+__all__ = ["Dispatcher"]
 
 Callback = Callable[[Outcome], None]
-Failures = dict[int, tuple[BaseException, str | None]]
-JobCallback = Callable[[list[Any], Failures], None]
-
-
-class _Job:
-    """Attempts with one shared ``kwargs``; ``callback(values, failures)`` gets their results
-    (positions local to the job)."""
-
-    __slots__ = ("callback", "kwargs", "rows", "single", "solo")
-
-    def __init__(
-        self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
-        callback: JobCallback,
-        solo: bool = False,
-        single: bool = False,
-    ) -> None:
-        self.rows = rows  # positional arguments per attempt (the argument itself if single)
-        self.kwargs = kwargs
-        self.callback = callback
-        self.solo = solo
-        self.single = single
-
-
-class _Single:
-    """A job callback for one attempt, answering with an outcome."""
-
-    __slots__ = ("callback",)
-
-    def __init__(self, callback: Callback) -> None:
-        self.callback = callback
-
-    def __call__(self, values: list[Any], failures: Failures) -> None:
-        if failures:
-            exc, tb = failures[0]
-            self.callback((False, exc, tb))
-        else:
-            self.callback((True, values[0], None))
-
-
-class _Gather:
-    """Reassembles a job whose attempts re-run one by one."""
-
-    __slots__ = ("failures", "job", "left", "values")
-
-    def __init__(self, job: _Job) -> None:
-        self.job = job
-        self.values: list[Any] = [None] * len(job.rows)
-        self.failures: Failures = {}
-        self.left = len(job.rows)
-
-    def fill(self, i: int, values: list[Any], failures: Failures) -> None:
-        if failures:
-            self.failures[i] = failures[0]
-        else:
-            self.values[i] = values[0]
-        self.left -= 1
-        if self.left == 0:
-            self.job.callback(self.values, self.failures)
-
-
-class _Requeue:
-    """The batch never ran: its worker died while it waited in the pipe."""
-
-
-REQUEUE = _Requeue()
 
 
 class Dispatcher:
@@ -136,22 +63,18 @@ class Dispatcher:
         self.workers = workers
         self.timeout = timeout
         # a process attempt under a timeout runs alone, so killing its worker hits only it
-        self.batch_max = 1 if (timeout is not None and kind != "thread") else batch_max
+        batch_max = 1 if (timeout is not None and kind != "thread") else batch_max
+        self.jobs = JobQueue(workers, batch_max)
         self.handle = handle
         self._executor: Executor | None = None
         self._open_error: BaseException | None = None
         self.name = name or getattr(fn, "__qualname__", repr(fn))
-        self.queue: deque[_Job] = deque()
-        self.queued = 0  # attempts in the queue
-        self._ready: asyncio.Event | None = None
         self._slots: list[asyncio.Task[None]] = []
         self._procs: list[ProcessWorker | None] = []
         self._pool: ThreadWorkers | None = None
         self._ref: FunctionRef | None = None
         self._closed = False
         self.started = False
-        #: measured seconds per attempt (moving average), to size batches
-        self.per_attempt: float | None = None
 
     # ----- submitting ----------------------------------------------------------------------
     def submit_job(
@@ -173,10 +96,7 @@ class Dispatcher:
             failures: Failures = dict.fromkeys(range(n), (self._open_error, None))
             asyncio.get_running_loop().call_soon(callback, values, failures)
             return
-        self.queue.append(_Job(rows, kwargs, callback, single=single))
-        self.queued += len(rows)
-        assert self._ready is not None
-        self._ready.set()
+        self.jobs.put(Job(rows, kwargs, callback, single=single))
 
     def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
         """Queue one attempt; ``callback(outcome)`` runs in the loop when it is done."""
@@ -185,7 +105,7 @@ class Dispatcher:
         if self._pool is not None:
             self._pool.submit(callback, args, kwargs)
             return
-        self.submit_job([args], kwargs, _Single(callback))
+        self.submit_job([args], kwargs, Single(callback))
 
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run one attempt on a worker and return its value or raise its exception."""
@@ -201,6 +121,10 @@ class Dispatcher:
             return value
         raise value
 
+    def job_size(self, ready: int) -> int:
+        """How many of ``ready`` attempts a caller should put in one job."""
+        return self.jobs.job_size(ready)
+
     # ----- workers -------------------------------------------------------------------------
     def _start(self) -> None:
         self.started = True
@@ -209,7 +133,7 @@ class Dispatcher:
                 self.fn, self.workers, _deliver, timeout=self.timeout, name=self.name
             )
             return
-        self._ready = asyncio.Event()
+        self.jobs.ready = asyncio.Event()
         if self.kind == "executor":
             asyncio.get_running_loop().create_task(self._open_executor())
             return
@@ -231,85 +155,39 @@ class Dispatcher:
             self._executor = await self.handle.open()
         except Exception as exc:
             self._open_error = exc
-            while self.queue:
-                job = self.queue.popleft()
-                n = len(job.rows)
-                job.callback([None] * n, dict.fromkeys(range(n), (exc, None)))
-            self.queued = 0
+            self.jobs.fail_all(exc)
             return
-        self.workers = self.handle.parallelism()
+        self.workers = self.jobs.workers = self.handle.parallelism()
         self._target = _transport(self.fn, self._executor)
         depth = 1 if self.timeout is not None else 2
         loop = asyncio.get_running_loop()
         self._slots = [loop.create_task(self._slot(i)) for i in range(self.workers * depth)]
-        assert self._ready is not None
-        self._ready.set()
-
-    def _take(self) -> list[_Job]:
-        queue = self.queue
-        first = queue.popleft()
-        jobs = [first]
-        count = len(first.rows)
-        if not first.solo:
-            n = self._batch_size()
-            while queue and not queue[0].solo and count + len(queue[0].rows) <= n:
-                job = queue.popleft()
-                jobs.append(job)
-                count += len(job.rows)
-        self.queued -= count
-        return jobs
-
-    def _batch_size(self) -> int:
-        """Attempts for the next batch: a fair share of the queue, small enough that a batch
-        takes about BATCH_SECONDS (measured), never more than ``batch_max``."""
-        n = min(self.batch_max, max(1, math.ceil(self.queued / self.workers)))
-        per_attempt = self.per_attempt
-        if per_attempt is None:
-            return min(n, PROBE)  # nothing measured yet: a small first batch
-        if per_attempt > 0:
-            n = min(n, max(1, int(BATCH_SECONDS / per_attempt)))
-        return n
-
-    def job_size(self, ready: int) -> int:
-        """How many of ``ready`` attempts a caller should put in one job: before anything
-        is measured, enough jobs for every worker to get several; then about half a
-        batch's worth (few for slow attempts, so they spread over workers)."""
-        if self.batch_max == 1:
-            return 1
-        per_attempt = self.per_attempt
-        if per_attempt is None:
-            return max(PROBE, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
-        if per_attempt <= 0:
-            return JOB_MAX
-        return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
-
-    def _measure(self, seconds: float, attempts: int) -> None:
-        sample = seconds / attempts
-        old = self.per_attempt
-        self.per_attempt = sample if old is None else (old + sample) / 2
+        assert self.jobs.ready is not None
+        self.jobs.ready.set()
 
     async def _slot(self, i: int) -> None:
-        assert self._ready is not None
-        ready = self._ready
+        queue = self.jobs
+        assert queue.ready is not None
+        ready = queue.ready
         while not self._closed:
-            if not self.queue:
+            if not queue.jobs:
                 ready.clear()
                 await ready.wait()
                 continue
-            jobs = self._take()
+            jobs = queue.take()
             payload: list[Segment] = [(job.rows, job.kwargs, job.single) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
             loop = asyncio.get_running_loop()
             started = loop.time()
             results = await self._run(i, payload, size)
-            self._measure(loop.time() - started, size)
+            queue.measure(loop.time() - started, size)
             if results is REQUEUE:  # queued behind a batch that killed the worker: innocent
-                self._requeue(jobs)
+                queue.requeue(jobs)
                 continue
             if results is None:  # the worker died: every attempt re-runs alone
-                self._requeue_solo(jobs)
+                queue.requeue_solo(jobs)
                 continue
-            assert not isinstance(results, _Requeue)
+            assert not isinstance(results, Requeue)
             if len(results[0]) != size:  # never expected: fail the batch rather than hang
                 error = OperoError(f"{self.name}: worker answered {len(results[0])} of {size}")
                 results = [None] * size, dict.fromkeys(range(size), (error, None))
@@ -326,7 +204,7 @@ class Dispatcher:
                 job.callback(values[start:end], local)
                 start = end
 
-    async def _run(self, i: int, payload: list[Segment], size: int) -> Results | _Requeue | None:
+    async def _run(self, i: int, payload: list[Segment], size: int) -> Results | Requeue | None:
         """Results of ``payload`` on worker ``i``; None when a batch of several attempts must
         be re-run attempt by attempt."""
         if self.kind == "executor":
@@ -375,27 +253,6 @@ class Dispatcher:
             if size == 1:
                 return [None], {0: (exc, None)}
             return None  # re-run attempt by attempt: only the culprit fails
-
-    def _requeue(self, jobs: list[_Job]) -> None:
-        for job in reversed(jobs):
-            self.queue.appendleft(job)
-            self.queued += len(job.rows)
-        assert self._ready is not None
-        self._ready.set()
-
-    def _requeue_solo(self, jobs: list[_Job]) -> None:
-        solos: list[_Job] = []
-        for job in jobs:
-            gather = _Gather(job)
-            for n, row in enumerate(job.rows):
-                solos.append(
-                    _Job([row], job.kwargs, partial(gather.fill, n), solo=True, single=job.single)
-                )
-        for job in reversed(solos):
-            self.queue.appendleft(job)
-        self.queued += len(solos)
-        assert self._ready is not None
-        self._ready.set()
 
     def _new_worker(self) -> ProcessWorker:
         assert self._ref is not None

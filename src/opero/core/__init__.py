@@ -1,4 +1,4 @@
-"""The mechanisms of the pipeline, one per module: options, keys, cache, single-flight,
-retry, fallback, rate limit, timeout, hooks, and the sync/async drivers that run them."""
+"""Pure decisions, no I/O but the injected clock: the retry schedule, the fallback walk,
+timeouts, hooks, backend health, and the two drivers that act on them."""
 
 __all__: list[str] = []

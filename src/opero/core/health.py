@@ -1,4 +1,5 @@
-"""Reporting a backend that failed at run time: a warning at most once per minute each."""
+"""A backend that failed at run time: reported with a warning at most once per minute each,
+and :class:`BackendDown` for a backend skipped while it recovers."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from loguru import logger
 
 from opero.errors import OperoBackendWarning
 
-__all__ = ["WARN_INTERVAL", "report_backend_failure"]
+__all__ = ["WARN_INTERVAL", "BackendDown", "report_backend_failure", "reset"]
 
 WARN_INTERVAL = 60.0  #: seconds between two warnings about the same backend
 _last: dict[str, float] = {}
 _lock = threading.Lock()
+
+
+class BackendDown(Exception):
+    """A backend failed recently (already reported); the caller goes on without it."""
 
 
 def report_backend_failure(backend: str, what: str, exc: BaseException) -> bool:

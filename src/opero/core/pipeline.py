@@ -1,27 +1,31 @@
 """The drivers: retry -> fallback -> rate limit -> call, once sync and once async.
 
 Everything decided at decoration time lives in :class:`Pipeline`; the decision objects
-(:class:`~opero.core.retry.Attempts`, :class:`~opero.core.rate_limit.RateLimiter`,
-:class:`~opero.core.fallback.Fallback`) say what to do, and only :meth:`Pipeline.run` and
-:meth:`Pipeline.run_async` sleep or await. No retry machinery is built until an attempt
-fails. The async driver takes the attempt as a parameter (``invoke``) so that a map can
-hand each attempt to an executor while cache, rate limit and waiting stay in the caller.
+(:class:`~opero.core.retry.Attempts`, :class:`~opero.core.fallback.Fallback`, and the
+limiter it is given, a :class:`~opero.limits.base.Limiter`) say what to do, and only
+:meth:`Pipeline.run` and :meth:`Pipeline.run_async` sleep or await. No retry machinery is
+built until an attempt fails. The async driver takes the attempt as a parameter
+(``invoke``) so that a map can hand each attempt to an executor while cache, rate limit and
+waiting stay in the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
-from opero.core.options import Options
-from opero.core.rate_limit import RateLimiter
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule
 from opero.core.timeout import call_with_timeout, timeout_error
+from opero.options import retry_types
+
+if TYPE_CHECKING:
+    from opero.limits.base import Limiter
+    from opero.options import OperoOptions
 
 __all__ = ["AsyncInvoke", "Pipeline"]
 
@@ -31,32 +35,32 @@ AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 class Pipeline:
     """The uncached part of one decorated function: rounds x values, each rate-limited."""
 
-    def __init__(self, func: Callable[..., Any], options: Options, name: str) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        options: OperoOptions,
+        name: str,
+        limiter: Limiter | None = None,
+    ) -> None:
         self.func = func
         self.name = name
-        self.retry_on = options.retry_types
+        self.retry_on = retry_types(options)
         self.schedule = Schedule(
-            retries=options.retries,
-            min_delay=options.min_delay,
-            backoff_factor=options.backoff_factor,
-            max_delay=options.max_delay,
-            jitter=options.jitter,
-            retry_on=options.retry_types,
+            retries=options["retries"],
+            min_delay=options["min_delay"],
+            backoff_factor=options["backoff_factor"],
+            max_delay=options["max_delay"],
+            jitter=options["jitter"],
+            retry_on=self.retry_on,
         )
-        self.fallback = Fallback(func, options.arg_fallback) if options.arg_fallback else None
-        self.limiter: Any = None
-        if options.rate_limit and options.rate_limit_backend == "redis":
-            from opero.core.redis_rate_limit import RedisRateLimiter
-
-            key = f"{options.cache_namespace}:ratelimit:{func.__module__}.{name}"
-            self.limiter = RedisRateLimiter(options.rate_limit, options.cache_url, key)
-        elif options.rate_limit:
-            self.limiter = RateLimiter(options.rate_limit)
+        arg_fallback = options["arg_fallback"]
+        self.fallback = Fallback(func, arg_fallback) if arg_fallback else None
+        self.limiter: Any = limiter
         #: the limiter has a native async reservation (Redis)
         self.async_limiter = hasattr(self.limiter, "reserve_async")
-        self.timeout = options.timeout
-        self.on_retry = options.on_retry
-        self.on_fallback = options.on_fallback
+        self.timeout = options["timeout"]
+        self.on_retry = options["on_retry"]
+        self.on_fallback = options["on_fallback"]
         #: nothing to do before the first attempt: the decorator may call the function directly
         self.direct = self.fallback is None and self.limiter is None and self.timeout is None
         #: the first attempt needs no fallback expansion and no rate-limit slot

@@ -2,48 +2,34 @@
 
 The decorated callable takes an iterable; each item is passed as the first positional
 argument, extra arguments go to every call. Cache and rate limit live in the caller and are
-global; workers only run attempts (see :mod:`opero.core.map_driver`).
+global; workers only run attempts (see :mod:`opero.concurrency.map_driver`). The call and
+``.iter()`` API is :mod:`opero.decorators.map_api`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import os
-import queue
-import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
-from opero.core.cache import CacheLayer
-from opero.core.options import DEFAULTS, Options
-from opero.core.pipeline import Pipeline
-from opero.decorators.opero import Hook, RetryOn, check_function
-from opero.errors import OperomapError
+from opero.decorators.map_api import MapRunner, run_sync
+from opero.decorators.opero import check_function, nothing_cached
+from opero.decorators.parts import build, name_of
+from opero.options import MODES, resolve, signature
 
-if TYPE_CHECKING:  # the map machinery (multiprocessing, threads) loads on first decoration
-    from opero.core.map_driver import MapSpec, Run
+if TYPE_CHECKING:
+    from typing import Unpack
 
-__all__ = ["MODES", "operomap"]
+    from opero.options import OperomapOptions
+
+__all__ = ["MODES", "MapFunction", "operomap"]
 
 T = TypeVar("T")
 R_co = TypeVar("R_co", covariant=True)
 
-#: accepted ``mode`` values, with the aliases of the older map helpers
-MODES = {
-    "dask": "dask",
-    "thread": "thread",
-    "process": "process",
-    "async": "async",
-    "process_async": "process_async",
-    "tmap": "thread",
-    "pmap": "process",
-    "amap": "async",
-    "apmap": "process_async",
-}
 PROCESS_BATCH = 1024  #: attempts sent to a worker process at once, at most
 THREAD_BATCH = 16
 ASYNC_WORKERS = 100
@@ -72,78 +58,10 @@ def operomap(func: Callable[..., T], /) -> MapFunction[list[T]]: ...
 
 
 @overload
-def operomap(
-    func: None = None,
-    /,
-    *,
-    cache: bool = True,
-    cache_ttl: float | None = 3600,
-    cache_backend: str = "memory",
-    cache_key: Callable[..., Any] | None = None,
-    cache_namespace: str = "opero",
-    cache_maxsize: int = 10_000,
-    cache_dir: str | os.PathLike[str] | None = None,
-    cache_url: str | None = None,
-    cache_serializer: str = "pickle",
-    retries: int = 3,
-    backoff_factor: float = 1.5,
-    min_delay: float = 0.1,
-    max_delay: float = 30,
-    retry_on: RetryOn = (Exception,),
-    jitter: bool = True,
-    timeout: float | None = None,
-    arg_fallback: str | None = None,
-    rate_limit: float | None = None,
-    rate_limit_backend: str = "memory",
-    on_retry: Hook | None = None,
-    on_fallback: Hook | None = None,
-    on_cache_hit: Hook | None = None,
-    mode: str = "thread",
-    workers: int | None = None,
-    ordered: bool = True,
-    progress: bool = True,
-    return_exceptions: bool = False,
-    executor: Executor | None = None,
-    address: str | None = None,
-    client: Any = None,
-) -> _MapDecorator: ...
+def operomap(func: None = None, /, **options: Unpack[OperomapOptions]) -> _MapDecorator: ...
 
 
-def operomap(
-    func: Callable[..., Any] | None = None,
-    /,
-    *,
-    cache: bool = True,
-    cache_ttl: float | None = 3600,
-    cache_backend: str = "memory",
-    cache_key: Callable[..., Any] | None = None,
-    cache_namespace: str = "opero",
-    cache_maxsize: int = 10_000,
-    cache_dir: str | os.PathLike[str] | None = None,
-    cache_url: str | None = None,
-    cache_serializer: str = "pickle",
-    retries: int = 3,
-    backoff_factor: float = 1.5,
-    min_delay: float = 0.1,
-    max_delay: float = 30,
-    retry_on: RetryOn = (Exception,),
-    jitter: bool = True,
-    timeout: float | None = None,
-    arg_fallback: str | None = None,
-    rate_limit: float | None = None,
-    rate_limit_backend: str = "memory",
-    on_retry: Hook | None = None,
-    on_fallback: Hook | None = None,
-    on_cache_hit: Hook | None = None,
-    mode: str = "thread",
-    workers: int | None = None,
-    ordered: bool = True,
-    progress: bool = True,
-    return_exceptions: bool = False,
-    executor: Executor | None = None,
-    address: str | None = None,
-    client: Any = None,
-) -> Any:
+def operomap(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Run one function over many inputs with the full ``@opero`` pipeline per item.
 
     ``@operomap(...)`` on ``def work(item, *extra)`` makes ``work(items, *extra)`` return the
@@ -171,19 +89,23 @@ def operomap(
     Every item runs to its own end; then, if any failed, ``OperomapError`` is raised with
     ``.results`` holding every result and each failed item's exception in its place.
     """
-    values = dict(locals())
-    options = Options(**{name: values[name] for name in DEFAULTS})
-    resolved = _check_map_options(mode, workers, ordered, progress, return_exceptions)
-    _check_executor_options(resolved[0], executor, address, client)
+    resolved: OperomapOptions = resolve(options, map_options=True)
+    if resolved["mode"] == "dask" and resolved["executor"] is None:
+        from opero.concurrency.executors import dask_extra_missing
+
+        missing = dask_extra_missing()
+        if missing is not None:
+            raise ImportError(missing)
 
     def decorate(fn: Callable[..., Any]) -> Any:
-        return _decorate_map(
-            fn, options, *resolved, executor=executor, address=address, client=client
-        )
+        return _decorate_map(fn, resolved)
 
     if func is None:
         return decorate
     return decorate(func)
+
+
+operomap.__signature__ = signature(map_options=True)  # type: ignore[attr-defined]
 
 
 class _MapDecorator(Protocol):
@@ -194,49 +116,6 @@ class _MapDecorator(Protocol):
 
     @overload
     def __call__(self, func: Callable[..., T], /) -> MapFunction[list[T]]: ...
-
-
-def _check_map_options(
-    mode: object, workers: object, ordered: object, progress: object, return_exceptions: object
-) -> tuple[str, int | None, bool, bool, bool]:
-    if mode not in MODES:
-        accepted = ", ".join(repr(m) for m in MODES)
-        raise ValueError(f"mode must be one of {accepted}, got {mode!r}")
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
-        raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
-    for name, value in (
-        ("ordered", ordered),
-        ("progress", progress),
-        ("return_exceptions", return_exceptions),
-    ):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be True or False, got {value!r}")
-    return MODES[str(mode)], workers, bool(ordered), bool(progress), bool(return_exceptions)
-
-
-def _check_executor_options(mode: str, executor: object, address: object, client: object) -> None:
-    if executor is not None and not isinstance(executor, Executor):
-        raise TypeError(
-            f"executor must be a concurrent.futures.Executor (a ThreadPoolExecutor, a "
-            f"ProcessPoolExecutor, Client.get_executor()), got {executor!r}"
-        )
-    if (address is not None or client is not None) and (mode != "dask" or executor is not None):
-        raise ValueError(
-            f"address= and client= go with mode='dask' (and no executor=), got mode={mode!r}"
-            + (" and an executor" if executor is not None else "")
-        )
-    if address is not None and client is not None:
-        raise ValueError("give address= or client=, not both")
-    if address is not None and not isinstance(address, str):
-        raise TypeError(f"address must be a scheduler address str, got {address!r}")
-    if mode == "dask" and executor is None:
-        from opero.concurrency.executors import dask_extra_missing
-
-        missing = dask_extra_missing()
-        if missing is not None:
-            raise ImportError(missing)
 
 
 def _default_workers(kind: str) -> int:
@@ -250,23 +129,17 @@ def _default_workers(kind: str) -> int:
 
 def _decorate_map(
     fn: Callable[..., Any],
-    options: Options,
-    mode: str,
-    workers: int | None,
-    ordered: bool,
-    progress: bool,
-    return_exceptions: bool,
-    *,
-    executor: Executor | None = None,
-    address: str | None = None,
-    client: Any = None,
+    options: OperomapOptions,
 ) -> Any:
     from opero.concurrency.executors import ExecutorHandle
-    from opero.core.map_driver import MapSpec
+    from opero.concurrency.map_driver import MapSpec
+
+    mode, workers, executor = options["mode"], options["workers"], options["executor"]
+    address, client = options["address"], options["client"]
 
     fn = check_function(fn, "operomap")
     is_async = inspect.iscoroutinefunction(fn)
-    name = getattr(fn, "__qualname__", None) or repr(fn)
+    name = name_of(fn)
     handle_factory: Callable[[], ExecutorHandle] | None = None
     if executor is not None or mode == "dask":
         kind = "executor"
@@ -304,20 +177,19 @@ def _decorate_map(
         batch, bound = THREAD_BATCH, n * 4
     else:
         batch, bound = 1, n
-    pipeline = Pipeline(fn, options, name)
-    layer = CacheLayer(fn, options, name) if options.cache else None
+    pipeline, layer = build(fn, options)
     spec = MapSpec(
         fn,
         pipeline,
         layer,
         kind=kind,
         workers=n,
-        ordered=ordered,
+        ordered=options["ordered"],
         bound=bound,
         batch_max=batch,
         handle_factory=handle_factory,
     )
-    runner = _MapRunner(spec, progress, return_exceptions)
+    runner = MapRunner(spec, options["progress"], options["return_exceptions"])
 
     if is_async:
 
@@ -332,7 +204,7 @@ def _decorate_map(
     else:
 
         def call(items: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
-            return _run_sync(runner.collect(items, args, kwargs))
+            return run_sync(runner.collect(items, args, kwargs))
 
         def iter_sync(items: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
             return runner.iterate_sync(items, args, kwargs)
@@ -343,7 +215,7 @@ def _decorate_map(
     del wrapper.__wrapped__  # the map wrapper takes items, not the function's parameters
     wrapper.__signature__ = _map_signature(fn)
     wrapper.__opero_map_target__ = fn
-    wrapper.cache_clear = layer.clear if layer is not None else _nothing
+    wrapper.cache_clear = layer.clear if layer is not None else nothing_cached
     wrapper.__opero_pipeline__ = pipeline
     wrapper.__opero_cache__ = layer
     wrapper.__opero_map__ = spec
@@ -356,228 +228,7 @@ def _executor_parallelism(executor: Executor) -> int:
     return executor_workers(executor)
 
 
-def _nothing() -> None:
-    """Nothing is cached (``cache=False``)."""
-
-
 def _map_signature(fn: Callable[..., Any]) -> inspect.Signature:
     params = list(inspect.signature(fn).parameters.values())
     items = inspect.Parameter("items", inspect.Parameter.POSITIONAL_ONLY)
     return inspect.Signature([items, *params[1:]])
-
-
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to its end from sync code, even inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: list[Any] = []
-
-    def target() -> None:
-        try:
-            box.append((True, asyncio.run(coro)))
-        except BaseException as exc:
-            box.append((False, exc))
-
-    helper = threading.Thread(target=target, name="opero-map", daemon=True)
-    helper.start()
-    helper.join()
-    ok, value = box[0]
-    if ok:
-        return value  # type: ignore[no-any-return]
-    raise value
-
-
-class _Progress:
-    """A tqdm bar on stderr when stderr is a terminal; nothing otherwise."""
-
-    def __init__(self, enabled: bool, items: Iterable[Any], name: str) -> None:
-        self.bar: Any = None
-        if not enabled:
-            return
-        try:
-            interactive = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            interactive = False
-        if not interactive:
-            return
-        try:
-            from tqdm import tqdm  # type: ignore[import-untyped]
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            return
-        total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
-        self.bar = tqdm(total=total, desc=name, file=sys.stderr, leave=True, dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _MapRunner:
-    """Collects a map's results as a list, or streams them."""
-
-    def __init__(self, spec: MapSpec, progress: bool, return_exceptions: bool) -> None:
-        self.spec = spec
-        self.progress = progress
-        self.return_exceptions = return_exceptions
-
-    async def collect(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> list[Any]:
-        from opero.core.map_driver import MapDriver
-
-        results: list[Any] = []
-        failures: list[Exception] = []
-        bar = _Progress(self.progress, items, self.spec.name)
-        try:
-            async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
-                before = len(results)
-                for first, values, failed in chunk:
-                    if failed is not None:
-                        for pos in failed:
-                            failures.append(_noted(values[pos], first + pos))
-                    results.extend(values)
-                bar.update(len(results) - before)
-        finally:
-            bar.close()
-        if failures and not self.return_exceptions:
-            raise OperomapError(
-                f"{self.spec.name}: {len(failures)} of {len(results)} items failed",
-                failures,
-                results,
-            )
-        return results
-
-    async def iterate(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> AsyncIterator[Any]:
-        from opero.core.map_driver import MapDriver
-
-        failures: list[Exception] = []
-        count = 0
-        bar = _Progress(self.progress, items, self.spec.name)
-        try:
-            async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
-                for value, failure in _unroll(chunk, failures):
-                    count += 1
-                    if failure and not self.return_exceptions:
-                        continue
-                    yield value
-                bar.update(sum(len(run[1]) for run in chunk))
-        finally:
-            bar.close()
-        if failures and not self.return_exceptions:
-            raise OperomapError(
-                f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
-            )
-
-    def iterate_sync(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Iterator[Any]:
-        """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
-        from opero.core.map_driver import MapDriver
-
-        handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
-        control: dict[str, Any] = {}
-        ready = threading.Event()
-
-        async def pump() -> None:
-            control["loop"] = asyncio.get_running_loop()
-            control["task"] = asyncio.current_task()
-            ready.set()
-            try:
-                async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
-                    await _put(handoff, ("chunk", chunk))
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                await _put(handoff, ("error", exc))
-                return
-            await _put(handoff, ("end", None))
-
-        def drive() -> None:
-            try:
-                asyncio.run(pump())
-            except asyncio.CancelledError:  # the consumer stopped early
-                pass
-
-        helper = threading.Thread(target=drive, name="opero-map-iter")
-        helper.daemon = True
-        helper.start()
-        ready.wait()
-        return self._consume(handoff, control, helper, items)
-
-    def _consume(
-        self,
-        handoff: queue.Queue[tuple[str, Any]],
-        control: dict[str, Any],
-        helper: threading.Thread,
-        items: Iterable[Any],
-    ) -> Iterator[Any]:
-        failures: list[Exception] = []
-        count = 0
-        bar = _Progress(self.progress, items, self.spec.name)
-        finished = False
-        try:
-            while True:
-                kind, payload = handoff.get()
-                if kind == "end":
-                    finished = True
-                    break
-                if kind == "error":
-                    finished = True
-                    raise payload
-                chunk: list[Run] = payload
-                bar.update(sum(len(run[1]) for run in chunk))
-                for value, failure in _unroll(chunk, failures):
-                    count += 1
-                    if failure and not self.return_exceptions:
-                        continue
-                    yield value
-        finally:
-            bar.close()
-            if not finished:
-                loop, task = control["loop"], control["task"]
-                loop.call_soon_threadsafe(task.cancel)
-                while helper.is_alive():
-                    try:  # unblock a pending hand-off so the helper can finish
-                        handoff.get(timeout=0.05)
-                    except queue.Empty:
-                        pass
-            helper.join()
-        if failures and not self.return_exceptions:
-            raise OperomapError(
-                f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
-            )
-
-
-async def _put(handoff: queue.Queue[tuple[str, Any]], message: tuple[str, Any]) -> None:
-    try:
-        handoff.put_nowait(message)
-    except queue.Full:
-        await asyncio.to_thread(handoff.put, message)
-
-
-def _unroll(chunk: list[Run], failures: list[Exception]) -> Iterator[tuple[Any, bool]]:
-    """Each value of each run with whether it is a failure (noted and collected)."""
-    for first, values, failed in chunk:
-        if failed is None:
-            for value in values:
-                yield value, False
-            continue
-        for pos, value in enumerate(values):
-            if pos in failed:
-                failures.append(_noted(value, first + pos))
-                yield value, True
-            else:
-                yield value, False
-
-
-def _noted(exc: Exception, index: int) -> Exception:
-    exc.add_note(f"operomap item {index}")
-    return exc

@@ -17,7 +17,7 @@ import time
 import weakref
 from typing import Any, ClassVar
 
-from opero.core.health import report_backend_failure
+from opero.core.health import BackendDown, report_backend_failure
 
 __all__ = [
     "DEFAULT_URL",
@@ -34,10 +34,6 @@ __all__ = [
 DEFAULT_URL = "redis://localhost:6379/0"
 TIMEOUT = 0.5  #: seconds to connect, and to wait for an answer
 RETRY_AFTER = 5.0  #: seconds a failed server is left alone before it is tried again
-
-
-class BackendDown(Exception):
-    """Redis failed recently; the caller goes on without it."""
 
 
 def resolve_url(url: str | None) -> str:

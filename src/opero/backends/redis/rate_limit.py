@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from opero.core.rate_limit import RateLimiter
-from opero.core.redis_client import (
-    BackendDown,
+from opero.backends.redis.client import (
     RedisHealth,
     async_client,
     redis_errors,
     resolve_url,
     sync_client,
 )
+from opero.core.health import BackendDown
+from opero.limits.rate import RateLimiter
 
 __all__ = ["RedisRateLimiter"]
 
@@ -50,7 +50,7 @@ return 0
 
 
 class RedisRateLimiter:
-    """``reserve``/``release`` like :class:`~opero.core.rate_limit.RateLimiter`, on Redis."""
+    """``reserve``/``release`` like :class:`~opero.limits.rate.RateLimiter`, on Redis."""
 
     def __init__(self, rate: float, url: str | None, key: str) -> None:
         self.rate = rate

@@ -1,11 +1,11 @@
 """The Redis cache backend, shared by processes and machines.
 
-Values are serialized (:mod:`opero.core.serialize`) and stored with ``SET .. PX ttl``. Every
+Values are serialized (:mod:`opero.cache.serialize`) and stored with ``SET .. PX ttl``. Every
 key starts with ``namespace:module.qualname:`` so :meth:`RedisStore.clear` removes exactly one
 function's entries in one namespace. Concurrent misses across processes compute once: the
 first takes a short lease (``SET lease-key token NX PX``), the others poll for the value
 until it appears or the lease is gone (its holder finished without storing, or died: the
-lease expires by itself). Any server failure raises :class:`~opero.core.redis_client.
+lease expires by itself). Any server failure raises :class:`~opero.core.health.
 BackendDown` after being reported, and the caller runs uncached.
 """
 
@@ -17,16 +17,16 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from opero.core.cache import MISS
-from opero.core.redis_client import (
-    BackendDown,
+from opero.backends.redis.client import (
     RedisHealth,
     async_client,
     redis_errors,
     resolve_url,
     sync_client,
 )
-from opero.core.serialize import dumps, loads
+from opero.cache.serialize import dumps, loads
+from opero.cache.store import MISS
+from opero.core.health import BackendDown
 
 __all__ = ["LEASE_SECONDS", "RedisStore"]
 

@@ -1,0 +1,123 @@
+"""Filling a missed key: computed once across threads and tasks (single-flight) and, for a
+store that other processes share, once across processes (a lease on the store)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from opero.cache.store import MISS, SharedStore
+
+if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
+
+__all__ = ["fill", "fill_async"]
+
+
+def fill(
+    layer: CacheLayer,
+    key: Hashable,
+    run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Compute a missed key once across threads; store and return the value."""
+    logger.debug("{}: cache miss", layer.name)
+    flights = layer.flights
+    while True:
+        flight, leader = flights.join(key)
+        if not leader:
+            flights.wait(flight)
+            if flight.abandoned:
+                continue
+            return flight.outcome()
+        try:
+            value = layer.get(key)
+            if value is MISS and layer.shared:  # other processes may be computing it
+                value = compute_shared(layer, key, run, args, kwargs)
+            elif value is MISS:
+                value = run(args, kwargs)
+                layer.put(key, value, args)
+        except BaseException as exc:
+            flights.fail(key, flight, exc)
+            raise
+        flights.succeed(key, flight, value)
+        return value
+
+
+async def fill_async(
+    layer: CacheLayer,
+    key: Hashable,
+    run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Compute a missed key once across tasks and threads; store and return the value."""
+    logger.debug("{}: cache miss", layer.name)
+    flights = layer.flights
+    while True:
+        flight, leader = flights.join(key)
+        if not leader:
+            await flights.wait_async(flight)
+            if flight.abandoned:
+                continue
+            return flight.outcome()
+        try:
+            value = await layer.aget(key)
+            if value is MISS and layer.shared:  # other processes may be computing it
+                value = await compute_shared_async(layer, key, run, args, kwargs)
+            elif value is MISS:
+                value = await run(args, kwargs)
+                await layer.aput(key, value, args)
+        except BaseException as exc:
+            flights.fail(key, flight, exc)
+            raise
+        flights.succeed(key, flight, value)
+        return value
+
+
+def compute_shared(
+    layer: CacheLayer,
+    key: Hashable,
+    run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Compute ``key`` once across processes (a lease on the shared store)."""
+    store: SharedStore = layer.store
+    while True:
+        token = store.lease(key)
+        if token is not None:
+            try:
+                value = run(args, kwargs)
+                layer.put(key, value, args)
+                return value
+            finally:
+                store.release(key, token)
+        value = store.wait(key)  # another process computes it
+        if value is not MISS:
+            return value
+
+
+async def compute_shared_async(
+    layer: CacheLayer,
+    key: Hashable,
+    run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    store: SharedStore = layer.store
+    while True:
+        token = await store.alease(key)
+        if token is not None:
+            try:
+                value = await run(args, kwargs)
+                await layer.aput(key, value, args)
+                return value
+            finally:
+                await store.arelease(key, token)
+        value = await store.await_value(key)
+        if value is not MISS:
+            return value

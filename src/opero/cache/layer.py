@@ -1,0 +1,177 @@
+"""The cache layer of one decorated function: its keys, its store and its single-flight.
+
+Lookups and stores never fail the call: a store that fails at run time makes the call run
+uncached, and the failure is reported by :func:`opero.core.health.report_backend_failure`.
+Filling a miss lives in :mod:`opero.cache.fill`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from opero.cache.fill import fill, fill_async
+from opero.cache.keys import CallKeys
+from opero.cache.memory import MemoryStore
+from opero.cache.serialize import Unserializable
+from opero.cache.singleflight import SingleFlight
+from opero.cache.store import MISS, Store
+from opero.core.health import BackendDown, report_backend_failure
+
+if TYPE_CHECKING:
+    from opero.options import OperoOptions
+
+__all__ = ["CacheLayer", "local_store"]
+
+_UNPICKLABLE = (Unserializable, pickle.PicklingError, TypeError, AttributeError, RecursionError)
+
+
+def local_store(options: OperoOptions, prefix: str) -> Store:
+    """The memory or disk store that ``options`` ask for."""
+    if options["cache_backend"] == "memory":
+        return MemoryStore(options["cache_maxsize"], options["cache_ttl"])
+    from pathlib import Path
+
+    from opero.cache.disk import DiskStore
+
+    cache_dir = options["cache_dir"]
+    directory = Path(cache_dir) if cache_dir is not None else None
+    return DiskStore(directory, options["cache_ttl"], prefix, options["cache_serializer"])
+
+
+class CacheLayer:
+    """Keys, store and single-flight of one decorated function."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        options: OperoOptions,
+        name: str,
+        store: Any,
+        prefix: str,
+    ) -> None:
+        self.name = name
+        self.func = func
+        self.on_hit = options["on_cache_hit"]
+        self.flights = SingleFlight()
+        self.prefix = prefix
+        self.store = store
+        #: the store has native async calls (Redis): async functions await them
+        self.async_store = hasattr(store, "aget")
+        self.shared = bool(getattr(store, "shared", False))
+        self.backend: str = store.backend
+        self.keys = CallKeys(
+            func,
+            name,
+            cache_key=options["cache_key"],
+            backend=self.backend,
+            prefix=prefix,
+            discard=store.discard if isinstance(store, MemoryStore) else None,
+        )
+        self.key = self.keys.key
+        self.keys_self = self.keys.keys_self
+        #: the memory hit path can be inlined by the decorator (no hook, no key function)
+        self.fast = self.backend == "memory" and options["cache_key"] is None and not self.keys_self
+
+    # ----- lookups and stores, never failing the call ---------------------------------
+    def get(self, key: Hashable) -> Any:
+        try:
+            value = self.store.get(key)
+        except BackendDown:
+            return MISS
+        except Exception as exc:
+            report_backend_failure(self.backend, "read", exc)
+            return MISS
+        if value is not MISS and self.on_hit is not None:
+            self._hit(key)
+        return value
+
+    async def aget(self, key: Hashable) -> Any:
+        if not self.async_store:
+            return self.get(key)
+        try:
+            value = await self.store.aget(key)
+        except BackendDown:
+            return MISS
+        except Exception as exc:
+            report_backend_failure(self.backend, "read", exc)
+            return MISS
+        if value is not MISS and self.on_hit is not None:
+            self._hit(key)
+        return value
+
+    def _hit(self, key: Hashable) -> None:
+        from opero.core.hooks import CacheHitDetails, fire
+
+        fire(self.on_hit, CacheHitDetails(self.name, self.backend, key))
+
+    def put(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+        try:
+            self.store.set(key, value)
+        except BackendDown:
+            return
+        except _UNPICKLABLE as exc:
+            logger.debug("{}: result not cached, it cannot be serialized: {!r}", self.name, exc)
+            return
+        except Exception as exc:
+            report_backend_failure(self.backend, "write", exc)
+            return
+        if self.keys_self and args:
+            self.keys.track(args, key)
+
+    async def aput(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+        if not self.async_store:
+            self.put(key, value, args)
+            return
+        try:
+            await self.store.aset(key, value)
+        except BackendDown:
+            return
+        except _UNPICKLABLE as exc:
+            logger.debug("{}: result not cached, it cannot be serialized: {!r}", self.name, exc)
+        except Exception as exc:
+            report_backend_failure(self.backend, "write", exc)
+
+    def put_many(
+        self, keys: list[Hashable | None], values: list[Any], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """:meth:`put` for many calls at once (None keys skipped; one lock for memory)."""
+        store = self.store
+        if isinstance(store, MemoryStore) and not self.keys_self:
+            store.set_many((k, v) for k, v in zip(keys, values, strict=True) if k is not None)
+            return
+        for key, value, args in zip(keys, values, rows, strict=True):
+            if key is not None:
+                self.put(key, value, args)
+
+    def clear(self) -> None:
+        """Remove every entry of this function (in this namespace, for disk and Redis)."""
+        self.keys.forget()
+        try:
+            self.store.clear()
+        except Exception as exc:
+            report_backend_failure(self.backend, "clear", exc)
+
+    # ----- filling a miss, once per key (opero.cache.fill) ----------------------------
+    def fill(
+        self,
+        key: Hashable,
+        run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Compute a missed key once; store and return the value."""
+        return fill(self, key, run, args, kwargs)
+
+    async def fill_async(
+        self,
+        key: Hashable,
+        run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Compute a missed key once across tasks and threads; store and return the value."""
+        return await fill_async(self, key, run, args, kwargs)

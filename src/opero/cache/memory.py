@@ -1,0 +1,72 @@
+"""The memory store: a bounded LRU mapping with a TTL, per decorated function."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+from opero.cache.store import MISS
+from opero.core.clock import CLOCK
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A bounded LRU mapping with a TTL, per decorated function.
+
+    Reads are lock-free (single C-level dict operations); writes and evictions take a lock.
+    ``data`` maps key -> ``(expires_at, value)`` on the :data:`CLOCK` monotonic clock.
+    """
+
+    backend = "memory"
+
+    def __init__(self, maxsize: int, ttl: float | None) -> None:
+        self.data: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self.maxsize = maxsize
+        self.ttl = ttl
+        self.timer = CLOCK.monotonic
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        entry = self.data.get(key)
+        if entry is None:
+            return MISS
+        if entry[0] <= self.timer():
+            with self._lock:  # drop it unless another thread stored a fresh entry meanwhile
+                if self.data.get(key) is entry:
+                    del self.data[key]
+            return MISS
+        try:
+            self.data.move_to_end(key)
+        except KeyError:
+            pass
+        return entry[1]
+
+    def set(self, key: Hashable, value: Any) -> None:
+        expires = float("inf") if self.ttl is None else self.timer() + self.ttl
+        with self._lock:
+            self.data[key] = (expires, value)
+            self.data.move_to_end(key)
+            while len(self.data) > self.maxsize:
+                self.data.popitem(last=False)
+
+    def set_many(self, pairs: Iterable[tuple[Hashable, Any]]) -> None:
+        expires = float("inf") if self.ttl is None else self.timer() + self.ttl
+        data = self.data
+        with self._lock:
+            for key, value in pairs:
+                data[key] = (expires, value)
+                data.move_to_end(key)
+            while len(data) > self.maxsize:
+                data.popitem(last=False)
+
+    def discard(self, keys: Iterable[Hashable]) -> None:
+        with self._lock:
+            for key in keys:
+                self.data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.data.clear()

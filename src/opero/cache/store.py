@@ -1,0 +1,50 @@
+"""What a cache store is: the interface the cache layer talks to, and its sentinels.
+
+A store maps keys to values. A store that other processes share (``shared = True``) also
+offers leases, so that concurrent misses across processes compute once. A store that fails
+at run time raises :class:`~opero.core.health.BackendDown` (already reported) or any other
+exception (reported by the layer); the call then runs uncached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Protocol
+
+__all__ = ["KWD_MARK", "MISS", "SharedStore", "Store"]
+
+
+class _Miss:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<MISS>"
+
+
+MISS: Any = _Miss()  #: what a lookup returns when the key has no (valid) entry
+KWD_MARK = _Miss()  #: separates positional from keyword arguments in memory keys
+
+
+class Store(Protocol):
+    """A key -> value store of one decorated function."""
+
+    backend: str  #: its name in warnings and hooks ("memory", "disk", "redis")
+
+    def get(self, key: Hashable) -> Any: ...
+    def set(self, key: Hashable, value: Any) -> None: ...
+    def clear(self) -> None: ...
+
+
+class SharedStore(Store, Protocol):
+    """A store that other processes read too, with native async calls and leases."""
+
+    shared: bool
+
+    async def aget(self, key: Hashable) -> Any: ...
+    async def aset(self, key: Hashable, value: Any) -> None: ...
+    def lease(self, key: Hashable) -> str | None: ...
+    def release(self, key: Hashable, token: str) -> None: ...
+    def wait(self, key: Hashable) -> Any: ...
+    async def alease(self, key: Hashable) -> str | None: ...
+    async def arelease(self, key: Hashable, token: str) -> None: ...
+    async def await_value(self, key: Hashable) -> Any: ...

@@ -1,0 +1,254 @@
+"""Feeding a process map in bulk: items read in slices, cache lookups answered at once, and
+the misses sent to the dispatcher as jobs of several attempts with one callback each.
+
+With no cache the items travel as they are (no per-item step at all). With a cache, the
+misses of one feeding round join their flights under one lock; a key that someone else is
+computing is followed instead. A job's failed attempts go on as per-item retry tasks
+(:class:`~opero.concurrency.items.ItemPaths`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from functools import partial
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from opero.cache.memory import MemoryStore
+from opero.cache.store import KWD_MARK, MISS
+
+if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
+    from opero.cache.singleflight import Flight
+    from opero.concurrency.completion import Completion
+    from opero.concurrency.dispatch import Dispatcher
+    from opero.concurrency.items import ItemPaths
+
+__all__ = ["BulkFeed"]
+
+Failures = dict[int, tuple[BaseException, str | None]]
+
+
+class BulkFeed:
+    """Items read, looked up and sent in bulk, for one map call."""
+
+    def __init__(
+        self,
+        completion: Completion,
+        layer: CacheLayer | None,
+        dispatcher: Dispatcher,
+        items: Iterator[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.completion = completion
+        self.layer = layer
+        self.dispatcher = dispatcher
+        self.items = items
+        self.args = args
+        self.kwargs = kwargs
+        self.pending = _Misses()
+        self.open_jobs: set[_MissJob] = set()
+        self.paths: ItemPaths | None = None  # set by the driver: retries and follows
+
+    def queue_miss(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
+        self.pending.add(index, key, row)
+
+    def feed(self, index: int, room: int) -> int:
+        """Read up to ``room`` items and send them as jobs; return how many were read."""
+        items = list(islice(self.items, room))
+        if not items:
+            return 0
+        extra = self.args
+        if self.layer is not None:
+            rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
+            self._lookup(index, rows)
+            return len(items)
+        single = not extra  # the item alone: no argument tuple to build or send
+        rows = items if single else [(item, *extra) for item in items]
+        dispatcher = self.dispatcher
+        size = dispatcher.job_size(len(rows))
+        kwargs = self.kwargs
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            dispatcher.submit_job(
+                part,
+                kwargs,
+                partial(self._uncached_done, index + start, part, single),
+                single=single,
+            )
+        return len(items)
+
+    def _lookup(self, index: int, rows: list[tuple[Any, ...]]) -> None:
+        """Answer cached rows at once; queue the misses (as ItemPaths.start does, in bulk)."""
+        layer = self.layer
+        assert layer is not None
+        done = self.completion.done
+        pending = self.pending
+        kwargs = self.kwargs
+        store = layer.store
+        if layer.fast and layer.on_hit is None and isinstance(store, MemoryStore):
+            data = store.data
+            lookup, touch = data.get, data.move_to_end
+            now = store.timer()
+            tail = (KWD_MARK, *kwargs.items()) if kwargs else ()
+            for n, row in enumerate(rows):
+                key: Hashable | None = (*row, *tail) if tail else row
+                try:
+                    entry = lookup(key)
+                except TypeError:  # unhashable: the stable encoding
+                    key = layer.key(row, kwargs)
+                    entry = None
+                    if key is not None:
+                        value = layer.get(key)
+                        if value is not MISS:
+                            done.append((index + n, [value], None))
+                            continue
+                if entry is not None and entry[0] > now:
+                    try:
+                        touch(key)
+                    except KeyError:
+                        pass
+                    done.append((index + n, [entry[1]], None))
+                    continue
+                pending.add(index + n, key, row)
+            return
+        for n, row in enumerate(rows):
+            key = layer.key(row, kwargs)
+            if key is not None:
+                value = layer.get(key)
+                if value is not MISS:
+                    done.append((index + n, [value], None))
+                    continue
+            pending.add(index + n, key, row)
+
+    def _uncached_done(
+        self, first: int, rows: list[Any], single: bool, values: list[Any], failures: Failures
+    ) -> None:
+        done = self.completion.done
+        if not failures:
+            done.append((first, values, None))
+        else:
+            assert self.paths is not None
+            for n, value in enumerate(values):
+                failure = failures.get(n)
+                if failure is None:
+                    done.append((first + n, [value], None))
+                else:
+                    args = (rows[n],) if single else rows[n]
+                    self.completion.spawn(self.paths.retry(first + n, None, None, args, failure[0]))
+        self.completion.notify()
+
+    def submit_pending(self) -> None:
+        """Send the misses gathered by this feeding round as jobs (the dispatcher merges
+        queued jobs into larger batches when many are waiting). Their flights are joined
+        under one lock; a key that someone else is computing is followed instead."""
+        misses, self.pending = self.pending, _Misses()
+        indices, keys, rows = misses.indices, misses.keys, misses.rows
+        flights: list[Flight | None] = [None] * len(indices)
+        layer = self.layer
+        if layer is not None:
+            flights, followers = layer.flights.join_many(keys)
+            if followers:
+                assert self.paths is not None
+                skip = set(followers)
+                for n in followers:
+                    key, follow = keys[n], flights[n]
+                    assert key is not None and follow is not None
+                    self.completion.spawn(self.paths.follow(indices[n], key, rows[n], follow))
+                keep = [n for n in range(len(indices)) if n not in skip]
+                indices = [indices[n] for n in keep]
+                keys = [keys[n] for n in keep]
+                rows = [rows[n] for n in keep]
+                flights = [flights[n] for n in keep]
+        kwargs = self.kwargs
+        dispatcher = self.dispatcher
+        size = dispatcher.job_size(len(indices))
+        for start in range(0, len(indices), size):
+            end = start + size
+            job = _MissJob(
+                self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
+            )
+            self.open_jobs.add(job)
+            dispatcher.submit_job(job.rows, kwargs, job.done)
+
+    def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
+        self.open_jobs.discard(job)
+        layer = self.layer
+        done = self.completion.done
+        indices, keys, flights, rows = job.indices, job.keys, job.flights, job.rows
+        if not failures:
+            if layer is not None:
+                layer.put_many(keys, values, rows)
+                layer.flights.succeed_many(keys, flights, values)
+            if indices[-1] - indices[0] == len(indices) - 1:
+                done.append((indices[0], values, None))  # consecutive: one run
+            else:
+                for index, value in zip(indices, values, strict=True):
+                    done.append((index, [value], None))
+        else:
+            assert self.paths is not None
+            for n, index in enumerate(indices):
+                failure = failures.get(n)
+                if failure is not None:
+                    self.completion.spawn(
+                        self.paths.retry(index, keys[n], flights[n], rows[n], failure[0])
+                    )
+                    continue
+                self.paths.store(keys[n], flights[n], values[n], rows[n])
+                done.append((index, [values[n]], None))
+        self.completion.notify()
+
+    def abandon(self, error: BaseException) -> None:
+        """The map stopped: fail the flights of jobs still out (a waiter elsewhere takes over)."""
+        if self.layer is None:
+            self.open_jobs.clear()
+            return
+        flights = self.layer.flights
+        for job in list(self.open_jobs):
+            for job_key, job_flight in zip(job.keys, job.flights, strict=True):
+                if job_key is not None and job_flight is not None:
+                    flights.fail(job_key, job_flight, error)
+        self.open_jobs.clear()
+
+
+class _Misses:
+    """Cache misses gathered in one feeding round, as parallel lists."""
+
+    __slots__ = ("indices", "keys", "rows")
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.keys: list[Hashable | None] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
+        self.indices.append(index)
+        self.keys.append(key)
+        self.rows.append(row)
+
+    def __bool__(self) -> bool:
+        return bool(self.indices)
+
+
+class _MissJob:
+    """First attempts of some missed items, sent to the dispatcher as one job."""
+
+    __slots__ = ("feed", "flights", "indices", "keys", "rows")
+
+    def __init__(
+        self,
+        feed: BulkFeed,
+        indices: list[int],
+        keys: list[Hashable | None],
+        flights: list[Flight | None],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        self.feed = feed
+        self.indices = indices
+        self.keys = keys
+        self.flights = flights
+        self.rows = rows
+
+    def done(self, values: list[Any], failures: Failures) -> None:
+        self.feed.job_done(self, values, failures)

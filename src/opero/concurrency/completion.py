@@ -1,0 +1,82 @@
+"""Completion of a map's items: finished runs of results, the wake-up of the stream, the
+tasks of items that needed one, and the hand-out of runs in input or completion order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+__all__ = ["FAILED", "Completion", "Run"]
+
+#: a run of consecutive results: (first index, values, positions that hold an exception)
+Run = tuple[int, list[Any], frozenset[int] | None]
+FAILED = frozenset({0})  # the one value of a single-item run is an exception
+
+
+class Completion:
+    """Where finished results wait until the stream hands them out."""
+
+    def __init__(self, ordered: bool) -> None:
+        self.ordered = ordered
+        self.done: deque[Run] = deque()
+        self.wake: asyncio.Event | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[int, Run] = {}
+        self._next_out = 0
+
+    def finish(self, index: int, ok: bool, value: Any) -> None:
+        """Item ``index`` ended with ``value`` (its result, or its exception)."""
+        self.done.append((index, [value], None if ok else FAILED))
+        self.notify()
+
+    def notify(self) -> None:
+        wake = self.wake
+        if wake is not None:
+            wake.set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of this map (cancelled when the map ends)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def take(self) -> list[Run]:
+        """The runs that may be handed out now: in input order when ``ordered`` (later runs
+        are held back), else as they finished."""
+        chunk: list[Run] = []
+        done = self.done
+        if not self.ordered:
+            chunk.extend(done)
+            done.clear()
+            return chunk
+        held = self._held
+        next_out = self._next_out
+        while done:
+            run = done.popleft()
+            if run[0] == next_out:
+                chunk.append(run)
+                next_out += len(run[1])
+                while held and next_out in held:
+                    run = held.pop(next_out)
+                    chunk.append(run)
+                    next_out += len(run[1])
+            else:
+                held[run[0]] = run
+        self._next_out = next_out
+        return chunk
+
+    async def wait(self) -> None:
+        """Until something finishes (returns at once if something already has)."""
+        if not self.done:
+            assert self.wake is not None
+            self.wake.clear()
+            await self.wake.wait()
+
+    async def cancel_tasks(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,173 @@
+"""One item of a map, from its cache lookup to its end.
+
+When the pipeline needs nothing before the first attempt (no fallback, no rate limit), the
+first attempt of an item costs no task: it goes to the dispatcher with a callback, and only
+an item whose first attempt failed gets a task, which runs the retry/fallback walk with
+``invoke`` = "run on a worker" (so backoff sleeps happen in the caller, never on a worker).
+Otherwise each item is a task running the whole pipeline. An item whose key another caller
+is computing waits for that flight (or takes over if it is abandoned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from opero.cache.store import MISS
+
+if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
+    from opero.cache.singleflight import Flight
+    from opero.concurrency.attempts import Outcome
+    from opero.concurrency.completion import Completion
+    from opero.concurrency.dispatch import Dispatcher
+    from opero.core.pipeline import AsyncInvoke, Pipeline
+
+__all__ = ["ItemPaths"]
+
+
+class ItemPaths:
+    """The per-item paths of one map call."""
+
+    def __init__(
+        self,
+        completion: Completion,
+        pipeline: Pipeline,
+        layer: CacheLayer | None,
+        dispatcher: Dispatcher | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        first_fast: bool,
+        queue_miss: Callable[[int, Hashable | None, tuple[Any, ...]], None] | None,
+    ) -> None:
+        self.completion = completion
+        self.pipeline = pipeline
+        self.layer = layer
+        self.dispatcher = dispatcher
+        self.invoke: AsyncInvoke | None = dispatcher.invoke if dispatcher is not None else None
+        self.args = args
+        self.kwargs = kwargs
+        #: first attempts skip the per-item task
+        self.first_fast = first_fast
+        #: jobs: misses are queued, and sent in bulk by the feeder
+        self.queue_miss = queue_miss
+        #: flights this map leads through the task-free first attempt (abandoned on abort)
+        self.leading: dict[Hashable, Flight] = {}
+
+    def start(self, index: int, item: Any) -> None:
+        call_args = (item, *self.args)
+        kwargs = self.kwargs
+        key: Hashable | None = None
+        layer = self.layer
+        if layer is not None:
+            key = layer.key(call_args, kwargs)
+            if key is not None:
+                value = layer.get(key)
+                if value is not MISS:
+                    self.completion.finish(index, True, value)
+                    return
+        if self.queue_miss is not None:
+            self.queue_miss(index, key, call_args)  # flights joined per round
+            return
+        if self.first_fast:
+            flight: Flight | None = None
+            if key is not None:
+                assert layer is not None
+                flight, leader = layer.flights.join(key)
+                if not leader:
+                    self.completion.spawn(self.follow(index, key, call_args, flight))
+                    return
+            if flight is not None:
+                self.leading[key] = flight
+            assert self.dispatcher is not None
+            self.dispatcher.submit(
+                call_args, kwargs, partial(self._first_done, index, key, flight, call_args)
+            )
+            return
+        self.completion.spawn(self._item(index, key, call_args))
+
+    def store(
+        self, key: Hashable | None, flight: Flight | None, value: Any, args: tuple[Any, ...]
+    ) -> None:
+        """A computed value: cache it, wake the callers waiting on its flight."""
+        if key is None or flight is None:
+            return
+        assert self.layer is not None
+        self.leading.pop(key, None)
+        self.layer.put(key, value, args)
+        self.layer.flights.succeed(key, flight, value)
+
+    def _first_done(
+        self,
+        index: int,
+        key: Hashable | None,
+        flight: Flight | None,
+        call_args: tuple[Any, ...],
+        outcome: Outcome,
+    ) -> None:
+        ok, value, _tb = outcome
+        if ok:
+            self.store(key, flight, value, call_args)
+            self.completion.finish(index, True, value)
+            return
+        self.completion.spawn(self.retry(index, key, flight, call_args, value))
+
+    async def retry(
+        self,
+        index: int,
+        key: Hashable | None,
+        flight: Flight | None,
+        call_args: tuple[Any, ...],
+        failure: BaseException,
+    ) -> None:
+        """The rest of an item's pipeline after its first attempt failed."""
+        layer = self.layer
+        try:
+            value = await self.pipeline.run_async(call_args, self.kwargs, failure, self.invoke)
+        except BaseException as exc:
+            if key is not None and flight is not None:
+                assert layer is not None
+                self.leading.pop(key, None)
+                layer.flights.fail(key, flight, exc)
+            if not isinstance(exc, Exception):
+                raise
+            self.completion.finish(index, False, exc)
+            return
+        self.store(key, flight, value, call_args)
+        self.completion.finish(index, True, value)
+
+    async def follow(
+        self, index: int, key: Hashable, call_args: tuple[Any, ...], flight: Flight
+    ) -> None:
+        """An item whose key another caller is computing: wait, or take over."""
+        assert self.layer is not None
+        await self.layer.flights.wait_async(flight)
+        if not flight.abandoned:
+            if flight.error is not None:
+                self.completion.finish(index, False, flight.error)
+            else:
+                self.completion.finish(index, True, flight.value)
+            return
+        await self._item(index, key, call_args)
+
+    async def _item(self, index: int, key: Hashable | None, call_args: tuple[Any, ...]) -> None:
+        """The whole pipeline of one item, as a task."""
+        pipeline = self.pipeline
+        layer = self.layer
+        kwargs = self.kwargs
+        invoke = self.invoke
+
+        async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+            return await pipeline.run_async(a, k, None, invoke)
+
+        try:
+            if layer is not None and key is not None:
+                value = await layer.fill_async(key, run, call_args, kwargs)
+            else:
+                value = await run(call_args, kwargs)
+        except Exception as exc:
+            self.completion.finish(index, False, exc)
+        else:
+            self.completion.finish(index, True, value)

@@ -1,0 +1,198 @@
+"""Jobs waiting for worker processes, and how many go in one batch.
+
+A job is a list of attempts with one shared ``kwargs`` and one callback that gets their
+results. Process slots take queued jobs up to about ``queued / workers`` attempts, at most
+``batch_max``, sized so that a batch takes about ``BATCH_SECONDS`` once attempts are
+measured. A batch whose worker died re-runs attempt by attempt ("solo"), reassembled per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from opero.concurrency.attempts import Outcome
+
+__all__ = [
+    "BATCH_SECONDS",
+    "JOB_MAX",
+    "PROBE",
+    "REQUEUE",
+    "Failures",
+    "Job",
+    "JobCallback",
+    "JobQueue",
+    "Requeue",
+    "Single",
+]
+
+BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
+PROBE = 8  #: attempts in a batch before any has been measured
+JOB_MAX = 256  #: attempts per job, at most
+
+Callback = Callable[[Outcome], None]
+Failures = dict[int, tuple[BaseException, str | None]]
+JobCallback = Callable[[list[Any], Failures], None]
+
+
+class Job:
+    """Attempts with one shared ``kwargs``; ``callback(values, failures)`` gets their results
+    (positions local to the job)."""
+
+    __slots__ = ("callback", "kwargs", "rows", "single", "solo")
+
+    def __init__(
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        solo: bool = False,
+        single: bool = False,
+    ) -> None:
+        self.rows = rows  # positional arguments per attempt (the argument itself if single)
+        self.kwargs = kwargs
+        self.callback = callback
+        self.solo = solo
+        self.single = single
+
+
+class Single:
+    """A job callback for one attempt, answering with an outcome."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+
+    def __call__(self, values: list[Any], failures: Failures) -> None:
+        if failures:
+            exc, tb = failures[0]
+            self.callback((False, exc, tb))
+        else:
+            self.callback((True, values[0], None))
+
+
+class Gather:
+    """Reassembles a job whose attempts re-run one by one."""
+
+    __slots__ = ("failures", "job", "left", "values")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.values: list[Any] = [None] * len(job.rows)
+        self.failures: Failures = {}
+        self.left = len(job.rows)
+
+    def fill(self, i: int, values: list[Any], failures: Failures) -> None:
+        if failures:
+            self.failures[i] = failures[0]
+        else:
+            self.values[i] = values[0]
+        self.left -= 1
+        if self.left == 0:
+            self.job.callback(self.values, self.failures)
+
+
+class Requeue:
+    """The batch never ran: its worker died while it waited in the pipe."""
+
+
+REQUEUE = Requeue()
+
+
+class JobQueue:
+    """Jobs waiting for a worker, and the measured cost of an attempt."""
+
+    def __init__(self, workers: int, batch_max: int) -> None:
+        self.jobs: deque[Job] = deque()
+        self.queued = 0  # attempts in the queue
+        self.ready: asyncio.Event | None = None  # set when jobs arrive (made in the loop)
+        self.workers = workers
+        self.batch_max = batch_max
+        #: measured seconds per attempt (moving average), to size batches
+        self.per_attempt: float | None = None
+
+    def put(self, job: Job) -> None:
+        self.jobs.append(job)
+        self.queued += len(job.rows)
+        assert self.ready is not None
+        self.ready.set()
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Every queued attempt fails with ``exc`` (the workers could not be had)."""
+        while self.jobs:
+            job = self.jobs.popleft()
+            n = len(job.rows)
+            job.callback([None] * n, dict.fromkeys(range(n), (exc, None)))
+        self.queued = 0
+
+    def take(self) -> list[Job]:
+        """The next batch: the first job, and more while they fit in one batch."""
+        queue = self.jobs
+        first = queue.popleft()
+        jobs = [first]
+        count = len(first.rows)
+        if not first.solo:
+            n = self.batch_size()
+            while queue and not queue[0].solo and count + len(queue[0].rows) <= n:
+                job = queue.popleft()
+                jobs.append(job)
+                count += len(job.rows)
+        self.queued -= count
+        return jobs
+
+    def batch_size(self) -> int:
+        """Attempts for the next batch: a fair share of the queue, small enough that a batch
+        takes about BATCH_SECONDS (measured), never more than ``batch_max``."""
+        n = min(self.batch_max, max(1, math.ceil(self.queued / self.workers)))
+        per_attempt = self.per_attempt
+        if per_attempt is None:
+            return min(n, PROBE)  # nothing measured yet: a small first batch
+        if per_attempt > 0:
+            n = min(n, max(1, int(BATCH_SECONDS / per_attempt)))
+        return n
+
+    def job_size(self, ready: int) -> int:
+        """How many of ``ready`` attempts a caller should put in one job: before anything
+        is measured, enough jobs for every worker to get several; then about half a
+        batch's worth (few for slow attempts, so they spread over workers)."""
+        if self.batch_max == 1:
+            return 1
+        per_attempt = self.per_attempt
+        if per_attempt is None:
+            return max(PROBE, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
+        if per_attempt <= 0:
+            return JOB_MAX
+        return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
+
+    def measure(self, seconds: float, attempts: int) -> None:
+        sample = seconds / attempts
+        old = self.per_attempt
+        self.per_attempt = sample if old is None else (old + sample) / 2
+
+    def requeue(self, jobs: list[Job]) -> None:
+        """Put a batch that never ran back at the front."""
+        for job in reversed(jobs):
+            self.jobs.appendleft(job)
+            self.queued += len(job.rows)
+        assert self.ready is not None
+        self.ready.set()
+
+    def requeue_solo(self, jobs: list[Job]) -> None:
+        """Put a batch back attempt by attempt, each alone, reassembled per job."""
+        solos: list[Job] = []
+        for job in jobs:
+            gather = Gather(job)
+            for n, row in enumerate(job.rows):
+                solos.append(
+                    Job([row], job.kwargs, partial(gather.fill, n), solo=True, single=job.single)
+                )
+        for job in reversed(solos):
+            self.jobs.appendleft(job)
+        self.queued += len(solos)
+        assert self.ready is not None
+        self.ready.set()

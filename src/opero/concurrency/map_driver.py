@@ -1,0 +1,160 @@
+"""The map driver: every item's pipeline driven from one event loop in the caller.
+
+Items are read lazily; at most ``bound`` are in flight (results held back for
+``ordered=True`` count). For each item the driver looks up the cache; a miss is an attempt
+handed to the dispatcher (threads or processes) or run as a task in the loop (async mode).
+Cache lookups, stores and rate-limit slots all happen in the caller: they are global.
+The parts: :mod:`~opero.concurrency.items` (one item's path),
+:mod:`~opero.concurrency.bulk` (process maps fed in bulk),
+:mod:`~opero.concurrency.completion` (results handed out in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from opero.concurrency.bulk import BulkFeed
+from opero.concurrency.completion import Completion, Run
+from opero.concurrency.dispatch import Dispatcher
+from opero.concurrency.items import ItemPaths
+
+if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
+    from opero.concurrency.executors import ExecutorHandle
+    from opero.core.pipeline import Pipeline
+
+__all__ = ["MapDriver", "MapSpec", "Run"]
+
+
+class MapSpec:
+    """What a decorated map function decided at decoration time."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        pipeline: Pipeline,
+        layer: CacheLayer | None,
+        *,
+        kind: str,
+        workers: int,
+        ordered: bool,
+        bound: int,
+        batch_max: int,
+        handle_factory: Callable[[], ExecutorHandle] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.handle_factory = handle_factory  # executor kind: a new handle per map call
+        self.pipeline = pipeline
+        self.layer = layer
+        self.kind = kind  # "tasks" (async fn on the loop), "thread", "process" or "executor"
+        self.workers = workers
+        self.ordered = ordered
+        self.bound = bound
+        self.batch_max = batch_max
+        self.name = pipeline.name
+
+
+class MapDriver:
+    """One call of a map: feeds items, drives pipelines, yields results in chunks."""
+
+    def __init__(
+        self,
+        spec: MapSpec,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.spec = spec
+        self.items: Iterator[Any] = iter(items)
+        self.layer = spec.layer
+        self.completion = Completion(spec.ordered)
+        self.dispatcher: Dispatcher | None = None
+        if spec.kind != "tasks":
+            self.dispatcher = Dispatcher(
+                spec.fn,
+                spec.kind,
+                spec.workers,
+                timeout=spec.pipeline.timeout,
+                batch_max=spec.batch_max,
+                name=spec.name,
+                handle=spec.handle_factory() if spec.handle_factory is not None else None,
+            )
+        # first attempts may skip the per-item task ...
+        first_fast = self.dispatcher is not None and spec.pipeline.direct_first
+        # ... and, for processes, travel in jobs of several items read in bulk
+        self.bulk: BulkFeed | None = None
+        if first_fast and spec.kind in ("process", "executor"):
+            assert self.dispatcher is not None
+            self.bulk = BulkFeed(
+                self.completion, self.layer, self.dispatcher, self.items, args, kwargs
+            )
+        self.paths = ItemPaths(
+            self.completion,
+            spec.pipeline,
+            self.layer,
+            self.dispatcher,
+            args,
+            kwargs,
+            first_fast=first_fast,
+            queue_miss=self.bulk.queue_miss if self.bulk is not None else None,
+        )
+        if self.bulk is not None:
+            self.bulk.paths = self.paths
+
+    async def stream(self) -> AsyncIterator[list[Run]]:
+        """Chunks of result runs, in input order (``ordered``) or completion order."""
+        completion = self.completion
+        completion.wake = asyncio.Event()
+        bound = self.spec.bound
+        bulk, start = self.bulk, self.paths.start
+        index = 0
+        in_flight = 0
+        exhausted = False
+        aborted = True
+        try:
+            while True:
+                if bulk is not None and not exhausted and in_flight < bound:
+                    room = bound - in_flight
+                    fed = bulk.feed(index, room)
+                    exhausted = fed < room
+                    in_flight += fed
+                    index += fed
+                while not exhausted and in_flight < bound:
+                    try:
+                        item = next(self.items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    in_flight += 1
+                    start(index, item)
+                    index += 1
+                if bulk is not None and bulk.pending:
+                    bulk.submit_pending()
+                chunk = completion.take()
+                if chunk:
+                    in_flight -= sum(len(run[1]) for run in chunk)
+                    yield chunk
+                    continue
+                if exhausted and in_flight == 0:
+                    break
+                await completion.wait()
+            aborted = False
+        finally:
+            await self._close(abort=aborted)
+
+    async def _close(self, *, abort: bool) -> None:
+        await self.completion.cancel_tasks()
+        if self.dispatcher is not None:
+            await self.dispatcher.close(abort=abort)
+            if self.dispatcher.handle is not None:
+                await self.dispatcher.handle.close()
+        stopped = asyncio.CancelledError()
+        if self.layer is not None and self.paths.leading:
+            flights = self.layer.flights
+            for key, flight in list(self.paths.leading.items()):
+                flights.fail(key, flight, stopped)  # a waiter elsewhere takes over
+            self.paths.leading.clear()
+        if self.bulk is not None:
+            self.bulk.abandon(stopped)

@@ -1,0 +1,208 @@
+"""The call and ``.iter()`` API of a map: results collected as a list or streamed, sync or
+async, with failures gathered into :class:`~opero.OperomapError`."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opero.decorators.progress import Progress
+from opero.errors import OperomapError
+
+if TYPE_CHECKING:
+    from opero.concurrency.map_driver import MapSpec, Run
+
+__all__ = ["MapRunner", "run_sync"]
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end from sync code, even inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append((True, asyncio.run(coro)))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    helper = threading.Thread(target=target, name="opero-map", daemon=True)
+    helper.start()
+    helper.join()
+    ok, value = box[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
+
+
+class MapRunner:
+    """Collects a map's results as a list, or streams them."""
+
+    def __init__(self, spec: MapSpec, progress: bool, return_exceptions: bool) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.return_exceptions = return_exceptions
+
+    async def collect(
+        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[Any]:
+        from opero.concurrency.map_driver import MapDriver
+
+        results: list[Any] = []
+        failures: list[Exception] = []
+        bar = Progress(self.progress, items, self.spec.name)
+        try:
+            async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
+                before = len(results)
+                for first, values, failed in chunk:
+                    if failed is not None:
+                        for pos in failed:
+                            failures.append(_noted(values[pos], first + pos))
+                    results.extend(values)
+                bar.update(len(results) - before)
+        finally:
+            bar.close()
+        if failures and not self.return_exceptions:
+            raise OperomapError(
+                f"{self.spec.name}: {len(failures)} of {len(results)} items failed",
+                failures,
+                results,
+            )
+        return results
+
+    async def iterate(
+        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        from opero.concurrency.map_driver import MapDriver
+
+        failures: list[Exception] = []
+        count = 0
+        bar = Progress(self.progress, items, self.spec.name)
+        try:
+            async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
+                for value, failure in _unroll(chunk, failures):
+                    count += 1
+                    if failure and not self.return_exceptions:
+                        continue
+                    yield value
+                bar.update(sum(len(run[1]) for run in chunk))
+        finally:
+            bar.close()
+        if failures and not self.return_exceptions:
+            raise OperomapError(
+                f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
+            )
+
+    def iterate_sync(
+        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Iterator[Any]:
+        """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
+        from opero.concurrency.map_driver import MapDriver
+
+        handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+        control: dict[str, Any] = {}
+        ready = threading.Event()
+
+        async def pump() -> None:
+            control["loop"] = asyncio.get_running_loop()
+            control["task"] = asyncio.current_task()
+            ready.set()
+            try:
+                async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
+                    await _put(handoff, ("chunk", chunk))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                await _put(handoff, ("error", exc))
+                return
+            await _put(handoff, ("end", None))
+
+        def drive() -> None:
+            try:
+                asyncio.run(pump())
+            except asyncio.CancelledError:  # the consumer stopped early
+                pass
+
+        helper = threading.Thread(target=drive, name="opero-map-iter")
+        helper.daemon = True
+        helper.start()
+        ready.wait()
+        return self._consume(handoff, control, helper, items)
+
+    def _consume(
+        self,
+        handoff: queue.Queue[tuple[str, Any]],
+        control: dict[str, Any],
+        helper: threading.Thread,
+        items: Iterable[Any],
+    ) -> Iterator[Any]:
+        failures: list[Exception] = []
+        count = 0
+        bar = Progress(self.progress, items, self.spec.name)
+        finished = False
+        try:
+            while True:
+                kind, payload = handoff.get()
+                if kind == "end":
+                    finished = True
+                    break
+                if kind == "error":
+                    finished = True
+                    raise payload
+                chunk: list[Run] = payload
+                bar.update(sum(len(run[1]) for run in chunk))
+                for value, failure in _unroll(chunk, failures):
+                    count += 1
+                    if failure and not self.return_exceptions:
+                        continue
+                    yield value
+        finally:
+            bar.close()
+            if not finished:
+                loop, task = control["loop"], control["task"]
+                loop.call_soon_threadsafe(task.cancel)
+                while helper.is_alive():
+                    try:  # unblock a pending hand-off so the helper can finish
+                        handoff.get(timeout=0.05)
+                    except queue.Empty:
+                        pass
+            helper.join()
+        if failures and not self.return_exceptions:
+            raise OperomapError(
+                f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
+            )
+
+
+async def _put(handoff: queue.Queue[tuple[str, Any]], message: tuple[str, Any]) -> None:
+    try:
+        handoff.put_nowait(message)
+    except queue.Full:
+        await asyncio.to_thread(handoff.put, message)
+
+
+def _unroll(chunk: list[Run], failures: list[Exception]) -> Iterator[tuple[Any, bool]]:
+    """Each value of each run with whether it is a failure (noted and collected)."""
+    for first, values, failed in chunk:
+        if failed is None:
+            for value in values:
+                yield value, False
+            continue
+        for pos, value in enumerate(values):
+            if pos in failed:
+                failures.append(_noted(value, first + pos))
+                yield value, True
+            else:
+                yield value, False
+
+
+def _noted(exc: Exception, index: int) -> Exception:
+    exc.add_note(f"operomap item {index}")
+    return exc

@@ -1,0 +1,55 @@
+"""Options -> parts: the one place that turns validated options into the pipeline and the
+cache layer of a decorated function, choosing the stores and limiters (the Redis ones from
+:mod:`opero.backends.redis`, loaded only when asked for)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from opero.cache.keys import key_prefix
+from opero.cache.layer import CacheLayer, local_store
+from opero.core.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from opero.limits.base import Limiter
+    from opero.options import OperoOptions
+
+__all__ = ["build", "name_of"]
+
+
+def name_of(fn: Callable[..., Any]) -> str:
+    """The name a decorated function goes by in keys, logs and errors."""
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, CacheLayer | None]:
+    """The pipeline and (with ``cache=True``) the cache layer of ``fn``."""
+    name = name_of(fn)
+    pipeline = Pipeline(fn, options, name, _limiter(fn, options, name))
+    if not options["cache"]:
+        return pipeline, None
+    prefix = key_prefix(fn, options["cache_namespace"], name)
+    if options["cache_backend"] == "redis":
+        from opero.backends.redis.store import RedisStore
+
+        store: Any = RedisStore(
+            options["cache_url"], options["cache_ttl"], prefix, options["cache_serializer"]
+        )
+    else:
+        store = local_store(options, prefix)
+    return pipeline, CacheLayer(fn, options, name, store, prefix)
+
+
+def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:
+    rate = options["rate_limit"]
+    if not rate:
+        return None
+    if options["rate_limit_backend"] == "redis":
+        from opero.backends.redis.rate_limit import RedisRateLimiter
+
+        key = f"{options['cache_namespace']}:ratelimit:{fn.__module__}.{name}"
+        return RedisRateLimiter(rate, options["cache_url"], key)
+    from opero.limits.rate import RateLimiter
+
+    return RateLimiter(rate)
