@@ -132,3 +132,15 @@ def test_type_hints_preserved_for_type_checkers() -> None:
         cwd=root.parent,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_type_hints_seen_by_pyright() -> None:
+    """pyright reads the same file: options and wrappers keep their types there too."""
+    root = Path(__file__).parent
+    result = subprocess.run(
+        [sys.executable, "-m", "pyright", str(root / "typing" / "api.py")],
+        capture_output=True,
+        text=True,
+        cwd=root.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

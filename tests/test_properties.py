@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from opero import AllFailedError, opero
 from opero.cache.encoding import Unkeyable, encode
-from opero.limits.rate import RateLimiter
 from opero.core.retry import Schedule, backoff_delay, jittered
+from opero.limits.rate import RateLimiter
 from opero.testing import set_testing
 
 delays = st.floats(min_value=0, max_value=100, allow_nan=False)

@@ -1,11 +1,15 @@
-"""Read by mypy (tests/test_decorator.py), never executed: the decorators keep types."""
+"""Read by mypy and pyright (tests/test_decorator.py), never executed: the decorators keep
+types, and every option is typed (a wrong or misspelt option needs its ignore comment)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, assert_type
+from typing import Any, ParamSpec, TypeVar, assert_type
 
-from opero import OperoFunction, opero
+from opero import OperoFunction, opero, operomap
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @opero
@@ -27,11 +31,16 @@ assert_type(bare(2), list[str])
 assert_type(bare(2, name="b"), list[str])
 assert_type(configured("p"), str)
 assert_type(configured("p", model=["a", "b"]), str)
-coro = fetch("u")
-_ = assert_type(coro, Coroutine[Any, Any, bytes])
+coro: Coroutine[Any, Any, bytes] = fetch("u")
 coro.close()
 as_callable: Callable[[int], list[str]] = bare
-as_protocol: OperoFunction[[int], list[str]] = bare
+
+
+def unwrapped(f: OperoFunction[P, R]) -> Callable[P, R]:
+    return f.__wrapped__
+
+
+assert_type(unwrapped(bare)(2), list[str])
 bare.cache_clear()
 
 
@@ -42,3 +51,24 @@ async def use() -> None:
 bare("wrong")  # type: ignore[arg-type]
 configured()  # type: ignore[call-arg]
 fetch(1).close()  # type: ignore[arg-type]
+
+
+# every option is typed, through the one options table (Unpack[OperoOptions])
+@opero(cache_ttl=None, retry_on=(ValueError, KeyError), rate_limit=2.5, cache_dir="/tmp/x")
+def typed_options(x: int) -> int:
+    return x
+
+
+assert_type(typed_options(1), int)
+opero(retries="3")  # type: ignore[call-overload]
+opero(cache_backend=1)  # type: ignore[call-overload]
+opero(retires=3)  # type: ignore[call-overload]
+
+
+@operomap(mode="process", workers=2, ordered=False, retries=1)
+def per_item(x: int) -> str:
+    return str(x)
+
+
+assert_type(per_item([1, 2]), list[str])
+operomap(workers="2")  # type: ignore[call-overload]

@@ -19,7 +19,7 @@ import asyncio
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 from opero.concurrency.attempts import (
@@ -30,7 +30,7 @@ from opero.concurrency.attempts import (
     attach_remote_traceback,
     run_remote,
 )
-from opero.concurrency.executors import ExecutorHandle
+from opero.concurrency.executors import ExecutorHandle, transport
 from opero.concurrency.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, Requeue, Single
 from opero.concurrency.process import ProcessWorker, WorkerDied
 from opero.concurrency.threads import ThreadWorkers
@@ -158,7 +158,7 @@ class Dispatcher:
             self.jobs.fail_all(exc)
             return
         self.workers = self.jobs.workers = self.handle.parallelism()
-        self._target = _transport(self.fn, self._executor)
+        self._target = transport(self.fn, self._executor)
         depth = 1 if self.timeout is not None else 2
         loop = asyncio.get_running_loop()
         self._slots = [loop.create_task(self._slot(i)) for i in range(self.workers * depth)]
@@ -292,21 +292,6 @@ class Dispatcher:
     def pids(self) -> list[int]:
         """Process ids of the live workers (tests, diagnostics)."""
         return [w.pid for w in self._procs if w is not None and w.pid is not None]
-
-
-def _transport(fn: Callable[..., Any], executor: Executor) -> Any:
-    """What to send to ``executor`` so its workers find ``fn``: the function itself for
-    threads; for Dask (cloudpickle) also when it lives in ``__main__`` or a closure, which
-    Dask workers could not import; otherwise a by-name reference (a module-level function
-    whose module attribute is the map wrapper cannot be pickled by reference)."""
-    if isinstance(executor, ThreadPoolExecutor):
-        return fn
-    name = getattr(fn, "__qualname__", "")
-    importable = "<locals>" not in name and "<lambda>" not in name
-    dask = type(executor).__module__.startswith("distributed")
-    if dask and (not importable or getattr(fn, "__module__", "") == "__main__"):
-        return fn
-    return FunctionRef.of(fn) if importable else fn
 
 
 def _deliver(done: list[tuple[Any, Outcome]]) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import Executor
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["ExecutorHandle", "dask_extra_missing", "executor_workers"]
+from opero.concurrency.attempts import FunctionRef
+
+__all__ = ["ExecutorHandle", "dask_extra_missing", "executor_workers", "transport"]
 
 
 def dask_extra_missing() -> str | None:
@@ -118,3 +121,18 @@ def _close_all(things: list[Any]) -> None:
             thing.close()
         except Exception:
             pass
+
+
+def transport(fn: Callable[..., Any], executor: Executor) -> Any:
+    """What to send to ``executor`` so its workers find ``fn``: the function itself for
+    threads; for Dask (cloudpickle) also when it lives in ``__main__`` or a closure, which
+    Dask workers could not import; otherwise a by-name reference (a module-level function
+    whose module attribute is the map wrapper cannot be pickled by reference)."""
+    if isinstance(executor, ThreadPoolExecutor):
+        return fn
+    name = getattr(fn, "__qualname__", "")
+    importable = "<locals>" not in name and "<lambda>" not in name
+    dask = type(executor).__module__.startswith("distributed")
+    if dask and (not importable or getattr(fn, "__module__", "") == "__main__"):
+        return fn
+    return FunctionRef.of(fn) if importable else fn
