@@ -614,7 +614,7 @@ def main() -> int:
         print(f"{name}: " + ", ".join(f"{k} {v:,.3f}" for k, v in figures.items()), file=sys.stderr)
     print(render(rows))
     failed = [r for r in rows if not r.ok]
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")
+    print(f"\nbenchmark targets met: {len(rows) - len(failed)} of {len(rows)}")
     return 1 if failed else 0
 
 

@@ -8,16 +8,13 @@ the same annotations give :data:`OPTIONS` / :data:`MAP_OPTIONS`, the decorators'
 ``ValueError`` or ``TypeError`` naming the option, the value and what is accepted.
 """
 
-from __future__ import annotations
-
 import inspect
 import math
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, NoReturn, TypedDict, cast, get_type_hints
+from typing import Annotated, Any, NoReturn, TypedDict, cast
 
 __all__ = [
     "CACHE_BACKENDS",
@@ -55,12 +52,17 @@ Hook = Callable[[Any], object]
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
 
 
-@dataclass(frozen=True, slots=True)
 class Opt:
     """An option's default and check, carried in its ``Annotated`` type."""
 
-    default: Any
-    check: Check
+    __slots__ = ("check", "default")
+
+    def __init__(self, default: Any, check: Check) -> None:
+        self.default = default
+        self.check = check
+
+    def __repr__(self) -> str:
+        return f"Opt({self.default!r})"
 
 
 # ----- checks: each returns the value to keep ---------------------------------------------
@@ -223,7 +225,7 @@ class OperomapOptions(OperoOptions, total=False):
 
 def _table(typed: type) -> dict[str, tuple[Opt, Any]]:
     """name -> (Opt, annotation) read from a TypedDict of ``Annotated[type, Opt]`` fields."""
-    hints = get_type_hints(typed, include_extras=True)
+    hints = typed.__annotations__  # evaluated when the class was made (no string annotations)
     return {name: (hint.__metadata__[0], hint.__origin__) for name, hint in hints.items()}
 
 
