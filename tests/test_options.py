@@ -148,3 +148,41 @@ def test_map_options_checked_by_the_table() -> None:
     with pytest.raises(ValueError, match="go with mode='dask'"):
         operomap(address="tcp://x:1")
     assert resolve({"mode": "pmap"}, map_options=True)["mode"] == "process"
+
+
+NO_EFFECT = [
+    ({"cache_dir": "/tmp/x"}, "cache_dir", "cache_backend='memory'"),
+    ({"cache_dir": "/tmp/x", "cache_backend": "redis"}, "cache_dir", "cache_backend='redis'"),
+    ({"cache_url": "redis://h/0"}, "cache_url", "rate_limit_backend='memory'"),
+    ({"cache_url": "redis://h/0", "cache_backend": "disk"}, "cache_url", "cache_backend='disk'"),
+    ({"cache_serializer": "json"}, "cache_serializer", "cache_backend='memory'"),
+    ({"cache_serializer": "pickle"}, "cache_serializer", "cache_backend='memory'"),
+    ({"on_cache_hit": print, "cache": False}, "on_cache_hit", "cache=False"),
+]
+
+
+@pytest.mark.parametrize(("options", "first", "second"), NO_EFFECT)
+def test_options_without_effect_fail_at_decoration(options, first, second) -> None:
+    """SPEC 2: an explicitly given option that cannot have an effect names both options."""
+    from opero import operomap
+
+    for decorator in (opero, operomap):
+        with pytest.raises(ValueError) as info:
+            decorator(**options)
+        assert first in str(info.value)
+        assert second in str(info.value)
+
+
+def test_options_with_effect_accepted(tmp_path) -> None:
+    opero(cache_backend="disk", cache_dir=tmp_path, cache_serializer="json")(f)
+    opero(cache_backend="redis", cache_url="redis://127.0.0.1:1/0", cache_serializer="json")(f)
+    opero(rate_limit=1, rate_limit_backend="redis", cache_url="redis://127.0.0.1:1/0")(f)
+    opero(cache=False, cache_backend="disk")(f)  # only explicit *no-effect* pairs are refused
+    opero(cache_dir=None, cache_backend="memory")  # None is given, and has no effect either
+    opero(on_cache_hit=None, cache=False)(f)
+
+
+def test_rate_below_one_per_day_refused() -> None:
+    with pytest.raises(ValueError, match="one call per day"):
+        opero(rate_limit=1 / 100_000)
+    opero(rate_limit=1 / 86_400)(f)

@@ -47,6 +47,7 @@ MODES = {
     "apmap": "process_async",
 }
 
+MIN_RATE = 1 / 86_400  #: the slowest rate limit accepted: one call per day
 Check = Callable[[str, Any], Any]  #: ``check(name, value)`` returns the value to keep, or raises
 Hook = Callable[[Any], object]
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
@@ -178,6 +179,15 @@ def _any(name: str, value: object) -> object:
 _positive_or_none = partial(_number, minimum=0, strict=True, optional=True)
 
 
+def _rate(name: str, value: object) -> float | None:
+    rate = _number(name, value, minimum=0, strict=True, optional=True)
+    if rate is not None and rate < MIN_RATE:
+        raise ValueError(
+            f"{name} must be at least one call per day ({MIN_RATE:.3g} per second), got {value!r}"
+        )
+    return rate
+
+
 # ----- the table ----------------------------------------------------------------------------
 class OperoOptions(TypedDict, total=False):
     """Every option of ``@opero`` (and of ``@operomap``), with its type, default and check."""
@@ -201,7 +211,7 @@ class OperoOptions(TypedDict, total=False):
     jitter: Annotated[bool, Opt(True, _bool)]
     timeout: Annotated[float | None, Opt(None, _positive_or_none)]
     arg_fallback: Annotated[str | None, Opt(None, _parameter)]
-    rate_limit: Annotated[float | None, Opt(None, _positive_or_none)]
+    rate_limit: Annotated[float | None, Opt(None, _rate)]
     rate_limit_backend: Annotated[
         str, Opt("memory", partial(_choice, accepted=RATE_LIMIT_BACKENDS))
     ]
@@ -271,9 +281,37 @@ def resolve(values: Mapping[str, Any], *, map_options: bool = False) -> Any:
             f"max_delay must be >= min_delay, got max_delay={checked['max_delay']!r} "
             f"< min_delay={checked['min_delay']!r}"
         )
+    _check_effect(values, checked)
     if map_options:
         _check_map(checked)
     return _Frozen(checked)
+
+
+def _check_effect(given: Mapping[str, Any], checked: dict[str, Any]) -> None:
+    """Refuse an explicitly given option that cannot have an effect with the others."""
+    backend = checked["cache_backend"]
+    if given.get("cache_dir") is not None and backend != "disk":
+        raise ValueError(
+            f"cache_dir={given['cache_dir']!r} has no effect with cache_backend={backend!r}: "
+            "cache_dir is the directory of cache_backend='disk'"
+        )
+    if given.get("cache_url") is not None and "redis" not in (
+        backend,
+        checked["rate_limit_backend"],
+    ):
+        raise ValueError(
+            "cache_url has no effect unless cache_backend='redis' or rate_limit_backend='redis' "
+            f"(got cache_backend={backend!r}, rate_limit_backend="
+            f"{checked['rate_limit_backend']!r})"
+        )
+    if "cache_serializer" in given and backend == "memory":
+        raise ValueError(
+            f"cache_serializer={given['cache_serializer']!r} has no effect with "
+            "cache_backend='memory' (memory keeps the objects themselves); it applies to "
+            "'disk' and 'redis'"
+        )
+    if given.get("on_cache_hit") is not None and not checked["cache"]:
+        raise ValueError("on_cache_hit has no effect with cache=False: nothing is cached")
 
 
 def _check_map(checked: dict[str, Any]) -> None:

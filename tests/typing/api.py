@@ -54,7 +54,7 @@ fetch(1).close()  # type: ignore[arg-type]
 
 
 # every option is typed, through the one options table (Unpack[OperoOptions])
-@opero(cache_ttl=None, retry_on=(ValueError, KeyError), rate_limit=2.5, cache_dir="/tmp/x")
+@opero(cache_ttl=None, retry_on=(ValueError, KeyError), rate_limit=2.5, cache_backend="disk")
 def typed_options(x: int) -> int:
     return x
 
