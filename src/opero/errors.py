@@ -8,9 +8,11 @@ own exceptions pass through unchanged; configuration mistakes raise ``ValueError
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
     "AllFailedError",
+    "Attempt",
     "OperoBackendWarning",
     "OperoError",
     "OperomapError",
@@ -23,16 +25,39 @@ class OperoError(Exception):
     """Base class of every error that opero itself raises."""
 
 
+class Attempt(NamedTuple):
+    """One failed attempt of a call, as :attr:`AllFailedError.attempts` lists them."""
+
+    round: int  #: 1-based
+    value: Any  #: the fallback value it was made with
+    exception: BaseException
+
+
 class AllFailedError(OperoError, ExceptionGroup):
     """Every fallback value of every round failed.
 
     An :class:`ExceptionGroup`: ``.exceptions`` holds each attempt's exception in the order
     the attempts were made, each with a note naming its round and fallback value
-    (``round 2/4, model='b'``). ``except*`` works on it.
+    (``round 2/4, model='b'``). ``except*`` works on it. ``.attempts`` is the same as a tuple
+    of :class:`Attempt` records (``round``, ``value``, ``exception``) for programs to read.
     """
 
-    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AllFailedError:
-        return super().__new__(cls, message, exceptions)
+    attempts: tuple[Attempt, ...]
+
+    def __new__(
+        cls,
+        message: str,
+        exceptions: Sequence[Exception],
+        attempts: Sequence[Attempt] = (),
+    ) -> AllFailedError:
+        self = super().__new__(cls, message, exceptions)
+        self.attempts = tuple(attempts)
+        return self
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], attempts: Sequence[Attempt] = ()
+    ) -> None:
+        super().__init__(message, exceptions)
 
 
 class OperomapError(OperoError, ExceptionGroup):

@@ -11,12 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from opero.errors import AllFailedError
+from opero.errors import AllFailedError, Attempt
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["NEVER_RETRY", "Attempts", "Schedule", "backoff_delay", "retry_after_of"]
+__all__ = [
+    "NEVER_RETRY",
+    "Attempts",
+    "Schedule",
+    "add_note_once",
+    "backoff_delay",
+    "retry_after_of",
+]
 
 #: Never retried or turned into a fallback, whatever ``retry_on`` says.
 NEVER_RETRY: tuple[type[BaseException], ...] = (
@@ -51,8 +58,17 @@ def retry_after_of(exc: BaseException, now: Callable[[], datetime] | None = None
     """Seconds the server asked to wait, from ``exc.retry_after`` or a ``Retry-After`` header.
 
     Reads a numeric ``retry_after`` attribute, else ``exc.response.headers["Retry-After"]``
-    (seconds or an HTTP date, as httpx and requests expose it). ``None`` when absent or unreadable.
+    (seconds or an HTTP date, as httpx and requests expose it). ``None`` when absent or
+    unreadable: an attribute or property that raises, bytes that do not decode, a negative or
+    non-numeric value are ignored, and the user's exception is never replaced.
     """
+    try:
+        return _retry_after(exc, now)
+    except Exception:
+        return None
+
+
+def _retry_after(exc: BaseException, now: Callable[[], datetime] | None) -> float | None:
     value: Any = getattr(exc, "retry_after", None)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _finite_non_negative(float(value))
@@ -60,13 +76,10 @@ def retry_after_of(exc: BaseException, now: Callable[[], datetime] | None = None
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
-    try:
-        header = headers.get("Retry-After")
-        if header is None and isinstance(headers, dict):
-            lowered = {str(k).lower(): v for k, v in headers.items()}
-            header = lowered.get("retry-after")
-    except Exception:
-        return None
+    header = headers.get("Retry-After")
+    if header is None and isinstance(headers, dict):
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+        header = lowered.get("retry-after")
     if header is None:
         return None
     text = header.decode() if isinstance(header, bytes) else str(header)
@@ -89,9 +102,10 @@ def retry_after_of(exc: BaseException, now: Callable[[], datetime] | None = None
 
 
 def _finite_non_negative(value: float) -> float | None:
-    if math.isnan(value) or math.isinf(value):
+    """``value`` if it is a usable delay; None (ignored) if negative, NaN or infinite."""
+    if math.isnan(value) or math.isinf(value) or value < 0:
         return None
-    return max(0.0, value)
+    return value
 
 
 class Schedule:
@@ -138,7 +152,17 @@ class Attempts:
     nothing is left, after which :meth:`error` is the exception to raise.
     """
 
-    __slots__ = ("_hint", "errors", "index", "name", "param", "round", "schedule", "values")
+    __slots__ = (
+        "_hint",
+        "errors",
+        "index",
+        "name",
+        "param",
+        "records",
+        "round",
+        "schedule",
+        "values",
+    )
 
     def __init__(
         self,
@@ -154,6 +178,7 @@ class Attempts:
         self.round = 1
         self.index = 0
         self.errors: list[BaseException] = []
+        self.records: list[Attempt] = []
         self._hint: float | None = None
 
     @property
@@ -173,12 +198,14 @@ class Attempts:
         else:
             where = f"round {self.round}/{self.rounds}, {self.param}={values[self.index]!r}"
         self.errors.append(exc)
+        value = values[self.index] if values is not None else None
+        self.records.append(Attempt(self.round, value, exc))
         logger.debug("{}: {} failed: {!r}", self.name, where, exc)
         hint = retry_after_of(exc)
         if hint is not None and (self._hint is None or hint > self._hint):
             self._hint = hint
         if values is not None:
-            exc.add_note(where)
+            add_note_once(exc, where)
             if self.index + 1 < len(values):
                 self.index += 1
                 logger.debug(
@@ -218,14 +245,23 @@ class Attempts:
         if self.values is None:
             for i, earlier in enumerate(self.errors[:-1], start=1):
                 if earlier is not last:
-                    last.add_note(f"attempt {i}/{self.rounds} failed earlier: {earlier!r}")
+                    add_note_once(last, f"attempt {i}/{self.rounds} failed earlier: {earlier!r}")
             return last
         excs = [e if isinstance(e, Exception) else _wrap(e) for e in self.errors]
         return AllFailedError(
             f"{self.name}: all {len(self.errors)} attempts failed "
             f"({self.rounds} round(s) x {len(self.values)} value(s) of {self.param})",
             excs,
+            self.records,
         )
+
+
+def add_note_once(exc: BaseException, note: str) -> None:
+    """Add ``note`` unless ``exc`` already carries it (one exception object raised by many
+    calls must not see its notes pile up)."""
+    notes = getattr(exc, "__notes__", None)
+    if notes is None or note not in notes:
+        exc.add_note(note)
 
 
 def _wrap(exc: BaseException) -> Exception:
