@@ -60,8 +60,8 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"T" if obj else b"F")
     elif isinstance(obj, enum.Enum):
         out.append(b"E" + _type_name(t) + _str(obj.name))
-    elif t is int:
-        out.append(b"i" + _str(str(obj)))
+    elif t is int:  # hex: no limit on digits (str() refuses ints over 4300 digits)
+        out.append(b"i" + _str(format(obj, "x")))
     elif t is float:
         out.append(b"f" + _str(obj.hex()))
     elif t is str:
@@ -86,7 +86,7 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
     elif _encode_library_type(obj, t, out, depth):
         pass
     elif isinstance(obj, int):  # int subclasses that are not enums
-        out.append(b"i" + _type_name(t) + _str(str(int(obj))))
+        out.append(b"i" + _type_name(t) + _str(format(int(obj), "x")))
     elif isinstance(obj, str):
         out.append(b"s" + _type_name(t) + _str(str(obj)))
     elif isinstance(obj, float):

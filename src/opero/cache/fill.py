@@ -1,9 +1,14 @@
 """Filling a missed key: computed once across threads and tasks (single-flight) and, for a
-store that other processes share, once across processes (a lease on the store)."""
+store that other processes share, once across processes (a lease on the store).
+
+A call that misses a key its own computation is leading (a function that calls itself with
+the same arguments, in the same thread or task) computes directly: it never waits on itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -12,8 +17,12 @@ from opero.cache.store import MISS, SharedStore
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
+    from opero.cache.singleflight import Flight
 
 __all__ = ["fill", "fill_async"]
+
+#: the flights led by the current thread or task (only set while one computes)
+_LEADING: ContextVar[tuple[Flight, ...]] = ContextVar("opero_leading", default=())
 
 
 def fill(
@@ -29,10 +38,13 @@ def fill(
     while True:
         flight, leader = flights.join(key)
         if not leader:
+            if flight in _LEADING.get():  # recursion: this very call leads the flight
+                return run(args, kwargs)
             flights.wait(flight)
             if flight.abandoned:
                 continue
             return flight.outcome()
+        token = _LEADING.set((*_LEADING.get(), flight))
         try:
             value = layer.get(key)
             if value is MISS and layer.shared:  # other processes may be computing it
@@ -43,6 +55,8 @@ def fill(
         except BaseException as exc:
             flights.fail(key, flight, exc)
             raise
+        finally:
+            _LEADING.reset(token)
         flights.succeed(key, flight, value)
         return value
 
@@ -60,10 +74,13 @@ async def fill_async(
     while True:
         flight, leader = flights.join(key)
         if not leader:
+            if flight in _LEADING.get():  # recursion: this very task leads the flight
+                return await run(args, kwargs)
             await flights.wait_async(flight)
             if flight.abandoned:
                 continue
             return flight.outcome()
+        token = _LEADING.set((*_LEADING.get(), flight))
         try:
             value = await layer.aget(key)
             if value is MISS and layer.shared:  # other processes may be computing it
@@ -74,6 +91,8 @@ async def fill_async(
         except BaseException as exc:
             flights.fail(key, flight, exc)
             raise
+        finally:
+            _LEADING.reset(token)
         flights.succeed(key, flight, value)
         return value
 

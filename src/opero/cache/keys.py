@@ -1,10 +1,15 @@
 """The cache key of a call.
 
 Memory keys follow ``functools.lru_cache`` (arguments as given, hashable values used
-directly) so that a hit costs a tuple and a dict lookup. Unhashable arguments, and every
-disk and Redis key, go through the stable encoding of :mod:`opero.cache.encoding`. For an
-instance method with the memory store, ``self`` is keyed by identity and its entries are
-dropped when the instance dies, so the cache keeps no instance alive.
+directly) so that a hit costs a tuple and a dict lookup. An unhashable argument (a list, a
+dict, a set, or a tuple holding one) takes a hashable form: a :class:`Frozen` key tagged with
+the container's exact type, so equal containers of one type share an entry (a dict's order
+does not matter) and no hashable argument, nor a container of another type, can share it.
+Disk and Redis keys use the stable encoding of :mod:`opero.cache.encoding`. For an instance
+method with the memory store, ``self`` is keyed by identity and its entries are dropped when
+the instance dies, so the cache keeps no instance alive; that bookkeeping is bounded by the
+store's size. Building a key never raises: an argument that cannot be keyed makes the call
+run uncached.
 """
 
 from __future__ import annotations
@@ -20,7 +25,62 @@ from loguru import logger
 from opero.cache.encoding import Unkeyable, digest
 from opero.cache.store import KWD_MARK
 
-__all__ = ["CallKeys", "key_prefix"]
+__all__ = ["CallKeys", "Frozen", "freeze", "key_prefix"]
+
+_USER = object()  # private markers: no argument can equal them
+_STABLE = object()
+
+
+class Frozen:
+    """The hashable form of an unhashable container: its exact type and frozen items."""
+
+    __slots__ = ("_hash", "items", "kind")
+
+    def __init__(self, kind: type, items: Hashable) -> None:
+        self.kind = kind
+        self.items = items
+        self._hash = hash((kind, items))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is Frozen
+            and other._hash == self._hash
+            and other.kind is self.kind
+            and other.items == self.items
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self.kind.__name__} {self.items!r}>"
+
+
+def freeze(obj: Any) -> Hashable:
+    """``obj`` if it is hashable, else its :class:`Frozen` form; raises if it has none."""
+    try:
+        hash(obj)
+    except TypeError:
+        pass
+    else:
+        return obj  # type: ignore[no-any-return]
+    kind = type(obj)
+    if isinstance(obj, dict):
+        try:
+            items: Hashable = frozenset(obj.items())
+        except TypeError:
+            items = frozenset((k, freeze(v)) for k, v in obj.items())
+    elif isinstance(obj, list | tuple):
+        try:
+            items = tuple(obj)
+            hash(items)
+        except TypeError:
+            items = tuple(freeze(x) for x in obj)
+    elif isinstance(obj, set | frozenset):
+        items = frozenset(obj)
+    else:
+        raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
+    return Frozen(kind, items)
 
 
 def key_prefix(func: Callable[..., Any], namespace: str, name: str) -> str:
@@ -40,6 +100,8 @@ class CallKeys:
         backend: str,
         prefix: str,
         discard: Callable[[Iterable[Hashable]], None] | None,
+        live: Callable[[Hashable], bool] | None = None,
+        maxsize: int = 10_000,
     ) -> None:
         self.name = name
         self.cache_key = cache_key
@@ -50,35 +112,40 @@ class CallKeys:
         #: instance methods: ``self`` is keyed by identity in memory
         self.keys_self = bool(params) and params[0] == "self" and self.memory
         self._discard = discard
+        self._live = live  # is this key still in the store?
+        self._limit = 2 * maxsize + 16  # tracked keys before a clean-up of evicted ones
+        self._tracked = 0
         self._owners: dict[int, Any] = {}
         self._owner_keys: dict[int, set[Hashable]] = {}
         self._owner_lock = threading.Lock()
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
-        """The cache key of a call, or None when it is not cacheable."""
+        """The cache key of a call, or None when it is not cacheable (never raises but for
+        the user's own ``cache_key`` function)."""
+        if self.cache_key is not None:
+            result = self.cache_key(*args, **kwargs)
+            if result is None:
+                return None
+            return self._guard(self._user_key, result)
+        if self.memory:
+            return self._guard(self._memory_key, args, kwargs)
+        return self._guard(self._stable_key, args, kwargs)
+
+    def _guard(self, build: Callable[..., Hashable], *parts: Any) -> Hashable | None:
         try:
-            if self.cache_key is not None:
-                return self._user_key(args, kwargs)
-            if self.memory:
-                return self._memory_key(args, kwargs)
-            bound = self.signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return f"{self.prefix}:{digest(tuple(bound.arguments.items()))}"
-        except Unkeyable as exc:
-            logger.debug("{}: call not cached: {}", self.name, exc)
+            return build(*parts)
+        except Exception as exc:  # RecursionError, a raising __hash__, an int too long...
+            logger.debug("{}: call not cached: {!r}", self.name, exc)
             return None
 
-    def _user_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
-        assert self.cache_key is not None
-        result = self.cache_key(*args, **kwargs)
-        if result is None:
-            return None
+    def _stable_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return f"{self.prefix}:{digest(tuple(bound.arguments.items()))}"
+
+    def _user_key(self, result: Any) -> Hashable:
         if self.memory:
-            try:
-                hash(result)
-            except TypeError:
-                return ("k", digest(result))
-            return ("k", result)
+            return (_USER, freeze(result))
         return f"{self.prefix}:k:{digest(result)}"
 
     def _memory_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
@@ -90,8 +157,11 @@ class CallKeys:
         )
         try:
             hash(key)
-        except TypeError:  # unhashable arguments: their stable encoding instead
-            return ("s", *head, digest((args, kwargs)))
+        except TypeError:  # unhashable arguments: their hashable form
+            frozen = tuple(freeze(a) for a in args)
+            tail = tuple((k, freeze(v)) for k, v in kwargs.items())
+            key = (*head, *frozen, KWD_MARK, *tail) if kwargs else (*head, *frozen)
+            hash(key)
         return key
 
     # ----- instances that own entries ---------------------------------------------------
@@ -107,13 +177,36 @@ class CallKeys:
                     self._owners[ident] = weakref.ref(owner, self._owner_died(ident))
                 except TypeError:  # not weak-referenceable: hold it, so its id stays unique
                     self._owners[ident] = owner
-            keys.add(key)
+            if key not in keys:
+                keys.add(key)
+                self._tracked += 1
+                if self._tracked > self._limit:
+                    self._prune()
+
+    def _prune(self) -> None:
+        """Forget tracked keys the store has evicted, and owners left with none (under the
+        owner lock): the bookkeeping stays within about twice the store's size."""
+        live = self._live
+        if live is None:
+            return
+        total = 0
+        for ident in list(self._owner_keys):
+            keys = {k for k in self._owner_keys[ident] if live(k)}
+            if keys:
+                self._owner_keys[ident] = keys
+                total += len(keys)
+            else:
+                del self._owner_keys[ident]
+                self._owners.pop(ident, None)
+        self._tracked = total
+        self._limit = max(self._limit, 2 * total + 16)
 
     def _owner_died(self, ident: int) -> Callable[[Any], None]:
         def callback(_ref: Any) -> None:
             with self._owner_lock:
                 self._owners.pop(ident, None)
                 keys = self._owner_keys.pop(ident, set())
+                self._tracked -= len(keys)
             if self._discard is not None:
                 self._discard(keys)
 
@@ -124,6 +217,7 @@ class CallKeys:
         with self._owner_lock:
             self._owners.clear()
             self._owner_keys.clear()
+            self._tracked = 0
 
 
 class _Identity:

@@ -70,6 +70,8 @@ class CacheLayer:
             backend=self.backend,
             prefix=prefix,
             discard=store.discard if isinstance(store, MemoryStore) else None,
+            live=store.data.__contains__ if isinstance(store, MemoryStore) else None,
+            maxsize=options["cache_maxsize"],
         )
         self.key = self.keys.key
         self.keys_self = self.keys.keys_self

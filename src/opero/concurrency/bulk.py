@@ -96,7 +96,7 @@ class BulkFeed:
                 key: Hashable | None = (*row, *tail) if tail else row
                 try:
                     entry = lookup(key)
-                except TypeError:  # unhashable: the stable encoding
+                except Exception:  # unhashable (or a raising __hash__): the slow key
                     key = layer.key(row, kwargs)
                     entry = None
                     if key is not None:

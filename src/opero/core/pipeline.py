@@ -12,6 +12,7 @@ waiting stay in the caller.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -77,10 +78,18 @@ class Pipeline:
         param = self.fallback.param if self.fallback is not None else None
         return Attempts(self.schedule, self.name, param, values)
 
-    def _after(self, attempts: Attempts, exc: BaseException) -> float:
+    def _after(
+        self,
+        attempts: Attempts,
+        exc: BaseException,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> float:
         """The wait before the next attempt; raises when ``exc`` ends the call."""
         if isinstance(exc, NEVER_RETRY):
             raise exc
+        if isinstance(exc, TypeError) and not self._fits(args, kwargs):
+            raise exc  # the call itself is wrong: Python's own TypeError, at once
         delay = attempts.failed(exc, self.on_retry, self.on_fallback)
         if delay is None:
             error = attempts.error()
@@ -88,6 +97,19 @@ class Pipeline:
                 raise exc
             raise error from None
         return delay
+
+    def _fits(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether the arguments bind to the function's signature (asked only after an
+        attempt raised ``TypeError``, so the success path never pays for it)."""
+        try:
+            signature = inspect.signature(self.func)
+        except (TypeError, ValueError):  # no signature to check against
+            return True
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError:
+            return False
+        return True
 
     def _reserve(self) -> tuple[float, float] | None:
         """Book a rate-limit slot: ``(admission time, seconds to wait)``, or None if free."""
@@ -130,6 +152,7 @@ class Pipeline:
         values, calls = self._expand(args, kwargs)
         attempts: Attempts | None = None
         exc = failure
+        a, k = args, kwargs
         while True:
             if exc is None:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
@@ -146,7 +169,7 @@ class Pipeline:
                     exc = e
             if attempts is None:
                 attempts = self._attempts(values)
-            delay = self._after(attempts, exc)
+            delay = self._after(attempts, exc, a, k)
             exc = None
             if delay > 0 and not CLOCK.zero_waits:
                 CLOCK.sleep(delay)
@@ -180,6 +203,7 @@ class Pipeline:
         values, calls = self._expand(args, kwargs)
         attempts: Attempts | None = None
         exc = failure
+        a, k = args, kwargs
         while True:
             if exc is None:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
@@ -196,7 +220,7 @@ class Pipeline:
                     exc = e
             if attempts is None:
                 attempts = self._attempts(values)
-            delay = self._after(attempts, exc)
+            delay = self._after(attempts, exc, a, k)
             exc = None
             if delay > 0 and not CLOCK.zero_waits:
                 await CLOCK.async_sleep(delay)

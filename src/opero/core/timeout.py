@@ -2,12 +2,14 @@
 
 Python cannot stop a thread, so a sync attempt with ``timeout=`` runs on a daemon helper
 thread: when it overruns, the caller stops waiting and gets ``TimeoutError``; the attempt
-runs on, its result is discarded, and interpreter exit does not wait for it. (Async
-attempts use ``asyncio.timeout`` in the driver and are really cancelled.)
+runs on, its result is discarded, and interpreter exit does not wait for it. The attempt
+sees the caller's ``contextvars`` (a copy of its context). (Async attempts use
+``asyncio.timeout`` in the driver and are really cancelled.)
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +40,10 @@ def call_with_timeout(
         finally:
             done.set()
 
-    threading.Thread(target=attempt, name=f"opero-timeout:{name}", daemon=True).start()
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(attempt,), name=f"opero-timeout:{name}", daemon=True
+    ).start()
     if not done.wait(seconds):
         raise timeout_error(name, seconds)
     ok, value = outcome[0]

@@ -72,7 +72,7 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args
         try:
             entry = lookup(key)
-        except TypeError:  # unhashable arguments
+        except Exception:  # unhashable arguments (or a raising __hash__): the slow key
             return cached(args, kwargs)
         if entry is not None and entry[0] > timer():
             try:
@@ -143,7 +143,7 @@ def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args
         try:
             entry = lookup(key)
-        except TypeError:
+        except Exception:
             return await cached(args, kwargs)
         if entry is not None and entry[0] > timer():
             try:
