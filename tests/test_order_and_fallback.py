@@ -215,3 +215,44 @@ def test_fallback_hook_and_retry_hook(clock) -> None:
     retry = got[1]
     assert isinstance(retry, RetryDetails)
     assert (retry.round, retry.rounds, retry.delay) == (1, 2, 0.5)
+
+
+def test_fallback_passes_only_what_the_caller_gave() -> None:
+    """SPEC 2.3: a decorator below @opero that injects an argument keeps working."""
+    import functools
+
+    seen: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def inject_client(fn):  # type: ignore[no-untyped-def]
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append((args, dict(kwargs)))
+            return fn(*args, client="injected", **kwargs)  # TypeError if given twice
+
+        return wrapper
+
+    @opero(arg_fallback="model", cache=False, retries=0)
+    @inject_client
+    def ask(prompt: str, model: object = ("a", "b"), client: str | None = None) -> str:
+        if model == "a":
+            raise ValueError("a is down")
+        return f"{prompt}:{model}:{client}"
+
+    assert ask("p") == "p:b:injected"
+    assert seen == [(("p",), {"model": "a"}), (("p",), {"model": "b"})]
+    seen.clear()
+    assert ask("p", ["a", "b"]) == "p:b:injected"  # by position: replaced in place
+    assert seen == [(("p", "a"), {}), (("p", "b"), {})]
+    seen.clear()
+    assert ask(prompt="p", model=["a", "b"]) == "p:b:injected"
+    assert seen == [((), {"prompt": "p", "model": "a"}), ((), {"prompt": "p", "model": "b"})]
+
+
+def test_fallback_positional_only_default() -> None:
+    @opero(arg_fallback="model", cache=False, retries=0)
+    def ask(prompt: str, model: object = ("a", "b"), /) -> str:
+        if model == "a":
+            raise ValueError("down")
+        return f"{prompt}:{model}"
+
+    assert ask("p") == "p:b"

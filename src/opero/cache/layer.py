@@ -7,7 +7,9 @@ Filling a miss lives in :mod:`opero.cache.fill`.
 
 from __future__ import annotations
 
+import inspect
 import pickle
+import warnings
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from opero.cache.memory import MemoryStore
 from opero.cache.serialize import Unserializable
 from opero.cache.singleflight import SingleFlight
 from opero.cache.store import MISS, Store
+from opero.core.callables import is_stream
 from opero.core.health import BackendDown, report_backend_failure
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheLayer", "local_store"]
 
+_PLAIN = frozenset({int, float, str, bytes, bool, tuple, list, dict})  # never streams
 _UNPICKLABLE = (Unserializable, pickle.PicklingError, TypeError, AttributeError, RecursionError)
 
 
@@ -74,6 +78,7 @@ class CacheLayer:
             maxsize=options["cache_maxsize"],
         )
         self.key = self.keys.key
+        self._warned_stream = False
         self.keys_self = self.keys.keys_self
         #: the memory hit path can be inlined by the decorator (no hook, no key function)
         self.fast = self.backend == "memory" and options["cache_key"] is None and not self.keys_self
@@ -110,7 +115,27 @@ class CacheLayer:
 
         fire(self.on_hit, CacheHitDetails(self.name, self.backend, key))
 
+    def _storable(self, value: Any) -> bool:
+        """Streams (iterators, generators) and awaitables are never cached: a stream comes
+        back used up; said once per decorated function."""
+        if value is None or type(value) in _PLAIN:
+            return True
+        if is_stream(value) or inspect.isawaitable(value):
+            if not self._warned_stream:
+                self._warned_stream = True
+                warnings.warn(
+                    f"opero: {self.name} returned {type(value).__qualname__}, an iterator or "
+                    "stream, which is consumed once: it is returned as it is and never cached "
+                    "(return a list, or decorate with cache=False)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return False
+        return True
+
     def put(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+        if not self._storable(value):
+            return
         try:
             self.store.set(key, value)
         except BackendDown:
@@ -125,6 +150,8 @@ class CacheLayer:
             self.keys.track(args, key)
 
     async def aput(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+        if not self._storable(value):
+            return
         if not self.async_store:
             self.put(key, value, args)
             return
@@ -142,6 +169,11 @@ class CacheLayer:
     ) -> None:
         """:meth:`put` for many calls at once (None keys skipped; one lock for memory)."""
         store = self.store
+        if not all(self._storable(v) for v in values):
+            for key, value, args in zip(keys, values, rows, strict=True):
+                if key is not None:
+                    self.put(key, value, args)
+            return
         if isinstance(store, MemoryStore) and not self.keys_self:
             store.set_many((k, v) for k, v in zip(keys, values, strict=True) if k is not None)
             return

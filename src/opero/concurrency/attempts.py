@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import pickle
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from opero.core.callables import is_async_callable
 from opero.core.retry import retry_after_of
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import OperoError, RemoteError
@@ -122,7 +122,7 @@ def run_segments(
     ``(values, failures)``: one value per attempt in order (None where it failed) and
     ``{position: (exception, formatted traceback)}`` for the attempts that raised.
     """
-    if inspect.iscoroutinefunction(fn):
+    if is_async_callable(fn):
         return asyncio.run(_run_async_segments(fn, segments, timeout))
     name = getattr(fn, "__qualname__", repr(fn))
     values: list[Any] = []

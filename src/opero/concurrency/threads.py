@@ -10,7 +10,6 @@ an event loop of the thread's own.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import queue
 import threading
 from collections import deque
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opero.concurrency.attempts import Outcome, run_one
+from opero.core.callables import is_async_callable
 
 __all__ = ["ThreadWorkers"]
 
@@ -43,7 +43,7 @@ class ThreadWorkers:
         self.loop = asyncio.get_running_loop()
         self._wake_pending = False
         self._stopped = False
-        self._is_async = inspect.iscoroutinefunction(fn)
+        self._is_async = is_async_callable(fn)
         self.threads = [
             threading.Thread(target=self._main, name=f"opero:{name}:{i}", daemon=True)
             for i in range(workers)

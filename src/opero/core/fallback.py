@@ -17,9 +17,11 @@ class Fallback:
     The parameter is found by signature binding, whatever its source (keyword, position or
     the function's default). A ``list`` or ``tuple`` value means "try each element in
     order"; any other value (``str`` included) is a single value and needs no fallback.
+    Each call gets the arguments as the caller gave them with only that parameter replaced:
+    defaults of other parameters are not passed explicitly.
     """
 
-    __slots__ = ("name", "param", "signature")
+    __slots__ = ("index", "name", "param", "parameter", "signature")
 
     def __init__(self, func: Callable[..., Any], param: str) -> None:
         signature = inspect.signature(func)
@@ -37,15 +39,31 @@ class Fallback:
             )
         self.signature = signature
         self.param = param
+        self.parameter = p
+        positional = [
+            n
+            for n, q in signature.parameters.items()
+            if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)
+        ]
+        #: where the value stands when given by position (None: keyword-only)
+        self.index = positional.index(param) if param in positional else None
         self.name = getattr(func, "__qualname__", repr(func))
 
     def expand(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[list[object], list[Call]] | None:
         """``(values, calls)`` for a list/tuple value, or None when a single value is given."""
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        value = bound.arguments.get(self.param)
+        self.signature.bind(*args, **kwargs)  # a call that does not fit raises here
+        index = self.index
+        if index is not None and index < len(args):
+            value = args[index]
+            where = "args"
+        elif self.param in kwargs:
+            value = kwargs[self.param]
+            where = "kwargs"
+        else:
+            value = self.parameter.default
+            where = "default"
         if not isinstance(value, list | tuple):
             return None
         if not value:
@@ -55,6 +73,14 @@ class Fallback:
             )
         calls: list[Call] = []
         for v in value:
-            bound.arguments[self.param] = v
-            calls.append((bound.args, bound.kwargs))
+            if where == "args":
+                assert index is not None
+                calls.append(((*args[:index], v, *args[index + 1 :]), kwargs))
+            elif where == "kwargs" or self.parameter.kind is not self.parameter.POSITIONAL_ONLY:
+                calls.append((args, {**kwargs, self.param: v}))
+            else:  # a positional-only default: the positions before it must be filled
+                bound = self.signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                bound.arguments[self.param] = v
+                calls.append((bound.args, bound.kwargs))
         return list(value), calls

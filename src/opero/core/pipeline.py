@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from opero.core.callables import refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule
@@ -164,9 +165,13 @@ class Pipeline:
                         self.limiter.release(slot[0])
                         raise
                 try:
-                    return self.invoke(a, k)
+                    value = self.invoke(a, k)
                 except self.retry_on as e:
                     exc = e
+                else:
+                    if inspect.isawaitable(value):
+                        refuse_awaitable(self.name, value)
+                    return value
             if attempts is None:
                 attempts = self._attempts(values)
             delay = self._after(attempts, exc, a, k)

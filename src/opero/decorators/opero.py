@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from opero.core.callables import is_async_callable
 from opero.decorators.parts import build
 from opero.decorators.wrappers import async_wrapper, sync_wrapper
 from opero.options import resolve, signature
@@ -130,7 +131,7 @@ def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
     """Build the wrapper of ``fn`` for already validated ``options``."""
     fn = check_function(fn)
     pipeline, layer = build(fn, options)
-    if inspect.iscoroutinefunction(fn):
+    if is_async_callable(fn):
         wrapper = async_wrapper(fn, pipeline, layer)
     else:
         wrapper = sync_wrapper(fn, pipeline, layer)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
+from opero.core.callables import is_async_callable
 from opero.decorators.map_api import MapRunner, run_sync
 from opero.decorators.opero import check_function, nothing_cached
 from opero.decorators.parts import build, name_of
@@ -138,7 +139,7 @@ def _decorate_map(
     address, client = options["address"], options["client"]
 
     fn = check_function(fn, "operomap")
-    is_async = inspect.iscoroutinefunction(fn)
+    is_async = is_async_callable(fn)
     name = name_of(fn)
     handle_factory: Callable[[], ExecutorHandle] | None = None
     if executor is not None or mode == "dask":

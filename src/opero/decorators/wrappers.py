@@ -10,6 +10,7 @@ from typing import Any
 from opero.cache.layer import CacheLayer
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
+from opero.core.callables import CoroutineType, refuse_awaitable
 from opero.core.pipeline import Pipeline
 
 __all__ = ["async_wrapper", "sync_wrapper"]
@@ -19,13 +20,17 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
     run = pipeline.run
     retry_on = pipeline.retry_on
     core: Callable[[tuple[Any, ...], dict[str, Any]], Any]
+    name = pipeline.name
     if pipeline.direct:
 
         def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except retry_on as exc:
                 return run(args, kwargs, exc)
+            if type(result) is CoroutineType:
+                refuse_awaitable(name, result)
+            return result
 
     else:
         core = run
@@ -40,9 +45,12 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
 
         def call_direct(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except retry_on as exc:
                 return run(args, kwargs, exc)
+            if type(result) is CoroutineType:
+                refuse_awaitable(name, result)
+            return result
 
         return call_direct
 
