@@ -21,14 +21,16 @@ def _corrupt_all_values(directory: Path) -> int:
     return changed
 
 
+CALLS = [0]  # module-level: a closure's values are part of disk keys
+
+
 def test_corrupt_disk_entry_runs_uncached_with_one_warning(tmp_path: Path) -> None:
-    calls = 0
+    CALLS[0] = 0
 
     @opero(cache_backend="disk", cache_dir=tmp_path, retries=0)
     def f(x: int) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
-        return {"x": x, "calls": calls}
+        CALLS[0] += 1
+        return {"x": x, "calls": CALLS[0]}
 
     assert f(1) == {"x": 1, "calls": 1}
     assert _corrupt_all_values(tmp_path) == 1
@@ -38,7 +40,7 @@ def test_corrupt_disk_entry_runs_uncached_with_one_warning(tmp_path: Path) -> No
         warnings.simplefilter("error")  # a second warning within a minute would raise here
         assert f(2)["x"] == 2
         assert f(2)["x"] == 2
-    assert calls == 3  # f(2) cached as usual
+    assert CALLS[0] == 3  # f(2) cached as usual
 
 
 def test_disk_cache_dir_that_cannot_be_created(tmp_path: Path) -> None:

@@ -504,13 +504,22 @@ def test_disk_cache_survives_another_process(tmp_path: Path) -> None:
     assert second.stdout.split() == ["0", "3"]  # computed by the first process
 
 
+DISK_CALLS = Counter()  # a global, not a closure value: closures are part of disk keys
+
+
+def reset_disk_calls() -> Counter:
+    DISK_CALLS.n = 0
+    return DISK_CALLS
+
+
 def test_disk_keys_apply_defaults_and_namespace(tmp_path: Path) -> None:
-    c = Counter()
+    c = DISK_CALLS
+    c.n = 0
 
     def make(ns: str):  # type: ignore[no-untyped-def]
         @opero(cache_backend="disk", cache_dir=tmp_path, cache_namespace=ns)
         def f(x: int, y: int = 0) -> int:
-            c.tick()
+            DISK_CALLS.tick()
             return x + y
 
         return f
@@ -527,15 +536,15 @@ def test_disk_keys_apply_defaults_and_namespace(tmp_path: Path) -> None:
 
 
 def test_disk_cache_clear_removes_only_this_function(tmp_path: Path) -> None:
-    c = Counter()
+    reset_disk_calls()
 
     @opero(cache_backend="disk", cache_dir=tmp_path)
     def f(x: int) -> int:
-        return c.tick()
+        return DISK_CALLS.tick()
 
     @opero(cache_backend="disk", cache_dir=tmp_path)
     def g(x: int) -> int:
-        return c.tick()
+        return DISK_CALLS.tick()
 
     f(1)
     g(1)
@@ -547,11 +556,11 @@ def test_disk_cache_clear_removes_only_this_function(tmp_path: Path) -> None:
 def test_disk_ttl(tmp_path: Path, monkeypatch) -> None:
     import time as _time
 
-    c = Counter()
+    reset_disk_calls()
 
     @opero(cache_backend="disk", cache_dir=tmp_path, cache_ttl=5)
     def f() -> int:
-        return c.tick()
+        return DISK_CALLS.tick()
 
     f()
     assert f() == 1
@@ -561,11 +570,11 @@ def test_disk_ttl(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_disk_unkeyable_argument_runs_uncached(tmp_path: Path) -> None:
-    c = Counter()
+    reset_disk_calls()
 
     @opero(cache_backend="disk", cache_dir=tmp_path)
     def f(o: object) -> int:
-        return c.tick()
+        return DISK_CALLS.tick()
 
     o = object()
     assert f(o) == 1
@@ -573,24 +582,24 @@ def test_disk_unkeyable_argument_runs_uncached(tmp_path: Path) -> None:
 
 
 def test_disk_unpicklable_result_runs_uncached(tmp_path: Path) -> None:
-    c = Counter()
+    reset_disk_calls()
 
     @opero(cache_backend="disk", cache_dir=tmp_path)
     def f() -> object:
-        c.tick()
+        DISK_CALLS.tick()
         return lambda: None
 
     f()
     f()
-    assert c.n == 2
+    assert DISK_CALLS.n == 2
 
 
 async def test_disk_async(tmp_path: Path) -> None:
-    c = Counter()
+    reset_disk_calls()
 
     @opero(cache_backend="disk", cache_dir=tmp_path)
     async def f(x: int) -> int:
-        return x + c.tick()
+        return x + DISK_CALLS.tick()
 
     assert await f(1) == 2
     assert await f(1) == 2

@@ -32,19 +32,22 @@ def run_script(code: str, *args: str, env: dict[str, str] | None = None, timeout
     )
 
 
+#: call counts kept outside the functions: a closure's values are part of Redis keys
+CALLS: dict[str, int] = {}
+
+
 def test_cache_hit_ttl_and_namespace(redis_url: str, redis_server) -> None:
-    calls = 0
+    CALLS["add"] = 0
 
     @opero(cache_backend="redis", cache_url=redis_url, cache_ttl=60, cache_namespace="t1")
     def add(a: int, b: int = 2) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
+        CALLS["add"] += 1
         return {"sum": a + b}
 
     assert add(1) == {"sum": 3}
     assert add(1) == {"sum": 3}
     assert add(a=1, b=2) == {"sum": 3}  # bound arguments with defaults: one key
-    assert calls == 1
+    assert CALLS["add"] == 1
     client = redis_server.client()
     keys = client.keys("t1:*")
     assert len(keys) == 1 and b"add" in keys[0]
@@ -107,18 +110,17 @@ def test_second_process_hits_what_the_first_stored(redis_url: str, redis_server)
 
 
 async def test_async_uses_redis_asyncio(redis_url: str) -> None:
-    calls = 0
+    CALLS["fetch"] = 0
 
     @opero(cache_backend="redis", cache_url=redis_url, cache_namespace="aio")
     async def fetch(url: str) -> str:
-        nonlocal calls
-        calls += 1
+        CALLS["fetch"] += 1
         await asyncio.sleep(0)
         return url.upper()
 
     assert await fetch("x") == "X"
     assert await fetch("x") == "X"
-    assert calls == 1
+    assert CALLS["fetch"] == 1
     store = fetch.__opero_cache__.store  # type: ignore[attr-defined]
     assert fetch.__opero_cache__.async_store  # type: ignore[attr-defined]
     assert store.backend == "redis"
@@ -318,12 +320,16 @@ def quick_retry(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(redis_client, "RETRY_AFTER", 0.2)
 
 
+DOWN_CALLS: list[int] = []
+
+
 def test_redis_stopped_mid_run_then_back(own_redis, quick_retry) -> None:
-    calls: list[int] = []
+    calls = DOWN_CALLS
+    calls.clear()
 
     @opero(cache_backend="redis", cache_url=own_redis.url, cache_namespace="down")
     def f(x: int) -> int:
-        calls.append(x)
+        DOWN_CALLS.append(x)
         return x * 2
 
     assert f(1) == 2

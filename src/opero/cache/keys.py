@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from loguru import logger
 
 from opero.cache.encoding import Unkeyable, digest
+from opero.cache.identity import Identity
 from opero.cache.store import KWD_MARK
 
 __all__ = ["CallKeys", "Frozen", "freeze", "key_prefix"]
@@ -83,9 +85,10 @@ def freeze(obj: Any) -> Hashable:
     return Frozen(kind, items)
 
 
-def key_prefix(func: Callable[..., Any], namespace: str, name: str) -> str:
-    """``namespace:module.qualname``: the start of every disk and Redis key of ``func``."""
-    return f"{namespace}:{func.__module__}.{name}"
+def key_prefix(namespace: str, identity: Identity) -> str:
+    """``namespace:module.qualname``: the start of every disk and Redis key of a function
+    (every version of it: ``cache_clear()`` removes them all)."""
+    return f"{namespace}:{identity.name}"
 
 
 class CallKeys:
@@ -102,6 +105,7 @@ class CallKeys:
         discard: Callable[[Iterable[Hashable]], None] | None,
         live: Callable[[Hashable], bool] | None = None,
         maxsize: int = 10_000,
+        identity: Identity | None = None,
     ) -> None:
         self.name = name
         self.cache_key = cache_key
@@ -111,6 +115,19 @@ class CallKeys:
         params = list(self.signature.parameters)
         #: instance methods: ``self`` is keyed by identity in memory
         self.keys_self = bool(params) and params[0] == "self" and self.memory
+        plain = all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            for p in self.signature.parameters.values()
+        )
+        #: a call giving exactly these many positional arguments binds as given
+        self._complete = len(params) if plain else -1
+        self.identity = identity
+        self._warned = False
+        if identity is not None:
+            self._versioned = f"{prefix}:{identity.version}"
+            self._user_prefix = f"{prefix}:{identity.code}:k"
+            if identity.problem is not None and cache_key is None:
+                self._warn(f"its definition cannot be keyed stably ({identity.problem})")
         self._discard = discard
         self._live = live  # is this key still in the store?
         self._limit = 2 * maxsize + 16  # tracked keys before a clean-up of evicted ones
@@ -139,14 +156,41 @@ class CallKeys:
             return None
 
     def _stable_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return f"{self.prefix}:{digest(tuple(bound.arguments.items()))}"
+        identity = self.identity
+        assert identity is not None
+        if identity.problem is not None:
+            raise Unkeyable(identity.problem)
+        if not kwargs and len(args) == self._complete:
+            values: tuple[Any, ...] = args
+        else:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = tuple(bound.arguments.values())
+        if identity.cells:
+            try:
+                closure = identity.closure_digest()
+            except Exception as exc:
+                self._warn(f"a value its closure captured cannot be keyed stably ({exc})")
+                raise
+            return f"{self._versioned}:{closure}:{digest(values)}"
+        return f"{self._versioned}:{digest(values)}"
+
+    def _warn(self, why: str) -> None:
+        """Said once per decorated function: its calls run uncached on disk/Redis."""
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"opero: {self.name} runs uncached on the disk/Redis cache: {why}; give "
+            "cache_key= to say what identifies a call",
+            UserWarning,
+            stacklevel=5,
+        )
 
     def _user_key(self, result: Any) -> Hashable:
         if self.memory:
             return (_USER, freeze(result))
-        return f"{self.prefix}:k:{digest(result)}"
+        return f"{self._user_prefix}:{digest(result)}"
 
     def _memory_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         head: tuple[Any, ...] = ()

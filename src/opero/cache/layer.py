@@ -7,6 +7,7 @@ Filling a miss lives in :mod:`opero.cache.fill`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import pickle
 import warnings
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from opero.cache.fill import fill, fill_async
+from opero.cache.identity import Identity
 from opero.cache.keys import CallKeys
 from opero.cache.memory import MemoryStore
 from opero.cache.serialize import Unserializable
@@ -56,6 +58,7 @@ class CacheLayer:
         name: str,
         store: Any,
         prefix: str,
+        identity: Identity | None = None,
     ) -> None:
         self.name = name
         self.func = func
@@ -65,6 +68,8 @@ class CacheLayer:
         self.store = store
         #: the store has native async calls (Redis): async functions await them
         self.async_store = hasattr(store, "aget")
+        #: the store does blocking I/O (disk): async callers run it on a worker thread
+        self.offload = not self.async_store and store.backend != "memory"
         self.shared = bool(getattr(store, "shared", False))
         self.backend: str = store.backend
         self.keys = CallKeys(
@@ -76,6 +81,7 @@ class CacheLayer:
             discard=store.discard if isinstance(store, MemoryStore) else None,
             live=store.data.__contains__ if isinstance(store, MemoryStore) else None,
             maxsize=options["cache_maxsize"],
+            identity=identity,
         )
         self.key = self.keys.key
         self._warned_stream = False
@@ -98,6 +104,8 @@ class CacheLayer:
 
     async def aget(self, key: Hashable) -> Any:
         if not self.async_store:
+            if self.offload:  # disk I/O never runs on the event loop
+                return await asyncio.to_thread(self.get, key)
             return self.get(key)
         try:
             value = await self.store.aget(key)
@@ -153,7 +161,10 @@ class CacheLayer:
         if not self._storable(value):
             return
         if not self.async_store:
-            self.put(key, value, args)
+            if self.offload:
+                await asyncio.to_thread(self.put, key, value, args)
+            else:
+                self.put(key, value, args)
             return
         try:
             await self.store.aset(key, value)

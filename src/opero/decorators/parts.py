@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from opero.cache.identity import identify
 from opero.cache.keys import key_prefix
 from opero.cache.layer import CacheLayer, local_store
 from opero.core.pipeline import Pipeline
@@ -29,7 +30,8 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
     pipeline = Pipeline(fn, options, name, _limiter(fn, options, name))
     if not options["cache"]:
         return pipeline, None
-    prefix = key_prefix(fn, options["cache_namespace"], name)
+    identity = identify(fn)
+    prefix = key_prefix(options["cache_namespace"], identity)
     if options["cache_backend"] == "redis":
         from opero.backends.redis.store import RedisStore
 
@@ -38,7 +40,9 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
         )
     else:
         store = local_store(options, prefix)
-    return pipeline, CacheLayer(fn, options, name, store, prefix)
+    if options["cache_backend"] == "memory":
+        return pipeline, CacheLayer(fn, options, name, store, prefix)
+    return pipeline, CacheLayer(fn, options, name, store, prefix, identity)
 
 
 def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:

@@ -125,7 +125,8 @@ def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
         return call_direct
 
     key_of, get, aget, fill = layer.key, layer.get, layer.aget, layer.fill_async
-    native = layer.async_store  # Redis: await the lookup instead of blocking the loop
+    # Redis: await the lookup; disk: on a worker thread; memory: inline
+    native = layer.async_store or layer.offload
 
     async def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         key = key_of(args, kwargs)
