@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -205,48 +204,6 @@ def test_single_flight_across_processes(redis_url: str, redis_server) -> None:
     outs = [p.communicate(timeout=60) for p in procs]
     assert [o[0].strip() for o in outs] == ["70", "70", "70"], [o[1] for o in outs]
     assert int(redis_server.client().get("computations")) == 1
-
-
-HOLDER = """
-    import sys, time
-    import opero.backends.redis.store as rs
-    from opero import opero
-
-    rs.LEASE_SECONDS = 1.0  # this holder's lease expires quickly once it is killed
-
-    @opero(cache_backend="redis", cache_url=sys.argv[1], cache_namespace="lease")
-    def slow(x):
-        print("computing", flush=True)
-        time.sleep(60)
-        return x
-
-    slow(1)
-"""
-
-
-def test_lease_expires_when_its_holder_dies(redis_url: str) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(HOLDER), redis_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "computing"
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(10)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-
-    @opero(cache_backend="redis", cache_url=redis_url, cache_namespace="lease")
-    def slow(x: int) -> int:
-        return x + 100
-
-    t0 = time.monotonic()
-    assert slow(1) == 101  # computed here once the dead holder's lease ran out
-    assert time.monotonic() - t0 < 10
 
 
 # ----- the shared rate limit ----------------------------------------------------------------

@@ -138,6 +138,11 @@ class DiskStore:
         self._cache: Any = None
         self._refused: UnsafeDirectory | None = None
 
+    @property
+    def location(self) -> str:
+        """The directory, for warnings."""
+        return str(self.directory or default_cache_dir())
+
     def _open(self) -> Any:
         if self._cache is None:
             if self._refused is not None:

@@ -96,7 +96,7 @@ class CacheLayer:
         except BackendDown:
             return MISS
         except Exception as exc:
-            report_backend_failure(self.backend, "read", exc)
+            self._report("read", exc)
             return MISS
         if value is not MISS and self.on_hit is not None:
             self._hit(key)
@@ -112,11 +112,21 @@ class CacheLayer:
         except BackendDown:
             return MISS
         except Exception as exc:
-            report_backend_failure(self.backend, "read", exc)
+            self._report("read", exc)
             return MISS
         if value is not MISS and self.on_hit is not None:
             self._hit(key)
         return value
+
+    def _report(self, what: str, exc: BaseException) -> None:
+        report_backend_failure(
+            self.backend,
+            what,
+            exc,
+            name=self.name,
+            location=getattr(self.store, "location", None),
+            hide=getattr(self.store, "secrets", ()),
+        )
 
     def _hit(self, key: Hashable) -> None:
         from opero.core.hooks import CacheHitDetails, fire
@@ -152,7 +162,7 @@ class CacheLayer:
             logger.debug("{}: result not cached, it cannot be serialized: {!r}", self.name, exc)
             return
         except Exception as exc:
-            report_backend_failure(self.backend, "write", exc)
+            self._report("write", exc)
             return
         if self.keys_self and args:
             self.keys.track(args, key)
@@ -173,7 +183,7 @@ class CacheLayer:
         except _UNPICKLABLE as exc:
             logger.debug("{}: result not cached, it cannot be serialized: {!r}", self.name, exc)
         except Exception as exc:
-            report_backend_failure(self.backend, "write", exc)
+            self._report("write", exc)
 
     def put_many(
         self, keys: list[Hashable | None], values: list[Any], rows: list[tuple[Any, ...]]
@@ -198,7 +208,7 @@ class CacheLayer:
         try:
             self.store.clear()
         except Exception as exc:
-            report_backend_failure(self.backend, "clear", exc)
+            self._report("clear", exc)
 
     # ----- filling a miss, once per key (opero.cache.fill) ----------------------------
     def fill(

@@ -3,6 +3,7 @@ and :class:`BackendDown` for a backend skipped while it recovers."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import warnings
@@ -22,9 +23,19 @@ class BackendDown(Exception):
     """A backend failed recently (already reported); the caller goes on without it."""
 
 
-def report_backend_failure(backend: str, what: str, exc: BaseException) -> bool:
+def report_backend_failure(
+    backend: str,
+    what: str,
+    exc: BaseException,
+    *,
+    name: str | None = None,
+    location: str | None = None,
+    hide: tuple[str, ...] = (),
+) -> bool:
     """Warn that ``backend`` failed doing ``what``; rate-limited per backend.
 
+    The warning names the decorated function (``name``) and where the backend is
+    (``location``), masks every string of ``hide`` (secrets), and points at the user's call.
     Returns True when a warning was emitted. Always logs at WARNING (the log is disabled
     unless the host enables ``opero``).
     """
@@ -34,10 +45,28 @@ def report_backend_failure(backend: str, what: str, exc: BaseException) -> bool:
         if last is not None and now - last < WARN_INTERVAL:
             return False
         _last[backend] = now
-    message = f"opero {backend} backend failed ({what}): {exc!r}; the call ran without it"
+    where = f" at {location}" if location else ""
+    whose = f" for {name}" if name else ""
+    message = (
+        f"opero {backend} backend failed ({what}{where}){whose}: {exc!r}; the call ran without it"
+    )
+    for secret in hide:
+        if secret:
+            message = message.replace(secret, "***")
     logger.warning(message)
-    warnings.warn(message, OperoBackendWarning, stacklevel=2)
+    warnings.warn(message, OperoBackendWarning, stacklevel=_user_level())
     return True
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of the first frame outside opero (the user's call)."""
+    package = __file__.rsplit("/core/", 1)[0]
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def reset() -> None:

@@ -36,7 +36,11 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
         from opero.backends.redis.store import RedisStore
 
         store: Any = RedisStore(
-            options["cache_url"], options["cache_ttl"], prefix, options["cache_serializer"]
+            options["cache_url"],
+            options["cache_ttl"],
+            prefix,
+            options["cache_serializer"],
+            owner=name,
         )
     else:
         store = local_store(options, prefix)
@@ -53,7 +57,7 @@ def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limite
         from opero.backends.redis.rate_limit import RedisRateLimiter
 
         key = f"{options['cache_namespace']}:ratelimit:{fn.__module__}.{name}"
-        return RedisRateLimiter(rate, options["cache_url"], key)
+        return RedisRateLimiter(rate, options["cache_url"], key, owner=name)
     from opero.limits.rate import RateLimiter
 
     return RateLimiter(rate)

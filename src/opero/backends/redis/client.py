@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from opero.core.health import BackendDown, report_backend_failure
@@ -26,8 +27,10 @@ __all__ = [
     "BackendDown",
     "RedisHealth",
     "async_client",
+    "redact",
     "redis_errors",
     "resolve_url",
+    "secrets_of",
     "sync_client",
 ]
 
@@ -84,24 +87,53 @@ def sync_client(url: str) -> Any:
         return client
 
 
-def async_client(url: str) -> Any:
-    """The ``redis.asyncio`` client for ``url`` on the running event loop."""
+async def async_client(url: str) -> Any:
+    """The ``redis.asyncio`` client for ``url`` on the running event loop.
+
+    It is closed with its loop: an async generator parked at its first ``yield`` is
+    finalized by the loop's ``shutdown_asyncgens()`` (which ``asyncio.run`` calls before it
+    closes the loop), and closes the client's connections there, so each ``asyncio.run``
+    leaves no socket behind.
+    """
     loop = asyncio.get_running_loop()
     with _lock:
         clients = _async.get(loop)
         if clients is None:
             clients = _async[loop] = {}
         client = clients.get(url)
-        if client is None:
-            _require_redis()
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry as AsyncRetry
-            from redis.backoff import NoBackoff
+        if client is not None:
+            return client
+        _require_redis()
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
 
-            options = _options()
-            options["retry"] = AsyncRetry(NoBackoff(), 0)
-            client = clients[url] = aioredis.Redis.from_url(url, **options)
-        return client
+        options = _options()
+        options["retry"] = AsyncRetry(NoBackoff(), 0)
+        client = clients[url] = aioredis.Redis.from_url(url, **options)
+    closer = _close_with_loop(loop, url, client)
+    clients[f"closer:{url}"] = closer
+    await closer.__anext__()
+    return client
+
+
+async def _close_with_loop(
+    loop: asyncio.AbstractEventLoop, url: str, client: Any
+) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        with _lock:
+            clients = _async.get(loop)
+            if clients is not None:
+                clients.pop(url, None)
+                clients.pop(f"closer:{url}", None)
+                if not clients:
+                    _async.pop(loop, None)
+        try:
+            await client.aclose()
+        except Exception:  # the server may be gone; the sockets are closed either way
+            pass
 
 
 class RedisHealth:
@@ -110,20 +142,33 @@ class RedisHealth:
     _states: ClassVar[dict[str, float]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, url: str, what: str) -> None:
+    def __init__(self, url: str, what: str, owner: str | None = None) -> None:
         self.url = url
         self.what = what  # "redis" for the cache, "redis rate limit" for the limiter
+        self.owner = owner  # the decorated function, for warnings
+        self.location = redact(url)
+        self.secrets = secrets_of(url)
 
     def check(self) -> None:
         """Raise :class:`BackendDown` while the server is in its cool-off period."""
         until = self._states.get(self.url)
         if until is not None and time.monotonic() < until:
-            raise BackendDown(self.url)
+            raise BackendDown(self.location)
 
-    def failed(self, action: str, exc: BaseException) -> None:
-        with self._lock:
-            self._states[self.url] = time.monotonic() + RETRY_AFTER
-        report_backend_failure(self.what, f"{action} at {_safe(self.url)}", exc)
+    def failed(self, action: str, exc: BaseException, *, trip: bool = True) -> None:
+        """Report a failure; ``trip`` skips the server for a while (a server that answered
+        with an error, such as out of memory on a write, is not skipped for reads)."""
+        if trip:
+            with self._lock:
+                self._states[self.url] = time.monotonic() + RETRY_AFTER
+        report_backend_failure(
+            self.what,
+            action,
+            exc,
+            name=self.owner,
+            location=self.location,
+            hide=self.secrets,
+        )
 
     def ok(self) -> None:
         if self.url in self._states:
@@ -136,9 +181,24 @@ class RedisHealth:
             cls._states.clear()
 
 
-def _safe(url: str) -> str:
-    """``url`` without a password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+def secrets_of(url: str) -> tuple[str, ...]:
+    """The secrets a Redis URL carries: the password of its user part and of its query."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+        for name, values in parse_qs(parts.query).items():
+            if name.lower() in ("password", "pass", "token"):
+                found.extend(values)
+    except ValueError:
+        return (url,)  # unparseable: hide it whole
+    found += [unquote(f) for f in found]
+    return tuple(sorted({f for f in found if f}, key=len, reverse=True))
+
+
+def redact(url: str) -> str:
+    """``url`` with every secret replaced by ``***`` (for messages, logs and reprs)."""
+    for secret in secrets_of(url):
+        url = url.replace(secret, "***")
     return url

@@ -52,13 +52,13 @@ return 0
 class RedisRateLimiter:
     """``reserve``/``release`` like :class:`~opero.limits.rate.RateLimiter`, on Redis."""
 
-    def __init__(self, rate: float, url: str | None, key: str) -> None:
+    def __init__(self, rate: float, url: str | None, key: str, owner: str | None = None) -> None:
         self.rate = rate
         self.interval_us = max(1, round(1_000_000 / rate))
         self.url = resolve_url(url)
         self.key = key
         self.local = RateLimiter(rate)  # used while Redis is unreachable
-        self.health = RedisHealth(self.url, "redis rate limit")
+        self.health = RedisHealth(self.url, "redis rate limit", owner)
         self.errors = redis_errors()
         self.skip: tuple[type[BaseException], ...] = (BackendDown, *self.errors)
         self._booked: dict[float, tuple[str, str]] = {}
@@ -87,7 +87,9 @@ class RedisRateLimiter:
     async def reserve_async(self, now: float) -> float:
         try:
             self.health.check()
-            reply = await async_client(self.url).eval(_RESERVE, 1, self.key, self.interval_us)
+            reply = await (await async_client(self.url)).eval(
+                _RESERVE, 1, self.key, self.interval_us
+            )
         except BackendDown:
             return self.local.reserve(now)
         except self.errors as exc:

@@ -2,18 +2,14 @@
 
 Values are serialized (:mod:`opero.cache.serialize`) and stored with ``SET .. PX ttl``. Every
 key starts with ``namespace:module.qualname:`` so :meth:`RedisStore.clear` removes exactly one
-function's entries in one namespace. Concurrent misses across processes compute once: the
-first takes a short lease (``SET lease-key token NX PX``), the others poll for the value
-until it appears or the lease is gone (its holder finished without storing, or died: the
-lease expires by itself). Any server failure raises :class:`~opero.core.health.
-BackendDown` after being reported, and the caller runs uncached.
+function's entries in one namespace. Concurrent misses across processes compute once, through
+the leases of :mod:`opero.backends.redis.lease`. A server that fails raises
+:class:`~opero.core.health.BackendDown` after being reported, and the caller runs uncached;
+a server that answers a write with an error (out of memory) is reported but still read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -24,17 +20,12 @@ from opero.backends.redis.client import (
     resolve_url,
     sync_client,
 )
+from opero.backends.redis.lease import Leases
 from opero.cache.serialize import dumps, loads
 from opero.cache.store import MISS
 from opero.core.health import BackendDown
 
-__all__ = ["LEASE_SECONDS", "RedisStore"]
-
-LEASE_SECONDS = 30.0  #: a computing process holds its lease this long at most
-POLL = (0.02, 0.25)  #: first and longest pause between polls of a waiting process
-_RELEASE = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-)
+__all__ = ["RedisStore"]
 
 
 def _escape_glob(text: str) -> str:
@@ -47,14 +38,44 @@ class RedisStore:
     backend = "redis"
     shared = True  # other processes see these entries: single-flight across processes
 
-    def __init__(self, url: str | None, ttl: float | None, prefix: str, serializer: str) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        ttl: float | None,
+        prefix: str,
+        serializer: str,
+        owner: str | None = None,
+    ) -> None:
         self.url = resolve_url(url)
         self.ttl_ms = None if ttl is None else max(1, int(ttl * 1000))
         self.prefix = prefix
         self.serializer = serializer
-        self.health = RedisHealth(self.url, "redis")
+        self.health = RedisHealth(self.url, "redis", owner)
+        self.location = self.health.location  # the URL without secrets
+        self.secrets = self.health.secrets
         self.errors = redis_errors()
+        import redis
+
+        self.answered: type[BaseException] = redis.exceptions.ResponseError
         self.skip: tuple[type[BaseException], ...] = (BackendDown, *self.errors)
+        self.leases = Leases(self.url, serializer, self._client, self._aclient, self.skip)
+        self.lease, self.release, self.wait = (
+            self.leases.lease,
+            self.leases.release,
+            self.leases.wait,
+        )
+        self.alease, self.arelease, self.await_value = (
+            self.leases.alease,
+            self.leases.arelease,
+            self.leases.await_value,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.location!r}, prefix={self.prefix!r})"
+
+    def _failed(self, action: str, exc: BaseException) -> BackendDown:
+        self.health.failed(action, exc, trip=not isinstance(exc, self.answered))
+        return BackendDown(self.location)
 
     # ----- sync --------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -65,8 +86,7 @@ class RedisStore:
         try:
             data = self._client().get(key)
         except self.errors as exc:
-            self.health.failed("read", exc)
-            raise BackendDown(self.url) from exc
+            raise self._failed("read", exc) from None
         self.health.ok()
         return MISS if data is None else loads(data, self.serializer)
 
@@ -75,8 +95,7 @@ class RedisStore:
         try:
             self._client().set(key, data, px=self.ttl_ms)
         except self.errors as exc:
-            self.health.failed("write", exc)
-            raise BackendDown(self.url) from exc
+            raise self._failed("write", exc) from None
 
     def clear(self) -> None:
         client = self._client()
@@ -90,98 +109,24 @@ class RedisStore:
             if batch:
                 client.unlink(*batch)
         except self.errors as exc:
-            self.health.failed("clear", exc)
-            raise BackendDown(self.url) from exc
-
-    def lease(self, key: Hashable) -> str | None:
-        """A token if this process may compute ``key``; None if another holds the lease."""
-        token = f"{os.getpid()}:{time.monotonic_ns()}"
-        try:
-            taken = self._client().set(f"{key}:lease", token, nx=True, px=int(LEASE_SECONDS * 1000))
-        except self.skip:
-            return ""  # no server: compute without a lease
-        return token if taken else None
-
-    def release(self, key: Hashable, token: str) -> None:
-        if not token:
-            return
-        try:
-            self._client().eval(_RELEASE, 1, f"{key}:lease", token)
-        except self.skip:
-            pass
-
-    def wait(self, key: Hashable) -> Any:
-        """Poll until another process stored ``key`` (its value) or gave up (MISS)."""
-        pause, longest = POLL
-        deadline = time.monotonic() + LEASE_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                client = self._client()
-                data, leased = client.get(key), client.exists(f"{key}:lease")
-            except self.skip:
-                return MISS
-            if data is not None:
-                return loads(data, self.serializer)
-            if not leased:
-                return MISS
-            time.sleep(pause)
-            pause = min(longest, pause * 2)
-        return MISS
+            raise self._failed("clear", exc) from None
 
     # ----- async -------------------------------------------------------------------------
-    def _aclient(self) -> Any:
+    async def _aclient(self) -> Any:
         self.health.check()
-        return async_client(self.url)
+        return await async_client(self.url)
 
     async def aget(self, key: Hashable) -> Any:
         try:
-            data = await self._aclient().get(key)
+            data = await (await self._aclient()).get(key)
         except self.errors as exc:
-            self.health.failed("read", exc)
-            raise BackendDown(self.url) from exc
+            raise self._failed("read", exc) from None
         self.health.ok()
         return MISS if data is None else loads(data, self.serializer)
 
     async def aset(self, key: Hashable, value: Any) -> None:
         data = dumps(value, self.serializer)
         try:
-            await self._aclient().set(key, data, px=self.ttl_ms)
+            await (await self._aclient()).set(key, data, px=self.ttl_ms)
         except self.errors as exc:
-            self.health.failed("write", exc)
-            raise BackendDown(self.url) from exc
-
-    async def alease(self, key: Hashable) -> str | None:
-        token = f"{os.getpid()}:{time.monotonic_ns()}"
-        try:
-            taken = await self._aclient().set(
-                f"{key}:lease", token, nx=True, px=int(LEASE_SECONDS * 1000)
-            )
-        except self.skip:
-            return ""
-        return token if taken else None
-
-    async def arelease(self, key: Hashable, token: str) -> None:
-        if not token:
-            return
-        try:
-            await self._aclient().eval(_RELEASE, 1, f"{key}:lease", token)
-        except self.skip:
-            pass
-
-    async def await_value(self, key: Hashable) -> Any:
-        pause, longest = POLL
-        deadline = time.monotonic() + LEASE_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                client = self._aclient()
-                data = await client.get(key)
-                leased = await client.exists(f"{key}:lease")
-            except self.skip:
-                return MISS
-            if data is not None:
-                return loads(data, self.serializer)
-            if not leased:
-                return MISS
-            await asyncio.sleep(pause)
-            pause = min(longest, pause * 2)
-        return MISS
+            raise self._failed("write", exc) from None
