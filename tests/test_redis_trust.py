@@ -178,3 +178,31 @@ def test_a_refused_write_does_not_stop_reads(own_redis) -> None:
     assert f(10) == b"x" * 10  # reads still work: a hit
     assert calls == [10, 2_000_000]
     client.config_set("maxmemory", 0)
+
+
+@pytest.mark.parametrize("state", [b"not a number", b"nan", None])
+def test_corrupt_or_far_future_limiter_state_is_reset(redis_url: str, redis_server, state) -> None:
+    health.reset()
+
+    @opero(
+        cache=False,
+        rate_limit=5,
+        rate_limit_backend="redis",
+        cache_url=redis_url,
+        cache_namespace="corrupt",
+    )
+    def tick() -> int:
+        return 1
+
+    tick()
+    client = redis_server.client()
+    (key,) = client.keys("corrupt:ratelimit:*")
+    if state is None:  # two days ahead on the server's clock
+        seconds, micros = client.time()
+        state = str((seconds + 2 * 86_400) * 1_000_000 + micros).encode()
+    client.set(key, state)
+    start = time.monotonic()
+    with pytest.warns(OperoBackendWarning, match="corrupt or over 24 h ahead"):
+        assert tick() == 1
+    assert time.monotonic() - start < 2  # never a two-day wait
+    assert float(client.get(key)) < (client.time()[0] + 60) * 1_000_000

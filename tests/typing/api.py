@@ -72,3 +72,32 @@ def per_item(x: int) -> str:
 
 assert_type(per_item([1, 2]), list[str])
 operomap(workers="2")  # type: ignore[call-overload]
+
+
+class Client:
+    @opero
+    def ask(self, prompt: str, *, model: str = "a") -> str:
+        return prompt
+
+    @classmethod
+    @opero(retries=1)
+    def build(cls, name: str) -> int:
+        return len(name)
+
+    @opero(cache=False)
+    async def fetch(self, url: str) -> bytes:
+        return url.encode()
+
+
+client = Client()
+assert_type(client.ask("hi"), str)
+assert_type(client.ask("hi", model="b"), str)
+assert_type(Client.build("x"), int)
+assert_type(client.build("x"), int)
+client.ask.cache_clear()
+client.ask(1)  # type: ignore[arg-type]
+Client.build(1)  # type: ignore[arg-type]
+
+
+async def use_method() -> None:
+    assert_type(await client.fetch("u"), bytes)

@@ -10,7 +10,16 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from opero.core.callables import is_async_callable
 from opero.decorators.parts import build
@@ -25,12 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["OperoFunction", "check_function", "decorate_with", "nothing_cached", "opero"]
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 class OperoFunction(Protocol, Generic[P, R]):
     """A function decorated by ``@opero``: same parameters and return type, plus
-    ``cache_clear()``."""
+    ``cache_clear()``. As a method it binds like a function (``__get__``), so type checkers
+    accept calls of decorated instance methods and classmethods."""
 
     __wrapped__: Callable[P, R]
 
@@ -38,6 +50,21 @@ class OperoFunction(Protocol, Generic[P, R]):
 
     def cache_clear(self) -> None:
         """Remove every cached result of this function."""
+
+    @overload
+    def __get__(
+        self: OperoFunction[Concatenate[type[S], P2], R], instance: object, owner: type[S]
+    ) -> OperoFunction[P2, R]: ...  # a classmethod: cls bound
+
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Any] | None = None
+    ) -> OperoFunction[P, R]: ...  # through the class: unbound
+
+    @overload
+    def __get__(
+        self: OperoFunction[Concatenate[S, P2], R], instance: S, owner: type[Any] | None = None
+    ) -> OperoFunction[P2, R]: ...  # through an instance: self bound
 
 
 @overload

@@ -19,24 +19,34 @@ from opero.backends.redis.client import (
     resolve_url,
     sync_client,
 )
-from opero.core.health import BackendDown
+from opero.core.health import BackendDown, report_backend_failure
 from opero.limits.rate import RateLimiter
 
 __all__ = ["RedisRateLimiter"]
 
 # KEYS[1]: the limiter's key. ARGV[1]: interval in microseconds.
-# Returns {wait_us, booked_tat, previous_tat} with times in server microseconds.
+# Returns {wait_us, booked_tat, previous_tat, corrupt} with times in server microseconds.
+# A stored state that is not a number, or lies more than 24 hours ahead, is corrupt: reset.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local raw = redis.call('GET', KEYS[1])
+local tat = 0
+local corrupt = 0
+if raw then
+  tat = tonumber(raw)
+  if tat == nil or tat ~= tat or tat > now + 86400000000 then
+    tat = 0
+    corrupt = 1
+  end
+end
 local at = math.max(now, tat)
 local new_tat = at + interval
 local ttl = math.ceil((new_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
 return {string.format('%.0f', at - now), string.format('%.0f', new_tat),
-        string.format('%.0f', at)}
+        string.format('%.0f', at), corrupt}
 """
 
 # Give a booked admission back if no later one was booked since (a cancelled wait).
@@ -64,7 +74,15 @@ class RedisRateLimiter:
         self._booked: dict[float, tuple[str, str]] = {}
 
     def _booked_at(self, now: float, reply: list[Any]) -> float:
-        wait_us, new_tat, at = (int(x) for x in reply)
+        wait_us, new_tat, at, corrupt = (int(x) for x in reply)
+        if corrupt:
+            report_backend_failure(
+                "redis rate limit",
+                "read",
+                ValueError(f"the state of {self.key!r} was corrupt or over 24 h ahead: reset"),
+                name=self.health.owner,
+                location=self.health.location,
+            )
         booked = now + wait_us / 1_000_000
         self._booked[booked] = (str(new_tat), str(at))
         if len(self._booked) > 1000:  # only recent bookings can still be released
