@@ -26,6 +26,9 @@ from loguru import logger  # noqa: F401 - imported by opero anyway; keep import 
 
 from opero import opero
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.cache_cases import p15, p16
+
 
 @dataclass
 class Row:
@@ -584,7 +587,7 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
 
 
-CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
+CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P15", "P16")
 
 
 def main() -> int:
@@ -606,6 +609,8 @@ def main() -> int:
         "P9": lambda: p9(5 if quick else 30),
         "P10": lambda: p10(100_000 if quick else 1_000_000),
         "P11": lambda: p11(500 if quick else 2000, 1 if quick else 3),
+        "P15": lambda: p15(number, repeat, Row),
+        "P16": lambda: p16(number, repeat, Row),
     }
     rows: list[Row] = []
     for name in args.cases.split(","):

@@ -155,7 +155,8 @@ class DiskStore:
         return self._cache
 
     def get(self, key: Hashable) -> Any:
-        data = self._open().get(key, default=MISS)
+        cache = self._cache if self._cache is not None else self._open()  # (no len() query)
+        data = cache.get(key, default=MISS)
         if data is MISS:
             return MISS
         if not isinstance(data, bytes):

@@ -13,18 +13,54 @@ import enum
 import sys
 from typing import Any
 
-__all__ = ["Unkeyable", "digest", "encode"]
+__all__ = ["Unkeyable", "digest", "encode", "hash_bytes", "short_form"]
 
 
 class Unkeyable(TypeError):
     """An argument has no stable encoding."""
 
 
+_BLAKE2B: list[Any] = []  # hashlib.blake2b, imported on first use (keeps import opero cheap)
+
+
 def digest(obj: object) -> str:
     """Hex BLAKE2b digest (128 bits) of the stable encoding of ``obj``."""
-    import hashlib
+    return hash_bytes(encode(obj))
 
-    return hashlib.blake2b(encode(obj), digest_size=16).hexdigest()
+
+def hash_bytes(data: bytes) -> str:
+    """Hex BLAKE2b digest (128 bits) of ``data``."""
+    if not _BLAKE2B:
+        import hashlib
+
+        _BLAKE2B.append(hashlib.blake2b)
+    return str(_BLAKE2B[0](data, digest_size=16).hexdigest())
+
+
+_SIMPLE = frozenset({int, str, float, bool, type(None)})
+
+
+def short_form(values: tuple[Any, ...]) -> str:
+    """A stable text form of ``values``: for None, bool, int, float and str alone, their
+    ``repr`` (deterministic for these types); else the stable encoding; either one as it is
+    when short, else its digest. The four forms never collide: they start with ``r``,
+    ``R``, ``e`` or ``h``."""
+    for value in values:
+        if type(value) not in _SIMPLE:
+            break
+    else:
+        try:
+            text = repr(values)
+        except ValueError:  # an int too long for repr: the encoding covers it
+            pass
+        else:
+            if len(text) <= 64:
+                return "r" + text
+            return "R" + hash_bytes(text.encode("utf-8", "surrogatepass"))
+    data = encode(values)
+    if len(data) <= 40:
+        return "e" + data.hex()
+    return "h" + hash_bytes(data)
 
 
 def encode(obj: object) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from opero.cache.encoding import Unkeyable, digest
+from opero.cache.encoding import Unkeyable, digest, short_form
 from opero.cache.identity import Identity
 from opero.cache.store import KWD_MARK
 
@@ -38,10 +38,10 @@ class Frozen:
 
     __slots__ = ("_hash", "items", "kind")
 
-    def __init__(self, kind: type, items: Hashable) -> None:
+    def __init__(self, kind: type, items: Any, hashed: int | None = None) -> None:
         self.kind = kind
         self.items = items
-        self._hash = hash((kind, items))
+        self._hash = hash((kind, items)) if hashed is None else hashed
 
     def __hash__(self) -> int:
         return self._hash
@@ -68,10 +68,12 @@ def freeze(obj: Any) -> Hashable:
         return obj  # type: ignore[no-any-return]
     kind = type(obj)
     if isinstance(obj, dict):
-        try:
-            items: Hashable = frozenset(obj.items())
+        try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
+            hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
         except TypeError:
-            items = frozenset((k, freeze(v)) for k, v in obj.items())
+            items: Any = frozenset((k, freeze(v)) for k, v in obj.items())
+        else:
+            return Frozen(kind, dict(obj), hashed)
     elif isinstance(obj, list | tuple):
         try:
             items = tuple(obj)
@@ -146,7 +148,11 @@ class CallKeys:
             return self._guard(self._user_key, result)
         if self.memory:
             return self._guard(self._memory_key, args, kwargs)
-        return self._guard(self._stable_key, args, kwargs)
+        try:
+            return self._stable_key(args, kwargs)
+        except Exception as exc:  # see _guard
+            logger.debug("{}: call not cached: {!r}", self.name, exc)
+            return None
 
     def _guard(self, build: Callable[..., Hashable], *parts: Any) -> Hashable | None:
         try:
@@ -172,8 +178,8 @@ class CallKeys:
             except Exception as exc:
                 self._warn(f"a value its closure captured cannot be keyed stably ({exc})")
                 raise
-            return f"{self._versioned}:{closure}:{digest(values)}"
-        return f"{self._versioned}:{digest(values)}"
+            return f"{self._versioned}:{closure}:{short_form(values)}"
+        return f"{self._versioned}:{short_form(values)}"
 
     def _warn(self, why: str) -> None:
         """Said once per decorated function: its calls run uncached on disk/Redis."""
