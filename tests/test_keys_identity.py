@@ -125,8 +125,12 @@ print(fetch(1))
 """
 
 
+ROOT = Path(__file__).parent.parent
+
+
 def _run(path: Path, cache: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    """Run a script in a real second process (the project root importable)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
     out = subprocess.run(
         [sys.executable, str(path), str(cache)],
         capture_output=True,
@@ -134,6 +138,7 @@ def _run(path: Path, cache: Path) -> str:
         env=env,
         timeout=60,
         check=True,
+        cwd=ROOT,
     )
     return out.stdout.strip()
 
@@ -175,19 +180,7 @@ def test_partial_and_callable_object_hit_in_another_process(tmp_path: Path) -> N
     cache = tmp_path / "cache"
     script = tmp_path / "partial_job.py"
     script.write_text(PARTIAL_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
-    runs = [
-        subprocess.run(
-            [sys.executable, str(script), str(cache)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=True,
-            cwd=Path(__file__).parent.parent,
-        ).stdout.split()
-        for _ in range(2)
-    ]
+    runs = [_run(script, cache).split() for _ in range(2)]
     assert runs == [["8", "8", "0"], ["8", "8", "2"]]  # the second process hits both
     from opero.cache.disk import DiskStore
 
