@@ -128,8 +128,10 @@ def test_world_writable_directory_is_refused(tmp_path: Path) -> None:
         CALLS.append(x)
         return x
 
-    with pytest.warns(OperoBackendWarning, match="writable by group or others"):
+    with pytest.warns(OperoBackendWarning, match="writable by group or others") as caught:
         assert f(1) == 1
+    assert caught[0].filename == __file__  # the warning points at the user's call
+    assert "test_world_writable_directory_is_refused.<locals>.f" in str(caught[0].message)
     assert f(1) == 1
     assert calls == [1, 1]  # uncached, never failing
     assert not (shared / "cache.db").exists()

@@ -128,7 +128,7 @@ print(fetch(1))
 ROOT = Path(__file__).parent.parent
 
 
-def _run(path: Path, cache: Path) -> str:
+def _run(path: Path, cache: Path | str) -> str:
     """Run a script in a real second process (the project root importable)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
     out = subprocess.run(
@@ -187,3 +187,24 @@ def test_partial_and_callable_object_hit_in_another_process(tmp_path: Path) -> N
     store = DiskStore(cache, None, "x")
     rows = list(store._open().iterkeys())
     assert len(rows) == 2 and all("0x" not in str(k) for k in rows)
+
+
+REDIS_SCRIPT = """
+import sys
+from opero import opero
+
+@opero(cache_backend="redis", cache_url=sys.argv[1])
+def fetch(x):
+    return {answer!r}
+
+print(fetch(1))
+"""
+
+
+def test_two_scripts_never_share_redis_entries(tmp_path: Path, redis_url: str) -> None:
+    one, two = tmp_path / "one.py", tmp_path / "two.py"
+    one.write_text(REDIS_SCRIPT.format(answer="from one"))
+    two.write_text(REDIS_SCRIPT.format(answer="from two"))
+    assert _run(one, redis_url) == "from one"
+    assert _run(two, redis_url) == "from two"
+    assert _run(one, redis_url) == "from one"
