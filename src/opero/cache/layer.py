@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheLayer", "local_store"]
 
-_PLAIN = frozenset({int, float, str, bytes, bool, tuple, list, dict})  # never streams
+#: types that are never streams or awaitables (None included)
+_PLAIN = frozenset({int, float, str, bytes, bool, tuple, list, dict, type(None)})
 _UNPICKLABLE = (Unserializable, pickle.PicklingError, TypeError, AttributeError, RecursionError)
 
 
@@ -136,7 +137,7 @@ class CacheLayer:
     def _storable(self, value: Any) -> bool:
         """Streams (iterators, generators) and awaitables are never cached: a stream comes
         back used up; said once per decorated function."""
-        if value is None or type(value) in _PLAIN:
+        if type(value) in _PLAIN:
             return True
         if is_stream(value) or inspect.isawaitable(value):
             if not self._warned_stream:
@@ -190,7 +191,7 @@ class CacheLayer:
     ) -> None:
         """:meth:`put` for many calls at once (None keys skipped; one lock for memory)."""
         store = self.store
-        if not all(self._storable(v) for v in values):
+        if not _PLAIN.issuperset(map(type, values)) and not all(map(self._storable, values)):
             for key, value, args in zip(keys, values, rows, strict=True):
                 if key is not None:
                     self.put(key, value, args)
