@@ -107,3 +107,11 @@ async def aslow(x: float) -> float:
 
     await asyncio.sleep(x)
     return x
+
+
+def raise_base_exception(pair: tuple[int, str]) -> int:
+    """Raises SystemExit or KeyboardInterrupt for item 3 (a process-mode target)."""
+    x, kind = pair
+    if x == 3:
+        raise {"exit": SystemExit, "kbd": KeyboardInterrupt}[kind]("stop")
+    return x

@@ -91,7 +91,7 @@ def run_one(
             value = fn(*args, **kwargs)
         else:
             value = call_with_timeout(fn, args, kwargs, timeout, getattr(fn, "__qualname__", ""))
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: handed back, never lost
         return (False, exc, traceback.format_exc())
     return (True, value, None)
 
@@ -133,7 +133,7 @@ def run_segments(
             for item in rows:
                 try:
                     append(fn(item, **kwargs))
-                except Exception as exc:
+                except BaseException as exc:  # sent back; the caller re-raises a BaseException
                     failures[len(values)] = (exc, traceback.format_exc())
                     append(None)
             continue
@@ -144,7 +144,7 @@ def run_segments(
                     append(fn(*args, **kwargs))
                 else:
                     append(call_with_timeout(fn, args, kwargs, timeout, name))
-            except Exception as exc:
+            except BaseException as exc:
                 failures[len(values)] = (exc, traceback.format_exc())
                 append(None)
     return values, failures
@@ -156,7 +156,7 @@ async def _run_async_segments(
     async def one(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         try:
             value = await _one_async(fn, args, kwargs, timeout)
-        except Exception as exc:
+        except BaseException as exc:
             return (False, exc, traceback.format_exc())
         return (True, value, None)
 

@@ -134,6 +134,8 @@ class BulkFeed:
                 failure = failures.get(n)
                 if failure is None:
                     done.append((first + n, [value], None))
+                elif not isinstance(failure[0], Exception):
+                    self.completion.stop_map(failure[0])
                 else:
                     args = (rows[n],) if single else rows[n]
                     self.completion.spawn(self.paths.retry(first + n, None, None, args, failure[0]))
@@ -190,6 +192,12 @@ class BulkFeed:
             assert self.paths is not None
             for n, index in enumerate(indices):
                 failure = failures.get(n)
+                if failure is not None and not isinstance(failure[0], Exception):
+                    flight = flights[n]
+                    if layer is not None and keys[n] is not None and flight is not None:
+                        layer.flights.fail(keys[n], flight, failure[0])
+                    self.completion.stop_map(failure[0])
+                    continue
                 if failure is not None:
                     self.completion.spawn(
                         self.paths.retry(index, keys[n], flights[n], rows[n], failure[0])

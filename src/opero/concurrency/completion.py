@@ -25,10 +25,19 @@ class Completion:
         self.tasks: set[asyncio.Task[None]] = set()
         self._held: dict[int, Run] = {}
         self._next_out = 0
+        #: a BaseException raised by the function (SystemExit, KeyboardInterrupt, ...): the
+        #: map stops and it propagates to the caller
+        self.fatal: BaseException | None = None
 
     def finish(self, index: int, ok: bool, value: Any) -> None:
         """Item ``index`` ended with ``value`` (its result, or its exception)."""
         self.done.append((index, [value], None if ok else FAILED))
+        self.notify()
+
+    def stop_map(self, exc: BaseException) -> None:
+        """The function raised ``exc``, not an ``Exception``: stop the whole map with it."""
+        if self.fatal is None:
+            self.fatal = exc
         self.notify()
 
     def notify(self) -> None:
@@ -69,7 +78,7 @@ class Completion:
 
     async def wait(self) -> None:
         """Until something finishes (returns at once if something already has)."""
-        if not self.done:
+        if not self.done and self.fatal is None:
             assert self.wake is not None
             self.wake.clear()
             await self.wake.wait()

@@ -10,6 +10,7 @@ is computing waits for that flight (or takes over if it is abandoned).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -112,7 +113,25 @@ class ItemPaths:
             self.store(key, flight, value, call_args)
             self.completion.finish(index, True, value)
             return
+        if not isinstance(value, Exception):
+            self._stop(key, flight, value)
+            return
         self.completion.spawn(self.retry(index, key, flight, call_args, value))
+
+    def _stop(self, key: Hashable | None, flight: Flight | None, exc: BaseException) -> None:
+        """The function raised a BaseException: give up the flight and stop the map."""
+        if key is not None and flight is not None and self.layer is not None:
+            self.leading.pop(key, None)
+            self.layer.flights.fail(key, flight, exc)
+        self.completion.stop_map(exc)
+
+    def _fatal(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (not an ``Exception``) came from the function, not from this
+        task being cancelled by the map itself."""
+        task = asyncio.current_task()
+        return not (
+            isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling()
+        )
 
     async def retry(
         self,
@@ -132,6 +151,9 @@ class ItemPaths:
                 self.leading.pop(key, None)
                 layer.flights.fail(key, flight, exc)
             if not isinstance(exc, Exception):
+                if self._fatal(exc):
+                    self.completion.stop_map(exc)
+                    return
                 raise
             self.completion.finish(index, False, exc)
             return
@@ -169,5 +191,9 @@ class ItemPaths:
                 value = await run(call_args, kwargs)
         except Exception as exc:
             self.completion.finish(index, False, exc)
+        except BaseException as exc:
+            if not self._fatal(exc):
+                raise
+            self.completion.stop_map(exc)
         else:
             self.completion.finish(index, True, value)

@@ -115,6 +115,8 @@ class MapDriver:
         aborted = True
         try:
             while True:
+                if completion.fatal is not None:
+                    raise completion.fatal
                 if bulk is not None and not exhausted and in_flight < bound:
                     room = bound - in_flight
                     fed = bulk.feed(index, room)

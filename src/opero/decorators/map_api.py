@@ -118,8 +118,12 @@ class MapRunner:
             try:
                 async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
                     await _put(handoff, ("chunk", chunk))
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the consumer stopped early
+                await _put(handoff, ("error", exc))  # raised by the function itself
+                return
             except BaseException as exc:
                 await _put(handoff, ("error", exc))
                 return
