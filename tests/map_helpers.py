@@ -115,3 +115,24 @@ def raise_base_exception(pair: tuple[int, str]) -> int:
     if x == 3:
         raise {"exit": SystemExit, "kbd": KeyboardInterrupt}[kind]("stop")
     return x
+
+
+class Scaler:
+    """A picklable object whose bound method and __call__ need ``self`` in the worker."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def scale(self, x: int) -> int:
+        return x * self.factor
+
+    def __call__(self, x: int) -> int:
+        return x + self.factor
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def identity(x: object) -> object:
+    return x

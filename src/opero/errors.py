@@ -17,6 +17,7 @@ __all__ = [
     "OperoError",
     "OperomapError",
     "RemoteError",
+    "UnpicklableError",
     "WorkerCrashedError",
 ]
 
@@ -88,6 +89,11 @@ class OperomapError(OperoError, ExceptionGroup):
 
 class WorkerCrashedError(OperoError):
     """A worker process died (a segfault, ``os._exit``, a kill) while it ran this attempt."""
+
+
+class UnpicklableError(OperoError):
+    """An item, an argument or the function itself cannot be pickled to reach a worker
+    process. Never retried: another attempt would fail the same way."""
 
 
 class RemoteError(OperoError):

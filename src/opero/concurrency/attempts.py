@@ -24,6 +24,7 @@ from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import OperoError, RemoteError
 
 __all__ = [
+    "ByValue",
     "FunctionRef",
     "Outcome",
     "RemoteTraceback",
@@ -31,6 +32,7 @@ __all__ = [
     "Segment",
     "attach_remote_traceback",
     "portable_results",
+    "process_target",
     "run_one",
     "run_remote",
     "run_segments",
@@ -74,6 +76,51 @@ class FunctionRef:
 
     def __repr__(self) -> str:
         return f"{self.module}.{self.qualname}"
+
+
+class ByValue:
+    """A callable sent to worker processes pickled whole (a bound method with its ``self``,
+    a ``functools.partial``, a callable object)."""
+
+    __slots__ = ("fn", "module", "qualname")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.module = getattr(fn, "__module__", None) or type(fn).__module__
+        self.qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+    def resolve(self) -> Callable[..., Any]:
+        return self.fn
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ByValue, (self.fn,))
+
+
+def process_target(fn: Callable[..., Any]) -> FunctionRef | ByValue:
+    """How worker processes find ``fn``: a module-level function by name; a bound method,
+    partial or callable object pickled whole. Raises ``TypeError`` saying why and what to do
+    when neither works (a lambda, a closure, an unpicklable object)."""
+    import inspect
+
+    if inspect.isfunction(fn):
+        name = fn.__qualname__
+        if "<locals>" in name or "<lambda>" in name:
+            raise TypeError(
+                f"worker processes cannot load {name!r}: a lambda or a function defined "
+                "inside another function cannot be loaded by name in a worker. Define it at "
+                "module level (for a script, keep the map call under "
+                "`if __name__ == '__main__':`), or use mode='thread' / mode='async'."
+            )
+        return FunctionRef.of(fn)
+    try:
+        pickle.dumps(fn)
+    except Exception as exc:
+        raise TypeError(
+            f"worker processes cannot receive {fn!r}: it cannot be pickled ({exc!r}). A bound "
+            "method, functools.partial or callable object is sent whole, so it and what it "
+            "holds must be picklable; or use mode='thread' / mode='async'."
+        ) from exc
+    return ByValue(fn)
 
 
 def run_one(
@@ -242,7 +289,9 @@ def run_remote(
     process than the caller's."""
     import os
 
-    if isinstance(target, FunctionRef):
+    if isinstance(target, ByValue):
+        fn = target.resolve()
+    elif isinstance(target, FunctionRef):
         key = (target.module, target.qualname)
         fn = _resolved.get(key)
         if fn is None:

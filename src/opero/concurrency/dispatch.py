@@ -23,11 +23,13 @@ from concurrent.futures import Executor
 from typing import Any
 
 from opero.concurrency.attempts import (
+    ByValue,
     FunctionRef,
     Outcome,
     Results,
     Segment,
     attach_remote_traceback,
+    process_target,
     run_remote,
 )
 from opero.concurrency.executors import ExecutorHandle, transport
@@ -55,6 +57,7 @@ class Dispatcher:
         batch_max: int = 256,
         name: str = "",
         handle: ExecutorHandle | None = None,
+        target: FunctionRef | ByValue | None = None,
     ) -> None:
         if kind not in ("thread", "process", "executor"):
             raise ValueError(f"unknown worker kind {kind!r}")
@@ -72,7 +75,7 @@ class Dispatcher:
         self._slots: list[asyncio.Task[None]] = []
         self._procs: list[ProcessWorker | None] = []
         self._pool: ThreadWorkers | None = None
-        self._ref: FunctionRef | None = None
+        self._ref: FunctionRef | ByValue | None = target
         self._closed = False
         self.started = False
 
@@ -137,7 +140,8 @@ class Dispatcher:
         if self.kind == "executor":
             asyncio.get_running_loop().create_task(self._open_executor())
             return
-        self._ref = FunctionRef.of(self.fn)
+        if self._ref is None:
+            self._ref = process_target(self.fn)
         ctx = multiprocessing.get_context()
         # start every worker before any helper thread exists (fork-safety)
         self._procs = [ProcessWorker(ctx, self._ref) for _ in range(self.workers)]

@@ -10,6 +10,7 @@ Opening and closing run on a helper thread so the caller's event loop never bloc
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -128,8 +129,8 @@ def transport(fn: Callable[..., Any], executor: Executor) -> Any:
     threads; for Dask (cloudpickle) also when it lives in ``__main__`` or a closure, which
     Dask workers could not import; otherwise a by-name reference (a module-level function
     whose module attribute is the map wrapper cannot be pickled by reference)."""
-    if isinstance(executor, ThreadPoolExecutor):
-        return fn
+    if isinstance(executor, ThreadPoolExecutor) or not inspect.isfunction(fn):
+        return fn  # threads share it; a bound method, partial or object travels whole
     name = getattr(fn, "__qualname__", "")
     importable = "<locals>" not in name and "<lambda>" not in name
     dask = type(executor).__module__.startswith("distributed")

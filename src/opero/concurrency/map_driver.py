@@ -43,8 +43,10 @@ class MapSpec:
         bound: int,
         batch_max: int,
         handle_factory: Callable[[], ExecutorHandle] | None = None,
+        target: Any = None,
     ) -> None:
         self.fn = fn
+        self.target = target  # process kind: how workers find fn (FunctionRef / ByValue)
         self.handle_factory = handle_factory  # executor kind: a new handle per map call
         self.pipeline = pipeline
         self.layer = layer
@@ -80,6 +82,7 @@ class MapDriver:
                 batch_max=spec.batch_max,
                 name=spec.name,
                 handle=spec.handle_factory() if spec.handle_factory is not None else None,
+                target=spec.target,
             )
         # first attempts may skip the per-item task ...
         first_fast = self.dispatcher is not None and spec.pipeline.direct_first

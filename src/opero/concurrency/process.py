@@ -20,13 +20,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from opero.concurrency.attempts import (
+    ByValue,
     FunctionRef,
     Results,
     Segment,
     portable_results,
     run_segments,
 )
-from opero.errors import OperoError, WorkerCrashedError
+from opero.errors import OperoError, UnpicklableError, WorkerCrashedError
 
 __all__ = ["ProcessWorker", "WorkerDied"]
 
@@ -47,7 +48,7 @@ class WorkerDied(Exception):
         )
 
 
-def _worker_main(conn: Connection, ref: FunctionRef, timeout: float | None) -> None:
+def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_error: Exception | None = None
     try:
@@ -101,7 +102,7 @@ class ProcessWorker:
     caller's event loop on the pipe.
     """
 
-    def __init__(self, ctx: Any, ref: FunctionRef, timeout: float | None = None) -> None:
+    def __init__(self, ctx: Any, ref: FunctionRef | ByValue, timeout: float | None = None) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process: multiprocessing.process.BaseProcess = ctx.Process(
             target=_worker_main,
@@ -165,7 +166,12 @@ class ProcessWorker:
                 with self._lock:
                     if self._sent and self._sent[-1] is future:
                         self._sent.pop()
-                _settle(future, error=exc)
+                error = UnpicklableError(
+                    f"cannot send to a worker process, it cannot be pickled: {exc!r}; "
+                    "pass picklable items and arguments, or use mode='thread'"
+                )
+                error.__cause__ = exc
+                _settle(future, error=error)
 
     def _read(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule
 from opero.core.timeout import call_with_timeout, timeout_error
+from opero.errors import UnpicklableError
 from opero.options import retry_types
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from opero.options import OperoOptions
 
 __all__ = ["AsyncInvoke", "Pipeline"]
+
+#: ends the call at once: never retried, never a fallback
+_FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 
 AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 
@@ -87,8 +91,8 @@ class Pipeline:
         kwargs: dict[str, Any],
     ) -> float:
         """The wait before the next attempt; raises when ``exc`` ends the call."""
-        if isinstance(exc, NEVER_RETRY):
-            raise exc
+        if isinstance(exc, _FINAL):
+            raise exc  # never retried (another attempt would fail the same way)
         if isinstance(exc, TypeError) and not self._fits(args, kwargs):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         delay = attempts.failed(exc, self.on_retry, self.on_fallback)

@@ -142,6 +142,7 @@ def _decorate_map(
     is_async = is_async_callable(fn)
     name = name_of(fn)
     handle_factory: Callable[[], ExecutorHandle] | None = None
+    target: Any = None
     if executor is not None or mode == "dask":
         kind = "executor"
         if isinstance(executor, ProcessPoolExecutor) and ("<locals>" in name or "<lambda>" in name):
@@ -157,13 +158,12 @@ def _decorate_map(
 
     elif mode in ("process", "process_async"):
         kind = "process"
-        if "<locals>" in name or "<lambda>" in name or fn.__name__ == "<lambda>":
-            raise TypeError(
-                f"operomap(mode={mode!r}) cannot send {name!r} to worker processes: a lambda "
-                "or a function defined inside another function cannot be loaded by name in a "
-                "worker. Define it at module level (for a script, keep the map call under "
-                "`if __name__ == '__main__':`), or use mode='thread' / mode='async'."
-            )
+        from opero.concurrency.attempts import process_target
+
+        try:
+            target = process_target(fn)  # refused here, before any item runs
+        except TypeError as exc:
+            raise TypeError(f"operomap(mode={mode!r}): {exc}") from exc.__cause__
     elif mode == "async" and is_async:
         kind = "tasks"
     else:
@@ -189,6 +189,7 @@ def _decorate_map(
         bound=bound,
         batch_max=batch,
         handle_factory=handle_factory,
+        target=target,
     )
     runner = MapRunner(spec, options["progress"], options["return_exceptions"])
 

@@ -1,0 +1,58 @@
+"""SPEC 3: bound methods, partials and callable objects work in process modes (pickled whole,
+so ``self`` travels) or fail at decoration with a TypeError; an item that cannot be pickled
+fails that item with an OperoError, not retried."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import pytest
+
+from opero import OperomapError, operomap
+from opero.errors import OperoError, UnpicklableError
+from tests.map_helpers import Scaler, add, identity
+
+
+@pytest.mark.timeout(120)
+def test_bound_method_keeps_self_in_worker_processes() -> None:
+    mapped = operomap(mode="process", workers=2, progress=False, cache=False)(Scaler(10).scale)
+    assert mapped([1, 2, 3]) == [10, 20, 30]  # the first build returned wrong values here
+
+
+@pytest.mark.timeout(120)
+def test_partial_and_callable_object_in_worker_processes() -> None:
+    plus5 = operomap(mode="process", workers=2, progress=False)(functools.partial(add, 5))
+    assert plus5([1, 2]) == [6, 7]
+    bump = operomap(mode="process", workers=2, progress=False)(Scaler(100))
+    assert bump([1, 2]) == [101, 102]
+
+
+class Unpicklable:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def method(self, x: int) -> int:
+        return x
+
+
+def test_unpicklable_bound_object_fails_at_decoration() -> None:
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        operomap(mode="process", progress=False)(Unpicklable().method)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        operomap(mode="process", progress=False)(functools.partial(add, threading.Lock()))
+
+
+@pytest.mark.timeout(120)
+def test_unpicklable_item_fails_that_item_with_an_opero_error_not_retried() -> None:
+    mapped = operomap(mode="process", workers=2, progress=False, cache=False, retries=3)(identity)
+    items: list[object] = [1, threading.Lock(), 3]
+    with pytest.raises(OperomapError) as info:
+        mapped(items)
+    results = info.value.results
+    assert results[0] == 1 and results[2] == 3
+    error = results[1]
+    assert isinstance(error, UnpicklableError) and isinstance(error, OperoError)
+    assert "cannot be pickled" in str(error)
+    assert any("item 1" in note for note in error.__notes__)
+    assert not any("attempt" in note for note in error.__notes__)  # a single attempt
