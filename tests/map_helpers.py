@@ -133,6 +133,3 @@ class Scaler:
 def add(a: int, b: int) -> int:
     return a + b
 
-
-def identity(x: object) -> object:
-    return x
