@@ -56,3 +56,41 @@ def test_unpicklable_item_fails_that_item_with_an_opero_error_not_retried() -> N
     assert "cannot be pickled" in str(error)
     assert any("item 1" in note for note in error.__notes__)
     assert not any("attempt" in note for note in error.__notes__)  # a single attempt
+
+
+SHARED = ValueError("one object for every item")
+
+
+def _fails_shared(x: int) -> int:
+    raise SHARED
+
+
+def _fails_fresh(x: int) -> int:
+    raise ValueError(f"item {x}")
+
+
+@pytest.mark.parametrize("mode", ["thread", "async"])
+def test_items_that_share_a_failure_get_their_own_copies(mode: str) -> None:
+    """Equal keys share one computation; each failed item gets its own exception copy, noted
+    with its own index only."""
+    mapped = operomap(mode=mode, workers=4, progress=False, retries=0)(_fails_fresh)
+    with pytest.raises(OperomapError) as info:
+        mapped([7, 7, 7, 8])
+    errors = info.value.results
+    assert len({id(e) for e in errors}) == 4
+    for index, error in enumerate(errors):
+        item_notes = [n for n in error.__notes__ if n.startswith("operomap item")]
+        assert item_notes == [f"operomap item {index}"]
+    assert [str(e) for e in errors] == ["item 7", "item 7", "item 7", "item 8"]
+
+
+def test_one_exception_object_raised_for_many_items() -> None:
+    mapped = operomap(mode="thread", workers=2, progress=False, retries=0, cache=False)(
+        _fails_shared
+    )
+    for _ in range(3):
+        with pytest.raises(OperomapError) as info:
+            mapped([1, 2, 3])
+        for index, error in enumerate(info.value.results):
+            item_notes = [n for n in error.__notes__ if n.startswith("operomap item")]
+            assert item_notes == [f"operomap item {index}"]

@@ -65,7 +65,8 @@ class MapRunner:
                 for first, values, failed in chunk:
                     if failed is not None:
                         for pos in failed:
-                            failures.append(_noted(values[pos], first + pos))
+                            values[pos] = _noted(values[pos], first + pos)
+                            failures.append(values[pos])
                     results.extend(values)
                 bar.update(len(results) - before)
         finally:
@@ -201,12 +202,37 @@ def _unroll(chunk: list[Run], failures: list[Exception]) -> Iterator[tuple[Any, 
             continue
         for pos, value in enumerate(values):
             if pos in failed:
-                failures.append(_noted(value, first + pos))
+                value = _noted(value, first + pos)
+                failures.append(value)
                 yield value, True
             else:
                 yield value, False
 
 
+_ITEM_NOTE = "operomap item "
+
+
 def _noted(exc: Exception, index: int) -> Exception:
-    exc.add_note(f"operomap item {index}")
+    """``exc`` with a note naming item ``index``; an exception object that another item
+    already holds (equal keys shared one computation, or the function raised one object
+    twice) is copied first, so every item gets its own with only its own index."""
+    notes = getattr(exc, "__notes__", None)
+    if notes and any(n.startswith(_ITEM_NOTE) for n in notes):
+        exc = _copy(exc)
+        exc.__notes__ = [n for n in getattr(exc, "__notes__", []) if not n.startswith(_ITEM_NOTE)]
+    exc.add_note(f"{_ITEM_NOTE}{index}")
     return exc
+
+
+def _copy(exc: Exception) -> Exception:
+    """A copy of ``exc``, rebuilt as for a process boundary (pickle), else a shallow copy."""
+    import copy
+    import pickle
+
+    try:
+        twin: Exception = pickle.loads(pickle.dumps(exc))
+    except Exception:
+        twin = copy.copy(exc)
+    twin.__cause__, twin.__context__ = exc.__cause__, exc.__context__
+    twin.__traceback__ = exc.__traceback__
+    return twin
