@@ -132,4 +132,3 @@ class Scaler:
 
 def add(a: int, b: int) -> int:
     return a + b
-

@@ -94,3 +94,29 @@ def test_one_exception_object_raised_for_many_items() -> None:
         for index, error in enumerate(info.value.results):
             item_notes = [n for n in error.__notes__ if n.startswith("operomap item")]
             assert item_notes == [f"operomap item {index}"]
+
+
+def _slow_identity(x: int) -> int:
+    import time
+
+    time.sleep(0.05)
+    return x
+
+
+def test_thread_workers_start_lazily() -> None:
+    """Never more workers than items in flight: 3 items on workers=500 start 3 threads."""
+    seen: list[int] = []
+
+    def count_threads(x: int) -> int:
+        seen.append(sum(1 for t in threading.enumerate() if t.name.startswith("opero:")))
+        return _slow_identity(x)
+
+    mapped = operomap(mode="thread", workers=500, progress=False, cache=False)(count_threads)
+    assert mapped([1, 2, 3]) == [1, 2, 3]
+    assert max(seen) <= 3
+    many = operomap(mode="thread", workers=4, progress=False, cache=False)(_slow_identity)
+    import time
+
+    start = time.monotonic()
+    assert many(range(8)) == list(range(8))
+    assert time.monotonic() - start < 0.05 * 8 * 0.75  # still spread over the 4 workers

@@ -44,21 +44,37 @@ class ThreadWorkers:
         self._wake_pending = False
         self._stopped = False
         self._is_async = is_async_callable(fn)
-        self.threads = [
-            threading.Thread(target=self._main, name=f"opero:{name}:{i}", daemon=True)
-            for i in range(workers)
-        ]
-        for thread in self.threads:
-            thread.start()
+        self.max_workers = workers
+        self.name = name
+        self.threads: list[threading.Thread] = []  # started lazily, as attempts arrive
+        self._count_lock = threading.Lock()
+        self._idle = 0  # threads waiting for an attempt
+        self._waiting = 0  # attempts not yet taken by a thread
 
     def submit(self, token: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        with self._count_lock:
+            self._waiting += 1
+            start = self._waiting > self._idle and len(self.threads) < self.max_workers
+            if start:
+                thread = threading.Thread(
+                    target=self._main, name=f"opero:{self.name}:{len(self.threads)}", daemon=True
+                )
+                self.threads.append(thread)
+        if start:
+            thread.start()
         self.inbox.put((token, args, kwargs))
 
     def _main(self) -> None:
         own_loop = asyncio.new_event_loop() if self._is_async else None
         try:
             while True:
+                with self._count_lock:
+                    self._idle += 1
                 job = self.inbox.get()
+                with self._count_lock:
+                    self._idle -= 1
+                    if job is not None:
+                        self._waiting -= 1
                 if job is None or self._stopped:
                     return
                 token, args, kwargs = job
@@ -95,5 +111,8 @@ class ThreadWorkers:
                     self.inbox.get_nowait()
             except queue.Empty:
                 pass
-        for _ in self.threads:
+        with self._count_lock:
+            started = len(self.threads)
+            self.max_workers = started  # no new thread after a stop
+        for _ in range(started):
             self.inbox.put(None)
