@@ -202,9 +202,9 @@ def _unroll(chunk: list[Run], failures: list[Exception]) -> Iterator[tuple[Any, 
             continue
         for pos, value in enumerate(values):
             if pos in failed:
-                value = _noted(value, first + pos)
-                failures.append(value)
-                yield value, True
+                noted = _noted(value, first + pos)
+                failures.append(noted)
+                yield noted, True
             else:
                 yield value, False
 
