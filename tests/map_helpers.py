@@ -132,3 +132,13 @@ class Scaler:
 
 def add(a: int, b: int) -> int:
     return a + b
+
+
+def sleep_then_return(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+async def async_identity(x: object) -> object:
+    await asyncio.sleep(0)
+    return x

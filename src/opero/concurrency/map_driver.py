@@ -12,7 +12,7 @@ The parts: :mod:`~opero.concurrency.items` (one item's path),
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from opero.concurrency.bulk import BulkFeed
@@ -106,7 +106,7 @@ class MapDriver:
         if self.bulk is not None:
             self.bulk.paths = self.paths
 
-    async def stream(self) -> AsyncIterator[list[Run]]:
+    async def stream(self) -> AsyncGenerator[list[Run], None]:
         """Chunks of result runs, in input order (``ordered``) or completion order."""
         completion = self.completion
         completion.wake = asyncio.Event()
@@ -150,11 +150,12 @@ class MapDriver:
             await self._close(abort=aborted)
 
     async def _close(self, *, abort: bool) -> None:
-        await self.completion.cancel_tasks()
-        if self.dispatcher is not None:
-            await self.dispatcher.close(abort=abort)
-            if self.dispatcher.handle is not None:
-                await self.dispatcher.handle.close()
+        """End the map. What must not outlive it is stopped synchronously first, so a close
+        that is itself cancelled at its first ``await`` still leaves nothing running."""
+        for task in list(self.completion.tasks):
+            task.cancel()
+        if abort and self.dispatcher is not None:
+            self.dispatcher.shutdown(abort=True)  # kill the worker processes now
         stopped = asyncio.CancelledError()
         if self.layer is not None and self.paths.leading:
             flights = self.layer.flights
@@ -163,3 +164,8 @@ class MapDriver:
             self.paths.leading.clear()
         if self.bulk is not None:
             self.bulk.abandon(stopped)
+        await self.completion.cancel_tasks()
+        if self.dispatcher is not None:
+            await self.dispatcher.close(abort=abort)
+            if self.dispatcher.handle is not None:
+                await self.dispatcher.handle.close()

@@ -14,6 +14,7 @@ import multiprocessing
 import queue
 import signal
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
@@ -48,8 +49,21 @@ class WorkerDied(Exception):
         )
 
 
+#: the caller-side pipe ends of live workers; a forked worker closes the ones it inherited,
+#: so a worker's pipe is held only by the caller and that worker (a dead worker's pipe then
+#: breaks at once, and no writer thread can block on it)
+_OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
 def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for inherited in list(_OPEN):
+        if inherited is not conn:
+            try:
+                inherited.close()
+            except OSError:
+                pass
+    _OPEN.clear()
     setup_error: Exception | None = None
     try:
         fn = ref.resolve()
@@ -112,6 +126,7 @@ class ProcessWorker:
         )
         self.process.start()
         child.close()
+        _OPEN.add(self.conn)
         self._lock = threading.Lock()
         self._join_lock = threading.Lock()
         self._outbox: queue.SimpleQueue[tuple[list[Segment], Future[Results]] | None] = (
@@ -215,6 +230,7 @@ class ProcessWorker:
                 break
             if job is not None:
                 _settle(job[1], error=queued)
+        self._outbox.put(None)  # the writer ends (a sentinel drained above is put back)
 
     def stop(self) -> None:
         """Ask the worker to exit when it is done; kill it if it does not."""
@@ -237,7 +253,9 @@ class ProcessWorker:
 
     def _close(self) -> None:
         self._reader.join(timeout=5.0)
+        _OPEN.discard(self.conn)
         try:
             self.conn.close()
         except OSError:
             pass
+        self._writer.join(timeout=5.0)

@@ -59,8 +59,9 @@ class MapRunner:
         results: list[Any] = []
         failures: list[Exception] = []
         bar = Progress(self.progress, items, self.spec.name)
+        stream = MapDriver(self.spec, items, args, kwargs).stream()
         try:
-            async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
+            async for chunk in stream:
                 before = len(results)
                 for first, values, failed in chunk:
                     if failed is not None:
@@ -71,6 +72,7 @@ class MapRunner:
                 bar.update(len(results) - before)
         finally:
             bar.close()
+            await stream.aclose()
         if failures and not self.return_exceptions:
             raise OperomapError(
                 f"{self.spec.name}: {len(failures)} of {len(results)} items failed",
@@ -87,8 +89,9 @@ class MapRunner:
         failures: list[Exception] = []
         count = 0
         bar = Progress(self.progress, items, self.spec.name)
+        stream = MapDriver(self.spec, items, args, kwargs).stream()
         try:
-            async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
+            async for chunk in stream:
                 for value, failure in _unroll(chunk, failures):
                     count += 1
                     if failure and not self.return_exceptions:
@@ -97,6 +100,7 @@ class MapRunner:
                 bar.update(sum(len(run[1]) for run in chunk))
         finally:
             bar.close()
+            await stream.aclose()
         if failures and not self.return_exceptions:
             raise OperomapError(
                 f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
@@ -116,8 +120,9 @@ class MapRunner:
             control["loop"] = asyncio.get_running_loop()
             control["task"] = asyncio.current_task()
             ready.set()
+            stream = MapDriver(self.spec, items, args, kwargs).stream()
             try:
-                async for chunk in MapDriver(self.spec, items, args, kwargs).stream():
+                async for chunk in stream:
                     await _put(handoff, ("chunk", chunk))
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
@@ -128,6 +133,8 @@ class MapRunner:
             except BaseException as exc:
                 await _put(handoff, ("error", exc))
                 return
+            finally:  # the driver cleans up here, not in a finalizer task that may be cancelled
+                await stream.aclose()
             await _put(handoff, ("end", None))
 
         def drive() -> None:
