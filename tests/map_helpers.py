@@ -142,3 +142,11 @@ def sleep_then_return(seconds: float) -> float:
 async def async_identity(x: object) -> object:
     await asyncio.sleep(0)
     return x
+
+
+def started_at(x: int) -> float:
+    """Returns when this attempt started; the first two items take a second."""
+    start = time.time()
+    if x < 2:
+        time.sleep(1.0)
+    return start

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -34,6 +35,9 @@ def test_thread_and_async_modes_with_a_sync_function(kind: str, mode: str) -> No
         mapped(range(10))
     with pytest.raises(expected[kind]):
         list(mapped.iter(range(10)))
+    deadline = time.monotonic() + 5  # the abandoned threads finish their attempt and exit
+    while threading.active_count() > before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert threading.active_count() <= before + 1
 
 

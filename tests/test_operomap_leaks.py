@@ -25,6 +25,10 @@ def _counts() -> tuple[int, int, int]:
     )
 
 
+def _threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate())
+
+
 def _settled(before: tuple[int, int, int], slack: int = 2) -> tuple[int, int, int]:
     """The counts once the last ending has settled (workers may take a moment to exit)."""
     deadline = time.monotonic() + 10
@@ -54,8 +58,12 @@ def test_iter_abandoned_early_fifty_times(mode: str) -> None:
         else:
             it.close()  # closed
     after = _settled(before)
-    assert after[0] <= before[0] + 2, (before, after)  # fds (the first build: 18 -> 190)
-    assert after[1] <= before[1] + 1, (before, after)  # threads (7 -> 96)
+    assert after[0] <= before[0] + 2, (
+        before,
+        after,
+        _threads(),
+    )  # fds (the first build: 18 -> 190)
+    assert after[1] <= before[1] + 1, (before, after, _threads())  # threads (7 -> 96)
     assert after[2] <= before[2], (before, after)  # worker processes
 
 
@@ -64,15 +72,15 @@ def test_iter_stopped_by_an_exception_in_the_consumer_fifty_times() -> None:
     mapped = operomap(mode="process", workers=2, progress=False, cache=False)(identity)
     with pytest.raises(ZeroDivisionError):
         for x in mapped.iter(range(100)):
-            1 / 0  # noqa: B018
+            1 / 0
     before = _settled(_counts(), slack=10**6)
     for _ in range(50):
         with pytest.raises(ZeroDivisionError):
             for x in mapped.iter(range(1_000)):
                 1 / 0
     after = _settled(before)
-    assert after[0] <= before[0] + 2, (before, after)
-    assert after[1] <= before[1] + 1, (before, after)
+    assert after[0] <= before[0] + 2, (before, after, _threads())
+    assert after[1] <= before[1] + 1, (before, after, _threads())
     assert after[2] <= before[2], (before, after)
 
 
@@ -88,8 +96,8 @@ def test_timeout_kills_fifty_times() -> None:
         with pytest.raises(OperomapError):
             mapped([5.0])
     after = _settled(before)
-    assert after[0] <= before[0] + 2, (before, after)
-    assert after[1] <= before[1] + 1, (before, after)
+    assert after[0] <= before[0] + 2, (before, after, _threads())
+    assert after[1] <= before[1] + 1, (before, after, _threads())
     assert after[2] <= before[2], (before, after)
 
 
@@ -110,6 +118,6 @@ def test_async_iter_abandoned_early_fifty_times() -> None:
     for _ in range(50):
         asyncio.run(take_one())
     after = _settled(before)
-    assert after[0] <= before[0] + 2, (before, after)
-    assert after[1] <= before[1] + 1, (before, after)
+    assert after[0] <= before[0] + 2, (before, after, _threads())
+    assert after[1] <= before[1] + 1, (before, after, _threads())
     assert after[2] <= before[2], (before, after)

@@ -58,6 +58,7 @@ class Dispatcher:
         name: str = "",
         handle: ExecutorHandle | None = None,
         target: FunctionRef | ByValue | None = None,
+        paced: bool = False,
     ) -> None:
         if kind not in ("thread", "process", "executor"):
             raise ValueError(f"unknown worker kind {kind!r}")
@@ -65,6 +66,9 @@ class Dispatcher:
         self.kind = kind
         self.workers = workers
         self.timeout = timeout
+        #: one batch per worker at a time (rate-limited maps, timeouts): an attempt is sent
+        #: only when its worker is free, so its start is its send
+        self.depth = 1 if (timeout is not None or paced) else 2
         # a process attempt under a timeout runs alone, so killing its worker hits only it
         batch_max = 1 if (timeout is not None and kind != "thread") else batch_max
         self.jobs = JobQueue(workers, batch_max)
@@ -148,7 +152,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         # two batches outstanding per worker keep its pipe full (one, under a timeout, so the
         # clock of an attempt starts when its worker is free)
-        depth = 1 if self.timeout is not None else 2
+        depth = self.depth
         self._slots = [
             loop.create_task(self._slot(i % self.workers)) for i in range(self.workers * depth)
         ]
@@ -163,7 +167,7 @@ class Dispatcher:
             return
         self.workers = self.jobs.workers = self.handle.parallelism()
         self._target = transport(self.fn, self._executor)
-        depth = 1 if self.timeout is not None else 2
+        depth = self.depth
         loop = asyncio.get_running_loop()
         self._slots = [loop.create_task(self._slot(i)) for i in range(self.workers * depth)]
         assert self.jobs.ready is not None

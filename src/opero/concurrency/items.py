@@ -42,6 +42,7 @@ class ItemPaths:
         *,
         first_fast: bool,
         queue_miss: Callable[[int, Hashable | None, tuple[Any, ...]], None] | None,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.completion = completion
         self.pipeline = pipeline
@@ -56,6 +57,8 @@ class ItemPaths:
         self.queue_miss = queue_miss
         #: flights this map leads through the task-free first attempt (abandoned on abort)
         self.leading: dict[Hashable, Flight] = {}
+        #: a rate-limited map's free workers: an attempt takes one before booking its slot
+        self.gate: asyncio.Semaphore | None = gate
 
     def start(self, index: int, item: Any) -> None:
         call_args = (item, *self.args)
@@ -144,7 +147,9 @@ class ItemPaths:
         """The rest of an item's pipeline after its first attempt failed."""
         layer = self.layer
         try:
-            value = await self.pipeline.run_async(call_args, self.kwargs, failure, self.invoke)
+            value = await self.pipeline.run_async(
+                call_args, self.kwargs, failure, self.invoke, self.gate
+            )
         except BaseException as exc:
             if key is not None and flight is not None:
                 assert layer is not None
@@ -179,10 +184,10 @@ class ItemPaths:
         pipeline = self.pipeline
         layer = self.layer
         kwargs = self.kwargs
-        invoke = self.invoke
+        invoke, gate = self.invoke, self.gate
 
         async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-            return await pipeline.run_async(a, k, None, invoke)
+            return await pipeline.run_async(a, k, None, invoke, gate)
 
         try:
             if layer is not None and key is not None:

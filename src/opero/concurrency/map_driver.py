@@ -73,13 +73,16 @@ class MapDriver:
         self.layer = spec.layer
         self.completion = Completion(spec.ordered)
         self.dispatcher: Dispatcher | None = None
+        #: rate-limited: an attempt is sent only to a free worker, one at a time
+        paced = spec.pipeline.limiter is not None
         if spec.kind != "tasks":
             self.dispatcher = Dispatcher(
                 spec.fn,
                 spec.kind,
                 spec.workers,
                 timeout=spec.pipeline.timeout,
-                batch_max=spec.batch_max,
+                batch_max=1 if paced else spec.batch_max,
+                paced=paced,
                 name=spec.name,
                 handle=spec.handle_factory() if spec.handle_factory is not None else None,
                 target=spec.target,
@@ -102,6 +105,7 @@ class MapDriver:
             kwargs,
             first_fast=first_fast,
             queue_miss=self.bulk.queue_miss if self.bulk is not None else None,
+            gate=asyncio.Semaphore(spec.workers) if paced and self.dispatcher else None,
         )
         if self.bulk is not None:
             self.bulk.paths = self.paths

@@ -204,9 +204,13 @@ class Pipeline:
         kwargs: dict[str, Any],
         failure: BaseException | None = None,
         invoke: AsyncInvoke | None = None,
+        gate: asyncio.Semaphore | None = None,
     ) -> Any:
         """The async twin of :meth:`run`; ``invoke`` runs one attempt (default: await the
-        function, under ``asyncio.timeout`` when ``timeout`` is set)."""
+        function, under ``asyncio.timeout`` when ``timeout`` is set). With ``gate`` (a map's
+        free workers), an attempt first takes a free worker, and only then books its
+        rate-limit slot: a slot is never booked for an attempt that would then wait for a
+        worker, so busy workers never cause a burst when they free up."""
         if invoke is None:
             invoke = self.invoke_async if self.timeout is None else self._invoke_timed
         values, calls = self._expand(args, kwargs)
@@ -216,17 +220,23 @@ class Pipeline:
         while True:
             if exc is None:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
-                slot = await self._reserve_async()
-                if slot is not None:
-                    try:
-                        await CLOCK.async_sleep(slot[1])
-                    except BaseException:
-                        self.limiter.release(slot[0])
-                        raise
+                if gate is not None:
+                    await gate.acquire()
                 try:
-                    return await invoke(a, k)
-                except self.retry_on as e:
-                    exc = e
+                    slot = await self._reserve_async()
+                    if slot is not None:
+                        try:
+                            await CLOCK.async_sleep(slot[1])
+                        except BaseException:
+                            self.limiter.release(slot[0])
+                            raise
+                    try:
+                        return await invoke(a, k)
+                    except self.retry_on as e:
+                        exc = e
+                finally:
+                    if gate is not None:
+                        gate.release()
             if attempts is None:
                 attempts = self._attempts(values)
             delay = self._after(attempts, exc, a, k)
