@@ -150,3 +150,9 @@ def started_at(x: int) -> float:
     if x < 2:
         time.sleep(1.0)
     return start
+
+
+def half_second(x: int) -> float:
+    """Sleeps half a second; returns when it finished."""
+    time.sleep(0.5)
+    return time.time()

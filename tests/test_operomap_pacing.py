@@ -31,3 +31,33 @@ def test_no_burst_when_busy_workers_free_up(mode: str) -> None:
     assert _most_in_a_window(starts) <= 11, sorted(s - min(starts) for s in starts)
     # and the limit is still used: 24 starts at 10/s after the first second
     assert max(starts) - min(starts) < 1.0 + 24 / 10 + 1.5
+
+
+@pytest.mark.timeout(120)
+def test_work_spreads_over_every_worker_from_the_first_item() -> None:
+    import time
+
+    from tests.map_helpers import half_second, sleepy
+
+    mapped = operomap(mode="process", workers=4, cache=False, progress=False)(half_second)
+    mapped([0])  # workers are up; the map below measures the spread, not process start-up
+    start = time.monotonic()
+    mapped(range(4))
+    assert time.monotonic() - start < 1.2  # the first build ran all four on one worker: 2 s
+
+    streamed = operomap(mode="process", workers=2, cache=False, progress=False)(sleepy)
+    start = time.monotonic()
+    first_at = None
+    for _ in streamed.iter([0.02] * 400):
+        first_at = time.monotonic() - start
+        break
+    assert first_at is not None and first_at < 1.0  # the first build: after 5 s for 2 000
+
+
+@pytest.mark.timeout(120)
+def test_unordered_process_map_yields_in_completion_order() -> None:
+    from tests.map_helpers import sleepy
+
+    mapped = operomap(mode="process", workers=2, cache=False, progress=False, ordered=False)(sleepy)
+    out = mapped([1.0, 0.05, 0.05, 0.05])
+    assert out[0] == 0.05 and sorted(out) == [0.05, 0.05, 0.05, 1.0]  # not input order

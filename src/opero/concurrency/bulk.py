@@ -67,10 +67,9 @@ class BulkFeed:
         single = not extra  # the item alone: no argument tuple to build or send
         rows = items if single else [(item, *extra) for item in items]
         dispatcher = self.dispatcher
-        size = dispatcher.job_size(len(rows))
         kwargs = self.kwargs
-        for start in range(0, len(rows), size):
-            part = rows[start : start + size]
+        for start, end in dispatcher.spans(len(rows)):
+            part = rows[start:end]
             dispatcher.submit_job(
                 part,
                 kwargs,
@@ -165,9 +164,7 @@ class BulkFeed:
                 flights = [flights[n] for n in keep]
         kwargs = self.kwargs
         dispatcher = self.dispatcher
-        size = dispatcher.job_size(len(indices))
-        for start in range(0, len(indices), size):
-            end = start + size
+        for start, end in dispatcher.spans(len(indices)):
             job = _MissJob(
                 self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
             )

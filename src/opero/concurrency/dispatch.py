@@ -128,9 +128,9 @@ class Dispatcher:
             return value
         raise value
 
-    def job_size(self, ready: int) -> int:
-        """How many of ``ready`` attempts a caller should put in one job."""
-        return self.jobs.job_size(ready)
+    def spans(self, ready: int) -> list[tuple[int, int]]:
+        """How a caller should cut ``ready`` attempts into jobs (see ``JobQueue.spans``)."""
+        return self.jobs.spans(ready)
 
     # ----- workers -------------------------------------------------------------------------
     def _start(self) -> None:

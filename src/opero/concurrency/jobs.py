@@ -115,6 +115,7 @@ class JobQueue:
         self.batch_max = batch_max
         #: measured seconds per attempt (moving average), to size batches
         self.per_attempt: float | None = None
+        self._spread = False  # the first attempts went one per worker
 
     def put(self, job: Job) -> None:
         self.jobs.append(job)
@@ -168,6 +169,24 @@ class JobQueue:
         if per_attempt <= 0:
             return JOB_MAX
         return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
+
+    def spans(self, ready: int) -> list[tuple[int, int]]:
+        """``(start, end)`` of the jobs to make of ``ready`` attempts. Before anything is
+        measured, the first attempts go one per worker, so every worker starts at once and
+        the first result comes about one attempt's time after the start; the rest in
+        :meth:`job_size` pieces."""
+        spans: list[tuple[int, int]] = []
+        start = 0
+        if self.per_attempt is None and not self._spread:
+            self._spread = True
+            for _ in range(min(ready, self.workers)):
+                spans.append((start, start + 1))
+                start += 1
+        size = self.job_size(ready - start)
+        while start < ready:
+            spans.append((start, min(ready, start + size)))
+            start += size
+        return spans
 
     def measure(self, seconds: float, attempts: int) -> None:
         sample = seconds / attempts

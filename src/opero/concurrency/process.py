@@ -53,6 +53,7 @@ class WorkerDied(Exception):
 #: so a worker's pipe is held only by the caller and that worker (a dead worker's pipe then
 #: breaks at once, and no writer thread can block on it)
 _OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
+_FORK_LOCK = threading.Lock()
 
 
 def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | None) -> None:
@@ -117,16 +118,21 @@ class ProcessWorker:
     """
 
     def __init__(self, ctx: Any, ref: FunctionRef | ByValue, timeout: float | None = None) -> None:
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.process: multiprocessing.process.BaseProcess = ctx.Process(
-            target=_worker_main,
-            args=(child, ref, timeout),
-            name=f"opero-worker:{ref.qualname}",
-            daemon=True,
-        )
-        self.process.start()
-        child.close()
-        _OPEN.add(self.conn)
+        with _FORK_LOCK:  # no other opero worker forks while these pipe ends are shared
+            self.conn, child = ctx.Pipe(duplex=True)
+            _OPEN.add(self.conn)
+            _OPEN.add(child)  # a worker forked meanwhile elsewhere closes it too
+            self.process: multiprocessing.process.BaseProcess = ctx.Process(
+                target=_worker_main,
+                args=(child, ref, timeout),
+                name=f"opero-worker:{ref.qualname}",
+                daemon=True,
+            )
+            try:
+                self.process.start()
+            finally:
+                _OPEN.discard(child)
+                child.close()
         self._lock = threading.Lock()
         self._join_lock = threading.Lock()
         self._outbox: queue.SimpleQueue[tuple[list[Segment], Future[Results]] | None] = (
