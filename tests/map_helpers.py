@@ -156,3 +156,9 @@ def half_second(x: int) -> float:
     """Sleeps half a second; returns when it finished."""
     time.sleep(0.5)
     return time.time()
+
+
+def nested_sum(n: int) -> int:
+    """Runs a process map of its own inside a process worker."""
+    inner = operomap(mode="process", workers=2, progress=False, cache=False)(square)
+    return sum(inner(range(n)))

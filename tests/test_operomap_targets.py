@@ -120,3 +120,11 @@ def test_thread_workers_start_lazily() -> None:
     start = time.monotonic()
     assert many(range(8)) == list(range(8))
     assert time.monotonic() - start < 0.05 * 8 * 0.75  # still spread over the 4 workers
+
+
+@pytest.mark.timeout(120)
+def test_a_process_map_inside_a_process_worker() -> None:
+    from tests.map_helpers import nested_sum
+
+    outer = operomap(mode="process", workers=2, progress=False, cache=False)(nested_sum)
+    assert outer([3, 4]) == [5, 14]  # the first build: an internal AssertionError

@@ -11,6 +11,7 @@ and terminates them.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -53,11 +54,15 @@ class WorkerDied(Exception):
 #: so a worker's pipe is held only by the caller and that worker (a dead worker's pipe then
 #: breaks at once, and no writer thread can block on it)
 _OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
-_FORK_LOCK = threading.Lock()
+_FORK_LOCK = threading.Lock()  # held across a fork: a forked child gets a fresh one
+os.register_at_fork(after_in_child=lambda: globals().__setitem__("_FORK_LOCK", threading.Lock()))
 
 
 def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A process map inside this worker may start workers of its own: they end by themselves
+    # when this worker ends (their pipe to it breaks), so the daemon rule is not needed here.
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     for inherited in list(_OPEN):
         if inherited is not conn:
             try:
