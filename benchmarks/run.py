@@ -28,6 +28,7 @@ from opero import opero
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.cache_cases import p15, p16
+from benchmarks.map_cases import p12, p13
 
 
 @dataclass
@@ -587,7 +588,23 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
 
 
-CASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P15", "P16")
+CASES = (
+    "P1",
+    "P2",
+    "P3",
+    "P4",
+    "P5",
+    "P6",
+    "P7",
+    "P8",
+    "P9",
+    "P10",
+    "P11",
+    "P12",
+    "P13",
+    "P15",
+    "P16",
+)
 
 
 def main() -> int:
@@ -609,6 +626,8 @@ def main() -> int:
         "P9": lambda: p9(5 if quick else 30),
         "P10": lambda: p10(100_000 if quick else 1_000_000),
         "P11": lambda: p11(500 if quick else 2000, 1 if quick else 3),
+        "P12": lambda: p12(1 if quick else 3, Row),
+        "P13": lambda: p13(1 if quick else 3, Row),
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
     }

@@ -1,9 +1,10 @@
 """Jobs waiting for worker processes, and how many go in one batch.
 
 A job is a list of attempts with one shared ``kwargs`` and one callback that gets their
-results. Process slots take queued jobs up to about ``queued / workers`` attempts, at most
-``batch_max``, sized so that a batch takes about ``BATCH_SECONDS`` once attempts are
-measured. A batch whose worker died re-runs attempt by attempt ("solo"), reassembled per job.
+results. Until an attempt has been measured, a batch is one job and the first jobs hold one
+attempt each, so work spreads over every worker from the first item; then process slots take
+queued jobs up to about ``queued / workers`` attempts, at most ``batch_max``, sized so that a
+batch takes about ``BATCH_SECONDS``. A batch whose worker died re-runs attempt by attempt ("solo"), reassembled per job.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from opero.concurrency.attempts import Outcome
 __all__ = [
     "BATCH_SECONDS",
     "JOB_MAX",
-    "PROBE",
     "REQUEUE",
     "Failures",
     "Job",
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
-PROBE = 8  #: attempts in a batch before any has been measured
 JOB_MAX = 256  #: attempts per job, at most
 
 Callback = Callable[[Outcome], None]
@@ -152,7 +151,7 @@ class JobQueue:
         n = min(self.batch_max, max(1, math.ceil(self.queued / self.workers)))
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return min(n, PROBE)  # nothing measured yet: a small first batch
+            return 1  # nothing measured yet: one job at a time, spread over the workers
         if per_attempt > 0:
             n = min(n, max(1, int(BATCH_SECONDS / per_attempt)))
         return n
@@ -165,7 +164,7 @@ class JobQueue:
             return 1
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return max(PROBE, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
+            return max(1, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
         if per_attempt <= 0:
             return JOB_MAX
         return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
