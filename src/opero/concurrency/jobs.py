@@ -4,7 +4,8 @@ A job is a list of attempts with one shared ``kwargs`` and one callback that get
 results. Until an attempt has been measured, a batch is one job and the first jobs hold one
 attempt each, so work spreads over every worker from the first item; then process slots take
 queued jobs up to about ``queued / workers`` attempts, at most ``batch_max``, sized so that a
-batch takes about ``BATCH_SECONDS``. A batch whose worker died re-runs attempt by attempt ("solo"), reassembled per job.
+batch takes about ``BATCH_SECONDS``. A batch whose worker died re-runs attempt by attempt
+("solo"), reassembled per job.
 """
 
 from __future__ import annotations
