@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opero.decorators.progress import Progress
@@ -15,7 +15,7 @@ from opero.errors import OperomapError
 if TYPE_CHECKING:
     from opero.concurrency.map_driver import MapSpec, Run
 
-__all__ = ["MapRunner", "run_sync"]
+__all__ = ["ClosingIterator", "MapRunner", "run_sync"]
 
 T = TypeVar("T")
 
@@ -147,7 +147,7 @@ class MapRunner:
         helper.daemon = True
         helper.start()
         ready.wait()
-        return self._consume(handoff, control, helper, items)
+        return ClosingIterator(self._consume(handoff, control, helper, items))
 
     def _consume(
         self,
@@ -155,7 +155,7 @@ class MapRunner:
         control: dict[str, Any],
         helper: threading.Thread,
         items: Iterable[Any],
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         failures: list[Exception] = []
         count = 0
         bar = Progress(self.progress, items, self.spec.name)
@@ -191,6 +191,38 @@ class MapRunner:
             raise OperomapError(
                 f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
             )
+
+
+class ClosingIterator(Iterator[Any]):
+    """The sync ``.iter()``: closes the map as soon as it is dropped, even while something
+    (a debugger, a tracer, a traceback) still holds the suspended generator behind it."""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: Generator[Any, None, None]) -> None:
+        self._gen = gen
+
+    def __iter__(self) -> ClosingIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop the map now: its workers, threads and pipes are gone when this returns."""
+        self._gen.close()
+
+    def __enter__(self) -> ClosingIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self._gen.close()
+        except Exception:  # pragma: no cover - a finalizer never raises
+            pass
 
 
 async def _put(handoff: queue.Queue[tuple[str, Any]], message: tuple[str, Any]) -> None:
