@@ -1,20 +1,23 @@
-"""P12 and P13: process maps of few, slow items.
+"""P12, P13: process maps of few, slow items; P14: async map overhead.
 
 P12: 4 items of 0.5 s on 4 workers, and 8 items of 0.25 s on 2 workers, against
 ``ProcessPoolExecutor.map`` (pool start included in both). P13: ``.iter()`` over 2 000 items
 of 20 ms on 2 workers, time to the first result, against ``ProcessPoolExecutor`` submit +
-``as_completed``.
+``as_completed``. P14: async mode over 100 000 ``asyncio.sleep(0)`` items on 100 workers against
+100 worker coroutines pulling from one iterator (time and peak RSS growth, each in a fresh process).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from opero import operomap
 
-__all__ = ["nap", "p12", "p13"]
+__all__ = ["nap", "p12", "p13", "p14"]
 
 
 def nap(seconds: float) -> float:
@@ -74,3 +77,67 @@ def p13(repeat: int, Row: Any) -> tuple[list[Any], dict[str, float]]:
     case = "P13 process .iter() 2 000 x 20 ms: first result"
     rows = [Row(case, o * 1e3, "PPE submit+as_completed", p * 1e3, "<= 2", o <= 2 * p, "ms")]
     return rows, {"opero": o, "PPE": p}
+
+
+_P14 = """
+import asyncio, resource, sys, time
+from opero import operomap
+
+async def tick(x):
+    await asyncio.sleep(0)
+    return x
+
+async def peer(items, workers):
+    it = iter(items)
+    out = []
+    async def worker():
+        for x in it:
+            out.append(await tick(x))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return out
+
+ours = operomap(mode="async", workers=100, cache=False, progress=False)(tick)
+
+async def main(which, n):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if which == "ours":
+        out = await ours(range(n))
+    else:
+        out = await peer(range(n), 100)
+    took = time.perf_counter() - start
+    assert len(out) == n
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    print(took, grew)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def _p14_run(which: str, n: int) -> tuple[float, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _P14, which, str(n)], capture_output=True, text=True, check=True
+    )
+    took, grew = out.stdout.split()
+    return float(took), float(grew) / 1024
+
+
+def p14(repeat: int, Row: Any, n: int = 100_000) -> tuple[list[Any], dict[str, float]]:
+    ours = [_p14_run("ours", n) for _ in range(repeat)]
+    theirs = [_p14_run("peer", n) for _ in range(repeat)]
+    o, p = min(t for t, _ in ours), min(t for t, _ in theirs)
+    o_mb, p_mb = min(m for _, m in ours), min(m for _, m in theirs)
+    case = f"P14 async map {n:,} x sleep(0), 100 workers"
+    rows = [
+        Row(case, o * 1e3, "100 worker coroutines", p * 1e3, "<= 1.5", o <= 1.5 * p, "ms"),
+        Row(
+            "P14 same: peak RSS growth",
+            o_mb,
+            "100 worker coroutines",
+            max(p_mb, 0.01),
+            "<= 2",
+            o_mb <= 2 * max(p_mb, 1.0),
+            "MB",
+        ),
+    ]
+    return rows, {"opero": o, "peer": p, "opero MB": o_mb, "peer MB": p_mb}

@@ -28,11 +28,14 @@ class Completion:
         #: a BaseException raised by the function (SystemExit, KeyboardInterrupt, ...): the
         #: map stops and it propagates to the caller
         self.fatal: BaseException | None = None
+        #: the stream waits for a wake-up (a finish while it runs needs none)
+        self.sleeping = False
 
     def finish(self, index: int, ok: bool, value: Any) -> None:
         """Item ``index`` ended with ``value`` (its result, or its exception)."""
         self.done.append((index, [value], None if ok else FAILED))
-        self.notify()
+        if self.sleeping:
+            self.notify()
 
     def stop_map(self, exc: BaseException) -> None:
         """The function raised ``exc``, not an ``Exception``: stop the whole map with it."""
@@ -41,6 +44,7 @@ class Completion:
         self.notify()
 
     def notify(self) -> None:
+        self.sleeping = False
         wake = self.wake
         if wake is not None:
             wake.set()
@@ -81,7 +85,11 @@ class Completion:
         if not self.done and self.fatal is None:
             assert self.wake is not None
             self.wake.clear()
-            await self.wake.wait()
+            self.sleeping = True
+            try:
+                await self.wake.wait()
+            finally:
+                self.sleeping = False
 
     async def cancel_tasks(self) -> None:
         tasks = list(self.tasks)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opero.cache.singleflight import Flight
     from opero.concurrency.attempts import Outcome
     from opero.concurrency.completion import Completion
+    from opero.concurrency.coroutines import CoroutineWorkers
     from opero.concurrency.dispatch import Dispatcher
     from opero.core.pipeline import AsyncInvoke, Pipeline
 
@@ -59,6 +60,8 @@ class ItemPaths:
         self.leading: dict[Hashable, Flight] = {}
         #: a rate-limited map's free workers: an attempt takes one before booking its slot
         self.gate: asyncio.Semaphore | None = gate
+        #: async mode: items run on worker coroutines instead of a task each
+        self.coroutines: CoroutineWorkers | None = None
 
     def start(self, index: int, item: Any) -> None:
         call_args = (item, *self.args)
@@ -90,7 +93,10 @@ class ItemPaths:
                 call_args, kwargs, partial(self._first_done, index, key, flight, call_args)
             )
             return
-        self.completion.spawn(self._item(index, key, call_args))
+        if self.coroutines is not None:
+            self.coroutines.put(index, key, call_args)
+            return
+        self.completion.spawn(self.whole(index, key, call_args))
 
     def store(
         self, key: Hashable | None, flight: Flight | None, value: Any, args: tuple[Any, ...]
@@ -128,7 +134,7 @@ class ItemPaths:
             self.layer.flights.fail(key, flight, exc)
         self.completion.stop_map(exc)
 
-    def _fatal(self, exc: BaseException) -> bool:
+    def fatal(self, exc: BaseException) -> bool:
         """Whether ``exc`` (not an ``Exception``) came from the function, not from this
         task being cancelled by the map itself."""
         task = asyncio.current_task()
@@ -156,7 +162,7 @@ class ItemPaths:
                 self.leading.pop(key, None)
                 layer.flights.fail(key, flight, exc)
             if not isinstance(exc, Exception):
-                if self._fatal(exc):
+                if self.fatal(exc):
                     self.completion.stop_map(exc)
                     return
                 raise
@@ -177,9 +183,9 @@ class ItemPaths:
             else:
                 self.completion.finish(index, True, flight.value)
             return
-        await self._item(index, key, call_args)
+        await self.whole(index, key, call_args)
 
-    async def _item(self, index: int, key: Hashable | None, call_args: tuple[Any, ...]) -> None:
+    async def whole(self, index: int, key: Hashable | None, call_args: tuple[Any, ...]) -> None:
         """The whole pipeline of one item, as a task."""
         pipeline = self.pipeline
         layer = self.layer
@@ -197,7 +203,7 @@ class ItemPaths:
         except Exception as exc:
             self.completion.finish(index, False, exc)
         except BaseException as exc:
-            if not self._fatal(exc):
+            if not self.fatal(exc):
                 raise
             self.completion.stop_map(exc)
         else:

@@ -12,11 +12,13 @@ The parts: :mod:`~opero.concurrency.items` (one item's path),
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from opero.concurrency.bulk import BulkFeed
 from opero.concurrency.completion import Completion, Run
+from opero.concurrency.coroutines import CoroutineWorkers
 from opero.concurrency.dispatch import Dispatcher
 from opero.concurrency.items import ItemPaths
 
@@ -109,6 +111,8 @@ class MapDriver:
         )
         if self.bulk is not None:
             self.bulk.paths = self.paths
+        if spec.kind == "tasks":
+            self.paths.coroutines = CoroutineWorkers(self.paths, spec.workers)
 
     async def stream(self) -> AsyncGenerator[list[Run], None]:
         """Chunks of result runs, in input order (``ordered``) or completion order."""
@@ -116,6 +120,12 @@ class MapDriver:
         completion.wake = asyncio.Event()
         bound = self.spec.bound
         bulk, start = self.bulk, self.paths.start
+        coroutines = self.paths.coroutines
+        feed: Callable[[int, int], int] | None = None
+        if bulk is not None:
+            feed = bulk.feed
+        elif coroutines is not None and self.layer is None:
+            feed = partial(coroutines.feed, self.items)
         index = 0
         in_flight = 0
         exhausted = False
@@ -124,9 +134,9 @@ class MapDriver:
             while True:
                 if completion.fatal is not None:
                     raise completion.fatal
-                if bulk is not None and not exhausted and in_flight < bound:
+                if feed is not None and not exhausted and in_flight < bound:
                     room = bound - in_flight
-                    fed = bulk.feed(index, room)
+                    fed = feed(index, room)
                     exhausted = fed < room
                     in_flight += fed
                     index += fed

@@ -176,8 +176,8 @@ def _decorate_map(
         batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
     elif kind == "thread":
         batch, bound = THREAD_BATCH, n * 4
-    else:
-        batch, bound = 1, n
+    else:  # worker coroutines; items queued for them count toward the bound
+        batch, bound = 1, n * 4
     pipeline, layer = build(fn, options)
     spec = MapSpec(
         fn,
