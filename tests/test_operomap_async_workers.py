@@ -83,9 +83,9 @@ def test_first_attempt_failure_continues_in_the_retry_walk() -> None:
             raise ConnectionError(f"first try of {x}")
         return x
 
-    mapped = operomap(
-        mode="async", workers=4, progress=False, cache=False, retries=1, min_delay=0
-    )(flaky)
+    mapped = operomap(mode="async", workers=4, progress=False, cache=False, retries=1, min_delay=0)(
+        flaky
+    )
     assert asyncio.run(mapped(range(10))) == list(range(10))
     assert calls == {x: 2 if x % 2 else 1 for x in range(10)}
 

@@ -197,7 +197,11 @@ class CacheLayer:
                     self.put(key, value, args)
             return
         if isinstance(store, MemoryStore) and not self.keys_self:
-            store.set_many((k, v) for k, v in zip(keys, values, strict=True) if k is not None)
+            if None in keys:
+                kept = [(k, v) for k, v in zip(keys, values, strict=True) if k is not None]
+                store.set_many([k for k, _ in kept], [v for _, v in kept])
+            else:
+                store.set_many(keys, values)
             return
         for key, value, args in zip(keys, values, rows, strict=True):
             if key is not None:

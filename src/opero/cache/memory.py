@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable
+from itertools import repeat
 from typing import Any
 
 from opero.cache.store import MISS
@@ -52,15 +53,16 @@ class MemoryStore:
             while len(self.data) > self.maxsize:
                 self.data.popitem(last=False)
 
-    def set_many(self, pairs: Iterable[tuple[Hashable, Any]]) -> None:
+    def set_many(self, keys: list[Hashable], values: list[Any]) -> None:
+        """Store many fresh values at once (one lock, C-level loops: a map's misses). A key
+        already present keeps its place in the LRU order (misses rarely are)."""
         expires = float("inf") if self.ttl is None else self.timer() + self.ttl
         data = self.data
         with self._lock:
-            for key, value in pairs:
-                data[key] = (expires, value)
-                data.move_to_end(key)
-            while len(data) > self.maxsize:
-                data.popitem(last=False)
+            data.update(zip(keys, zip(repeat(expires), values, strict=False), strict=True))
+            excess = len(data) - self.maxsize
+            if excess > 0:
+                deque(map(data.popitem, repeat(False, excess)), maxlen=0)
 
     def discard(self, keys: Iterable[Hashable]) -> None:
         with self._lock:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Hashable
+from itertools import repeat
 from typing import Any
 
-__all__ = ["Flight", "SingleFlight"]
+__all__ = ["Flight", "GroupFlight", "SingleFlight"]
 
 
 class Flight:
@@ -41,6 +43,18 @@ class Flight:
         return self.value
 
 
+class GroupFlight(Flight):
+    """The flights of many keys led by one map job, as one object.
+
+    A map's misses join their flights in bulk: every key maps to this one object (no flight
+    per key to create or end). Whoever joins one of its keys meanwhile gets a
+    :class:`Flight` of its own, made then (a *member*), which the leader ends with its key.
+    """
+
+    def __init__(self) -> None:
+        self.members: dict[Hashable, Flight] = {}
+
+
 class SingleFlight:
     """The flights of one decorated function, keyed by cache key."""
 
@@ -55,9 +69,29 @@ class SingleFlight:
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
+                if type(flight) is GroupFlight:
+                    flight = self._member(key, flight)
                 return flight, False
             flight = self._flights[key] = Flight()
             return flight, True
+
+    def _member(self, key: Hashable, group: GroupFlight) -> Flight:
+        """The flight of one key of ``group`` (made on first use); under the lock."""
+        flight = group.members.get(key)
+        if flight is None:
+            flight = group.members[key] = self._flights[key] = Flight()
+        return flight
+
+    def _resolve(self, key: Hashable, flight: Flight) -> Flight | None:
+        """The flight to end for ``key``: a group's member, or None if nobody joined it (the
+        key is then simply released)."""
+        if type(flight) is not GroupFlight:
+            return flight
+        with self._lock:
+            member = flight.members.pop(key, None)
+            if member is None and self._flights.get(key) is flight:
+                del self._flights[key]
+        return member
 
     def join_many(self, keys: list[Hashable | None]) -> tuple[list[Flight | None], list[int]]:
         """:meth:`join` for many keys under one lock: the flight of each key (None for a None
@@ -67,6 +101,12 @@ class SingleFlight:
         followers: list[int] = []
         flights = self._flights
         with self._lock:
+            # nobody leads any of these unique keys (C-level checks): they lead one group
+            fresh = not flights or list(map(flights.get, keys)).count(None) == len(keys)
+            if fresh and None not in keys and len(set(keys)) == len(keys):
+                group = GroupFlight()
+                flights.update(zip(keys, repeat(group)))
+                return [group] * len(keys), followers
             for n, key in enumerate(keys):
                 if key is None:
                     out.append(None)
@@ -75,6 +115,8 @@ class SingleFlight:
                 if flight is None:
                     flight = flights[key] = Flight()
                 else:
+                    if type(flight) is GroupFlight:
+                        flight = self._member(key, flight)
                     followers.append(n)
                 out.append(flight)
         return out, followers
@@ -86,6 +128,16 @@ class SingleFlight:
         wake: list[tuple[Flight, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]]]
         wake = []
         table = self._flights
+        group = flights[0] if flights else None
+        if type(group) is GroupFlight:
+            with self._lock:
+                if not group.members:  # nobody joined: release every key (C-level loop)
+                    deque(map(table.pop, keys, repeat(None)), maxlen=0)
+                    return
+            for key, flight, value in zip(keys, flights, values, strict=True):
+                if key is not None and flight is not None:
+                    self.succeed(key, flight, value)
+            return
         with self._lock:
             for key, flight, value in zip(keys, flights, values, strict=True):
                 if flight is None:
@@ -107,11 +159,18 @@ class SingleFlight:
                     pass
 
     def succeed(self, key: Hashable, flight: Flight, value: Any) -> None:
-        flight.value = value
-        self._end(key, flight)
+        own = self._resolve(key, flight)
+        if own is None:
+            return
+        own.value = value
+        self._end(key, own)
 
     def fail(self, key: Hashable, flight: Flight, error: BaseException) -> None:
         """End the flight with ``error``; a non-``Exception`` abandons it to a waiter."""
+        own = self._resolve(key, flight)
+        if own is None:
+            return
+        flight = own
         if isinstance(error, Exception):
             flight.error = error
         else:

@@ -91,6 +91,15 @@ class BulkFeed:
             lookup, touch = data.get, data.move_to_end
             now = store.timer()
             tail = (KWD_MARK, *kwargs.items()) if kwargs else ()
+            if not tail:
+                try:
+                    entries = list(map(lookup, rows))
+                except Exception:  # an unhashable row: the per-row path below
+                    pass
+                else:
+                    if entries.count(None) == len(rows):  # all misses (C-level loops)
+                        pending.extend(index, rows)
+                        return
             for n, row in enumerate(rows):
                 key: Hashable | None = (*row, *tail) if tail else row
                 try:
@@ -164,12 +173,16 @@ class BulkFeed:
                 flights = [flights[n] for n in keep]
         kwargs = self.kwargs
         dispatcher = self.dispatcher
+        single = not self.args
         for start, end in dispatcher.spans(len(indices)):
             job = _MissJob(
                 self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
             )
             self.open_jobs.add(job)
-            dispatcher.submit_job(job.rows, kwargs, job.done)
+            if single:  # the item alone travels: no argument tuple to pickle
+                dispatcher.submit_job([row[0] for row in job.rows], kwargs, job.done, single=True)
+            else:
+                dispatcher.submit_job(job.rows, kwargs, job.done)
 
     def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
         self.open_jobs.discard(job)
@@ -231,6 +244,12 @@ class _Misses:
         self.indices.append(index)
         self.keys.append(key)
         self.rows.append(row)
+
+    def extend(self, index: int, rows: list[tuple[Any, ...]]) -> None:
+        """Rows numbered from ``index``, each its own memory key."""
+        self.indices.extend(range(index, index + len(rows)))
+        self.keys.extend(rows)
+        self.rows.extend(rows)
 
     def __bool__(self) -> bool:
         return bool(self.indices)

@@ -32,7 +32,10 @@ class CoroutineWorkers:
         """Queue up to ``room`` uncached items from ``items`` (numbered from ``index``); the
         number queued (fewer: ``items`` ran out)."""
         args = self.paths.args
-        queued = [(i, None, (item, *args)) for i, item in zip(range(index, index + room), items)]
+        queued = [
+            (i, None, (item, *args))
+            for i, item in zip(range(index, index + room), items, strict=False)
+        ]
         self.queue.extend(queued)
         spawn = self.paths.completion.spawn
         while self.live < self.limit and self.live < len(self.queue):

@@ -12,8 +12,8 @@ The parts: :mod:`~opero.concurrency.items` (one item's path),
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opero.concurrency.bulk import BulkFeed
