@@ -61,3 +61,33 @@ def test_unordered_process_map_yields_in_completion_order() -> None:
     mapped = operomap(mode="process", workers=2, cache=False, progress=False, ordered=False)(sleepy)
     out = mapped([1.0, 0.05, 0.05, 0.05])
     assert out[0] == 0.05 and sorted(out) == [0.05, 0.05, 0.05, 1.0]  # not input order
+
+
+@pytest.mark.timeout(120)
+def test_process_workers_start_lazily_and_fork_before_their_threads() -> None:
+    """Never more worker processes than items in flight: 3 slow items on workers=8 start 3;
+    the three are forked together, before any of their helper threads exist."""
+    import os
+    import threading
+
+    from tests.map_helpers import pid_of
+
+    forks = forks_with_threads = 0
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        nonlocal forks, forks_with_threads
+        forks += 1
+        if threading.active_count() > 1:
+            forks_with_threads += 1
+        return real_fork()
+
+    mapped = operomap(mode="process", workers=8, cache=False, progress=False)(pid_of)
+    os.fork = counting_fork  # type: ignore[assignment]
+    try:
+        pids = mapped([1, 2, 3])
+    finally:
+        os.fork = real_fork
+    assert len(set(pids)) <= 3
+    assert forks == 3  # the first build forked all eight
+    assert forks_with_threads == 0

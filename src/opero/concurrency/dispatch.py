@@ -82,6 +82,8 @@ class Dispatcher:
         self._ref: FunctionRef | ByValue | None = target
         self._closed = False
         self.started = False
+        #: attempts the map has in flight (set by the map): how many workers may start
+        self.in_flight = 0
 
     # ----- submitting ----------------------------------------------------------------------
     def submit_job(
@@ -146,9 +148,8 @@ class Dispatcher:
             return
         if self._ref is None:
             self._ref = process_target(self.fn)
-        ctx = multiprocessing.get_context()
-        # start every worker before any helper thread exists (fork-safety)
-        self._procs = [ProcessWorker(ctx, self._ref) for _ in range(self.workers)]
+        # workers start lazily, when their slot first has a job (see _spawn)
+        self._procs = [None] * self.workers
         loop = asyncio.get_running_loop()
         # two batches outstanding per worker keep its pipe full (one, under a timeout, so the
         # clock of an attempt starts when its worker is free)
@@ -219,7 +220,7 @@ class Dispatcher:
             return await self._run_executor(payload, size)
         worker = self._procs[i]
         if worker is None:
-            worker = self._procs[i] = self._new_worker()
+            worker = self._spawn(i)
         future = asyncio.wrap_future(worker.submit(payload))
         try:
             if self.timeout is None:
@@ -262,15 +263,35 @@ class Dispatcher:
                 return [None], {0: (exc, None)}
             return None  # re-run attempt by attempt: only the culprit fails
 
-    def _new_worker(self) -> ProcessWorker:
+    def _spawn(self, i: int) -> ProcessWorker:
+        """Start worker ``i`` and, with it, a worker for each job queued now that no
+        running worker will take (never more workers than attempts waiting). The processes
+        are forked together, before any of their helper threads start."""
         assert self._ref is not None
-        return ProcessWorker(multiprocessing.get_context(), self._ref)
+        ctx = multiprocessing.get_context()
+        procs = self._procs
+        idle = [n for n, w in enumerate(procs) if w is None and n != i]
+        live = len(procs) - len(idle) - 1
+        more = max(len(self.jobs.jobs), self.in_flight - live - 1)
+        wanted = [i, *idle[:more]]
+        fresh: list[ProcessWorker] = []
+        try:
+            for n in wanted:
+                worker = ProcessWorker(ctx, self._ref, start_io=False)
+                procs[n] = worker
+                fresh.append(worker)
+        finally:
+            for worker in fresh:
+                worker.start_io()
+        started = procs[i]
+        assert started is not None
+        return started
 
     def _replace(self, i: int, dead: ProcessWorker) -> None:
-        """Kill ``dead`` and put a new worker in its place (once, whichever slot asks)."""
+        """Kill ``dead``; its slot starts a new worker when it next has a job."""
         dead.kill()
         if self._procs and self._procs[i] is dead:
-            self._procs[i] = None if self._closed else self._new_worker()
+            self._procs[i] = None
 
     # ----- shutting down -------------------------------------------------------------------
     async def close(self, *, abort: bool = False) -> None:

@@ -121,6 +121,7 @@ class MapDriver:
         bound = self.spec.bound
         bulk, start = self.bulk, self.paths.start
         coroutines = self.paths.coroutines
+        dispatcher = self.dispatcher
         feed: Callable[[int, int], int] | None = None
         if bulk is not None:
             feed = bulk.feed
@@ -149,6 +150,8 @@ class MapDriver:
                     in_flight += 1
                     start(index, item)
                     index += 1
+                if dispatcher is not None:
+                    dispatcher.in_flight = in_flight
                 if bulk is not None and bulk.pending:
                     bulk.submit_pending()
                 chunk = completion.take()

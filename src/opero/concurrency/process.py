@@ -122,7 +122,14 @@ class ProcessWorker:
     caller's event loop on the pipe.
     """
 
-    def __init__(self, ctx: Any, ref: FunctionRef | ByValue, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Any,
+        ref: FunctionRef | ByValue,
+        timeout: float | None = None,
+        *,
+        start_io: bool = True,
+    ) -> None:
         with _FORK_LOCK:  # no other opero worker forks while these pipe ends are shared
             self.conn, child = ctx.Pipe(duplex=True)
             _OPEN.add(self.conn)
@@ -148,6 +155,12 @@ class ProcessWorker:
         name = f"opero-io:{ref.qualname}:{self.process.pid}"
         self._writer = threading.Thread(target=self._write, name=name + ":w", daemon=True)
         self._reader = threading.Thread(target=self._read, name=name + ":r", daemon=True)
+        if start_io:
+            self.start_io()
+
+    def start_io(self) -> None:
+        """Start the writer and reader threads (after every fork of a group: a fork while
+        helper threads run is what Python warns about)."""
         self._writer.start()
         self._reader.start()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -116,3 +117,7 @@ class ThreadWorkers:
             self.max_workers = started  # no new thread after a stop
         for _ in range(started):
             self.inbox.put(None)
+        if not abort:  # idle threads end at once; one still running an attempt is left
+            deadline = time.monotonic() + 0.2
+            for thread in self.threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
