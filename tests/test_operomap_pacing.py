@@ -83,7 +83,7 @@ def test_process_workers_start_lazily_and_fork_before_their_threads() -> None:
         return real_fork()
 
     mapped = operomap(mode="process", workers=8, cache=False, progress=False)(pid_of)
-    os.fork = counting_fork  # type: ignore[assignment]
+    os.fork = counting_fork
     try:
         pids = mapped([1, 2, 3])
     finally:
