@@ -49,6 +49,37 @@ def unpicklable_error(x: int) -> int:
     raise NotRoundTrippable("cannot come back", 42)
 
 
+class FakeResponse:
+    """An HTTP response as SDKs hold it: status, headers, and live parts that do not pickle."""
+
+    def __init__(self, status_code: int, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.stream = threading.Lock()
+
+
+class StatusError(Exception):
+    """Like an SDK status error: keyword-only arguments, so pickle cannot rebuild it."""
+
+    def __init__(self, message: str, *, response: FakeResponse) -> None:
+        super().__init__(message)
+        self.response = response
+        self.status_code = response.status_code
+
+
+def rate_limited(x: int) -> int:
+    raise StatusError(f"slow down {x}", response=FakeResponse(429, {"Retry-After": "3"}))
+
+
+def local_class_error(x: int) -> int:
+    class Local(Exception):
+        pass
+
+    exc = Local("from a class the caller cannot import")
+    exc.lock = threading.Lock()  # type: ignore[attr-defined]
+    raise exc
+
+
 def returns_lambda(x: int) -> object:
     return lambda: x
 

@@ -159,17 +159,38 @@ def test_process_exception_round_trip_and_remote_traceback() -> None:
     assert "fail_on_three" in text
 
 
-def test_process_exception_that_cannot_cross_arrives_as_remote_error(clock) -> None:
+def test_process_exception_that_cannot_pickle_arrives_as_its_own_class(clock) -> None:
     f = mapped(h.unpicklable_error, mode="process", cache=False, retries=1)
     with pytest.raises(OperomapError) as info:
         f([1])
     exc = info.value.exceptions[0]
+    assert type(exc) is h.NotRoundTrippable
+    assert exc.args == ("cannot come back",) and exc.code == 42 and exc.retry_after == 2.5
+    assert not hasattr(exc, "connection")  # the lock could not cross: left out
+    assert "unpicklable_error" in "".join(traceback.format_exception(exc))
+    assert clock.sleeps == [2.5]  # its retry_after drove the backoff
+
+
+def test_sdk_style_error_crosses_with_a_response_stand_in(clock) -> None:
+    f = mapped(h.rate_limited, mode="process", cache=False, retries=1)
+    with pytest.raises(OperomapError) as info:
+        f([7])
+    exc = info.value.exceptions[0]
+    assert type(exc) is h.StatusError and str(exc) == "slow down 7"
+    assert exc.status_code == 429
+    assert exc.response.status_code == 429 and exc.response.headers == {"Retry-After": "3"}
+    assert clock.sleeps == [3.0]  # Retry-After read from the stand-in's headers
+
+
+def test_process_exception_of_a_class_the_caller_cannot_import_is_a_remote_error(clock) -> None:
+    f = mapped(h.local_class_error, mode="process", cache=False, retries=0)
+    with pytest.raises(OperomapError) as info:
+        f([1])
+    exc = info.value.exceptions[0]
     assert isinstance(exc, RemoteError) and isinstance(exc, OperoError)
-    assert exc.type_name.endswith("NotRoundTrippable")
-    assert exc.message == "cannot come back"
-    assert "unpicklable_error" in exc.remote_traceback
-    assert exc.retry_after == 2.5
-    assert clock.sleeps == [2.5]  # the worker-read Retry-After drove the backoff
+    assert "Local" in exc.type_name
+    assert exc.message == "from a class the caller cannot import"
+    assert "local_class_error" in exc.remote_traceback
 
 
 def test_process_unpicklable_result_is_a_clear_error() -> None:

@@ -4,9 +4,8 @@ A thread runs one attempt at a time (:func:`run_one`, outcome ``(ok, value_or_ex
 traceback)``); a process runs batches (:func:`run_segments`, answer ``(values, failures)``).
 Async functions run a batch concurrently on an event loop of the worker. Outcomes that
 must cross a process boundary are made portable first: an exception that cannot make the
-pickle round trip is
-replaced by a :class:`~opero.errors.RemoteError` carrying its type, message, traceback and
-``Retry-After``.
+pickle round trip crosses as an instance of its own class (:mod:`opero.concurrency.crossing`),
+or, if even that fails, as a :class:`~opero.errors.RemoteError`.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from opero.concurrency.crossing import portable_failure
 from opero.core.callables import is_async_callable
-from opero.core.retry import retry_after_of
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import OperoError, RemoteError
 
@@ -224,7 +223,7 @@ async def _run_async_segments(
 def portable_results(results: Results) -> Results:
     """``results`` with every value and exception able to cross a process boundary."""
     values, failures = results
-    checked = {i: _portable_failure(exc, tb) for i, (exc, tb) in failures.items()}
+    checked = {i: portable_failure(exc, tb) for i, (exc, tb) in failures.items()}
     for i, value in enumerate(values):
         if i in checked:
             continue
@@ -242,16 +241,6 @@ def _unpicklable_result(value: object, exc: BaseException) -> RemoteError:
         f"the result ({type(value).__qualname__}) cannot be sent back from the worker "
         f"process: {exc!r}; return a picklable value or use mode='thread'",
     )
-
-
-def _portable_failure(exc: BaseException, tb: str | None) -> tuple[BaseException, str | None]:
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        t = type(exc)
-        name = f"{t.__module__}.{t.__qualname__}"
-        return RemoteError(name, str(exc), tb or "", retry_after_of(exc)), tb
-    return exc, tb
 
 
 class WorkerSetupError(OperoError):
