@@ -193,3 +193,25 @@ def nested_sum(n: int) -> int:
     """Runs a process map of its own inside a process worker."""
     inner = operomap(mode="process", workers=2, progress=False, cache=False)(square)
     return sum(inner(range(n)))
+
+
+def logged_run(pair: tuple[str, int, int, int]) -> object:
+    """Append the item to a log file (one line per run), then: die (os._exit) on the item
+    ``crash`` unless the log already shows it ran before ``crash_times`` times; return the
+    item, or ``big`` characters of it when ``big`` > 0."""
+    log, item, crash, big = pair
+    with open(log, "a") as out:
+        out.write(f"{item}\n")
+    if item == crash:
+        with open(log) as seen:
+            runs = sum(1 for line in seen if line.strip() == str(item))
+        if runs <= 1:
+            os._exit(9)
+    return "x" * big if big else item
+
+
+async def alogged_run(pair: tuple[str, int, int, int]) -> object:
+    import asyncio
+
+    await asyncio.sleep(0.001 * (pair[1] % 3))
+    return logged_run(pair)

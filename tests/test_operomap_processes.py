@@ -34,9 +34,22 @@ SCRIPT = textwrap.dedent(
         await asyncio.sleep(0)
         return x * 3
 
+    @operomap(mode="process", workers=1, cache=False, progress=False, retries=0,
+              return_exceptions=True)
+    def crash_at_150(x):
+        with open(sys.argv[2], "a") as log:
+            log.write(f"{x}\\n")
+        if x == 150:
+            import os
+            os._exit(3)
+        return x
+
     if __name__ == "__main__":
         multiprocessing.set_start_method(sys.argv[1])
         print(sum(triple(range(100))), sum(asyncio.run(atriple(range(10)))))
+        crash_at_150(range(1000, 1200))  # measured: later batches hold many attempts
+        out = crash_at_150(range(300))
+        print(sum(1 for r in out if isinstance(r, Exception)), out[149], out[151])
     """
 )
 
@@ -46,14 +59,19 @@ def test_main_script_function_under_every_start_method(tmp_path: Path, method: s
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
     out = subprocess.run(
-        [sys.executable, str(script), method],
+        [sys.executable, str(script), method, str(tmp_path / "runs")],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(3 * sum(range(100))), str(3 * sum(range(10)))]
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == [str(3 * sum(range(100))), str(3 * sum(range(10)))]
+    # a worker crash under this start method: only the crashing item fails, nothing re-runs
+    assert lines[1].split() == ["1", "149", "151"]
+    runs = (tmp_path / "runs").read_text().split()
+    assert sorted(int(r) for r in runs if int(r) < 1000) == list(range(300))
 
 
 INTERRUPT = textwrap.dedent(

@@ -158,7 +158,10 @@ async def _one_async(
 
 
 def run_segments(
-    fn: Callable[..., Any], segments: list[Segment], timeout: float | None = None
+    fn: Callable[..., Any],
+    segments: list[Segment],
+    timeout: float | None = None,
+    record: Callable[[int, bool, Any, str | None], object] | None = None,
 ) -> Results:
     """Run every attempt of a batch; never raises for an attempt's own exception.
 
@@ -167,9 +170,11 @@ def run_segments(
     the segment's rows. The answer is
     ``(values, failures)``: one value per attempt in order (None where it failed) and
     ``{position: (exception, formatted traceback)}`` for the attempts that raised.
+    ``record(position, ok, value, traceback)`` is told of each outcome of an async batch as
+    it ends (a process worker keeps it where its death cannot take it).
     """
     if is_async_callable(fn):
-        return asyncio.run(_run_async_segments(fn, segments, timeout))
+        return asyncio.run(_run_async_segments(fn, segments, timeout, record))
     name = getattr(fn, "__qualname__", repr(fn))
     values: list[Any] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}
@@ -197,17 +202,26 @@ def run_segments(
 
 
 async def _run_async_segments(
-    fn: Callable[..., Any], segments: list[Segment], timeout: float | None
+    fn: Callable[..., Any],
+    segments: list[Segment],
+    timeout: float | None,
+    record: Callable[[int, bool, Any, str | None], object] | None = None,
 ) -> Results:
-    async def one(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
+    async def one(position: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         try:
             value = await _one_async(fn, args, kwargs, timeout)
         except BaseException as exc:
-            return (False, exc, traceback.format_exc())
-        return (True, value, None)
+            outcome: Outcome = (False, exc, traceback.format_exc())
+        else:
+            outcome = (True, value, None)
+        if record is not None:
+            record(position, *outcome)
+        return outcome
 
+    calls = ((row,) if single else row for rows, _, single in segments for row in rows)
+    every_kwargs = (k for rows, k, _ in segments for _ in rows)
     outcomes = await asyncio.gather(
-        *(one((row,) if single else row, k) for rows, k, single in segments for row in rows)
+        *(one(n, args, k) for n, (args, k) in enumerate(zip(calls, every_kwargs, strict=True)))
     )
     values: list[Any] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}

@@ -193,8 +193,15 @@ class Dispatcher:
             if results is REQUEUE:  # queued behind a batch that killed the worker: innocent
                 queue.requeue(jobs)
                 continue
-            if results is None:  # the worker died: every attempt re-runs alone
+            if results is None:  # a foreign pool failed the batch: every attempt re-runs alone
                 queue.requeue_solo(jobs)
+                continue
+            if isinstance(results, WorkerDied):  # finished attempts stay done (exact)
+                assert results.finished is not None
+                for ok, exc, tb in results.finished[0].values():
+                    if not ok:
+                        attach_remote_traceback(exc, tb)
+                queue.requeue_after_crash(jobs, *results.finished, results.crash_error(self.name))
                 continue
             assert not isinstance(results, Requeue)
             if len(results[0]) != size:  # never expected: fail the batch rather than hang
@@ -213,7 +220,9 @@ class Dispatcher:
                 job.callback(values[start:end], local)
                 start = end
 
-    async def _run(self, i: int, payload: list[Segment], size: int) -> Results | Requeue | None:
+    async def _run(
+        self, i: int, payload: list[Segment], size: int
+    ) -> Results | Requeue | WorkerDied | None:
         """Results of ``payload`` on worker ``i``; None when a batch of several attempts must
         be re-run attempt by attempt."""
         if self.kind == "executor":
@@ -233,11 +242,11 @@ class Dispatcher:
             return [None], {0: (timeout_error(self.name, self.timeout), None)}
         except WorkerDied as died:
             self._replace(i, worker)
-            if not died.running:
-                return REQUEUE
+            if not died.running or died.finished is None:
+                return REQUEUE  # it never began this batch
             if size == 1:
                 return [None], {0: (died.crash_error(self.name), None)}
-            return None
+            return died
         except Exception as exc:  # the batch could not be sent or read back (pickling)
             if size == 1:
                 return [None], {0: (exc, None)}

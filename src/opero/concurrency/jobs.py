@@ -201,6 +201,37 @@ class JobQueue:
         assert self.ready is not None
         self.ready.set()
 
+    def requeue_after_crash(
+        self,
+        jobs: list[Job],
+        finished: dict[int, Outcome],
+        all_started: bool,
+        error: BaseException,
+    ) -> None:
+        """A batch whose worker died: finished attempts keep their outcomes; the attempt that
+        was running (every unfinished one, if ``all_started``) fails with ``error`` and counts;
+        the attempts after it never started and go back to the front of the queue."""
+        running = len(finished)  # a sync batch runs in order: positions 0..running-1 ended
+        position = 0
+        again: list[Job] = []
+        for job in jobs:
+            gather = Gather(job)
+            for n, row in enumerate(job.rows):
+                outcome = finished.get(position)
+                if outcome is not None:
+                    ok, value, tb = outcome
+                    gather.fill(n, [value] if ok else [None], {} if ok else {0: (value, tb)})
+                elif all_started or position == running:
+                    gather.fill(n, [None], {0: (error, None)})
+                else:
+                    again.append(Job([row], job.kwargs, partial(gather.fill, n), single=job.single))
+                position += 1
+        for job in reversed(again):
+            self.jobs.appendleft(job)
+        self.queued += len(again)
+        assert self.ready is not None
+        self.ready.set()
+
     def requeue_solo(self, jobs: list[Job]) -> None:
         """Put a batch back attempt by attempt, each alone, reassembled per job."""
         solos: list[Job] = []

@@ -10,6 +10,7 @@ and terminates them.
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
 import queue
@@ -24,11 +25,22 @@ from typing import Any
 from opero.concurrency.attempts import (
     ByValue,
     FunctionRef,
+    Outcome,
     Results,
     Segment,
     portable_results,
     run_segments,
 )
+from opero.concurrency.spill import SIZE as SPILL_SIZE
+from opero.concurrency.spill import (
+    Part,
+    SpillWriter,
+    finished_outcomes,
+    joined,
+    read_spill,
+    run_spilled,
+)
+from opero.core.callables import is_async_callable
 from opero.errors import OperoError, UnpicklableError, WorkerCrashedError
 
 __all__ = ["ProcessWorker", "WorkerDied"]
@@ -37,11 +49,19 @@ __all__ = ["ProcessWorker", "WorkerDied"]
 class WorkerDied(Exception):
     """The worker process ended while the caller waited for it."""
 
-    def __init__(self, exitcode: int | None, running: bool = True) -> None:
+    def __init__(
+        self,
+        exitcode: int | None,
+        running: bool = True,
+        finished: tuple[dict[int, Outcome], bool] | None = None,
+    ) -> None:
         super().__init__(f"worker process died (exit code {exitcode})")
         self.exitcode = exitcode
         #: the batch was running when the process died (False: it was only queued behind)
-        self.running = running
+        self.running = running and finished is not None
+        #: the outcomes it had finished (by position) and whether all its attempts had
+        #: started (an async batch); None when it never began the batch
+        self.finished = finished
 
     def crash_error(self, name: str) -> WorkerCrashedError:
         return WorkerCrashedError(
@@ -58,7 +78,9 @@ _FORK_LOCK = threading.Lock()  # held across a fork: a forked child gets a fresh
 os.register_at_fork(after_in_child=lambda: globals().__setitem__("_FORK_LOCK", threading.Lock()))
 
 
-def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | None) -> None:
+def _worker_main(
+    conn: Connection, ref: FunctionRef | ByValue, timeout: float | None, raw: Any
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A process map inside this worker may start workers of its own: they end by themselves
     # when this worker ends (their pipe to it breaks), so the daemon rule is not needed here.
@@ -71,8 +93,11 @@ def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | 
                 pass
     _OPEN.clear()
     setup_error: Exception | None = None
+    spill = SpillWriter(raw)
+    concurrent = False
     try:
         fn = ref.resolve()
+        concurrent = is_async_callable(fn)
     except Exception as exc:
         setup_error = OperoError(
             f"the worker process cannot load {ref!r}: {exc!r}; a process mode needs a function "
@@ -86,14 +111,20 @@ def _worker_main(conn: Connection, ref: FunctionRef | ByValue, timeout: float | 
             return
         if batch is None:
             return
+        spill.begin(all_started=concurrent)
+        n = sum(len(segment[0]) for segment in batch)
         if setup_error is not None:
-            n = sum(len(segment[0]) for segment in batch)
             results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
-        else:
+        elif n == 1:  # alone: if the worker dies now, it is this attempt
             results = run_segments(fn, batch, timeout)
-            if results[1]:  # an exception must survive the round trip: check failures here
-                values, failures = results
-                results = (values, portable_results(([], failures))[1])
+        elif concurrent:
+            results = run_segments(fn, batch, timeout, spill.add)
+        else:
+            results = run_spilled(fn, batch, timeout, spill, conn.send)
+        if results[1]:
+            # an exception must survive the round trip: check failures here
+            values, failures = results
+            results = (values, portable_results(([], failures))[1])
         try:
             conn.send(results)
         except Exception:
@@ -134,9 +165,16 @@ class ProcessWorker:
             self.conn, child = ctx.Pipe(duplex=True)
             _OPEN.add(self.conn)
             _OPEN.add(child)  # a worker forked meanwhile elsewhere closes it too
+            #: outcomes the worker finished in its current batch (read if it dies)
+            #: (anonymous shared memory under fork: no file descriptor to keep)
+            self.spill: Any = (
+                mmap.mmap(-1, SPILL_SIZE)
+                if ctx.get_start_method() == "fork"
+                else ctx.RawArray("B", SPILL_SIZE)
+            )
             self.process: multiprocessing.process.BaseProcess = ctx.Process(
                 target=_worker_main,
-                args=(child, ref, timeout),
+                args=(child, ref, timeout, self.spill),
                 name=f"opero-worker:{ref.qualname}",
                 daemon=True,
             )
@@ -152,6 +190,8 @@ class ProcessWorker:
         )
         self._sent: deque[Future[Results]] = deque()
         self._dead: WorkerDied | None = None
+        self._answered = 0  # batches answered: the running one is number _answered + 1
+        self._parts: list[Part] = []  # outcomes of the running batch sent ahead
         name = f"opero-io:{ref.qualname}:{self.process.pid}"
         self._writer = threading.Thread(target=self._write, name=name + ":w", daemon=True)
         self._reader = threading.Thread(target=self._read, name=name + ":r", daemon=True)
@@ -215,18 +255,28 @@ class ProcessWorker:
     def _read(self) -> None:
         while True:
             try:
-                results: Results = self.conn.recv()
+                results: Any = self.conn.recv()
             except (EOFError, OSError):
                 self._die()
                 return
             except Exception as exc:  # the results could not be unpickled here
                 with self._lock:
                     future = self._sent.popleft() if self._sent else None
+                    self._parts = []
+                    self._answered += 1
                 if future is not None:
                     _settle(future, error=exc)
                 continue
+            if type(results) is Part:
+                with self._lock:
+                    self._parts.append(results)
+                continue
             with self._lock:
                 future = self._sent.popleft() if self._sent else None
+                parts, self._parts = self._parts, []
+                self._answered += 1
+            if parts:
+                results = joined(parts, results)
             if future is not None:
                 _settle(future, results)
 
@@ -239,12 +289,14 @@ class ProcessWorker:
 
     def _die(self) -> None:
         code = self._join(1.0)
-        died = WorkerDied(code)
         queued = WorkerDied(code, running=False)
         with self._lock:
             if self._dead is None:
                 self._dead = queued
             waiting, self._sent = list(self._sent), deque()
+            parts, self._parts = self._parts, []
+            running = self._answered + 1
+        died = WorkerDied(code, finished=finished_outcomes(parts, read_spill(self.spill, running)))
         for n, future in enumerate(waiting):  # the oldest batch sent was the one running
             _settle(future, error=died if n == 0 else queued)
         while True:  # fail what the writer has not taken yet
@@ -283,3 +335,8 @@ class ProcessWorker:
         except OSError:
             pass
         self._writer.join(timeout=5.0)
+        if isinstance(self.spill, mmap.mmap):
+            try:
+                self.spill.close()
+            except BufferError:  # a late reader still holds a view: freed with it
+                pass

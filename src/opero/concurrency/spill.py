@@ -1,0 +1,220 @@
+"""What a worker process has finished, kept where its death cannot take it.
+
+A process worker runs a batch of attempts and answers once, at the end. If it dies halfway
+(a segfault, ``os._exit``, the OOM killer), the attempts it had finished must not run again
+and the one it was running must count as an attempt (SPEC 3). So, as each attempt of a batch
+of several ends, the worker appends its outcome to a buffer shared with the caller (a
+``multiprocessing`` shared array: no system call, a few hundred nanoseconds) and then bumps
+the record count. When the caller sees the worker die, it reads the finished outcomes from
+the buffer and knows which attempt was running. An outcome too large for the buffer is sent
+at once over the pipe as a :class:`Part` (with the outcomes before it), and the buffer
+starts over.
+
+Layout: a header ``(batch number, records, all started)`` of three int64, then records
+``(length: uint32, position: uint32, kind: uint8, payload)``; ``kind`` 0 is a marshalled
+value, 1 a pickled value, 2 a pickled ``(exception, traceback)``.
+"""
+
+from __future__ import annotations
+
+import marshal
+import pickle
+import struct
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from opero.concurrency.attempts import Results, Segment, portable_results
+from opero.concurrency.crossing import portable_failure
+from opero.core.timeout import call_with_timeout
+
+__all__ = [
+    "SIZE",
+    "Part",
+    "SpillWriter",
+    "finished_outcomes",
+    "joined",
+    "read_spill",
+    "run_spilled",
+]
+
+SIZE = 1 << 20  #: bytes of buffer per worker
+_HEADER = struct.Struct("<qqq")
+_COUNT = struct.Struct("<q")
+_RECORD = struct.Struct("<IIB")
+_COUNT_AT = 8
+_STARTED_AT = 16
+
+Outcome = tuple[bool, Any, str | None]
+
+
+class Part:
+    """Outcomes sent ahead of a batch's answer: ``values`` from position ``start``, and
+    ``failures`` by absolute position."""
+
+    __slots__ = ("failures", "start", "values")
+
+    def __init__(
+        self, start: int, values: list[Any], failures: dict[int, tuple[BaseException, Any]]
+    ) -> None:
+        self.start = start
+        self.values = values
+        self.failures = failures
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Part, (self.start, self.values, self.failures))
+
+
+class SpillWriter:
+    """The worker's side: one batch at a time."""
+
+    def __init__(self, raw: Any) -> None:
+        self.view = memoryview(raw).cast("B")
+        self.batch = 0
+        self.count = 0
+        self.used = _HEADER.size
+
+    def begin(self, *, all_started: bool = False) -> None:
+        """A new batch (``all_started``: its attempts run concurrently, all at once)."""
+        self.batch += 1
+        self.count = 0
+        self.used = _HEADER.size
+        _HEADER.pack_into(self.view, 0, self.batch, 0, 1 if all_started else 0)
+
+    def restart(self) -> None:
+        """The outcomes so far went over the pipe: the buffer starts over."""
+        self.count = 0
+        self.used = _HEADER.size
+        _COUNT.pack_into(self.view, _COUNT_AT, 0)
+
+    def add(self, position: int, ok: bool, value: Any, tb: str | None = None) -> bool:
+        """Record one outcome; False if it does not fit (send a :class:`Part` instead)."""
+        if ok:
+            try:
+                kind, payload = 0, marshal.dumps(value)
+            except ValueError:
+                try:
+                    kind, payload = 1, pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+                except Exception:
+                    return False  # the answer will say why it cannot cross
+        else:
+            try:
+                kind = 2
+                payload = pickle.dumps(portable_failure(value, tb), pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                return False
+        start = self.used
+        end = start + _RECORD.size + len(payload)
+        if end > len(self.view):
+            return False
+        view = self.view
+        _RECORD.pack_into(view, start, len(payload), position, kind)
+        view[start + _RECORD.size : end] = payload
+        self.used = end
+        self.count += 1
+        _COUNT.pack_into(view, _COUNT_AT, self.count)  # last: a record counts once written
+        return True
+
+
+def read_spill(raw: Any, batch: int) -> tuple[dict[int, Outcome], bool] | None:
+    """The outcomes recorded for ``batch`` (by position) and whether all its attempts had
+    started; None if the worker never began that batch."""
+    try:
+        with memoryview(raw) as whole, whole.cast("B") as view:
+            return _read(view, batch)
+    except ValueError:  # the buffer is already closed: the worker is long gone
+        return None
+
+
+def _read(view: memoryview, batch: int) -> tuple[dict[int, Outcome], bool] | None:
+    number, count, all_started = _HEADER.unpack_from(view, 0)
+    if number != batch:
+        return None
+    out: dict[int, Outcome] = {}
+    at = _HEADER.size
+    for _ in range(count):
+        length, position, kind = _RECORD.unpack_from(view, at)
+        payload = bytes(view[at + _RECORD.size : at + _RECORD.size + length])
+        at += _RECORD.size + length
+        try:
+            if kind == 0:
+                out[position] = (True, marshal.loads(payload), None)
+            elif kind == 1:
+                out[position] = (True, pickle.loads(payload), None)
+            else:
+                exc, tb = pickle.loads(payload)
+                out[position] = (False, exc, tb)
+        except Exception as exc:  # it finished, but cannot be read back here
+            out[position] = (False, exc, None)
+    return out, bool(all_started)
+
+
+def run_spilled(
+    fn: Callable[..., Any],
+    segments: list[Segment],
+    timeout: float | None,
+    spill: SpillWriter,
+    send: Callable[[Part], None],
+) -> Results:
+    """``run_segments`` for a sync function, recording each outcome in ``spill`` as it ends.
+    The answer covers the positions after the last :class:`Part` sent (failures relative)."""
+    name = getattr(fn, "__qualname__", repr(fn))
+    values: list[Any] = []
+    failures: dict[int, tuple[BaseException, str | None]] = {}
+    base = position = 0
+    add = spill.add
+    for rows, kwargs, single in segments:
+        for row in rows:
+            try:
+                if single and timeout is None:
+                    value = fn(row, **kwargs)
+                else:
+                    args = (row,) if single else row
+                    if timeout is None:
+                        value = fn(*args, **kwargs)
+                    else:
+                        value = call_with_timeout(fn, args, kwargs, timeout, name)
+            except BaseException as exc:  # sent back; the caller re-raises a BaseException
+                tb = traceback.format_exc()
+                failures[position - base] = (exc, tb)
+                values.append(None)
+                kept = add(position, False, exc, tb)
+            else:
+                values.append(value)
+                kept = add(position, True, value)
+            position += 1
+            if not kept:
+                done, failed = portable_results((values, failures))
+                send(Part(base, done, {base + k: f for k, f in failed.items()}))
+                base, values, failures = position, [], {}
+                spill.restart()
+    return values, failures
+
+
+def joined(parts: list[Part], last: Results) -> Results:
+    """A batch's answer from the outcomes sent ahead and the final answer."""
+    values: list[Any] = []
+    failures: dict[int, tuple[BaseException, str | None]] = {}
+    for part in parts:
+        values.extend(part.values)
+        failures.update(part.failures)
+    base = len(values)
+    values.extend(last[0])
+    failures.update({base + k: f for k, f in last[1].items()})
+    return values, failures
+
+
+def finished_outcomes(
+    parts: list[Part], spilled: tuple[dict[int, Outcome], bool] | None
+) -> tuple[dict[int, Outcome], bool] | None:
+    """Every outcome of the running batch that reached the caller: parts and the buffer."""
+    if spilled is None:
+        return None
+    finished: dict[int, Outcome] = {}
+    for part in parts:
+        for n, value in enumerate(part.values, start=part.start):
+            finished[n] = (True, value, None)
+        for n, (exc, tb) in part.failures.items():
+            finished[n] = (False, exc, tb)
+    finished.update(spilled[0])
+    return finished, spilled[1]
