@@ -12,7 +12,8 @@ starts over.
 
 Layout: a header ``(batch number, records, all started)`` of three int64, then records
 ``(length: uint32, position: uint32, kind: uint8, payload)``; ``kind`` 0 is a marshalled
-value, 1 a pickled value, 2 a pickled ``(exception, traceback)``.
+value, 1 a pickled value, 2 a pickled ``(exception, traceback)``, 3 an int64, 4 None, 5 a
+float (the last three written with one ``pack_into``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ SIZE = 1 << 20  #: bytes of buffer per worker
 _HEADER = struct.Struct("<qqq")
 _COUNT = struct.Struct("<q")
 _RECORD = struct.Struct("<IIB")
+_INT_RECORD = struct.Struct("<IIBq")  # a record holding an int64 (kind 3) or None (kind 4)
+_FLOAT_RECORD = struct.Struct("<IIBd")  # a record holding a float (kind 5)
+_I64 = 1 << 63
 _COUNT_AT = 8
 _STARTED_AT = 16
 
@@ -137,7 +141,13 @@ def _read(view: memoryview, batch: int) -> tuple[dict[int, Outcome], bool] | Non
         payload = bytes(view[at + _RECORD.size : at + _RECORD.size + length])
         at += _RECORD.size + length
         try:
-            if kind == 0:
+            if kind == 3:
+                out[position] = (True, int.from_bytes(payload, "little", signed=True), None)
+            elif kind == 4:
+                out[position] = (True, None, None)
+            elif kind == 5:
+                out[position] = (True, struct.unpack("<d", payload)[0], None)
+            elif kind == 0:
                 out[position] = (True, marshal.loads(payload), None)
             elif kind == 1:
                 out[position] = (True, pickle.loads(payload), None)
@@ -157,16 +167,24 @@ def run_spilled(
     send: Callable[[Part], None],
 ) -> Results:
     """``run_segments`` for a sync function, recording each outcome in ``spill`` as it ends.
-    The answer covers the positions after the last :class:`Part` sent (failures relative)."""
+    The answer covers the positions after the last :class:`Part` sent (failures relative).
+    A marshalled value is written inline (the common case: ~0.2 us); anything else goes
+    through :meth:`SpillWriter.add`."""
     name = getattr(fn, "__qualname__", repr(fn))
     values: list[Any] = []
+    append = values.append
     failures: dict[int, tuple[BaseException, str | None]] = {}
     base = position = 0
-    add = spill.add
+    view, limit = spill.view, len(spill.view)
+    dumps, pack_record, pack_count = marshal.dumps, _RECORD.pack_into, _COUNT.pack_into
+    head = _RECORD.size
+    pack_int, pack_float = _INT_RECORD.pack_into, _FLOAT_RECORD.pack_into
+    used, count = spill.used, spill.count
     for rows, kwargs, single in segments:
+        plain = single and timeout is None
         for row in rows:
             try:
-                if single and timeout is None:
+                if plain:
                     value = fn(row, **kwargs)
                 else:
                     args = (row,) if single else row
@@ -177,17 +195,55 @@ def run_spilled(
             except BaseException as exc:  # sent back; the caller re-raises a BaseException
                 tb = traceback.format_exc()
                 failures[position - base] = (exc, tb)
-                values.append(None)
-                kept = add(position, False, exc, tb)
+                append(None)
+                spill.used, spill.count = used, count
+                kept = spill.add(position, False, exc, tb)
+                used, count = spill.used, spill.count
             else:
-                values.append(value)
-                kept = add(position, True, value)
+                append(value)
+                kind = type(value)
+                if (kind is int and -_I64 <= value < _I64) or kind is float or value is None:
+                    end = used + head + 8
+                    kept = end <= limit
+                    if kept:
+                        if kind is int:
+                            pack_int(view, used, 8, position, 3, value)
+                        elif kind is float:
+                            pack_float(view, used, 8, position, 5, value)
+                        else:
+                            pack_int(view, used, 8, position, 4, 0)
+                        used = end
+                        count += 1
+                        pack_count(view, _COUNT_AT, count)  # last: now it counts
+                    position += 1
+                    if kept:
+                        continue
+                    position -= 1  # does not fit: the general path below sends it ahead
+                try:
+                    payload = dumps(value)
+                except ValueError:
+                    spill.used, spill.count = used, count
+                    kept = spill.add(position, True, value)
+                    used, count = spill.used, spill.count
+                else:
+                    size = len(payload)
+                    end = used + head + size
+                    kept = end <= limit
+                    if kept:
+                        pack_record(view, used, size, position, 0)
+                        view[used + head : end] = payload
+                        used = end
+                        count += 1
+                        pack_count(view, _COUNT_AT, count)  # last: now it counts
             position += 1
             if not kept:
                 done, failed = portable_results((values, failures))
                 send(Part(base, done, {base + k: f for k, f in failed.items()}))
                 base, values, failures = position, [], {}
+                append = values.append
                 spill.restart()
+                used, count = spill.used, spill.count
+    spill.used, spill.count = used, count
     return values, failures
 
 
