@@ -11,12 +11,13 @@ class RecordingLimiter:
 
     def __init__(self, decorated: Any) -> None:
         self.real = decorated.__opero_pipeline__.limiter
+        self.limits = self.real.limits
         self.booked: list[float] = []
         self._lock = threading.Lock()
         decorated.__opero_pipeline__.limiter = self
 
-    def reserve(self, now: float) -> float:
-        at: float = self.real.reserve(now)
+    def reserve(self, now: float, costs: Any = None) -> float:
+        at: float = self.real.reserve(now, costs)
         with self._lock:
             self.booked.append(at)
         return at

@@ -1,7 +1,8 @@
 """The house rules of ``src/opero``, checked on its imports (docs/design.md draws them).
 
 - no import cycle between modules (imports under ``if TYPE_CHECKING:`` aside);
-- arrows point one way: decorators -> concurrency -> cache / limits -> core -> options, errors;
+- arrows point one way: decorators -> concurrency -> cache / limits -> core -> options ->
+  rates, errors;
   ``backends/`` is reached only from ``decorators/`` (where options become parts), and
   itself reaches only the interfaces below it;
 - no source file over 400 lines.
@@ -19,16 +20,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "opero"
 #: a module may import its own room and rooms of a lower rank
 RANK = {
     "errors": 0,
-    "options": 0,
-    "core": 1,
-    "cache": 2,
-    "limits": 2,
-    "backends": 3,
-    "concurrency": 4,
-    "decorators": 5,
-    "testing": 6,
-    "__main__": 6,
-    "": 7,  # the package's __init__: re-exports only
+    "rates": 0,  # what a rate limit is, as users write it (options checks it)
+    "options": 1,
+    "core": 2,
+    "cache": 3,
+    "limits": 3,
+    "backends": 4,
+    "concurrency": 5,
+    "decorators": 6,
+    "testing": 7,
+    "__main__": 7,
+    "": 8,  # the package's __init__: re-exports only
 }
 #: only these rooms may import backends/ (the composition of parts from options)
 REACHES_BACKENDS = {"backends", "decorators"}

@@ -9,6 +9,7 @@ import opero
 
 PUBLIC = {
     "AllFailedError",
+    "Limit",
     "OperoBackendWarning",
     "OperoError",
     "OperoFunction",

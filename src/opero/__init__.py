@@ -18,9 +18,11 @@ from opero.errors import (
     RemoteError,
     WorkerCrashedError,
 )
+from opero.rates import Limit
 
 __all__ = [
     "AllFailedError",
+    "Limit",
     "OperoBackendWarning",
     "OperoError",
     "OperoFunction",

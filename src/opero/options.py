@@ -16,6 +16,8 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Annotated, Any, NoReturn, TypedDict, cast
 
+from opero.rates import Limit, RateLimit, limits_of
+
 __all__ = [
     "CACHE_BACKENDS",
     "DEFAULTS",
@@ -47,7 +49,6 @@ MODES = {
     "apmap": "process_async",
 }
 
-MIN_RATE = 1 / 86_400  #: the slowest rate limit accepted: one call per day
 Check = Callable[[str, Any], Any]  #: ``check(name, value)`` returns the value to keep, or raises
 Hook = Callable[[Any], object]
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
@@ -179,13 +180,16 @@ def _any(name: str, value: object) -> object:
 _positive_or_none = partial(_number, minimum=0, strict=True, optional=True)
 
 
-def _rate(name: str, value: object) -> float | None:
-    rate = _number(name, value, minimum=0, strict=True, optional=True)
-    if rate is not None and rate < MIN_RATE:
+def _rate(name: str, value: object) -> tuple[Limit, ...] | None:
+    return limits_of(value, name)
+
+
+def _concurrency(name: str, value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(
-            f"{name} must be at least one call per day ({MIN_RATE:.3g} per second), got {value!r}"
+            f"{name} must be an int >= 1 (attempts running at once) or None, got {value!r}"
         )
-    return rate
+    return value
 
 
 # ----- the table ----------------------------------------------------------------------------
@@ -211,10 +215,11 @@ class OperoOptions(TypedDict, total=False):
     jitter: Annotated[bool, Opt(True, _bool)]
     timeout: Annotated[float | None, Opt(None, _positive_or_none)]
     arg_fallback: Annotated[str | None, Opt(None, _parameter)]
-    rate_limit: Annotated[float | None, Opt(None, _rate)]
+    rate_limit: Annotated[RateLimit | None, Opt(None, _rate)]
     rate_limit_backend: Annotated[
         str, Opt("memory", partial(_choice, accepted=RATE_LIMIT_BACKENDS))
     ]
+    concurrency: Annotated[int | None, Opt(None, _concurrency)]
     on_retry: Annotated[Hook | None, Opt(None, _hook)]
     on_fallback: Annotated[Hook | None, Opt(None, _hook)]
     on_cache_hit: Annotated[Hook | None, Opt(None, _hook)]

@@ -25,9 +25,11 @@ from opero.core.retry import NEVER_RETRY, Attempts, Schedule
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import UnpicklableError
 from opero.options import retry_types
+from opero.rates import Limit, cost_of
 
 if TYPE_CHECKING:
     from opero.limits.base import Limiter
+    from opero.limits.concurrency import Slots
     from opero.options import OperoOptions
 
 __all__ = ["AsyncInvoke", "Pipeline"]
@@ -47,6 +49,7 @@ class Pipeline:
         options: OperoOptions,
         name: str,
         limiter: Limiter | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.func = func
         self.name = name
@@ -62,15 +65,21 @@ class Pipeline:
         arg_fallback = options["arg_fallback"]
         self.fallback = Fallback(func, arg_fallback) if arg_fallback else None
         self.limiter: Any = limiter
+        #: the limits the limiter books, and whether any is weighted (a cost per attempt)
+        self.limits: tuple[Limit, ...] = getattr(limiter, "limits", ())
+        self.weighted = any(limit.cost is not None for limit in self.limits)
+        #: ``concurrency``: attempts running at once
+        self.slots = slots
         #: the limiter has a native async reservation (Redis)
         self.async_limiter = hasattr(self.limiter, "reserve_async")
         self.timeout = options["timeout"]
         self.on_retry = options["on_retry"]
         self.on_fallback = options["on_fallback"]
         #: nothing to do before the first attempt: the decorator may call the function directly
-        self.direct = self.fallback is None and self.limiter is None and self.timeout is None
-        #: the first attempt needs no fallback expansion and no rate-limit slot
-        self.direct_first = self.fallback is None and self.limiter is None
+        free = self.fallback is None and self.limiter is None and slots is None
+        self.direct = free and self.timeout is None
+        #: the first attempt needs no fallback expansion, no rate-limit and no concurrency slot
+        self.direct_first = free
 
     # ----- shared decisions -------------------------------------------------------------
     def _expand(
@@ -116,25 +125,37 @@ class Pipeline:
             return False
         return True
 
-    def _reserve(self) -> tuple[float, float] | None:
+    def _costs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[float] | None:
+        """What this attempt uses under each limit (None: one unit each)."""
+        if not self.weighted:
+            return None
+        return [cost_of(limit, args, kwargs) for limit in self.limits]
+
+    def _reserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, float] | None:
         """Book a rate-limit slot: ``(admission time, seconds to wait)``, or None if free."""
         limiter = self.limiter
-        if limiter is None or CLOCK.zero_waits:
+        if limiter is None:
+            return None
+        costs = self._costs(args, kwargs)
+        if CLOCK.zero_waits:
             return None
         now = CLOCK.monotonic()
-        at = limiter.reserve(now)
+        at = limiter.reserve(now, costs)
         if at <= now:
             return None
         logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
         return at, at - now
 
-    async def _reserve_async(self) -> tuple[float, float] | None:
+    async def _reserve_async(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[float, float] | None:
         if not self.async_limiter:
-            return self._reserve()
+            return self._reserve(args, kwargs)
+        costs = self._costs(args, kwargs)
         if CLOCK.zero_waits:
             return None
         now = CLOCK.monotonic()
-        at = await self.limiter.reserve_async(now)
+        at = await self.limiter.reserve_async(now, costs)
         if at <= now:
             return None
         logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
@@ -161,21 +182,28 @@ class Pipeline:
         while True:
             if exc is None:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
-                slot = self._reserve()
-                if slot is not None:
-                    try:
-                        CLOCK.sleep(slot[1])
-                    except BaseException:
-                        self.limiter.release(slot[0])
-                        raise
+                slots = self.slots
+                if slots is not None:
+                    slots.acquire()
                 try:
-                    value = self.invoke(a, k)
-                except self.retry_on as e:
-                    exc = e
-                else:
-                    if inspect.isawaitable(value):
-                        refuse_awaitable(self.name, value)
-                    return value
+                    slot = self._reserve(a, k)
+                    if slot is not None:
+                        try:
+                            CLOCK.sleep(slot[1])
+                        except BaseException:
+                            self.limiter.release(slot[0])
+                            raise
+                    try:
+                        value = self.invoke(a, k)
+                    except self.retry_on as e:
+                        exc = e
+                    else:
+                        if inspect.isawaitable(value):
+                            refuse_awaitable(self.name, value)
+                        return value
+                finally:
+                    if slots is not None:
+                        slots.release()
             if attempts is None:
                 attempts = self._attempts(values)
             delay = self._after(attempts, exc, a, k)
@@ -220,10 +248,18 @@ class Pipeline:
         while True:
             if exc is None:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
+                slots = self.slots
+                if slots is not None:
+                    await slots.acquire_async()
                 if gate is not None:
-                    await gate.acquire()
+                    try:
+                        await gate.acquire()
+                    except BaseException:
+                        if slots is not None:
+                            slots.release()
+                        raise
                 try:
-                    slot = await self._reserve_async()
+                    slot = await self._reserve_async(a, k)
                     if slot is not None:
                         try:
                             await CLOCK.async_sleep(slot[1])
@@ -237,6 +273,8 @@ class Pipeline:
                 finally:
                     if gate is not None:
                         gate.release()
+                    if slots is not None:
+                        slots.release()
             if attempts is None:
                 attempts = self._attempts(values)
             delay = self._after(attempts, exc, a, k)

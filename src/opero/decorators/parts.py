@@ -11,9 +11,11 @@ from opero.cache.identity import identify
 from opero.cache.keys import key_prefix
 from opero.cache.layer import CacheLayer, local_store
 from opero.core.pipeline import Pipeline
+from opero.rates import limits_of
 
 if TYPE_CHECKING:
     from opero.limits.base import Limiter
+    from opero.limits.concurrency import Slots
     from opero.options import OperoOptions
 
 __all__ = ["build", "name_of"]
@@ -27,7 +29,7 @@ def name_of(fn: Callable[..., Any]) -> str:
 def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, CacheLayer | None]:
     """The pipeline and (with ``cache=True``) the cache layer of ``fn``."""
     name = name_of(fn)
-    pipeline = Pipeline(fn, options, name, _limiter(fn, options, name))
+    pipeline = Pipeline(fn, options, name, _limiter(fn, options, name), _slots(options))
     if not options["cache"]:
         return pipeline, None
     identity = identify(fn)
@@ -50,14 +52,23 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
 
 
 def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:
-    rate = options["rate_limit"]
-    if not rate:
+    limits = limits_of(options["rate_limit"])
+    if not limits:
         return None
     if options["rate_limit_backend"] == "redis":
         from opero.backends.redis.rate_limit import RedisRateLimiter
 
         key = f"{options['cache_namespace']}:ratelimit:{fn.__module__}.{name}"
-        return RedisRateLimiter(rate, options["cache_url"], key, owner=name)
+        return RedisRateLimiter(limits, options["cache_url"], key, owner=name)
     from opero.limits.rate import RateLimiter
 
-    return RateLimiter(rate)
+    return RateLimiter(limits)
+
+
+def _slots(options: OperoOptions) -> Slots | None:
+    size = options["concurrency"]
+    if size is None:
+        return None
+    from opero.limits.concurrency import Slots
+
+    return Slots(size)

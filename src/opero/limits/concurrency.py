@@ -1,0 +1,98 @@
+"""``concurrency=N``: at most N attempts of one decorated function run at once.
+
+One :class:`Slots` serves every thread and every event loop of the program (a map's workers
+too: their attempts take a slot in the caller before they are sent). A caller that finds no
+free slot waits without spinning: a thread on a ``threading.Event``, a task on a future of
+its own loop; :meth:`Slots.release` hands the slot straight to the oldest waiter, so no
+late-comer overtakes it. A waiter that is cancelled or interrupted gives back a slot it was
+handed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+
+__all__ = ["Slots"]
+
+_Waiter = threading.Event | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class Slots:
+    """``size`` slots, shared by threads and event loops."""
+
+    __slots__ = ("_free", "_lock", "_waiters", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = size
+        self._lock = threading.Lock()
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def running(self) -> int:
+        """Slots taken now."""
+        return self.size - self._free
+
+    def acquire(self) -> None:
+        """Take a slot, blocking the calling thread until one is free."""
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            event = threading.Event()
+            self._waiters.append(event)
+        try:
+            event.wait()
+        except BaseException:
+            self._withdraw(event, handed=event.is_set())
+            raise
+
+    async def acquire_async(self) -> None:
+        """Take a slot, awaiting (never blocking the loop) until one is free."""
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            entry = (loop, future)
+            self._waiters.append(entry)
+        try:
+            await future
+        except BaseException:
+            self._withdraw(entry, handed=future.done() and not future.cancelled())
+            raise
+
+    def _withdraw(self, waiter: _Waiter, *, handed: bool) -> None:
+        with self._lock:
+            waiting = waiter in self._waiters
+            if waiting:
+                self._waiters.remove(waiter)
+        if waiting:
+            return  # never handed a slot
+        if handed or isinstance(waiter, threading.Event):
+            self.release()
+
+    def release(self) -> None:
+        """Give a slot back: to the oldest waiter, else to the pool."""
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if isinstance(waiter, threading.Event):
+                    waiter.set()
+                    return
+                loop, future = waiter
+                try:
+                    loop.call_soon_threadsafe(self._grant, future)
+                except RuntimeError:  # that loop is closed: its waiter is gone
+                    continue
+                return
+            self._free += 1
+
+    def _grant(self, future: asyncio.Future[None]) -> None:
+        if future.done():  # cancelled before the slot arrived: pass it on
+            self.release()
+        else:
+            future.set_result(None)
