@@ -215,3 +215,10 @@ async def alogged_run(pair: tuple[str, int, int, int]) -> object:
 
     await asyncio.sleep(0.001 * (pair[1] % 3))
     return logged_run(pair)
+
+
+def span(x: int) -> tuple[float, float]:
+    """Sleeps 0.15 s; returns when it started and ended (to count attempts in flight)."""
+    start = time.time()
+    time.sleep(0.15)
+    return start, time.time()
