@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from opero.concurrency.completion import Completion
     from opero.concurrency.dispatch import Dispatcher
     from opero.concurrency.items import ItemPaths
+    from opero.core.stats import Counters
 
 __all__ = ["BulkFeed"]
 
@@ -40,7 +41,9 @@ class BulkFeed:
         items: Iterator[Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        counters: Counters,
     ) -> None:
+        self.counters = counters
         self.completion = completion
         self.layer = layer
         self.dispatcher = dispatcher
@@ -66,6 +69,7 @@ class BulkFeed:
             return len(items)
         single = not extra  # the item alone: no argument tuple to build or send
         rows = items if single else [(item, *extra) for item in items]
+        self.counters.direct += len(rows)
         dispatcher = self.dispatcher
         kwargs = self.kwargs
         for start, end in dispatcher.spans(len(rows)):
@@ -86,6 +90,7 @@ class BulkFeed:
         pending = self.pending
         kwargs = self.kwargs
         store = layer.store
+        counters = self.counters
         if layer.fast and layer.on_hit is None and isinstance(store, MemoryStore):
             data = store.data
             lookup, touch = data.get, data.move_to_end
@@ -110,6 +115,7 @@ class BulkFeed:
                     if key is not None:
                         value = layer.get(key)
                         if value is not MISS:
+                            counters.hits += 1
                             done.append((index + n, [value], None))
                             continue
                 if entry is not None and entry[0] > now:
@@ -117,6 +123,7 @@ class BulkFeed:
                         touch(key)
                     except KeyError:
                         pass
+                    counters.hits += 1
                     done.append((index + n, [entry[1]], None))
                     continue
                 pending.add(index + n, key, row)
@@ -126,6 +133,7 @@ class BulkFeed:
             if key is not None:
                 value = layer.get(key)
                 if value is not MISS:
+                    counters.hits += 1
                     done.append((index + n, [value], None))
                     continue
             pending.add(index + n, key, row)
@@ -145,6 +153,7 @@ class BulkFeed:
                 elif not isinstance(failure[0], Exception):
                     self.completion.stop_map(failure[0])
                 else:
+                    self.counters.direct_failed += 1
                     args = (rows[n],) if single else rows[n]
                     self.completion.spawn(self.paths.retry(first + n, None, None, args, failure[0]))
         self.completion.notify()
@@ -159,6 +168,7 @@ class BulkFeed:
         layer = self.layer
         if layer is not None:
             flights, followers = layer.flights.join_many(keys)
+            self.counters.entered += len(followers)
             if followers:
                 assert self.paths is not None
                 skip = set(followers)
@@ -174,6 +184,7 @@ class BulkFeed:
         kwargs = self.kwargs
         dispatcher = self.dispatcher
         single = not self.args
+        self.counters.direct += len(indices)
         for start, end in dispatcher.spans(len(indices)):
             job = _MissJob(
                 self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
@@ -209,6 +220,7 @@ class BulkFeed:
                     self.completion.stop_map(failure[0])
                     continue
                 if failure is not None:
+                    self.counters.direct_failed += 1
                     self.completion.spawn(
                         self.paths.retry(index, keys[n], flights[n], rows[n], failure[0])
                     )

@@ -55,16 +55,20 @@ class CoroutineWorkers:
         direct = pipeline.direct
         func, retry_on, kwargs = pipeline.func, pipeline.retry_on, paths.kwargs
         completion = paths.completion
+        counters = pipeline.counters
         finish, done = completion.finish, completion.done
         try:
             while queue:
                 index, key, call_args = queue.popleft()
                 if key is not None or not direct:
+                    counters.entered += 1
                     await paths.whole(index, key, call_args)
                     continue
+                counters.direct += 1
                 try:
                     value = await func(*call_args, **kwargs)
                 except retry_on as exc:
+                    counters.direct_failed += 1
                     await paths.retry(index, None, None, call_args, exc)
                 except Exception as exc:
                     finish(index, False, exc)

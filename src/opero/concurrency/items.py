@@ -47,6 +47,7 @@ class ItemPaths:
     ) -> None:
         self.completion = completion
         self.pipeline = pipeline
+        self.counters = pipeline.counters
         self.layer = layer
         self.dispatcher = dispatcher
         self.invoke: AsyncInvoke | None = dispatcher.invoke if dispatcher is not None else None
@@ -73,6 +74,7 @@ class ItemPaths:
             if key is not None:
                 value = layer.get(key)
                 if value is not MISS:
+                    self.counters.hits += 1
                     self.completion.finish(index, True, value)
                     return
         if self.queue_miss is not None:
@@ -84,11 +86,13 @@ class ItemPaths:
                 assert layer is not None
                 flight, leader = layer.flights.join(key)
                 if not leader:
+                    self.counters.entered += 1
                     self.completion.spawn(self.follow(index, key, call_args, flight))
                     return
             if flight is not None:
                 self.leading[key] = flight
             assert self.dispatcher is not None
+            self.counters.direct += 1
             self.dispatcher.submit(
                 call_args, kwargs, partial(self._first_done, index, key, flight, call_args)
             )
@@ -96,6 +100,7 @@ class ItemPaths:
         if self.coroutines is not None:
             self.coroutines.put(index, key, call_args)
             return
+        self.counters.entered += 1
         self.completion.spawn(self.whole(index, key, call_args))
 
     def store(
@@ -125,6 +130,7 @@ class ItemPaths:
         if not isinstance(value, Exception):
             self._stop(key, flight, value)
             return
+        self.counters.direct_failed += 1
         self.completion.spawn(self.retry(index, key, flight, call_args, value))
 
     def _stop(self, key: Hashable | None, flight: Flight | None, exc: BaseException) -> None:

@@ -96,7 +96,13 @@ class MapDriver:
         if first_fast and spec.kind in ("process", "executor"):
             assert self.dispatcher is not None
             self.bulk = BulkFeed(
-                self.completion, self.layer, self.dispatcher, self.items, args, kwargs
+                self.completion,
+                self.layer,
+                self.dispatcher,
+                self.items,
+                args,
+                kwargs,
+                spec.pipeline.counters,
             )
         self.paths = ItemPaths(
             self.completion,

@@ -22,6 +22,7 @@ from opero.core.callables import refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule
+from opero.core.stats import Counters, success_key
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import UnpicklableError
 from opero.options import retry_types
@@ -70,6 +71,8 @@ class Pipeline:
         self.weighted = any(limit.cost is not None for limit in self.limits)
         #: ``concurrency``: attempts running at once
         self.slots = slots
+        #: what happened (``stats()``, ``cache_info()``)
+        self.counters = Counters()
         #: the limiter has a native async reservation (Redis)
         self.async_limiter = hasattr(self.limiter, "reserve_async")
         self.timeout = options["timeout"]
@@ -100,11 +103,16 @@ class Pipeline:
         kwargs: dict[str, Any],
     ) -> float:
         """The wait before the next attempt; raises when ``exc`` ends the call."""
+        counters = self.counters
+        counters.failures += 1
         if isinstance(exc, _FINAL):
             raise exc  # never retried (another attempt would fail the same way)
         if isinstance(exc, TypeError) and not self._fits(args, kwargs):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
+        round_ = attempts.round
         delay = attempts.failed(exc, self.on_retry, self.on_fallback)
+        if attempts.round != round_:
+            counters.retries += 1
         if delay is None:
             error = attempts.error()
             if error is exc:
@@ -131,6 +139,13 @@ class Pipeline:
             return None
         return [cost_of(limit, args, kwargs) for limit in self.limits]
 
+    def _succeeded(self, values: list[object] | None, attempts: Attempts | None) -> None:
+        if values is None:
+            self.counters.success(None)
+        else:
+            value = values[attempts.index if attempts is not None else 0]
+            self.counters.success(success_key(value, True))
+
     def _reserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, float] | None:
         """Book a rate-limit slot: ``(admission time, seconds to wait)``, or None if free."""
         limiter = self.limiter
@@ -144,6 +159,7 @@ class Pipeline:
         if at <= now:
             return None
         logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
+        self.counters.waited(at - now)
         return at, at - now
 
     async def _reserve_async(
@@ -159,7 +175,22 @@ class Pipeline:
         if at <= now:
             return None
         logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
+        self.counters.waited(at - now)
         return at, at - now
+
+    def _acquire(self, slots: Slots) -> None:
+        started = CLOCK.monotonic()
+        slots.acquire()
+        waited = CLOCK.monotonic() - started
+        if waited > 0:
+            self.counters.waited(waited)
+
+    async def _acquire_async(self, slots: Slots) -> None:
+        started = CLOCK.monotonic()
+        await slots.acquire_async()
+        waited = CLOCK.monotonic() - started
+        if waited > 0:
+            self.counters.waited(waited)
 
     # ----- sync driver --------------------------------------------------------------------
     def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -184,7 +215,7 @@ class Pipeline:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
                 slots = self.slots
                 if slots is not None:
-                    slots.acquire()
+                    self._acquire(slots)
                 try:
                     slot = self._reserve(a, k)
                     if slot is not None:
@@ -193,6 +224,7 @@ class Pipeline:
                         except BaseException:
                             self.limiter.release(slot[0])
                             raise
+                    self.counters.attempts += 1
                     try:
                         value = self.invoke(a, k)
                     except self.retry_on as e:
@@ -200,6 +232,7 @@ class Pipeline:
                     else:
                         if inspect.isawaitable(value):
                             refuse_awaitable(self.name, value)
+                        self._succeeded(values, attempts)
                         return value
                 finally:
                     if slots is not None:
@@ -250,7 +283,7 @@ class Pipeline:
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
                 slots = self.slots
                 if slots is not None:
-                    await slots.acquire_async()
+                    await self._acquire_async(slots)
                 if gate is not None:
                     try:
                         await gate.acquire()
@@ -266,10 +299,14 @@ class Pipeline:
                         except BaseException:
                             self.limiter.release(slot[0])
                             raise
+                    self.counters.attempts += 1
                     try:
-                        return await invoke(a, k)
+                        value = await invoke(a, k)
                     except self.retry_on as e:
                         exc = e
+                    else:
+                        self._succeeded(values, attempts)
+                        return value
                 finally:
                     if gate is not None:
                         gate.release()

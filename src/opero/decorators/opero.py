@@ -22,6 +22,8 @@ from typing import (
 )
 
 from opero.core.callables import is_async_callable
+from opero.core.stats import CacheInfo, Stats
+from opero.decorators.observe import attach
 from opero.decorators.parts import build
 from opero.decorators.wrappers import async_wrapper, sync_wrapper
 from opero.options import resolve, signature
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
     from opero.options import OperoOptions
 
-__all__ = ["OperoFunction", "check_function", "decorate_with", "nothing_cached", "opero"]
+__all__ = ["OperoFunction", "check_function", "decorate_with", "opero"]
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
@@ -50,6 +52,14 @@ class OperoFunction(Protocol, Generic[P, R]):
 
     def cache_clear(self) -> None:
         """Remove every cached result of this function."""
+
+    def cache_info(self) -> CacheInfo:
+        """``(hits, misses, maxsize, currsize)``, as ``functools.lru_cache`` reports them."""
+        ...
+
+    def stats(self) -> Stats:
+        """What happened since decoration (calls, hits, attempts, failures, ...)."""
+        ...
 
     @overload
     def __get__(
@@ -163,11 +173,5 @@ def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
     else:
         wrapper = sync_wrapper(fn, pipeline, layer)
     functools.update_wrapper(wrapper, fn)
-    wrapper.cache_clear = layer.clear if layer is not None else nothing_cached
-    wrapper.__opero_pipeline__ = pipeline
-    wrapper.__opero_cache__ = layer
+    attach(wrapper, pipeline, layer)
     return wrapper
-
-
-def nothing_cached() -> None:
-    """Nothing is cached (``cache=False``)."""

@@ -16,8 +16,10 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from opero.core.callables import is_async_callable
+from opero.core.stats import CacheInfo, Stats
 from opero.decorators.map_api import MapRunner, run_sync
-from opero.decorators.opero import check_function, nothing_cached
+from opero.decorators.observe import attach
+from opero.decorators.opero import check_function
 from opero.decorators.parts import build, name_of
 from opero.options import MODES, resolve, signature
 
@@ -46,6 +48,14 @@ class MapFunction(Protocol, Generic[R_co]):
 
     def cache_clear(self) -> None:
         """Remove every cached result of the function."""
+
+    def cache_info(self) -> CacheInfo:
+        """``(hits, misses, maxsize, currsize)``, as ``functools.lru_cache`` reports them."""
+        ...
+
+    def stats(self) -> Stats:
+        """What happened since decoration (each item is a call)."""
+        ...
 
 
 @overload
@@ -217,9 +227,7 @@ def _decorate_map(
     del wrapper.__wrapped__  # the map wrapper takes items, not the function's parameters
     wrapper.__signature__ = _map_signature(fn)
     wrapper.__opero_map_target__ = fn
-    wrapper.cache_clear = layer.clear if layer is not None else nothing_cached
-    wrapper.__opero_pipeline__ = pipeline
-    wrapper.__opero_cache__ = layer
+    attach(wrapper, pipeline, layer)
     wrapper.__opero_map__ = spec
     return wrapper
 

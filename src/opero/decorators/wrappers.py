@@ -17,6 +17,7 @@ __all__ = ["async_wrapper", "sync_wrapper"]
 
 
 def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer | None) -> Any:
+    c = pipeline.counters
     run = pipeline.run
     retry_on = pipeline.retry_on
     core: Callable[[tuple[Any, ...], dict[str, Any]], Any]
@@ -24,12 +25,14 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
     if pipeline.direct:
 
         def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            c.attempts += 1
             try:
                 result = fn(*args, **kwargs)
             except retry_on as exc:
                 return run(args, kwargs, exc)
             if type(result) is CoroutineType:
                 refuse_awaitable(name, result)
+            c.success(None)
             return result
 
     else:
@@ -39,14 +42,17 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
         if not pipeline.direct:
 
             def call(*args: Any, **kwargs: Any) -> Any:
+                c.entered += 1
                 return run(args, kwargs)
 
             return call
 
         def call_direct(*args: Any, **kwargs: Any) -> Any:
+            c.direct += 1
             try:
                 result = fn(*args, **kwargs)
             except retry_on as exc:
+                c.direct_failed += 1
                 return run(args, kwargs, exc)
             if type(result) is CoroutineType:
                 refuse_awaitable(name, result)
@@ -59,10 +65,13 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
     def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         key = key_of(args, kwargs)
         if key is None:
+            c.entered += 1
             return core(args, kwargs)
         value = get(key)
         if value is not MISS:
+            c.hits += 1
             return value
+        c.entered += 1
         return fill(key, core, args, kwargs)
 
     if not (layer.fast and layer.on_hit is None):
@@ -87,23 +96,29 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
                 touch(key)
             except KeyError:
                 pass
+            c.hits += 1
             return entry[1]
+        c.entered += 1
         return fill(key, core, args, kwargs)
 
     return call_memory
 
 
 def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer | None) -> Any:
+    c = pipeline.counters
     run = pipeline.run_async
     retry_on = pipeline.retry_on
     core: Callable[[tuple[Any, ...], dict[str, Any]], Coroutine[Any, Any, Any]]
     if pipeline.direct:
 
         async def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            c.attempts += 1
             try:
-                return await fn(*args, **kwargs)
+                result = await fn(*args, **kwargs)
             except retry_on as exc:
                 return await run(args, kwargs, exc)
+            c.success(None)
+            return result
 
     else:
         core = run
@@ -112,14 +127,17 @@ def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
         if not pipeline.direct:
 
             async def call(*args: Any, **kwargs: Any) -> Any:
+                c.entered += 1
                 return await run(args, kwargs)
 
             return call
 
         async def call_direct(*args: Any, **kwargs: Any) -> Any:
+            c.direct += 1
             try:
                 return await fn(*args, **kwargs)
             except retry_on as exc:
+                c.direct_failed += 1
                 return await run(args, kwargs, exc)
 
         return call_direct
@@ -131,10 +149,13 @@ def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
     async def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         key = key_of(args, kwargs)
         if key is None:
+            c.entered += 1
             return await core(args, kwargs)
         value = await aget(key) if native else get(key)
         if value is not MISS:
+            c.hits += 1
             return value
+        c.entered += 1
         return await fill(key, core, args, kwargs)
 
     if not (layer.fast and layer.on_hit is None):
@@ -159,7 +180,9 @@ def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
                 touch(key)
             except KeyError:
                 pass
+            c.hits += 1
             return entry[1]
+        c.entered += 1
         return await fill(key, core, args, kwargs)
 
     return call_memory

@@ -1,0 +1,133 @@
+"""What happened to one decorated function: ``stats()`` and ``cache_info()``.
+
+Counting must cost next to nothing on the hot paths, so each path bumps one plain integer
+and the snapshot derives the rest: a call on the direct path (no cache, nothing before the
+first attempt) is one ``direct`` count, which is also its first attempt and, unless it is
+counted in ``direct_failed``, its success. A path that hands a failed first attempt to the
+pipeline (``failure=``) has counted the attempt; the pipeline counts its failure. Integer
+``+=`` on a slot runs no Python code between its read and its write, so under the GIL no
+count is lost between threads; the per-value success table takes a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["CacheInfo", "Counters", "Stats", "success_key"]
+
+#: ``functools.lru_cache``'s ``cache_info()`` shape
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
+
+MAX_KEYS = 1000  #: distinct fallback values counted by name; the rest under "<other>"
+OTHER = "<other>"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of one decorated function's counts since decoration."""
+
+    calls: int = 0  #: calls (cache hits included; in a map, each item is a call)
+    cache_hits: int = 0
+    attempts: int = 0  #: attempts started
+    failures: int = 0  #: attempts that failed
+    retries: int = 0  #: rounds retried
+    #: successful attempts by the ``repr`` of their fallback value (``None``: no fallback)
+    successes: Mapping[str | None, int] = field(default_factory=dict)
+    pauses: int = 0  #: server-directed pauses set
+    cooldowns: int = 0  #: breakers opened
+    wait: float = 0.0  #: seconds waited before attempts (rate limits, concurrency, pauses)
+
+
+def success_key(value: Any, fallback: bool) -> str | None:
+    """The ``successes`` key of an attempt made with fallback ``value``."""
+    if not fallback:
+        return None
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"
+
+
+class Counters:
+    """The live counts behind :class:`Stats` (see the module docstring)."""
+
+    __slots__ = (
+        "_lock",
+        "_successes",
+        "attempts",
+        "cooldowns",
+        "direct",
+        "direct_failed",
+        "entered",
+        "failures",
+        "hits",
+        "hits_base",
+        "misses_base",
+        "pauses",
+        "retries",
+        "wait",
+    )
+
+    def __init__(self) -> None:
+        self.hits = 0  #: cache hits
+        self.entered = 0  #: calls past the cache lookup, not on the direct path
+        self.direct = 0  #: calls whose first attempt was made directly
+        self.direct_failed = 0  #: ... whose first attempt then failed
+        self.attempts = 0  #: attempts other than direct first attempts
+        self.failures = 0
+        self.retries = 0
+        self.pauses = 0
+        self.cooldowns = 0
+        self.wait = 0.0
+        self.hits_base = 0  #: cache_info() counts from the last cache_clear()
+        self.misses_base = 0
+        self._successes: dict[str | None, int] = {}
+        self._lock = threading.Lock()
+
+    def success(self, key: str | None) -> None:
+        with self._lock:
+            table = self._successes
+            if key not in table and len(table) >= MAX_KEYS:
+                key = OTHER
+            table[key] = table.get(key, 0) + 1
+
+    def successes_bulk(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self._successes[None] = self._successes.get(None, 0) + count
+
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            self.wait += seconds
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            successes = dict(self._successes)
+        direct_ok = self.direct - self.direct_failed
+        if direct_ok:
+            successes[None] = successes.get(None, 0) + direct_ok
+        return Stats(
+            calls=self.hits + self.entered + self.direct,
+            cache_hits=self.hits,
+            attempts=self.direct + self.attempts,
+            failures=self.failures,
+            retries=self.retries,
+            successes=MappingProxyType(successes),
+            pauses=self.pauses,
+            cooldowns=self.cooldowns,
+            wait=self.wait,
+        )
+
+    def cache_info(self, maxsize: int | None, currsize: int | None) -> CacheInfo:
+        misses = self.entered + self.direct - self.misses_base
+        return CacheInfo(self.hits - self.hits_base, misses, maxsize, currsize)
+
+    def cleared(self) -> None:
+        """``cache_clear()``: ``cache_info()`` counts start over (``stats()`` do not)."""
+        self.hits_base = self.hits
+        self.misses_base = self.entered + self.direct

@@ -1,0 +1,47 @@
+"""``cache_clear()``, ``cache_info()`` and ``stats()`` on every decorated function."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opero.cache.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
+    from opero.core.pipeline import Pipeline
+    from opero.core.stats import CacheInfo, Stats
+
+__all__ = ["attach"]
+
+
+def attach(wrapper: Any, pipeline: Pipeline, layer: CacheLayer | None) -> None:
+    """Give ``wrapper`` the observability methods of SPEC 5 (and its pipeline and cache)."""
+    counters = pipeline.counters
+
+    def cache_clear() -> None:
+        """Remove every cached result of this function; ``cache_info()`` starts over."""
+        if layer is not None:
+            layer.clear()
+        counters.cleared()
+
+    def cache_info() -> CacheInfo:
+        """``(hits, misses, maxsize, currsize)`` since the last ``cache_clear()``, as
+        ``functools.lru_cache`` reports them (``currsize``/``maxsize`` None for disk and
+        Redis; 0 without a cache)."""
+        if layer is None:
+            return counters.cache_info(0, 0)
+        store = layer.store
+        if isinstance(store, MemoryStore):
+            return counters.cache_info(store.maxsize, len(store.data))
+        return counters.cache_info(None, None)
+
+    def stats() -> Stats:
+        """What happened since decoration: calls, cache hits, attempts, failures, retries,
+        successes by fallback value, pauses, cooldowns and seconds waited."""
+        return counters.snapshot()
+
+    wrapper.cache_clear = cache_clear
+    wrapper.cache_info = cache_info
+    wrapper.stats = stats
+    wrapper.__opero_pipeline__ = pipeline
+    wrapper.__opero_cache__ = layer
