@@ -140,10 +140,16 @@ PROGRESS = textwrap.dedent(
     """
     from opero import operomap
 
-    @operomap(mode="thread", workers=2, cache=False)
+    failed = set()
+
+    @operomap(mode="thread", workers=2, retries=1, min_delay=0)
     def work(x):
+        if x % 100 == 7 and x not in failed:
+            failed.add(x)
+            raise ConnectionError(x)
         return x
 
+    work(range(250))
     print(len(work(range(500))))
     """
 )
@@ -183,3 +189,6 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert proc.stdout is not None and proc.stdout.read().strip() == "500"
     terminal = b"".join(chunks).decode(errors="replace")
     assert "500/500" in terminal or "it/s" in terminal
+    # the second map: 250 cache hits; 3 items (307, 407) failed once and were retried
+    last = terminal.replace("\r", "\n").strip().splitlines()[-1]
+    assert "hits=250" in last and "retries=2" in last and "failed=2" in last, last

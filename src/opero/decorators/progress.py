@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opero.core.stats import Counters, Stats
 
 __all__ = ["Progress"]
 
 
 class Progress:
-    """A tqdm bar on stderr when stderr is a terminal; nothing otherwise."""
+    """A tqdm bar on stderr when stderr is a terminal; nothing otherwise. Beside the count it
+    shows this map's cache hits, retried rounds and failed attempts (at most ten times a
+    second)."""
 
-    def __init__(self, enabled: bool, items: Iterable[Any], name: str) -> None:
+    def __init__(
+        self, enabled: bool, items: Iterable[Any], name: str, counters: Counters | None = None
+    ) -> None:
         self.bar: Any = None
+        self.counters = counters
+        self.base: Stats | None = None
+        self.shown = 0.0
         if not enabled:
             return
         try:
@@ -28,11 +39,29 @@ class Progress:
             return
         total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
         self.bar = tqdm(total=total, desc=name, file=sys.stderr, leave=True, dynamic_ncols=True)
+        if counters is not None:
+            self.base = counters.snapshot()
 
     def update(self, n: int) -> None:
         if self.bar is not None:
+            now = time.monotonic()
+            if now - self.shown >= 0.1:
+                self.shown = now
+                self._postfix()
             self.bar.update(n)
+
+    def _postfix(self) -> None:
+        if self.counters is None or self.base is None:
+            return
+        now, base = self.counters.snapshot(), self.base
+        self.bar.set_postfix(
+            hits=now.cache_hits - base.cache_hits,
+            retries=now.retries - base.retries,
+            failed=now.failures - base.failures,
+            refresh=False,
+        )
 
     def close(self) -> None:
         if self.bar is not None:
+            self._postfix()
             self.bar.close()
