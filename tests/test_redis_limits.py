@@ -1,0 +1,70 @@
+"""SPEC 2.5 on Redis: weighted limits and lists of limits, booked atomically for all the
+processes that share a real redis-server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+WEIGHTED = """
+    import sys, time
+    from opero import Limit, opero
+
+    # 60 units a second; each call costs 1, 2 or 3 units (its argument)
+    @opero(cache=False, rate_limit=["40/second", Limit(60, cost=lambda n: n)],
+           rate_limit_backend="redis", cache_url=sys.argv[1], cache_namespace=sys.argv[4])
+    def tick(n):
+        return time.time()
+
+    start, end = float(sys.argv[2]), float(sys.argv[3])
+    time.sleep(max(0.0, start - time.time()))
+    out = []
+    i = 0
+    while True:
+        n = 1 + i % 3
+        t = tick(n)
+        if t >= end:
+            break
+        out.append(f"{t!r}:{n}")
+        i += 1
+    print(" ".join(out))
+"""
+
+
+def test_weighted_limit_shared_by_two_processes(redis_url: str) -> None:
+    start = time.time() + 5.0  # both processes are up and waiting before the window opens
+    end = start + 3.0
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(WEIGHTED),
+                redis_url,
+                str(start),
+                str(end),
+                "weighted",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    starts = sorted(
+        (float(t), int(n)) for out, _ in outs for t, n in (s.split(":") for s in out.split())
+    )
+    assert all(len(out.split()) >= 10 for out, _ in outs)  # both got slots
+    units = sum(n for _, n in starts)
+    assert 150 <= units <= 190, units  # 60 units/s for 3 s in total, not per process
+    for i, (t0, _) in enumerate(starts):  # no second holds more than its budget + one call
+        window = sum(n for t, n in starts[i:] if t - t0 < 1.0)
+        assert window <= 60 + 3, (t0, window)
