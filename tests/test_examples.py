@@ -44,6 +44,15 @@ def test_llm_fallback_example() -> None:
     assert "all failed: 4 attempts" in text
 
 
+def test_llm_limits_map_example() -> None:
+    text = run_example("llm_limits_map.py")
+    assert "40 answers" in text
+    in_flight = int(text.split("at most ")[1].split()[0])
+    assert 1 <= in_flight <= 4  # concurrency=4
+    assert "calls=40" in text and "'small'" in text
+    assert "CacheInfo(hits=10, misses=40" in text
+
+
 def test_llm_fallback_async_example() -> None:
     assert "30 answers" in run_example("llm_fallback_async.py")
 
@@ -84,6 +93,7 @@ def test_every_example_is_tested() -> None:
     tested = {
         "metrics_hooks.py",
         "llm_fallback.py",
+        "llm_limits_map.py",
         "llm_fallback_async.py",
         "api_key_fallback.py",
         "disk_cache_restart.py",
