@@ -51,7 +51,7 @@ MODES = {
 
 Check = Callable[[str, Any], Any]  #: ``check(name, value)`` returns the value to keep, or raises
 Hook = Callable[[Any], object]
-RetryOn = type[BaseException] | tuple[type[BaseException], ...]
+RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
 class Opt:
@@ -135,12 +135,16 @@ def _path(name: str, value: object) -> Any:
     return value
 
 
-def _retry_on(name: str, value: object) -> tuple[type[BaseException], ...]:
+def _retry_on(name: str, value: object) -> RetryOn:
+    if callable(value) and not isinstance(value, type):
+        if inspect.iscoroutinefunction(value):
+            raise TypeError(f"{name} must be a plain predicate (exception) -> bool, got {value!r}")
+        return cast(Callable[[BaseException], bool], value)
     types = value if isinstance(value, tuple) else (value,)
     if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
         raise TypeError(
-            f"{name} must be an exception type or a non-empty tuple of exception types, "
-            f"got {value!r}"
+            f"{name} must be an exception type, a non-empty tuple of exception types, or a "
+            f"predicate (exception) -> bool, got {value!r}"
         )
     return types
 
@@ -332,8 +336,18 @@ def _check_map(checked: dict[str, Any]) -> None:
 
 
 def retry_types(options: OperoOptions) -> tuple[type[BaseException], ...]:
-    """``retry_on`` as the tuple of exception types that validation made of it."""
-    return cast(tuple[type[BaseException], ...], options["retry_on"])
+    """The exception types an attempt's failure is caught as: ``retry_on``'s types, or every
+    ``Exception`` when ``retry_on`` is a predicate (which then decides)."""
+    value = options["retry_on"]
+    if isinstance(value, tuple):
+        return value
+    return (Exception,)
+
+
+def retry_predicate(options: OperoOptions) -> Callable[[BaseException], bool] | None:
+    """``retry_on`` when it is a predicate, else None."""
+    value = options["retry_on"]
+    return None if isinstance(value, tuple) else cast(Callable[[BaseException], bool], value)
 
 
 def signature(*, map_options: bool = False) -> inspect.Signature:

@@ -21,11 +21,12 @@ from loguru import logger
 from opero.core.callables import refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
-from opero.core.retry import NEVER_RETRY, Attempts, Schedule
+from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
+from opero.core.signals import transient_status
 from opero.core.stats import Counters, success_key
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import UnpicklableError
-from opero.options import retry_types
+from opero.options import retry_predicate, retry_types
 from opero.rates import Limit, cost_of
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class Pipeline:
         self.func = func
         self.name = name
         self.retry_on = retry_types(options)
+        #: a predicate ``retry_on`` decides alone; with types, the HTTP status rule applies
+        self.predicate = retry_predicate(options)
         self.schedule = Schedule(
             retries=options["retries"],
             min_delay=options["min_delay"],
@@ -110,7 +113,13 @@ class Pipeline:
         if isinstance(exc, TypeError) and not self._fits(args, kwargs):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         round_ = attempts.round
-        delay = attempts.failed(exc, self.on_retry, self.on_fallback)
+        permanent = False
+        if self.predicate is not None:
+            if not self._predicate_says_retry(exc):
+                raise exc  # not for retrying: propagates at once, unchanged
+        else:
+            permanent = transient_status(exc) is False  # e.g. a 404: no more rounds for it
+        delay = attempts.failed(exc, self.on_retry, self.on_fallback, permanent=permanent)
         if attempts.round != round_:
             counters.retries += 1
         if delay is None:
@@ -119,6 +128,14 @@ class Pipeline:
                 raise exc
             raise error from None
         return delay
+
+    def _predicate_says_retry(self, exc: BaseException) -> bool:
+        assert self.predicate is not None
+        try:
+            return bool(self.predicate(exc))
+        except Exception as err:  # a broken predicate: the user's exception, noted
+            add_note_once(exc, f"opero: the retry_on predicate raised {err!r}; not retried")
+            return False
 
     def _fits(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Whether the arguments bind to the function's signature (asked only after an

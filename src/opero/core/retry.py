@@ -5,16 +5,13 @@ act on what these objects decide."""
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 
+from opero.core.signals import retry_after_of
 from opero.errors import AllFailedError, Attempt
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 __all__ = [
     "NEVER_RETRY",
@@ -52,60 +49,6 @@ def jittered(delay: float, max_delay: float, rand: Callable[[], float] | None = 
 
         rand = random.random
     return min(max_delay, delay * (1 - JITTER + 2 * JITTER * rand()))
-
-
-def retry_after_of(exc: BaseException, now: Callable[[], datetime] | None = None) -> float | None:
-    """Seconds the server asked to wait, from ``exc.retry_after`` or a ``Retry-After`` header.
-
-    Reads a numeric ``retry_after`` attribute, else ``exc.response.headers["Retry-After"]``
-    (seconds or an HTTP date, as httpx and requests expose it). ``None`` when absent or
-    unreadable: an attribute or property that raises, bytes that do not decode, a negative or
-    non-numeric value are ignored, and the user's exception is never replaced.
-    """
-    try:
-        return _retry_after(exc, now)
-    except Exception:
-        return None
-
-
-def _retry_after(exc: BaseException, now: Callable[[], datetime] | None) -> float | None:
-    value: Any = getattr(exc, "retry_after", None)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _finite_non_negative(float(value))
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    header = headers.get("Retry-After")
-    if header is None and isinstance(headers, dict):
-        lowered = {str(k).lower(): v for k, v in headers.items()}
-        header = lowered.get("retry-after")
-    if header is None:
-        return None
-    text = header.decode() if isinstance(header, bytes) else str(header)
-    text = text.strip()
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return _finite_non_negative(float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now() if now is not None else datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
-
-
-def _finite_non_negative(value: float) -> float | None:
-    """``value`` if it is a usable delay; None (ignored) if negative, NaN or infinite."""
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        return None
-    return value
 
 
 class Schedule:
@@ -154,6 +97,7 @@ class Attempts:
 
     __slots__ = (
         "_hint",
+        "dead",
         "errors",
         "index",
         "name",
@@ -180,6 +124,8 @@ class Attempts:
         self.errors: list[BaseException] = []
         self.records: list[Attempt] = []
         self._hint: float | None = None
+        #: fallback positions that failed permanently (no more rounds for them)
+        self.dead: set[int] = set()
 
     @property
     def rounds(self) -> int:
@@ -190,8 +136,11 @@ class Attempts:
         exc: BaseException,
         on_retry: Callable[[Any], object] | None = None,
         on_fallback: Callable[[Any], object] | None = None,
+        *,
+        permanent: bool = False,
     ) -> float | None:
-        """Record ``exc`` as the outcome of the current attempt; return the next wait or None."""
+        """Record ``exc`` as the outcome of the current attempt; return the next wait or None.
+        ``permanent``: this value gets no more rounds (the other values are still tried)."""
         values = self.values
         if values is None:
             where = f"attempt {self.round}/{self.rounds}"
@@ -204,10 +153,15 @@ class Attempts:
         hint = retry_after_of(exc)
         if hint is not None and (self._hint is None or hint > self._hint):
             self._hint = hint
+        if permanent:
+            self.dead.add(self.index)
+            if values is None:
+                return None  # one value, and it will not do: raise now
         if values is not None:
             add_note_once(exc, where)
-            if self.index + 1 < len(values):
-                self.index += 1
+            following = self._next_alive(self.index + 1)
+            if following is not None:
+                previous, self.index = self.index, following
                 logger.debug(
                     "{}: falling back to {}={!r}", self.name, self.param, values[self.index]
                 )
@@ -219,7 +173,7 @@ class Attempts:
                         FallbackDetails(
                             self.name,
                             self.param or "",
-                            values[self.index - 1],
+                            values[previous],
                             values[self.index],
                             self.round,
                             exc,
@@ -228,6 +182,8 @@ class Attempts:
                 return 0.0
         if self.round > self.schedule.retries:
             return None
+        if values is not None and len(self.dead) >= len(values):
+            return None  # every value failed for good
         delay = self.schedule.delay(self.round, self._hint)
         logger.debug("{}: round {} failed, sleeping {:.3f}s", self.name, self.round, delay)
         if on_retry is not None:
@@ -235,9 +191,17 @@ class Attempts:
 
             fire(on_retry, RetryDetails(self.name, self.round, self.rounds, delay, exc))
         self.round += 1
-        self.index = 0
+        self.index = (self._next_alive(0) or 0) if values is not None else 0
         self._hint = None
         return delay
+
+    def _next_alive(self, start: int) -> int | None:
+        """The first fallback position from ``start`` on that may still be tried."""
+        assert self.values is not None
+        for n in range(start, len(self.values)):
+            if n not in self.dead:
+                return n
+        return None
 
     def error(self) -> BaseException:
         """The exception to raise once :meth:`failed` returned None."""
