@@ -56,11 +56,12 @@ class CoroutineWorkers:
         func, retry_on, kwargs = pipeline.func, pipeline.retry_on, paths.kwargs
         completion = paths.completion
         counters = pipeline.counters
+        pauses = pipeline.pauses
         finish, done = completion.finish, completion.done
         try:
             while queue:
                 index, key, call_args = queue.popleft()
-                if key is not None or not direct:
+                if key is not None or not direct or pauses.active:
                     counters.entered += 1
                     await paths.whole(index, key, call_args)
                     continue

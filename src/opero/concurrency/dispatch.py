@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -36,6 +37,8 @@ from opero.concurrency.executors import ExecutorHandle, transport
 from opero.concurrency.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, Requeue, Single
 from opero.concurrency.process import ProcessWorker, WorkerDied
 from opero.concurrency.threads import ThreadWorkers
+from opero.core.clock import CLOCK
+from opero.core.pauses import Pauses
 from opero.core.timeout import timeout_error
 from opero.errors import OperoError
 
@@ -59,6 +62,7 @@ class Dispatcher:
         handle: ExecutorHandle | None = None,
         target: FunctionRef | ByValue | None = None,
         paced: bool = False,
+        pauses: Pauses | None = None,
     ) -> None:
         if kind not in ("thread", "process", "executor"):
             raise ValueError(f"unknown worker kind {kind!r}")
@@ -82,6 +86,9 @@ class Dispatcher:
         self._ref: FunctionRef | ByValue | None = target
         self._closed = False
         self.started = False
+        #: the function's shared pauses: no attempt is sent while one runs
+        self.pauses = pauses
+        self._paused_until = 0.0  # time.time() before which process workers hold back
         #: attempts the map has in flight (set by the map): how many workers may start
         self.in_flight = 0
 
@@ -139,7 +146,12 @@ class Dispatcher:
         self.started = True
         if self.kind == "thread":
             self._pool = ThreadWorkers(
-                self.fn, self.workers, _deliver, timeout=self.timeout, name=self.name
+                self.fn,
+                self.workers,
+                _deliver,
+                timeout=self.timeout,
+                name=self.name,
+                pauses=self.pauses,
             )
             return
         self.jobs.ready = asyncio.Event()
@@ -150,6 +162,8 @@ class Dispatcher:
             self._ref = process_target(self.fn)
         # workers start lazily, when their slot first has a job (see _spawn)
         self._procs = [None] * self.workers
+        if self.pauses is not None:
+            self.pauses.listeners.append(self._pause_workers)
         loop = asyncio.get_running_loop()
         # two batches outstanding per worker keep its pipe full (one, under a timeout, so the
         # clock of an attempt starts when its worker is free)
@@ -183,6 +197,12 @@ class Dispatcher:
                 ready.clear()
                 await ready.wait()
                 continue
+            pauses = self.pauses
+            if pauses is not None and pauses.active and not CLOCK.zero_waits:
+                wait = pauses.remaining(None)
+                if wait > 0:  # a server asked every caller to wait
+                    await CLOCK.async_sleep(wait)
+                    continue
             jobs = queue.take()
             payload: list[Segment] = [(job.rows, job.kwargs, job.single) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
@@ -287,6 +307,8 @@ class Dispatcher:
         try:
             for n in wanted:
                 worker = ProcessWorker(ctx, self._ref, start_io=False)
+                if self._paused_until > time.time():
+                    worker.pause_until(self._paused_until)
                 procs[n] = worker
                 fresh.append(worker)
         finally:
@@ -302,6 +324,16 @@ class Dispatcher:
         if self._procs and self._procs[i] is dead:
             self._procs[i] = None
 
+    def _pause_workers(self, key: object, seconds: float) -> None:
+        """A pause of the function (not of one fallback value): every worker holds back."""
+        if key is not None or CLOCK.zero_waits:
+            return
+        until = time.time() + seconds
+        self._paused_until = max(self._paused_until, until)
+        for worker in list(self._procs):
+            if worker is not None:
+                worker.pause_until(until)
+
     # ----- shutting down -------------------------------------------------------------------
     async def close(self, *, abort: bool = False) -> None:
         """Stop the slots and the workers; ``abort`` kills processes at once."""
@@ -315,6 +347,8 @@ class Dispatcher:
     def shutdown(self, *, abort: bool = False) -> None:
         """Synchronous part of :meth:`close`; safe to call twice."""
         self._closed = True
+        if self.pauses is not None and self._pause_workers in self.pauses.listeners:
+            self.pauses.listeners.remove(self._pause_workers)
         if self._pool is not None:
             self._pool.stop(abort=abort)
             self._pool = None

@@ -80,7 +80,7 @@ class ItemPaths:
         if self.queue_miss is not None:
             self.queue_miss(index, key, call_args)  # flights joined per round
             return
-        if self.first_fast:
+        if self.first_fast and not self.pipeline.pauses.active:
             flight: Flight | None = None
             if key is not None:
                 assert layer is not None

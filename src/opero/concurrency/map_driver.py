@@ -88,6 +88,7 @@ class MapDriver:
                 name=spec.name,
                 handle=spec.handle_factory() if spec.handle_factory is not None else None,
                 target=spec.target,
+                pauses=spec.pipeline.pauses,
             )
         # first attempts may skip the per-item task ...
         first_fast = self.dispatcher is not None and spec.pipeline.direct_first

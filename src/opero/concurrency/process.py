@@ -39,6 +39,7 @@ from opero.concurrency.spill import (
     joined,
     read_spill,
     run_spilled,
+    set_pause,
 )
 from opero.core.callables import is_async_callable
 from opero.errors import OperoError, UnpicklableError, WorkerCrashedError
@@ -112,6 +113,8 @@ def _worker_main(
         if batch is None:
             return
         spill.begin(all_started=concurrent)
+        if spill.pause[0] > 0.0:
+            spill.wait_pause()
         n = sum(len(segment[0]) for segment in batch)
         if setup_error is not None:
             results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
@@ -307,6 +310,10 @@ class ProcessWorker:
             if job is not None:
                 _settle(job[1], error=queued)
         self._outbox.put(None)  # the writer ends (a sentinel drained above is put back)
+
+    def pause_until(self, until: float) -> None:
+        """Hold back this worker's next attempts until ``until`` (time.time())."""
+        set_pause(self.spill, until)
 
     def stop(self) -> None:
         """Ask the worker to exit when it is done; kill it if it does not."""

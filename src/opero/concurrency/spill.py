@@ -21,6 +21,7 @@ from __future__ import annotations
 import marshal
 import pickle
 import struct
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "joined",
     "read_spill",
     "run_spilled",
+    "set_pause",
 ]
 
 SIZE = 1 << 20  #: bytes of buffer per worker
@@ -48,6 +50,8 @@ _FLOAT_RECORD = struct.Struct("<IIBd")  # a record holding a float (kind 5)
 _I64 = 1 << 63
 _COUNT_AT = 8
 _STARTED_AT = 16
+_PAUSE_AT = 24  #: a float64 the caller writes: no attempt starts before this time.time()
+_RECORDS_AT = 32
 
 Outcome = tuple[bool, Any, str | None]
 
@@ -74,21 +78,31 @@ class SpillWriter:
 
     def __init__(self, raw: Any) -> None:
         self.view = memoryview(raw).cast("B")
+        #: the shared pause (SPEC 2.7) as the caller last wrote it (0.0: none)
+        self.pause = self.view[_PAUSE_AT:_RECORDS_AT].cast("d")
         self.batch = 0
         self.count = 0
-        self.used = _HEADER.size
+        self.used = _RECORDS_AT
 
     def begin(self, *, all_started: bool = False) -> None:
         """A new batch (``all_started``: its attempts run concurrently, all at once)."""
         self.batch += 1
         self.count = 0
-        self.used = _HEADER.size
+        self.used = _RECORDS_AT
         _HEADER.pack_into(self.view, 0, self.batch, 0, 1 if all_started else 0)
+
+    def wait_pause(self) -> None:
+        """Sleep while the caller's shared pause runs (a server asked every caller to wait)."""
+        while True:
+            wait = self.pause[0] - time.time()
+            if wait <= 0:
+                return
+            time.sleep(wait)
 
     def restart(self) -> None:
         """The outcomes so far went over the pipe: the buffer starts over."""
         self.count = 0
-        self.used = _HEADER.size
+        self.used = _RECORDS_AT
         _COUNT.pack_into(self.view, _COUNT_AT, 0)
 
     def add(self, position: int, ok: bool, value: Any, tb: str | None = None) -> bool:
@@ -120,6 +134,15 @@ class SpillWriter:
         return True
 
 
+def set_pause(raw: Any, until: float) -> None:
+    """The caller's side: no attempt of this worker starts before ``until`` (time.time())."""
+    try:
+        with memoryview(raw) as whole, whole.cast("B") as view:
+            struct.pack_into("<d", view, _PAUSE_AT, until)
+    except ValueError:  # the buffer is closed: the worker is gone
+        pass
+
+
 def read_spill(raw: Any, batch: int) -> tuple[dict[int, Outcome], bool] | None:
     """The outcomes recorded for ``batch`` (by position) and whether all its attempts had
     started; None if the worker never began that batch."""
@@ -135,7 +158,7 @@ def _read(view: memoryview, batch: int) -> tuple[dict[int, Outcome], bool] | Non
     if number != batch:
         return None
     out: dict[int, Outcome] = {}
-    at = _HEADER.size
+    at = _RECORDS_AT
     for _ in range(count):
         length, position, kind = _RECORD.unpack_from(view, at)
         payload = bytes(view[at + _RECORD.size : at + _RECORD.size + length])
@@ -180,9 +203,12 @@ def run_spilled(
     head = _RECORD.size
     pack_int, pack_float = _INT_RECORD.pack_into, _FLOAT_RECORD.pack_into
     used, count = spill.used, spill.count
+    pause = spill.pause
     for rows, kwargs, single in segments:
         plain = single and timeout is None
         for row in rows:
+            if pause[0] > 0.0:
+                spill.wait_pause()
             try:
                 if plain:
                     value = fn(row, **kwargs)

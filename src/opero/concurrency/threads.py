@@ -19,6 +19,8 @@ from typing import Any
 
 from opero.concurrency.attempts import Outcome, run_one
 from opero.core.callables import is_async_callable
+from opero.core.clock import CLOCK
+from opero.core.pauses import Pauses
 
 __all__ = ["ThreadWorkers"]
 
@@ -33,7 +35,9 @@ class ThreadWorkers:
         deliver: Callable[[list[tuple[Any, Outcome]]], None],
         timeout: float | None = None,
         name: str = "",
+        pauses: Pauses | None = None,
     ) -> None:
+        self.pauses = pauses
         self.fn = fn
         self.timeout = timeout
         self.deliver = deliver
@@ -79,6 +83,11 @@ class ThreadWorkers:
                 if job is None or self._stopped:
                     return
                 token, args, kwargs = job
+                pauses = self.pauses
+                if pauses is not None and pauses.active and not CLOCK.zero_waits:
+                    wait = pauses.remaining(None)  # a server asked every caller to wait
+                    if wait > 0:
+                        CLOCK.sleep(wait)
                 outcome = run_one(self.fn, args, kwargs, self.timeout, own_loop)
                 if self._stopped:
                     return  # abandoned: the result is dropped

@@ -21,8 +21,9 @@ from loguru import logger
 from opero.core.callables import refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
+from opero.core.pauses import Pauses
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
-from opero.core.signals import transient_status
+from opero.core.signals import retry_after_of, transient_status
 from opero.core.stats import Counters, success_key
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import UnpicklableError
@@ -76,6 +77,9 @@ class Pipeline:
         self.slots = slots
         #: what happened (``stats()``, ``cache_info()``)
         self.counters = Counters()
+        #: server-directed pauses shared by every caller (SPEC 2.7)
+        self.pauses = Pauses(self.counters)
+        self.max_delay = options["max_delay"]
         #: the limiter has a native async reservation (Redis)
         self.async_limiter = hasattr(self.limiter, "reserve_async")
         self.timeout = options["timeout"]
@@ -110,6 +114,9 @@ class Pipeline:
         counters.failures += 1
         if isinstance(exc, _FINAL):
             raise exc  # never retried (another attempt would fail the same way)
+        hint = retry_after_of(exc)
+        if hint is not None:  # every caller holds back this value, retried or not
+            self.pauses.pause(self._value_key(attempts, attempts.index), min(hint, self.max_delay))
         if isinstance(exc, TypeError) and not self._fits(args, kwargs):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         round_ = attempts.round
@@ -128,6 +135,26 @@ class Pipeline:
                 raise exc
             raise error from None
         return delay
+
+    def _value_key(self, attempts: Attempts | None, index: int) -> str | None:
+        """The pause key of fallback position ``index`` (None without fallback)."""
+        if attempts is None or attempts.values is None:
+            return None
+        return success_key(attempts.values[index], True)
+
+    def _unpaused(
+        self, attempts: Attempts | None, values: list[object] | None
+    ) -> tuple[Attempts | None, float]:
+        """Where the next attempt goes, skipping paused values, and how long it must wait."""
+        if values is None:
+            return attempts, self.pauses.remaining(None)
+        if attempts is None:
+            attempts = self._attempts(values)
+        keys = [success_key(value, True) for value in values]
+        dead = attempts.dead
+        index, wait = self.pauses.choose(keys, attempts.index, lambda n: n not in dead)
+        attempts.index = index
+        return attempts, wait
 
     def _predicate_says_retry(self, exc: BaseException) -> bool:
         assert self.predicate is not None
@@ -229,6 +256,11 @@ class Pipeline:
         a, k = args, kwargs
         while True:
             if exc is None:
+                if self.pauses.active:
+                    attempts, wait = self._unpaused(attempts, values)
+                    if wait > 0 and not CLOCK.zero_waits:
+                        self.counters.waited(wait)
+                        CLOCK.sleep(wait)
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
                 slots = self.slots
                 if slots is not None:
@@ -297,6 +329,11 @@ class Pipeline:
         a, k = args, kwargs
         while True:
             if exc is None:
+                if self.pauses.active:
+                    attempts, wait = self._unpaused(attempts, values)
+                    if wait > 0 and not CLOCK.zero_waits:
+                        self.counters.waited(wait)
+                        await CLOCK.async_sleep(wait)
                 a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
                 slots = self.slots
                 if slots is not None:

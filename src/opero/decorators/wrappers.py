@@ -18,6 +18,7 @@ __all__ = ["async_wrapper", "sync_wrapper"]
 
 def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer | None) -> Any:
     c = pipeline.counters
+    pauses = pipeline.pauses
     run = pipeline.run
     retry_on = pipeline.retry_on
     core: Callable[[tuple[Any, ...], dict[str, Any]], Any]
@@ -25,6 +26,8 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
     if pipeline.direct:
 
         def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if pauses.active:
+                return run(args, kwargs)
             c.attempts += 1
             try:
                 result = fn(*args, **kwargs)
@@ -48,6 +51,9 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
             return call
 
         def call_direct(*args: Any, **kwargs: Any) -> Any:
+            if pauses.active:  # a server asked every caller to wait
+                c.entered += 1
+                return run(args, kwargs)
             c.direct += 1
             try:
                 result = fn(*args, **kwargs)
@@ -106,12 +112,15 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
 
 def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer | None) -> Any:
     c = pipeline.counters
+    pauses = pipeline.pauses
     run = pipeline.run_async
     retry_on = pipeline.retry_on
     core: Callable[[tuple[Any, ...], dict[str, Any]], Coroutine[Any, Any, Any]]
     if pipeline.direct:
 
         async def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if pauses.active:
+                return await run(args, kwargs)
             c.attempts += 1
             try:
                 result = await fn(*args, **kwargs)
@@ -133,6 +142,9 @@ def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer 
             return call
 
         async def call_direct(*args: Any, **kwargs: Any) -> Any:
+            if pauses.active:  # a server asked every caller to wait
+                c.entered += 1
+                return await run(args, kwargs)
             c.direct += 1
             try:
                 return await fn(*args, **kwargs)
