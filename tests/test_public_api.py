@@ -9,6 +9,7 @@ import opero
 
 PUBLIC = {
     "AllFailedError",
+    "CircuitOpenError",
     "Limit",
     "OperoBackendWarning",
     "OperoError",

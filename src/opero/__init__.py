@@ -12,6 +12,7 @@ from loguru import logger
 from opero.decorators.opero import OperoFunction, opero
 from opero.errors import (
     AllFailedError,
+    CircuitOpenError,
     OperoBackendWarning,
     OperoError,
     OperomapError,
@@ -22,6 +23,7 @@ from opero.rates import Limit
 
 __all__ = [
     "AllFailedError",
+    "CircuitOpenError",
     "Limit",
     "OperoBackendWarning",
     "OperoError",

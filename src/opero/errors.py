@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "AllFailedError",
     "Attempt",
+    "CircuitOpenError",
     "OperoBackendWarning",
     "OperoError",
     "OperomapError",
@@ -85,6 +86,19 @@ class OperomapError(OperoError, ExceptionGroup):
 
     def derive(self, excs: Sequence[Exception]) -> OperomapError:  # type: ignore[override]
         return OperomapError(self.message, excs, self.results)
+
+
+class CircuitOpenError(OperoError):
+    """Every fallback value of the call (or the function) is cooling down after repeated
+    failures (``cooldown``): the function was not called. ``back_in`` maps each value's
+    ``repr`` (``None`` without fallback) to the seconds until it may be tried again."""
+
+    def __init__(self, message: str, back_in: dict[str | None, float]) -> None:
+        super().__init__(message)
+        self.back_in = back_in
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.back_in))
 
 
 class WorkerCrashedError(OperoError):

@@ -224,6 +224,8 @@ class OperoOptions(TypedDict, total=False):
         str, Opt("memory", partial(_choice, accepted=RATE_LIMIT_BACKENDS))
     ]
     concurrency: Annotated[int | None, Opt(None, _concurrency)]
+    cooldown: Annotated[float | None, Opt(None, _positive_or_none)]
+    cooldown_after: Annotated[int, Opt(3, partial(_int, minimum=1))]
     on_retry: Annotated[Hook | None, Opt(None, _hook)]
     on_fallback: Annotated[Hook | None, Opt(None, _hook)]
     on_cache_hit: Annotated[Hook | None, Opt(None, _hook)]
@@ -318,6 +320,11 @@ def _check_effect(given: Mapping[str, Any], checked: dict[str, Any]) -> None:
             f"cache_serializer={given['cache_serializer']!r} has no effect with "
             "cache_backend='memory' (memory keeps the objects themselves); it applies to "
             "'disk' and 'redis'"
+        )
+    if "cooldown_after" in given and checked["cooldown"] is None:
+        raise ValueError(
+            f"cooldown_after={given['cooldown_after']!r} has no effect without cooldown= "
+            "(the seconds a failing value is skipped)"
         )
     if given.get("on_cache_hit") is not None and not checked["cache"]:
         raise ValueError("on_cache_hit has no effect with cache=False: nothing is cached")

@@ -76,7 +76,12 @@ class MapDriver:
         self.completion = Completion(spec.ordered)
         self.dispatcher: Dispatcher | None = None
         #: rate-limited: an attempt is sent only to a free worker, one at a time
-        paced = spec.pipeline.limiter is not None or spec.pipeline.slots is not None
+        pipeline = spec.pipeline
+        paced = (
+            pipeline.limiter is not None
+            or pipeline.slots is not None
+            or pipeline.gates.breakers is not None
+        )
         if spec.kind != "tasks":
             self.dispatcher = Dispatcher(
                 spec.fn,

@@ -21,7 +21,7 @@ from loguru import logger
 from opero.core.callables import refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
-from opero.core.pauses import Pauses
+from opero.core.gates import Gates
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
 from opero.core.signals import retry_after_of, transient_status
 from opero.core.stats import Counters, success_key
@@ -77,16 +77,27 @@ class Pipeline:
         self.slots = slots
         #: what happened (``stats()``, ``cache_info()``)
         self.counters = Counters()
-        #: server-directed pauses shared by every caller (SPEC 2.7)
-        self.pauses = Pauses(self.counters)
-        self.max_delay = options["max_delay"]
+        #: server-directed pauses and cooldowns shared by every caller (SPEC 2.7)
+        self.gates = Gates(
+            name,
+            self.counters,
+            options["max_delay"],
+            options["cooldown"],
+            options["cooldown_after"],
+        )
+        self.pauses = self.gates.pauses
         #: the limiter has a native async reservation (Redis)
         self.async_limiter = hasattr(self.limiter, "reserve_async")
         self.timeout = options["timeout"]
         self.on_retry = options["on_retry"]
         self.on_fallback = options["on_fallback"]
         #: nothing to do before the first attempt: the decorator may call the function directly
-        free = self.fallback is None and self.limiter is None and slots is None
+        free = (
+            self.fallback is None
+            and self.limiter is None
+            and slots is None
+            and self.gates.breakers is None
+        )
         self.direct = free and self.timeout is None
         #: the first attempt needs no fallback expansion, no rate-limit and no concurrency slot
         self.direct_first = free
@@ -114,9 +125,8 @@ class Pipeline:
         counters.failures += 1
         if isinstance(exc, _FINAL):
             raise exc  # never retried (another attempt would fail the same way)
-        hint = retry_after_of(exc)
-        if hint is not None:  # every caller holds back this value, retried or not
-            self.pauses.pause(self._value_key(attempts, attempts.index), min(hint, self.max_delay))
+        # every caller holds back this value (server delay, cooldown), retried or not
+        self.gates.failed(Gates.key(attempts.values, attempts.index), retry_after_of(exc))
         if isinstance(exc, TypeError) and not self._fits(args, kwargs):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         round_ = attempts.round
@@ -136,25 +146,13 @@ class Pipeline:
             raise error from None
         return delay
 
-    def _value_key(self, attempts: Attempts | None, index: int) -> str | None:
-        """The pause key of fallback position ``index`` (None without fallback)."""
-        if attempts is None or attempts.values is None:
-            return None
-        return success_key(attempts.values[index], True)
-
-    def _unpaused(
+    def _gate(
         self, attempts: Attempts | None, values: list[object] | None
-    ) -> tuple[Attempts | None, float]:
-        """Where the next attempt goes, skipping paused values, and how long it must wait."""
-        if values is None:
-            return attempts, self.pauses.remaining(None)
+    ) -> tuple[Attempts, float]:
+        """Pauses and cooldowns: the value the next attempt uses, and the wait before it."""
         if attempts is None:
             attempts = self._attempts(values)
-        keys = [success_key(value, True) for value in values]
-        dead = attempts.dead
-        index, wait = self.pauses.choose(keys, attempts.index, lambda n: n not in dead)
-        attempts.index = index
-        return attempts, wait
+        return attempts, self.gates.choose(attempts)
 
     def _predicate_says_retry(self, exc: BaseException) -> bool:
         assert self.predicate is not None
@@ -183,7 +181,20 @@ class Pipeline:
             return None
         return [cost_of(limit, args, kwargs) for limit in self.limits]
 
+    def _ended(
+        self, exc: BaseException, values: list[object] | None, attempts: Attempts | None
+    ) -> None:
+        """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an
+        ``Exception``), or no outcome at all (cancelled, interrupted)."""
+        key = Gates.key(values, attempts.index if attempts is not None else 0)
+        if isinstance(exc, Exception):
+            self.counters.failures += 1
+            self.gates.failed(key, retry_after_of(exc))
+        else:
+            self.gates.abandoned(key)
+
     def _succeeded(self, values: list[object] | None, attempts: Attempts | None) -> None:
+        self.gates.succeeded(Gates.key(values, attempts.index if attempts is not None else 0))
         if values is None:
             self.counters.success(None)
         else:
@@ -256,16 +267,17 @@ class Pipeline:
         a, k = args, kwargs
         while True:
             if exc is None:
-                if self.pauses.active:
-                    attempts, wait = self._unpaused(attempts, values)
-                    if wait > 0 and not CLOCK.zero_waits:
-                        self.counters.waited(wait)
-                        CLOCK.sleep(wait)
-                a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
                 slots = self.slots
                 if slots is not None:
                     self._acquire(slots)
                 try:
+                    if self.gates.active:  # decided when the attempt can start
+                        attempts, wait = self._gate(attempts, values)
+                        if wait > 0 and not CLOCK.zero_waits:
+                            self.counters.waited(wait)
+                            CLOCK.sleep(wait)
+                    i = attempts.index if attempts else 0
+                    a, k = (args, kwargs) if calls is None else calls[i]
                     slot = self._reserve(a, k)
                     if slot is not None:
                         try:
@@ -278,6 +290,9 @@ class Pipeline:
                         value = self.invoke(a, k)
                     except self.retry_on as e:
                         exc = e
+                    except BaseException as e:
+                        self._ended(e, values, attempts)
+                        raise
                     else:
                         if inspect.isawaitable(value):
                             refuse_awaitable(self.name, value)
@@ -329,12 +344,6 @@ class Pipeline:
         a, k = args, kwargs
         while True:
             if exc is None:
-                if self.pauses.active:
-                    attempts, wait = self._unpaused(attempts, values)
-                    if wait > 0 and not CLOCK.zero_waits:
-                        self.counters.waited(wait)
-                        await CLOCK.async_sleep(wait)
-                a, k = (args, kwargs) if calls is None else calls[attempts.index if attempts else 0]
                 slots = self.slots
                 if slots is not None:
                     await self._acquire_async(slots)
@@ -346,6 +355,13 @@ class Pipeline:
                             slots.release()
                         raise
                 try:
+                    if self.gates.active:  # decided when the attempt can start
+                        attempts, wait = self._gate(attempts, values)
+                        if wait > 0 and not CLOCK.zero_waits:
+                            self.counters.waited(wait)
+                            await CLOCK.async_sleep(wait)
+                    i = attempts.index if attempts else 0
+                    a, k = (args, kwargs) if calls is None else calls[i]
                     slot = await self._reserve_async(a, k)
                     if slot is not None:
                         try:
@@ -358,6 +374,9 @@ class Pipeline:
                         value = await invoke(a, k)
                     except self.retry_on as e:
                         exc = e
+                    except BaseException as e:
+                        self._ended(e, values, attempts)
+                        raise
                     else:
                         self._succeeded(values, attempts)
                         return value

@@ -1,0 +1,121 @@
+"""Which fallback value the next attempt uses, given shared pauses and cooldowns (SPEC 2.7).
+
+Both drivers ask :meth:`Gates.choose` before an attempt when something may hold a value
+back (a pause runs, or ``cooldown`` is on): paused or open values are skipped within a
+round while another value can start now; a call whose remaining values are all paused
+waits for the earliest; a call left with no value to try ends (the error of its attempts,
+or :class:`~opero.errors.CircuitOpenError` when it made none). Failures and successes are
+reported back, so pauses and breakers learn from every caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+
+from opero.core.breaker import Breakers
+from opero.core.pauses import Pauses
+from opero.core.retry import Attempts
+from opero.core.stats import Counters, success_key
+from opero.errors import CircuitOpenError
+
+__all__ = ["Gates"]
+
+
+class Gates:
+    """The pauses and breakers of one decorated function."""
+
+    __slots__ = ("breakers", "max_delay", "name", "pauses")
+
+    def __init__(
+        self,
+        name: str,
+        counters: Counters,
+        max_delay: float,
+        cooldown: float | None,
+        cooldown_after: int,
+    ) -> None:
+        self.name = name
+        self.max_delay = max_delay
+        self.pauses = Pauses(counters)
+        self.breakers = Breakers(cooldown, cooldown_after, counters) if cooldown else None
+
+    @property
+    def active(self) -> bool:
+        """Whether the next attempt must ask :meth:`choose`."""
+        return self.breakers is not None or self.pauses.active
+
+    @staticmethod
+    def key(values: Sequence[object] | None, index: int) -> str | None:
+        """The pause/breaker key of fallback position ``index`` (None without fallback)."""
+        if values is None:
+            return None
+        return success_key(values[index], True)
+
+    def choose(self, attempts: Attempts) -> float:
+        """Set ``attempts.index`` to the value the next attempt uses and return how long to
+        wait first; raise when no value is left to try."""
+        breakers = self.breakers
+        values = attempts.values
+        keys: list[Hashable] = [None] if values is None else [success_key(v, True) for v in values]
+        while True:
+            index, wait = self._pick(attempts, keys, attempts.index)
+            if index is None and values is not None and attempts.round <= attempts.rounds - 1:
+                # nothing left in this round: the next round (a skip, not a failure)
+                index, wait = self._pick(attempts, keys, 0)
+                if index is not None:
+                    attempts.round += 1
+            if index is None:
+                raise self._nothing_left(attempts, keys)
+            if breakers is None or breakers.allows(keys[index]):
+                attempts.index = index
+                return wait
+            # another caller took the half-open probe meanwhile: choose again
+
+    def _pick(
+        self, attempts: Attempts, keys: list[Hashable], start: int
+    ) -> tuple[int | None, float]:
+        breakers = self.breakers
+        best: int | None = None
+        best_wait = math.inf
+        for n in range(start, len(keys)):
+            if n in attempts.dead:
+                continue
+            if breakers is not None and breakers.back_in(keys[n]) > 0:
+                continue
+            wait = self.pauses.remaining(keys[n])
+            if wait <= 0:
+                return n, 0.0
+            if wait < best_wait:
+                best, best_wait = n, wait
+        return best, (0.0 if best is None else best_wait)
+
+    def _nothing_left(self, attempts: Attempts, keys: list[Hashable]) -> BaseException:
+        if attempts.errors:
+            return attempts.error()
+        assert self.breakers is not None
+        back = {k if k is None else str(k): self.breakers.back_in(k) for k in keys}
+        if attempts.values is None:
+            detail = f"back in {back[None]:.1f}s"
+        else:
+            detail = ", ".join(f"{k} back in {s:.1f}s" for k, s in back.items())
+        return CircuitOpenError(
+            f"{self.name}: cooling down after repeated failures, not called ({detail})",
+            back,
+        )
+
+    def failed(self, key: str | None, hint: float | None) -> None:
+        """A failed attempt of value ``key``: pause it (server delay) and count it."""
+        if hint is not None:
+            self.pauses.pause(key, min(hint, self.max_delay))
+        if self.breakers is not None:
+            self.breakers.failed(key)
+
+    def succeeded(self, key: str | None) -> None:
+        if self.breakers is not None:
+            self.breakers.succeeded(key)
+
+    def abandoned(self, key: str | None) -> None:
+        """An attempt ended without an outcome (cancelled): free a half-open probe."""
+        if self.breakers is not None:
+            self.breakers.release(key)

@@ -1,0 +1,158 @@
+"""SPEC 2.7 ``cooldown``/``cooldown_after``: a circuit breaker per fallback value (per function
+without fallback), open after consecutive failures, half-open after the cooldown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from opero import AllFailedError, CircuitOpenError, OperoError, opero, operomap
+
+
+def test_opens_after_consecutive_failures_across_calls(clock: Any) -> None:
+    calls: list[int] = []
+    down = True
+
+    @opero(cache=False, retries=0, cooldown=30, cooldown_after=3)
+    def f(x: int) -> int:
+        calls.append(x)
+        if down:
+            raise ConnectionError("down")
+        return x
+
+    for x in range(3):
+        with pytest.raises(ConnectionError):
+            f(x)
+    with pytest.raises(CircuitOpenError) as info:
+        f(9)  # open: not called
+    assert isinstance(info.value, OperoError)
+    assert calls == [0, 1, 2]
+    assert info.value.back_in[None] == pytest.approx(30)
+    assert "back in 30.0s" in str(info.value)
+    assert f.stats().cooldowns == 1
+
+    clock.advance(30)
+    down = False
+    assert f(5) == 5  # half-open probe succeeds: closed
+    assert f(6) == 6 and calls == [0, 1, 2, 5, 6]
+
+
+def test_a_failed_probe_opens_again(clock: Any) -> None:
+    calls = 0
+
+    @opero(cache=False, retries=0, cooldown=10, cooldown_after=2)
+    def f() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("down")
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            f()
+    clock.advance(10)
+    with pytest.raises(ConnectionError):
+        f()  # the probe
+    with pytest.raises(CircuitOpenError):
+        f()  # open again for 10 s
+    assert calls == 3 and f.stats().cooldowns == 2
+
+
+def test_success_resets_the_count(clock: Any) -> None:
+    outcomes = iter([False, False, True, False, False, True])
+
+    @opero(cache=False, retries=0, cooldown=10, cooldown_after=3)
+    def f() -> str:
+        if not next(outcomes):
+            raise ConnectionError("down")
+        return "ok"
+
+    results = []
+    for _ in range(6):
+        try:
+            results.append(f())
+        except ConnectionError:
+            results.append("err")
+    assert results == ["err", "err", "ok", "err", "err", "ok"]  # never three in a row
+
+
+def test_an_open_value_is_skipped_and_the_others_answer(clock: Any) -> None:
+    tried: list[str] = []
+
+    @opero(cache=False, retries=0, arg_fallback="model", cooldown=60, cooldown_after=2)
+    def ask(q: str, model: Any = ("big", "small")) -> str:
+        tried.append(model)
+        if model == "big":
+            raise ConnectionError("big is down")
+        return f"{q}@{model}"
+
+    assert ask("a") == "a@small"
+    assert ask("b") == "b@small"  # big fails a second time: open
+    tried.clear()
+    assert ask("c") == "c@small"
+    assert tried == ["small"]  # big skipped: no attempt
+
+
+def test_every_value_open_fails_at_once_naming_them(clock: Any) -> None:
+    @opero(cache=False, retries=0, arg_fallback="model", cooldown=60, cooldown_after=1)
+    def ask(q: str, model: Any = ("big", "small")) -> str:
+        raise ConnectionError(f"{model} is down")
+
+    with pytest.raises(AllFailedError):
+        ask("a")  # both fail once: both open
+    clock.advance(5)
+    with pytest.raises(CircuitOpenError) as info:
+        ask("b")
+    assert set(info.value.back_in) == {"'big'", "'small'"}
+    assert all(s == pytest.approx(55) for s in info.value.back_in.values())
+
+
+def test_a_value_opening_during_a_call_is_skipped_for_the_rest_of_it(clock: Any) -> None:
+    tried: list[str] = []
+
+    @opero(cache=False, retries=2, min_delay=1, arg_fallback="model", cooldown=60, cooldown_after=1)
+    def ask(q: str, model: Any = ("big", "small")) -> str:
+        tried.append(model)
+        if model == "big" or len(tried) < 3:
+            raise ConnectionError(f"{model} is down")
+        return f"{q}@{model}"
+
+    with pytest.raises(AllFailedError) as info:
+        ask("a")  # big and small both fail once, then both are open: the call ends
+    assert tried == ["big", "small"]
+    assert len(info.value.exceptions) == 2
+
+
+def test_cooldown_after_needs_cooldown() -> None:
+    with pytest.raises(ValueError, match="cooldown_after"):
+        opero(cooldown_after=2)(lambda: None)
+
+
+def test_in_a_map_an_open_breaker_is_the_items_failure(clock: Any) -> None:
+    def g(x: int) -> int:
+        raise ConnectionError("down")
+
+    mapped = operomap(
+        mode="thread",
+        workers=1,
+        cache=False,
+        retries=0,
+        cooldown=60,
+        cooldown_after=2,
+        progress=False,
+        return_exceptions=True,
+    )(g)
+    out = mapped(range(5))
+    assert [type(e).__name__ for e in out[:2]] == ["ConnectionError", "ConnectionError"]
+    assert all(isinstance(e, CircuitOpenError) for e in out[2:])
+
+
+async def test_async_callers(clock: Any) -> None:
+    @opero(cache=False, retries=0, cooldown=5, cooldown_after=1)
+    async def f() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await f()
+    with pytest.raises(CircuitOpenError):
+        await f()
