@@ -28,6 +28,7 @@ from opero import opero
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.cache_cases import p15, p16
+from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
 
 
@@ -661,6 +662,7 @@ CASES = (
     "P14",
     "P15",
     "P16",
+    "P17",
 )
 
 
@@ -688,6 +690,7 @@ def main() -> int:
         "P14": lambda: p14(1 if quick else 3, Row, 20_000 if quick else 100_000),
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
+        "P17": lambda: p17(Row),
     }
     rows: list[Row] = []
     for name in args.cases.split(","):

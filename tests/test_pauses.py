@@ -166,3 +166,24 @@ def test_a_429_on_one_item_holds_back_every_worker(server: ScriptedServer, mode:
 
 def test_chat_body_is_openai_shaped() -> None:
     assert CHAT["choices"][0]["message"]["content"] == "hi"
+
+
+@pytest.mark.timeout(120)
+def test_a_pause_that_grows_while_callers_wait_is_waited_out_in_full() -> None:
+    """The P17 server: 10 requests per rolling second, and every 429 restarts a 1 s penalty.
+    Callers that went to sleep on the first 429's pause must wake for the last one's, or they
+    restart the penalty forever (the first build never finished)."""
+    from benchmarks.http_cases import _serve, fetch
+
+    server, state = _serve()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        mapped = operomap(mode="thread", workers=8, cache=False, retries=10, progress=False)(fetch)
+        start = time.monotonic()
+        assert mapped([url] * 30) == [True] * 30
+        took = time.monotonic() - start
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert took < 8, took  # ideal: 3 s
+    assert state.limited <= 30, state.limited

@@ -63,6 +63,7 @@ class Dispatcher:
         target: FunctionRef | ByValue | None = None,
         paced: bool = False,
         pauses: Pauses | None = None,
+        early_pause: bool = False,
     ) -> None:
         if kind not in ("thread", "process", "executor"):
             raise ValueError(f"unknown worker kind {kind!r}")
@@ -89,6 +90,7 @@ class Dispatcher:
         #: the function's shared pauses: no attempt is sent while one runs
         self.pauses = pauses
         self._paused_until = 0.0  # time.time() before which process workers hold back
+        self.early_pause = early_pause
         #: attempts the map has in flight (set by the map): how many workers may start
         self.in_flight = 0
 
@@ -152,6 +154,7 @@ class Dispatcher:
                 timeout=self.timeout,
                 name=self.name,
                 pauses=self.pauses,
+                early_pause=self.early_pause,
             )
             return
         self.jobs.ready = asyncio.Event()

@@ -94,6 +94,7 @@ class MapDriver:
                 handle=spec.handle_factory() if spec.handle_factory is not None else None,
                 target=spec.target,
                 pauses=spec.pipeline.pauses,
+                early_pause=spec.pipeline.fallback is None,
             )
         # first attempts may skip the per-item task ...
         first_fast = self.dispatcher is not None and spec.pipeline.direct_first

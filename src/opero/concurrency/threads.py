@@ -36,8 +36,11 @@ class ThreadWorkers:
         timeout: float | None = None,
         name: str = "",
         pauses: Pauses | None = None,
+        early_pause: bool = False,
     ) -> None:
         self.pauses = pauses
+        #: attempts are of the function itself (no fallback): a worker may set its pause
+        self.early_pause = early_pause
         self.fn = fn
         self.timeout = timeout
         self.deliver = deliver
@@ -84,11 +87,14 @@ class ThreadWorkers:
                     return
                 token, args, kwargs = job
                 pauses = self.pauses
-                if pauses is not None and pauses.active and not CLOCK.zero_waits:
+                while pauses is not None and pauses.active and not CLOCK.zero_waits:
                     wait = pauses.remaining(None)  # a server asked every caller to wait
-                    if wait > 0:
-                        CLOCK.sleep(wait)
+                    if wait <= 0:
+                        break
+                    CLOCK.sleep(wait)  # then look again: the pause may have grown
                 outcome = run_one(self.fn, args, kwargs, self.timeout, own_loop)
+                if pauses is not None and not outcome[0] and self.early_pause:
+                    pauses.server_said(outcome[1])  # before the others send theirs
                 if self._stopped:
                     return  # abandoned: the result is dropped
                 self.outbox.append((token, outcome))

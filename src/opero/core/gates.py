@@ -37,7 +37,7 @@ class Gates:
     ) -> None:
         self.name = name
         self.max_delay = max_delay
-        self.pauses = Pauses(counters)
+        self.pauses = Pauses(counters, max_delay)
         self.breakers = Breakers(cooldown, cooldown_after, counters) if cooldown else None
 
     @property
@@ -67,8 +67,8 @@ class Gates:
                     attempts.round += 1
             if index is None:
                 raise self._nothing_left(attempts, keys)
-            if breakers is None or breakers.allows(keys[index]):
-                attempts.index = index
+            if wait > 0 or breakers is None or breakers.allows(keys[index]):
+                attempts.index = index  # (a half-open probe is taken once the wait is over)
                 return wait
             # another caller took the half-open probe meanwhile: choose again
 

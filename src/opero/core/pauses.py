@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 
 from opero.core.clock import CLOCK
+from opero.core.signals import retry_after_of
 from opero.core.stats import Counters
 
 __all__ = ["Pauses"]
@@ -24,9 +25,10 @@ __all__ = ["Pauses"]
 class Pauses:
     """The pauses of one decorated function, by value key (None: the function)."""
 
-    __slots__ = ("_lock", "active", "counters", "listeners", "until")
+    __slots__ = ("_lock", "active", "counters", "listeners", "max_delay", "until")
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, max_delay: float = math.inf) -> None:
+        self.max_delay = max_delay
         self.active = False  #: some pause may still run (cleared lazily once all ended)
         self.until: dict[Hashable, float] = {}
         self.counters = counters
@@ -36,16 +38,26 @@ class Pauses:
 
     def pause(self, key: Hashable, seconds: float) -> None:
         """Hold ``key`` back for ``seconds`` from now (a longer pause already set stays)."""
-        end = CLOCK.monotonic() + seconds
+        now = CLOCK.monotonic()
+        end = now + seconds
         with self._lock:
-            if end <= self.until.get(key, -math.inf):
+            previous = self.until.get(key, -math.inf)
+            if end <= previous:
                 return
             self.until[key] = end
             self.active = True
-            self.counters.pauses += 1
+            if previous <= now:  # a new pause (not one prolonged)
+                self.counters.pauses += 1
             listeners = list(self.listeners)
         for listener in listeners:
             listener(key, seconds)
+
+    def server_said(self, exc: BaseException) -> None:
+        """A worker saw ``exc`` fail an attempt of the function (no fallback): pause every
+        caller at once, before the failure even reaches the caller's loop."""
+        hint = retry_after_of(exc)
+        if hint is not None:
+            self.pause(None, min(hint, self.max_delay))
 
     def remaining(self, key: Hashable) -> float:
         """Seconds until ``key`` may start (0.0: now)."""

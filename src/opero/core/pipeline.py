@@ -271,11 +271,12 @@ class Pipeline:
                 if slots is not None:
                     self._acquire(slots)
                 try:
-                    if self.gates.active:  # decided when the attempt can start
+                    while self.gates.active:  # decided when the attempt can start
                         attempts, wait = self._gate(attempts, values)
-                        if wait > 0 and not CLOCK.zero_waits:
-                            self.counters.waited(wait)
-                            CLOCK.sleep(wait)
+                        if wait <= 0 or CLOCK.zero_waits:
+                            break
+                        self.counters.waited(wait)
+                        CLOCK.sleep(wait)  # then choose again: a pause may have grown
                     i = attempts.index if attempts else 0
                     a, k = (args, kwargs) if calls is None else calls[i]
                     slot = self._reserve(a, k)
@@ -355,11 +356,12 @@ class Pipeline:
                             slots.release()
                         raise
                 try:
-                    if self.gates.active:  # decided when the attempt can start
+                    while self.gates.active:  # decided when the attempt can start
                         attempts, wait = self._gate(attempts, values)
-                        if wait > 0 and not CLOCK.zero_waits:
-                            self.counters.waited(wait)
-                            await CLOCK.async_sleep(wait)
+                        if wait <= 0 or CLOCK.zero_waits:
+                            break
+                        self.counters.waited(wait)
+                        await CLOCK.async_sleep(wait)  # then again: a pause may have grown
                     i = attempts.index if attempts else 0
                     a, k = (args, kwargs) if calls is None else calls[i]
                     slot = await self._reserve_async(a, k)
