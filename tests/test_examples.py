@@ -53,6 +53,18 @@ def test_llm_limits_map_example() -> None:
     assert "CacheInfo(hits=10, misses=40" in text
 
 
+def test_http_clients_example() -> None:
+    text = run_example("http_clients.py")
+    times = {
+        line.split(":")[0]: float(line.rsplit(" in ", 1)[1][:-1])
+        for line in text.split("\n")
+        if " in " in line
+    }
+    assert set(times) == {"openai", "anthropic", "httpx", "requests", "aiohttp"}
+    assert times["openai"] < 0.9  # the paused model was skipped for the next one
+    assert all(0.9 <= t < 5 for name, t in times.items() if name != "openai")  # Retry-After: 1
+
+
 def test_llm_fallback_async_example() -> None:
     assert "30 answers" in run_example("llm_fallback_async.py")
 
@@ -94,6 +106,7 @@ def test_every_example_is_tested() -> None:
         "metrics_hooks.py",
         "llm_fallback.py",
         "llm_limits_map.py",
+        "http_clients.py",
         "llm_fallback_async.py",
         "api_key_fallback.py",
         "disk_cache_restart.py",

@@ -263,3 +263,28 @@ def test_sdk_exceptions_from_process_workers_keep_their_class(server: ScriptedSe
     assert type(err) is anthropic.RateLimitError
     assert retry_after_of(err) == 7  # read again in the caller from the stand-in's headers
     assert server.count("/v1/messages") == 1  # x-should-retry: false, honoured in the caller
+
+
+def test_client_errors_are_not_the_builtin_connection_and_timeout_errors() -> None:
+    """Why the README warns: retry_on=(ConnectionError, TimeoutError) catches none of these."""
+    import socket
+
+    import httpx
+    import openai
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there
+    failures: list[BaseException] = []
+    for call in (
+        lambda: httpx.get(closed, timeout=2),
+        lambda: requests.get(closed, timeout=2),
+        lambda: openai.OpenAI(base_url=closed, api_key="k", max_retries=0).models.list(),
+    ):
+        try:
+            call()
+        except Exception as exc:
+            failures.append(exc)
+    assert len(failures) == 3
+    assert not any(isinstance(e, ConnectionError | TimeoutError) for e in failures), failures
