@@ -16,8 +16,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
-
+from opero.core.admission import Admission
 from opero.core.callables import refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Call, Fallback
@@ -28,7 +27,7 @@ from opero.core.stats import Counters, success_key
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.errors import UnpicklableError
 from opero.options import retry_predicate, retry_types
-from opero.rates import Limit, cost_of
+from opero.rates import Limit
 
 if TYPE_CHECKING:
     from opero.limits.base import Limiter
@@ -43,7 +42,7 @@ _FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 
 
-class Pipeline:
+class Pipeline(Admission):
     """The uncached part of one decorated function: rounds x values, each rate-limited."""
 
     def __init__(
@@ -175,12 +174,6 @@ class Pipeline:
             return False
         return True
 
-    def _costs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[float] | None:
-        """What this attempt uses under each limit (None: one unit each)."""
-        if not self.weighted:
-            return None
-        return [cost_of(limit, args, kwargs) for limit in self.limits]
-
     def _ended(
         self, exc: BaseException, values: list[object] | None, attempts: Attempts | None
     ) -> None:
@@ -200,52 +193,6 @@ class Pipeline:
         else:
             value = values[attempts.index if attempts is not None else 0]
             self.counters.success(success_key(value, True))
-
-    def _reserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, float] | None:
-        """Book a rate-limit slot: ``(admission time, seconds to wait)``, or None if free."""
-        limiter = self.limiter
-        if limiter is None:
-            return None
-        costs = self._costs(args, kwargs)
-        if CLOCK.zero_waits:
-            return None
-        now = CLOCK.monotonic()
-        at = limiter.reserve(now, costs)
-        if at <= now:
-            return None
-        logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
-        self.counters.waited(at - now)
-        return at, at - now
-
-    async def _reserve_async(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[float, float] | None:
-        if not self.async_limiter:
-            return self._reserve(args, kwargs)
-        costs = self._costs(args, kwargs)
-        if CLOCK.zero_waits:
-            return None
-        now = CLOCK.monotonic()
-        at = await self.limiter.reserve_async(now, costs)
-        if at <= now:
-            return None
-        logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
-        self.counters.waited(at - now)
-        return at, at - now
-
-    def _acquire(self, slots: Slots) -> None:
-        started = CLOCK.monotonic()
-        slots.acquire()
-        waited = CLOCK.monotonic() - started
-        if waited > 0:
-            self.counters.waited(waited)
-
-    async def _acquire_async(self, slots: Slots) -> None:
-        started = CLOCK.monotonic()
-        await slots.acquire_async()
-        waited = CLOCK.monotonic() - started
-        if waited > 0:
-            self.counters.waited(waited)
 
     # ----- sync driver --------------------------------------------------------------------
     def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
