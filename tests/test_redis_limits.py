@@ -68,3 +68,56 @@ def test_weighted_limit_shared_by_two_processes(redis_url: str) -> None:
     for i, (t0, _) in enumerate(starts):  # no second holds more than its budget + one call
         window = sum(n for t, n in starts[i:] if t - t0 < 1.0)
         assert window <= 60 + 3, (t0, window)
+
+
+PAUSED = """
+    import sys, time
+    from pathlib import Path
+    from opero import opero
+
+    class SlowDown(Exception):
+        retry_after = 2.0
+
+    @opero(cache=False, retries=0, rate_limit=1000, rate_limit_backend="redis",
+           cache_url=sys.argv[1], cache_namespace=sys.argv[2])
+    def call(fail):
+        started = time.time()
+        if fail:
+            raise SlowDown("429")
+        return started
+
+    mark = Path(sys.argv[3])
+    if sys.argv[4] == "first":
+        try:
+            call(True)
+        except SlowDown:
+            mark.write_text(repr(time.time()))
+    else:
+        while not mark.exists():
+            time.sleep(0.01)
+        time.sleep(0.05)
+        print(repr(float(mark.read_text())), repr(call(False)))
+"""
+
+
+def test_a_pause_is_shared_by_two_processes_through_redis(redis_url: str, tmp_path) -> None:
+    mark = tmp_path / "failed_at"
+    args = [redis_url, f"paused-{time.time()}", str(mark)]
+    second = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(PAUSED), *args, "second"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PAUSED), *args, "first"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert first.returncode == 0, first.stderr
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    failed_at, started = (float(x) for x in out.split())
+    assert started >= failed_at + 2.0 - 0.15, started - failed_at  # waited out the other's pause
+    assert started < failed_at + 5.0

@@ -14,18 +14,26 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol
 
 from opero.core.clock import CLOCK
 from opero.core.signals import retry_after_of
 from opero.core.stats import Counters
 
-__all__ = ["Pauses"]
+__all__ = ["Pauses", "SharedPauses"]
+
+
+class SharedPauses(Protocol):
+    """Pauses kept where other processes see them (``backends/redis/pauses.py``)."""
+
+    def publish(self, key: Hashable, seconds: float) -> None: ...
+    def remaining(self, key: Hashable) -> float: ...
 
 
 class Pauses:
     """The pauses of one decorated function, by value key (None: the function)."""
 
-    __slots__ = ("_lock", "active", "counters", "listeners", "max_delay", "until")
+    __slots__ = ("_lock", "active", "counters", "listeners", "max_delay", "shared", "until")
 
     def __init__(self, counters: Counters, max_delay: float = math.inf) -> None:
         self.max_delay = max_delay
@@ -35,6 +43,8 @@ class Pauses:
         self._lock = threading.Lock()
         #: told of every new pause (``(key, seconds)``): process workers hold back too
         self.listeners: list[Callable[[Hashable, float], None]] = []
+        #: pauses shared with other processes and hosts (the Redis limiter), or None
+        self.shared: SharedPauses | None = None
 
     def pause(self, key: Hashable, seconds: float) -> None:
         """Hold ``key`` back for ``seconds`` from now (a longer pause already set stays)."""
@@ -51,6 +61,13 @@ class Pauses:
             listeners = list(self.listeners)
         for listener in listeners:
             listener(key, seconds)
+        if self.shared is not None:
+            self.shared.publish(key, seconds)
+
+    def share(self, shared: SharedPauses) -> None:
+        """Also keep pauses in ``shared`` (read before attempts, so ``active`` stays on)."""
+        self.shared = shared
+        self.active = True
 
     def server_said(self, exc: BaseException) -> None:
         """A worker saw ``exc`` fail an attempt of the function (no fallback): pause every
@@ -68,13 +85,15 @@ class Pauses:
         if end is not None and end > now:
             return end - now
         self._expire(now)
+        if self.shared is not None and not CLOCK.zero_waits:
+            return self.shared.remaining(key)
         return 0.0
 
     def _expire(self, now: float) -> None:
         with self._lock:
             for key in [k for k, end in self.until.items() if end <= now]:
                 del self.until[key]
-            self.active = bool(self.until)
+            self.active = bool(self.until) or self.shared is not None
 
     def choose(
         self, keys: Sequence[Hashable], start: int, alive: Callable[[int], bool]

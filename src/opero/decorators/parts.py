@@ -30,6 +30,11 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
     """The pipeline and (with ``cache=True``) the cache layer of ``fn``."""
     name = name_of(fn)
     pipeline = Pipeline(fn, options, name, _limiter(fn, options, name), _slots(options))
+    if pipeline.limiter is not None and options["rate_limit_backend"] == "redis":
+        from opero.backends.redis.pauses import RedisPauses
+
+        prefix = f"{options['cache_namespace']}:pause:{fn.__module__}.{name}"
+        pipeline.pauses.share(RedisPauses(options["cache_url"], prefix, owner=name))
     if not options["cache"]:
         return pipeline, None
     identity = identify(fn)
