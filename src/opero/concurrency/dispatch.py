@@ -204,6 +204,7 @@ class Dispatcher:
             if pauses is not None and pauses.active and not CLOCK.zero_waits:
                 wait = pauses.remaining(None)
                 if wait > 0:  # a server asked every caller to wait
+                    pauses.counters.waited(wait)
                     await CLOCK.async_sleep(wait)
                     continue
             jobs = queue.take()

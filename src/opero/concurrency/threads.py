@@ -91,6 +91,7 @@ class ThreadWorkers:
                     wait = pauses.remaining(None)  # a server asked every caller to wait
                     if wait <= 0:
                         break
+                    pauses.counters.waited(wait)
                     CLOCK.sleep(wait)  # then look again: the pause may have grown
                 outcome = run_one(self.fn, args, kwargs, self.timeout, own_loop)
                 if pauses is not None and not outcome[0] and self.early_pause:
