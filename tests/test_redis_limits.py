@@ -121,3 +121,59 @@ def test_a_pause_is_shared_by_two_processes_through_redis(redis_url: str, tmp_pa
     failed_at, started = (float(x) for x in out.split())
     assert started >= failed_at + 2.0 - 0.15, started - failed_at  # waited out the other's pause
     assert started < failed_at + 5.0
+
+
+COOLING = """
+    import sys, time
+    from opero import CircuitOpenError, opero
+
+    calls = []
+
+    @opero(cache=False, retries=0, rate_limit=1000, rate_limit_backend="redis",
+           cache_url=sys.argv[1], cache_namespace=sys.argv[2], cooldown=1.5, cooldown_after=2)
+    def call(fail):
+        calls.append(fail)
+        if fail:
+            raise ConnectionError("down")
+        return "ok"
+
+    if sys.argv[3] == "first":
+        for _ in range(2):
+            try:
+                call(True)
+            except ConnectionError:
+                pass
+        print(call.stats().cooldowns)
+    else:
+        try:
+            call(False)
+            print("called")
+        except CircuitOpenError as exc:
+            print("open", round(exc.back_in[None], 1), len(calls))
+        time.sleep(1.6)
+        print(call(False), len(calls))  # the half-open probe succeeds: closed again
+        print(call(False), len(calls))
+"""
+
+
+def test_a_cooldown_is_shared_by_two_processes_through_redis(redis_url: str) -> None:
+    args = [redis_url, f"cool-{time.time()}"]
+    first = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(COOLING), *args, "first"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["1"]  # two failures opened the breaker
+    second = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(COOLING), *args, "second"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 0, second.stderr
+    lines = second.stdout.splitlines()
+    opened = lines[0].split()
+    assert opened[0] == "open" and 0 < float(opened[1]) <= 1.5 and opened[2] == "0"
+    assert lines[1:] == ["ok 1", "ok 2"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 from opero.core.breaker import Breakers
 from opero.core.pauses import Pauses
@@ -38,7 +39,8 @@ class Gates:
         self.name = name
         self.max_delay = max_delay
         self.pauses = Pauses(counters, max_delay)
-        self.breakers = Breakers(cooldown, cooldown_after, counters) if cooldown else None
+        #: the local :class:`Breakers`, or their Redis twin (the same methods)
+        self.breakers: Any = Breakers(cooldown, cooldown_after, counters) if cooldown else None
 
     @property
     def active(self) -> bool:

@@ -35,6 +35,18 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
 
         prefix = f"{options['cache_namespace']}:pause:{fn.__module__}.{name}"
         pipeline.pauses.share(RedisPauses(options["cache_url"], prefix, owner=name))
+        cooldown = options["cooldown"]
+        if cooldown is not None:
+            from opero.backends.redis.breaker import RedisBreakers
+
+            pipeline.gates.breakers = RedisBreakers(
+                options["cache_url"],
+                f"{options['cache_namespace']}:cooldown:{fn.__module__}.{name}",
+                cooldown,
+                options["cooldown_after"],
+                pipeline.counters,
+                owner=name,
+            )
     if not options["cache"]:
         return pipeline, None
     identity = identify(fn)
