@@ -187,3 +187,16 @@ def test_a_pause_that_grows_while_callers_wait_is_waited_out_in_full() -> None:
         server.server_close()
     assert took < 8, took  # ideal: 3 s
     assert state.limited <= 30, state.limited
+
+
+@pytest.mark.timeout(120)
+def test_map_endings_leave_no_pause_listener_behind() -> None:
+    from tests.map_helpers import square
+
+    mapped = operomap(mode="process", workers=2, cache=False, progress=False)(square)
+    listeners = mapped.__opero_pipeline__.pauses.listeners  # type: ignore[attr-defined]
+    for _ in range(5):
+        assert mapped(range(20)) == [x * x for x in range(20)]
+        for _ in mapped.iter(range(1000)):
+            break
+    assert listeners == []
