@@ -357,9 +357,11 @@ class Dispatcher:
             self._pool.stop(abort=abort)
             self._pool = None
         procs, self._procs = self._procs, []
-        for worker in procs:
-            if worker is None:
-                continue
+        live = [worker for worker in procs if worker is not None]
+        if not abort:
+            for worker in live:
+                worker.ask_to_stop()  # all exit at once; then each is waited for
+        for worker in live:
             if abort:
                 worker.kill()
             else:

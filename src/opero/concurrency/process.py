@@ -315,6 +315,11 @@ class ProcessWorker:
         """Hold back this worker's next attempts until ``until`` (time.time())."""
         set_pause(self.spill, until)
 
+    def ask_to_stop(self) -> None:
+        """Tell the worker to exit once its batches are done (``stop`` then waits for it):
+        asking every worker first lets them exit together."""
+        self._outbox.put(None)
+
     def stop(self) -> None:
         """Ask the worker to exit when it is done; kill it if it does not."""
         self._outbox.put(None)
