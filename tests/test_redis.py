@@ -350,7 +350,8 @@ def test_rate_limit_falls_back_to_process_limit(quick_retry, clock) -> None:
     def f() -> int:
         return 1
 
-    with pytest.warns(OperoBackendWarning, match="redis rate limit backend failed"):
+    # the first Redis part to notice names itself (pauses are read before the limit books)
+    with pytest.warns(OperoBackendWarning, match="redis (pauses|rate limit) backend failed"):
         for _ in range(5):
             f()
     assert clock.sleeps == pytest.approx([0.1] * 4)  # still limited, per process
