@@ -45,8 +45,10 @@ def _threads() -> list[str]:
 
 
 def _settled(before: tuple[int, int, int], slack: int = 2) -> tuple[int, int, int]:
-    """The counts once the last ending has settled (workers may take a moment to exit)."""
-    deadline = time.monotonic() + 20
+    """The counts once the last ending has settled (workers may take a moment to exit; under
+    coverage, a worker process saves its coverage data as it exits, which can take seconds
+    when dozens exit together)."""
+    deadline = time.monotonic() + 60
     while True:
         gc.collect()
         now = _counts()
