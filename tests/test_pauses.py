@@ -151,6 +151,9 @@ def server() -> Iterator[ScriptedServer]:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", ["thread", "async", "process"])
 def test_a_429_on_one_item_holds_back_every_worker(server: ScriptedServer, mode: str) -> None:
+    import httpx  # loaded before the workers fork: an attempt's request leaves at once
+
+    assert httpx.__name__ == "httpx"
     server.reset()
     path = "/v1/chat/completions"
     server.script(path, (429, {"Retry-After": "1"}, error_body(429)))
