@@ -192,3 +192,35 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     # the second map: 250 cache hits; 3 items (307, 407) failed once and were retried
     last = terminal.replace("\r", "\n").strip().splitlines()[-1]
     assert "hits=250" in last and "retries=2" in last and "failed=2" in last, last
+
+
+SLOW_START = textwrap.dedent(
+    """
+    import multiprocessing, time
+    from opero import operomap
+
+    if __name__ == "__mp_main__":  # a spawned worker importing this script: a slow start
+        time.sleep(1.0)
+
+    @operomap(mode="process", workers=2, cache=False, retries=0, timeout=0.5, progress=False)
+    def quick(x):
+        return x
+
+    if __name__ == "__main__":
+        multiprocessing.set_start_method("spawn")  # a worker takes a while to start
+        start = time.monotonic()
+        print(quick(range(4)), round(time.monotonic() - start, 1))
+    """
+)
+
+
+def test_a_timeout_starts_when_the_worker_takes_the_attempt(tmp_path: Path) -> None:
+    """SPEC 2.2: the clock starts when an idle worker takes the attempt, not while a fresh
+    worker starts up (spawned workers import everything anew)."""
+    script = tmp_path / "job.py"
+    script.write_text(SLOW_START)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("[0, 1, 2, 3]"), out.stdout

@@ -44,6 +44,9 @@ from opero.errors import OperoError
 
 __all__ = ["Dispatcher"]
 
+#: seconds a fresh worker may take to begin a batch before its attempt's clock runs anyway
+STARTUP_PATIENCE = 60.0
+
 Callback = Callable[[Outcome], None]
 
 
@@ -258,6 +261,14 @@ class Dispatcher:
         try:
             if self.timeout is None:
                 return await future
+            # the clock starts when the worker takes the attempt (not while a fresh worker
+            # starts up or the batch travels): wait until it began this batch
+            number = worker.submitted
+            patience = time.monotonic() + STARTUP_PATIENCE
+            while not worker.began(number) and not future.done():
+                if time.monotonic() > patience:  # a worker that never gets going: time it
+                    break
+                await asyncio.sleep(0.002)
             return await asyncio.wait_for(asyncio.shield(future), self.timeout + 0.05)
         except TimeoutError:
             future.add_done_callback(_ignore)

@@ -35,6 +35,7 @@ from opero.concurrency.spill import SIZE as SPILL_SIZE
 from opero.concurrency.spill import (
     Part,
     SpillWriter,
+    began,
     finished_outcomes,
     joined,
     read_spill,
@@ -194,6 +195,7 @@ class ProcessWorker:
         self._sent: deque[Future[Results]] = deque()
         self._dead: WorkerDied | None = None
         self._answered = 0  # batches answered: the running one is number _answered + 1
+        self.submitted = 0  # batches submitted (the n-th is the worker's batch number n)
         self._parts: list[Part] = []  # outcomes of the running batch sent ahead
         name = f"opero-io:{ref.qualname}:{self.process.pid}"
         self._writer = threading.Thread(target=self._write, name=name + ":w", daemon=True)
@@ -219,8 +221,13 @@ class ProcessWorker:
             if self._dead is not None:
                 _settle(future, error=self._dead)
                 return future
+            self.submitted += 1
         self._outbox.put((batch, future))
         return future
+
+    def began(self, number: int) -> bool:
+        """Whether the worker has begun its ``number``-th batch (read from shared memory)."""
+        return began(self.spill) >= number
 
     def _write(self) -> None:
         while True:

@@ -34,6 +34,7 @@ __all__ = [
     "SIZE",
     "Part",
     "SpillWriter",
+    "began",
     "finished_outcomes",
     "joined",
     "read_spill",
@@ -132,6 +133,16 @@ class SpillWriter:
         self.count += 1
         _COUNT.pack_into(view, _COUNT_AT, self.count)  # last: a record counts once written
         return True
+
+
+def began(raw: Any) -> int:
+    """The number of the last batch the worker began (0: none yet, or the buffer is gone)."""
+    try:
+        with memoryview(raw) as whole, whole.cast("B") as view:
+            number: int = _HEADER.unpack_from(view, 0)[0]
+            return number
+    except ValueError:
+        return 0
 
 
 def set_pause(raw: Any, until: float) -> None:
