@@ -196,6 +196,7 @@ class ProcessWorker:
         self._dead: WorkerDied | None = None
         self._answered = 0  # batches answered: the running one is number _answered + 1
         self.submitted = 0  # batches submitted (the n-th is the worker's batch number n)
+        self._asked = False  # the writer was told to end (one sentinel is enough)
         self._parts: list[Part] = []  # outcomes of the running batch sent ahead
         name = f"opero-io:{ref.qualname}:{self.process.pid}"
         self._writer = threading.Thread(target=self._write, name=name + ":w", daemon=True)
@@ -325,11 +326,13 @@ class ProcessWorker:
     def ask_to_stop(self) -> None:
         """Tell the worker to exit once its batches are done (``stop`` then waits for it):
         asking every worker first lets them exit together."""
-        self._outbox.put(None)
+        if not self._asked:
+            self._asked = True
+            self._outbox.put(None)
 
     def stop(self) -> None:
         """Ask the worker to exit when it is done; kill it if it does not."""
-        self._outbox.put(None)
+        self.ask_to_stop()
         if self._join(2.0) is None:
             self.kill()
         self._close()

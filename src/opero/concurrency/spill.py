@@ -50,7 +50,6 @@ _INT_RECORD = struct.Struct("<IIBq")  # a record holding an int64 (kind 3) or No
 _FLOAT_RECORD = struct.Struct("<IIBd")  # a record holding a float (kind 5)
 _I64 = 1 << 63
 _COUNT_AT = 8
-_STARTED_AT = 16
 _PAUSE_AT = 24  #: a float64 the caller writes: no attempt starts before this time.time()
 _RECORDS_AT = 32
 
