@@ -10,11 +10,11 @@ class RecordingLimiter:
     """Wraps a decorated function's limiter; ``booked`` lists the admission times."""
 
     def __init__(self, decorated: Any) -> None:
-        self.real = decorated.__opero_pipeline__.limiter
+        self.real = decorated.__opero_judge__.limiter
         self.limits = self.real.limits
         self.booked: list[float] = []
         self._lock = threading.Lock()
-        decorated.__opero_pipeline__.limiter = self
+        decorated.__opero_judge__.limiter = self
 
     def reserve(self, now: float, costs: Any = None) -> float:
         at: float = self.real.reserve(now, costs)

@@ -84,7 +84,7 @@ async def test_cancel_during_rate_limit_wait(monkeypatch) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    limiter = f.__opero_pipeline__.limiter  # type: ignore[attr-defined]
+    limiter = f.__opero_judge__.limiter  # type: ignore[attr-defined]
     assert limiter.reserve(100.0) == 101.0  # the cancelled slot came back
     assert _flights(f) == 0
     assert await _other_tasks() == set()
@@ -165,6 +165,6 @@ def test_keyboard_interrupt_in_sync_rate_limit_wait_releases_the_slot(monkeypatc
     assert f(1) == 1
     with pytest.raises(KeyboardInterrupt):
         f(2)
-    limiter = f.__opero_pipeline__.limiter  # type: ignore[attr-defined]
+    limiter = f.__opero_judge__.limiter  # type: ignore[attr-defined]
     assert limiter.reserve(50.0) == 50.5
     assert _flights(f) == 0

@@ -78,7 +78,7 @@ def test_tasks_and_loops_in_several_threads_share_the_slots() -> None:
     for t in threads:
         t.join()
     assert peak.peak == 3
-    assert f.__opero_pipeline__.slots.running == 0  # type: ignore[attr-defined]
+    assert f.__opero_judge__.slots.running == 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("mode", ["thread", "async"])
@@ -129,7 +129,7 @@ def test_backoff_holds_no_slot(clock) -> None:
             raise ConnectionError("once")
         return x
 
-    slots = f.__opero_pipeline__.slots  # type: ignore[attr-defined]
+    slots = f.__opero_judge__.slots  # type: ignore[attr-defined]
     during: list[int] = []
     real_sleep = clock.sleep
 

@@ -197,7 +197,7 @@ def test_map_endings_leave_no_pause_listener_behind() -> None:
     from tests.map_helpers import square
 
     mapped = operomap(mode="process", workers=2, cache=False, progress=False)(square)
-    listeners = mapped.__opero_pipeline__.pauses.listeners  # type: ignore[attr-defined]
+    listeners = mapped.__opero_judge__.pauses.listeners  # type: ignore[attr-defined]
     for _ in range(5):
         assert mapped(range(20)) == [x * x for x in range(20)]
         for _ in mapped.iter(range(1000)):

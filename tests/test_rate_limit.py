@@ -153,7 +153,7 @@ async def test_cancelled_waiter_gives_back_its_slot(monkeypatch) -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    limiter = f.__opero_pipeline__.limiter  # type: ignore[attr-defined]
+    limiter = f.__opero_judge__.limiter  # type: ignore[attr-defined]
     assert limiter.reserve(0.0) == 1.0  # the cancelled slot was given back
 
 

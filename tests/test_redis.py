@@ -555,7 +555,7 @@ async def test_redis_rate_limit_cancelled_wait_gives_the_slot_back(redis_url: st
     async def f() -> int:
         return 1
 
-    limiter = f.__opero_pipeline__.limiter  # type: ignore[attr-defined]
+    limiter = f.__opero_judge__.limiter  # type: ignore[attr-defined]
     assert await f() == 1
     task = asyncio.create_task(f())  # books a slot about 1 s ahead and waits
     await asyncio.sleep(0.1)

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
     from opero.concurrency.completion import Completion
-    from opero.concurrency.dispatch import Dispatcher
     from opero.concurrency.items import ItemPaths
-    from opero.core.stats import Counters
+    from opero.concurrency.transport import Transport
+    from opero.core.judge import Judge
 
 __all__ = ["BulkFeed"]
 
@@ -37,13 +37,15 @@ class BulkFeed:
         self,
         completion: Completion,
         layer: CacheLayer | None,
-        dispatcher: Dispatcher,
+        dispatcher: Transport,
         items: Iterator[Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        counters: Counters,
+        judge: Judge,
+        paths: ItemPaths,
     ) -> None:
-        self.counters = counters
+        self.judge = judge
+        self.counters = judge.counters
         self.completion = completion
         self.layer = layer
         self.dispatcher = dispatcher
@@ -52,7 +54,8 @@ class BulkFeed:
         self.kwargs = kwargs
         self.pending = _Misses()
         self.open_jobs: set[_MissJob] = set()
-        self.paths: ItemPaths | None = None  # set by the driver: retries and follows
+        #: the per-item paths: failed first attempts are judged there, follows wait there
+        self.paths = paths
 
     def queue_miss(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
         self.pending.add(index, key, row)
@@ -69,7 +72,7 @@ class BulkFeed:
             return len(items)
         single = not extra  # the item alone: no argument tuple to build or send
         rows = items if single else [(item, *extra) for item in items]
-        self.counters.direct += len(rows)
+        self.judge.plain_started(len(rows))
         dispatcher = self.dispatcher
         kwargs = self.kwargs
         for start, end in dispatcher.spans(len(rows)):
@@ -145,15 +148,11 @@ class BulkFeed:
         if not failures:
             done.append((first, values, None))
         else:
-            assert self.paths is not None
             for n, value in enumerate(values):
                 failure = failures.get(n)
                 if failure is None:
                     done.append((first + n, [value], None))
-                elif not isinstance(failure[0], Exception):
-                    self.completion.stop_map(failure[0])
-                else:
-                    self.counters.direct_failed += 1
+                else:  # judged in the item's retry walk
                     args = (rows[n],) if single else rows[n]
                     self.completion.spawn(self.paths.retry(first + n, None, None, args, failure[0]))
         self.completion.notify()
@@ -170,7 +169,6 @@ class BulkFeed:
             flights, followers = layer.flights.join_many(keys)
             self.counters.entered += len(followers)
             if followers:
-                assert self.paths is not None
                 skip = set(followers)
                 for n in followers:
                     key, follow = keys[n], flights[n]
@@ -184,7 +182,7 @@ class BulkFeed:
         kwargs = self.kwargs
         dispatcher = self.dispatcher
         single = not self.args
-        self.counters.direct += len(indices)
+        self.judge.plain_started(len(indices))
         for start, end in dispatcher.spans(len(indices)):
             job = _MissJob(
                 self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
@@ -193,7 +191,7 @@ class BulkFeed:
             if single:  # the item alone travels: no argument tuple to pickle
                 dispatcher.submit_job([row[0] for row in job.rows], kwargs, job.done, single=True)
             else:
-                dispatcher.submit_job(job.rows, kwargs, job.done)
+                dispatcher.submit_job(job.rows, kwargs, job.done, single=False)
 
     def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
         self.open_jobs.discard(job)
@@ -210,17 +208,9 @@ class BulkFeed:
                 for index, value in zip(indices, values, strict=True):
                     done.append((index, [value], None))
         else:
-            assert self.paths is not None
             for n, index in enumerate(indices):
                 failure = failures.get(n)
-                if failure is not None and not isinstance(failure[0], Exception):
-                    flight = flights[n]
-                    if layer is not None and keys[n] is not None and flight is not None:
-                        layer.flights.fail(keys[n], flight, failure[0])
-                    self.completion.stop_map(failure[0])
-                    continue
-                if failure is not None:
-                    self.counters.direct_failed += 1
+                if failure is not None:  # judged in the item's retry walk
                     self.completion.spawn(
                         self.paths.retry(index, keys[n], flights[n], rows[n], failure[0])
                     )

@@ -3,8 +3,8 @@
 A task per item costs more than the item itself when the function is quick (creating,
 scheduling and collecting a task is ~1-2 µs); a few long-lived worker coroutines, started
 lazily (never more than items waiting), run item after item without a task each. When the
-pipeline needs nothing before the first attempt and the item has no cache key, the worker
-awaits the function itself; a failed first attempt continues in the pipeline's retry walk.
+judge needs nothing before the first attempt (plain) and the item has no cache key, the
+worker awaits the attempt itself; any other outcome is settled by the judge.
 """
 
 from __future__ import annotations
@@ -43,41 +43,40 @@ class CoroutineWorkers:
             spawn(self._work())
         return len(queued)
 
-    def put(self, index: int, key: Hashable | None, call_args: tuple[Any, ...]) -> None:
-        self.queue.append((index, key, call_args))
+    def start(self, index: int, item: Any) -> None:
+        """Item ``index``: answered from the cache, or queued for a worker coroutine."""
+        missed = self.paths.lookup(index, item)
+        if missed is None:
+            return
+        self.queue.append((index, missed.key, missed.args))
         if self.live < self.limit:
             self.live += 1
             self.paths.completion.spawn(self._work())
 
     async def _work(self) -> None:
         queue, paths = self.queue, self.paths
-        pipeline = paths.pipeline
-        direct = pipeline.direct
-        func, retry_on, kwargs = pipeline.func, pipeline.retry_on, paths.kwargs
+        judge = paths.judge
+        plain = judge.plain
+        invoke, kwargs = paths.invoke, paths.kwargs
         completion = paths.completion
-        counters = pipeline.counters
-        pauses = pipeline.pauses
-        finish, done = completion.finish, completion.done
+        counters = judge.counters
+        plain_started = judge.plain_started
+        pauses = judge.pauses
+        done = completion.done
         try:
             while queue:
                 index, key, call_args = queue.popleft()
-                if key is not None or not direct or pauses.active:
+                if key is not None or not plain or pauses.active:
                     counters.entered += 1
                     await paths.whole(index, key, call_args)
                     continue
-                counters.direct += 1
+                plain_started()
                 try:
-                    value = await func(*call_args, **kwargs)
-                except retry_on as exc:
-                    counters.direct_failed += 1
+                    value = await invoke(call_args, kwargs)
+                except BaseException as exc:  # judged in the item's retry walk
                     await paths.retry(index, None, None, call_args, exc)
-                except Exception as exc:
-                    finish(index, False, exc)
-                except BaseException as exc:
-                    if not paths.fatal(exc):
-                        raise
-                    paths.completion.stop_map(exc)
-                    return
+                    if completion.fatal is not None:
+                        return
                 else:
                     done.append((index, [value], None))  # finish(), inlined: the hot path
                     if completion.sleeping:

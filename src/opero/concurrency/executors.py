@@ -16,9 +16,17 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from opero.concurrency.attempts import FunctionRef
+from opero.concurrency.attempts import FunctionRef, Results, Segment, run_remote
+from opero.concurrency.transport import BatchTransport
+from opero.core.timeout import timeout_error
 
-__all__ = ["ExecutorHandle", "dask_extra_missing", "executor_workers", "transport"]
+__all__ = [
+    "ExecutorHandle",
+    "ExecutorTransport",
+    "dask_extra_missing",
+    "executor_workers",
+    "transport",
+]
 
 
 def dask_extra_missing() -> str | None:
@@ -137,3 +145,74 @@ def transport(fn: Callable[..., Any], executor: Executor) -> Any:
     if dask and (not importable or getattr(fn, "__module__", "") == "__main__"):
         return fn
     return FunctionRef.of(fn) if importable else fn
+
+
+class ExecutorTransport(BatchTransport):
+    """A map's attempts on an executor opero does not manage (``executor=``, Dask). It is
+    opened on the first attempt (so a map answered from the cache starts nothing), on a
+    helper thread; what opero opened is closed when the map ends."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        handle: ExecutorHandle,
+        workers: int,
+        batch_max: int,
+        *,
+        name: str,
+        timeout: float | None,
+        paced: bool,
+        held_back: Callable[[], float],
+    ) -> None:
+        super().__init__(
+            name,
+            workers,
+            batch_max,
+            depth=1 if (timeout is not None or paced) else 2,
+            held_back=held_back,
+        )
+        self.fn = fn
+        self.handle = handle
+        self.timeout = timeout
+        self.executor: Executor | None = None
+        self.target: Any = None
+
+    def start(self) -> None:
+        asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> None:
+        try:
+            self.executor = await self.handle.open()
+        except Exception as exc:
+            self.broken = exc
+            self.jobs.fail_all(exc)
+            return
+        self.workers = self.jobs.workers = self.handle.parallelism()
+        self.target = transport(self.fn, self.executor)
+        self.start_feeders()
+        assert self.jobs.ready is not None
+        self.jobs.ready.set()
+
+    async def run_batch(self, i: int, payload: list[Segment], size: int) -> Results | None:
+        assert self.executor is not None
+        try:
+            cf_future = self.executor.submit(run_remote, self.target, payload, None, os.getpid())
+        except Exception as exc:  # the executor is shut down or broken
+            return [None] * size, dict.fromkeys(range(size), (exc, None))
+        future = asyncio.wrap_future(cf_future)
+        try:
+            if self.timeout is None:
+                return await future
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            cf_future.cancel()
+            assert self.timeout is not None
+            return [None], {0: (timeout_error(self.name, self.timeout), None)}
+        except Exception as exc:  # a lost worker, a broken pool, an unpicklable batch
+            if size == 1:
+                return [None], {0: (exc, None)}
+            return None  # re-run attempt by attempt: only the culprit fails
+
+    async def close(self, *, abort: bool = False) -> None:
+        await super().close(abort=abort)
+        await self.handle.close()

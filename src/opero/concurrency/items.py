@@ -1,32 +1,39 @@
 """One item of a map, from its cache lookup to its end.
 
-When the pipeline needs nothing before the first attempt (no fallback, no rate limit), the
-first attempt of an item costs no task: it goes to the dispatcher with a callback, and only
-an item whose first attempt failed gets a task, which runs the retry/fallback walk with
-``invoke`` = "run on a worker" (so backoff sleeps happen in the caller, never on a worker).
-Otherwise each item is a task running the whole pipeline. An item whose key another caller
+When the judge needs nothing before the first attempt (it is plain), the first attempt of
+an item costs no task: it goes to the dispatcher with a callback, and only an item whose
+first attempt failed gets a task, in which the judge settles that failure and the driver
+goes on with ``invoke`` = "run on a worker" (so backoff sleeps happen in the caller, never
+on a worker). Otherwise each item is a task driving its whole call. An item whose key another caller
 is computing waits for that flight (or takes over if it is abandoned).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opero.cache.store import MISS
+from opero.core.drive import AsyncInvoke, drive_async, invoker_async
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
     from opero.concurrency.attempts import Outcome
     from opero.concurrency.completion import Completion
-    from opero.concurrency.coroutines import CoroutineWorkers
-    from opero.concurrency.dispatch import Dispatcher
-    from opero.core.pipeline import AsyncInvoke, Pipeline
+    from opero.concurrency.transport import Transport
+    from opero.core.judge import Judge
 
-__all__ = ["ItemPaths"]
+__all__ = ["ItemPaths", "Missed"]
+
+
+class Missed(NamedTuple):
+    """An item the cache did not answer: its key (None: uncached) and call arguments."""
+
+    key: Hashable | None
+    args: tuple[Any, ...]
 
 
 class ItemPaths:
@@ -35,52 +42,56 @@ class ItemPaths:
     def __init__(
         self,
         completion: Completion,
-        pipeline: Pipeline,
+        judge: Judge,
         layer: CacheLayer | None,
-        dispatcher: Dispatcher | None,
+        dispatcher: Transport | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
         first_fast: bool,
-        queue_miss: Callable[[int, Hashable | None, tuple[Any, ...]], None] | None,
         gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.completion = completion
-        self.pipeline = pipeline
-        self.counters = pipeline.counters
+        self.judge = judge
+        self.counters = judge.counters
         self.layer = layer
         self.dispatcher = dispatcher
-        self.invoke: AsyncInvoke | None = dispatcher.invoke if dispatcher is not None else None
+        #: one attempt: sent to a worker, or (async mode) awaited in the loop
+        self.invoke: AsyncInvoke = (
+            dispatcher.invoke if dispatcher is not None else invoker_async(judge)
+        )
         self.args = args
         self.kwargs = kwargs
         #: first attempts skip the per-item task
         self.first_fast = first_fast
-        #: jobs: misses are queued, and sent in bulk by the feeder
-        self.queue_miss = queue_miss
         #: flights this map leads through the task-free first attempt (abandoned on abort)
         self.leading: dict[Hashable, Flight] = {}
         #: a rate-limited map's free workers: an attempt takes one before booking its slot
         self.gate: asyncio.Semaphore | None = gate
-        #: async mode: items run on worker coroutines instead of a task each
-        self.coroutines: CoroutineWorkers | None = None
 
-    def start(self, index: int, item: Any) -> None:
+    def lookup(self, index: int, item: Any) -> Missed | None:
+        """Answer item ``index`` from the cache (None), or say what to compute."""
         call_args = (item, *self.args)
-        kwargs = self.kwargs
         key: Hashable | None = None
         layer = self.layer
         if layer is not None:
-            key = layer.key(call_args, kwargs)
+            key = layer.key(call_args, self.kwargs)
             if key is not None:
                 value = layer.get(key)
                 if value is not MISS:
                     self.counters.hits += 1
                     self.completion.finish(index, True, value)
-                    return
-        if self.queue_miss is not None:
-            self.queue_miss(index, key, call_args)  # flights joined per round
+                    return None
+        return Missed(key, call_args)
+
+    def start(self, index: int, item: Any) -> None:
+        missed = self.lookup(index, item)
+        if missed is None:
             return
-        if self.first_fast and not self.pipeline.pauses.active:
+        key, call_args = missed.key, missed.args
+        kwargs = self.kwargs
+        layer = self.layer
+        if self.first_fast and not self.judge.pauses.active:
             flight: Flight | None = None
             if key is not None:
                 assert layer is not None
@@ -92,13 +103,10 @@ class ItemPaths:
             if flight is not None:
                 self.leading[key] = flight
             assert self.dispatcher is not None
-            self.counters.direct += 1
+            self.judge.plain_started()
             self.dispatcher.submit(
                 call_args, kwargs, partial(self._first_done, index, key, flight, call_args)
             )
-            return
-        if self.coroutines is not None:
-            self.coroutines.put(index, key, call_args)
             return
         self.counters.entered += 1
         self.completion.spawn(self.whole(index, key, call_args))
@@ -127,18 +135,7 @@ class ItemPaths:
             self.store(key, flight, value, call_args)
             self.completion.finish(index, True, value)
             return
-        if not isinstance(value, Exception):
-            self._stop(key, flight, value)
-            return
-        self.counters.direct_failed += 1
         self.completion.spawn(self.retry(index, key, flight, call_args, value))
-
-    def _stop(self, key: Hashable | None, flight: Flight | None, exc: BaseException) -> None:
-        """The function raised a BaseException: give up the flight and stop the map."""
-        if key is not None and flight is not None and self.layer is not None:
-            self.leading.pop(key, None)
-            self.layer.flights.fail(key, flight, exc)
-        self.completion.stop_map(exc)
 
     def fatal(self, exc: BaseException) -> bool:
         """Whether ``exc`` (not an ``Exception``) came from the function, not from this
@@ -156,12 +153,13 @@ class ItemPaths:
         call_args: tuple[Any, ...],
         failure: BaseException,
     ) -> None:
-        """The rest of an item's pipeline after its first attempt failed."""
+        """The rest of an item's call after its first attempt, made on a fast path, failed:
+        the judge settles that failure first."""
         layer = self.layer
+        judge = self.judge
         try:
-            value = await self.pipeline.run_async(
-                call_args, self.kwargs, failure, self.invoke, self.gate
-            )
+            call = judge.call(call_args, self.kwargs, plain=True)
+            value = await drive_async(judge, call, self.invoke, (False, failure), self.gate)
         except BaseException as exc:
             if key is not None and flight is not None:
                 assert layer is not None
@@ -192,14 +190,14 @@ class ItemPaths:
         await self.whole(index, key, call_args)
 
     async def whole(self, index: int, key: Hashable | None, call_args: tuple[Any, ...]) -> None:
-        """The whole pipeline of one item, as a task."""
-        pipeline = self.pipeline
+        """The whole call of one item, as a task."""
+        judge = self.judge
         layer = self.layer
         kwargs = self.kwargs
         invoke, gate = self.invoke, self.gate
 
         async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-            return await pipeline.run_async(a, k, None, invoke, gate)
+            return await drive_async(judge, judge.call(a, k), invoke, None, gate)
 
         try:
             if layer is not None and key is not None:

@@ -1,4 +1,4 @@
-"""The map driver: every item's pipeline driven from one event loop in the caller.
+"""The map driver: every item's call driven from one event loop in the caller.
 
 Items are read lazily; at most ``bound`` are in flight (results held back for
 ``ordered=True`` count). For each item the driver looks up the cache; a miss is an attempt
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from opero.concurrency.bulk import BulkFeed
 from opero.concurrency.completion import Completion, Run
 from opero.concurrency.coroutines import CoroutineWorkers
-from opero.concurrency.dispatch import Dispatcher
 from opero.concurrency.items import ItemPaths
+from opero.concurrency.transport import Transport
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.concurrency.executors import ExecutorHandle
-    from opero.core.pipeline import Pipeline
+    from opero.core.judge import Judge
 
 __all__ = ["MapDriver", "MapSpec", "Run"]
 
@@ -36,10 +36,10 @@ class MapSpec:
     def __init__(
         self,
         fn: Callable[..., Any],
-        pipeline: Pipeline,
+        judge: Judge,
         layer: CacheLayer | None,
         *,
-        kind: str,
+        mode: str,
         workers: int,
         ordered: bool,
         bound: int,
@@ -48,20 +48,22 @@ class MapSpec:
         target: Any = None,
     ) -> None:
         self.fn = fn
-        self.target = target  # process kind: how workers find fn (FunctionRef / ByValue)
-        self.handle_factory = handle_factory  # executor kind: a new handle per map call
-        self.pipeline = pipeline
+        self.target = target  # process mode: how workers find fn (FunctionRef / ByValue)
+        self.handle_factory = handle_factory  # executor mode: a new handle per map call
+        self.judge = judge
         self.layer = layer
-        self.kind = kind  # "tasks" (async fn on the loop), "thread", "process" or "executor"
+        #: where attempts run: "async" (an async fn on the loop), "thread", "process" or
+        #: "executor" (a given executor or Dask)
+        self.mode = mode
         self.workers = workers
         self.ordered = ordered
         self.bound = bound
         self.batch_max = batch_max
-        self.name = pipeline.name
+        self.name = judge.name
 
 
 class MapDriver:
-    """One call of a map: feeds items, drives pipelines, yields results in chunks."""
+    """One call of a map: feeds items, drives their calls, yields results in chunks."""
 
     def __init__(
         self,
@@ -74,33 +76,30 @@ class MapDriver:
         self.items: Iterator[Any] = iter(items)
         self.layer = spec.layer
         self.completion = Completion(spec.ordered)
-        self.dispatcher: Dispatcher | None = None
-        #: rate-limited: an attempt is sent only to a free worker, one at a time
-        pipeline = spec.pipeline
-        paced = (
-            pipeline.limiter is not None
-            or pipeline.slots is not None
-            or pipeline.gates.breakers is not None
-        )
-        if spec.kind != "tasks":
-            self.dispatcher = Dispatcher(
-                spec.fn,
-                spec.kind,
-                spec.workers,
-                timeout=spec.pipeline.timeout,
-                batch_max=1 if paced else spec.batch_max,
-                paced=paced,
-                name=spec.name,
-                handle=spec.handle_factory() if spec.handle_factory is not None else None,
-                target=spec.target,
-                pauses=spec.pipeline.pauses,
-                early_pause=spec.pipeline.fallback is None,
-            )
+        judge = spec.judge
+        #: paced: an attempt is sent only to a free worker, one at a time
+        paced = judge.paced
+        self.dispatcher: Transport | None = None
+        if spec.mode != "async":
+            self.dispatcher = _TRANSPORTS[spec.mode](spec, paced)
         # first attempts may skip the per-item task ...
-        first_fast = self.dispatcher is not None and spec.pipeline.direct_first
+        first_fast = self.dispatcher is not None and judge.plain
+        self.paths = ItemPaths(
+            self.completion,
+            judge,
+            self.layer,
+            self.dispatcher,
+            args,
+            kwargs,
+            first_fast=first_fast,
+            gate=asyncio.Semaphore(spec.workers) if paced and self.dispatcher else None,
+        )
+        #: how one item starts, and (optionally) how many items start at once
+        self.start: Callable[[int, Any], None] = self.paths.start
+        self.feed: Callable[[int, int], int] | None = None
         # ... and, for processes, travel in jobs of several items read in bulk
         self.bulk: BulkFeed | None = None
-        if first_fast and spec.kind in ("process", "executor"):
+        if first_fast and spec.mode in ("process", "executor"):
             assert self.dispatcher is not None
             self.bulk = BulkFeed(
                 self.completion,
@@ -109,37 +108,23 @@ class MapDriver:
                 self.items,
                 args,
                 kwargs,
-                spec.pipeline.counters,
+                judge,
+                self.paths,
             )
-        self.paths = ItemPaths(
-            self.completion,
-            spec.pipeline,
-            self.layer,
-            self.dispatcher,
-            args,
-            kwargs,
-            first_fast=first_fast,
-            queue_miss=self.bulk.queue_miss if self.bulk is not None else None,
-            gate=asyncio.Semaphore(spec.workers) if paced and self.dispatcher else None,
-        )
-        if self.bulk is not None:
-            self.bulk.paths = self.paths
-        if spec.kind == "tasks":
-            self.paths.coroutines = CoroutineWorkers(self.paths, spec.workers)
+            self.feed = self.bulk.feed
+        elif spec.mode == "async":
+            coroutines = CoroutineWorkers(self.paths, spec.workers)
+            self.start = coroutines.start
+            if self.layer is None:
+                self.feed = partial(coroutines.feed, self.items)
 
     async def stream(self) -> AsyncGenerator[list[Run], None]:
         """Chunks of result runs, in input order (``ordered``) or completion order."""
         completion = self.completion
         completion.wake = asyncio.Event()
         bound = self.spec.bound
-        bulk, start = self.bulk, self.paths.start
-        coroutines = self.paths.coroutines
+        bulk, start, feed = self.bulk, self.start, self.feed
         dispatcher = self.dispatcher
-        feed: Callable[[int, int], int] | None = None
-        if bulk is not None:
-            feed = bulk.feed
-        elif coroutines is not None and self.layer is None:
-            feed = partial(coroutines.feed, self.items)
         index = 0
         in_flight = 0
         exhausted = False
@@ -164,7 +149,7 @@ class MapDriver:
                     start(index, item)
                     index += 1
                 if dispatcher is not None:
-                    dispatcher.in_flight = in_flight
+                    dispatcher.set_in_flight(in_flight)
                 if bulk is not None and bulk.pending:
                     bulk.submit_pending()
                 chunk = completion.take()
@@ -197,5 +182,59 @@ class MapDriver:
         await self.completion.cancel_tasks()
         if self.dispatcher is not None:
             await self.dispatcher.close(abort=abort)
-            if self.dispatcher.handle is not None:
-                await self.dispatcher.handle.close()
+
+
+def _threads(spec: MapSpec, paced: bool) -> Transport:
+    from opero.concurrency.threads import ThreadTransport
+
+    judge = spec.judge
+    return ThreadTransport(
+        spec.fn,
+        spec.workers,
+        name=spec.name,
+        timeout=judge.timeout,
+        held_back=judge.held_back,
+        noticed=judge.noticed,
+    )
+
+
+def _processes(spec: MapSpec, paced: bool) -> Transport:
+    from opero.concurrency.attempts import process_target
+    from opero.concurrency.processes import ProcessTransport
+
+    judge = spec.judge
+    return ProcessTransport(
+        spec.target if spec.target is not None else process_target(spec.fn),
+        spec.workers,
+        1 if paced else spec.batch_max,
+        name=spec.name,
+        timeout=judge.timeout,
+        paced=paced,
+        pauses=judge.pauses,
+        held_back=judge.held_back,
+    )
+
+
+def _executor(spec: MapSpec, paced: bool) -> Transport:
+    from opero.concurrency.executors import ExecutorTransport
+
+    assert spec.handle_factory is not None
+    judge = spec.judge
+    return ExecutorTransport(
+        spec.fn,
+        spec.handle_factory(),
+        spec.workers,
+        1 if paced else spec.batch_max,
+        name=spec.name,
+        timeout=judge.timeout,
+        paced=paced,
+        held_back=judge.held_back,
+    )
+
+
+#: the transport of each place attempts run (``mode="async"`` awaits them in the loop)
+_TRANSPORTS: dict[str, Callable[[MapSpec, bool], Transport]] = {
+    "thread": _threads,
+    "process": _processes,
+    "executor": _executor,
+}

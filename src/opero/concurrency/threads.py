@@ -17,40 +17,42 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from opero.concurrency.attempts import Outcome, run_one
+from opero.concurrency.attempts import Outcome, attach_remote_traceback, run_one
+from opero.concurrency.jobs import Gather, Job, JobCallback
+from opero.concurrency.transport import Callback, invoke_on
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
-from opero.core.pauses import Pauses
 
-__all__ = ["ThreadWorkers"]
+__all__ = ["ThreadTransport"]
 
 
-class ThreadWorkers:
-    """``workers`` daemon threads running attempts of one function."""
+class ThreadTransport:
+    """``workers`` daemon threads running attempts of one function (started lazily)."""
 
     def __init__(
         self,
         fn: Callable[..., Any],
         workers: int,
-        deliver: Callable[[list[tuple[Any, Outcome]]], None],
-        timeout: float | None = None,
-        name: str = "",
-        pauses: Pauses | None = None,
-        early_pause: bool = False,
+        *,
+        name: str,
+        timeout: float | None,
+        held_back: Callable[[], float],
+        noticed: Callable[[BaseException], None],
     ) -> None:
-        self.pauses = pauses
-        #: attempts are of the function itself (no fallback): a worker may set its pause
-        self.early_pause = early_pause
+        #: seconds every attempt must still wait (a pause of the function)
+        self.held_back = held_back
+        #: told of a failure as soon as a worker sees it (a server delay pauses at once)
+        self.noticed = noticed
         self.fn = fn
         self.timeout = timeout
-        self.deliver = deliver
         self.inbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...], dict[str, Any]] | None] = (
             queue.SimpleQueue()
         )
-        self.outbox: deque[tuple[Any, Outcome]] = deque()
-        self.loop = asyncio.get_running_loop()
+        self.outbox: deque[tuple[Callback, Outcome]] = deque()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._wake_pending = False
         self._stopped = False
+        self._shut = False
         self._is_async = is_async_callable(fn)
         self.max_workers = workers
         self.name = name
@@ -59,7 +61,9 @@ class ThreadWorkers:
         self._idle = 0  # threads waiting for an attempt
         self._waiting = 0  # attempts not yet taken by a thread
 
-    def submit(self, token: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
         with self._count_lock:
             self._waiting += 1
             start = self._waiting > self._idle and len(self.threads) < self.max_workers
@@ -70,7 +74,23 @@ class ThreadWorkers:
                 self.threads.append(thread)
         if start:
             thread.start()
-        self.inbox.put((token, args, kwargs))
+        self.inbox.put((callback, args, kwargs))
+
+    def submit_job(
+        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, single: bool
+    ) -> None:
+        gather = Gather(Job(rows, kwargs, callback, single=single))
+        for n, row in enumerate(rows):
+            self.submit((row,) if single else row, kwargs, _one(gather, n))
+
+    def spans(self, ready: int) -> list[tuple[int, int]]:
+        return [(n, n + 1) for n in range(ready)]
+
+    def set_in_flight(self, count: int) -> None:
+        pass  # threads start as attempts arrive
+
+    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await invoke_on(self, args, kwargs)
 
     def _main(self) -> None:
         own_loop = asyncio.new_event_loop() if self._is_async else None
@@ -85,22 +105,18 @@ class ThreadWorkers:
                         self._waiting -= 1
                 if job is None or self._stopped:
                     return
-                token, args, kwargs = job
-                pauses = self.pauses
-                while pauses is not None and pauses.active and not CLOCK.zero_waits:
-                    wait = pauses.remaining(None)  # a server asked every caller to wait
-                    if wait <= 0:
-                        break
-                    pauses.counters.waited(wait)
+                callback, args, kwargs = job
+                while (wait := self.held_back()) > 0:  # a server asked every caller to wait
                     CLOCK.sleep(wait)  # then look again: the pause may have grown
                 outcome = run_one(self.fn, args, kwargs, self.timeout, own_loop)
-                if pauses is not None and not outcome[0] and self.early_pause:
-                    pauses.server_said(outcome[1])  # before the others send theirs
+                if not outcome[0]:
+                    self.noticed(outcome[1])  # before the other workers send theirs
                 if self._stopped:
                     return  # abandoned: the result is dropped
-                self.outbox.append((token, outcome))
+                self.outbox.append((callback, outcome))
                 if not self._wake_pending:
                     self._wake_pending = True
+                    assert self.loop is not None
                     try:
                         self.loop.call_soon_threadsafe(self._flush)
                     except RuntimeError:  # the caller's loop is closed
@@ -112,15 +128,21 @@ class ThreadWorkers:
     def _flush(self) -> None:
         self._wake_pending = False
         outbox = self.outbox
-        done: list[tuple[Any, Outcome]] = []
         while outbox:
-            done.append(outbox.popleft())
-        if done:
-            self.deliver(done)
+            callback, outcome = outbox.popleft()
+            if not outcome[0]:
+                attach_remote_traceback(outcome[1], outcome[2])
+            callback(outcome)
 
-    def stop(self, *, abort: bool = False) -> None:
+    async def close(self, *, abort: bool = False) -> None:
+        self.shutdown(abort=abort)
+
+    def shutdown(self, *, abort: bool = False) -> None:
         """Let the threads exit once idle; ``abort`` drops queued attempts and results
         (running attempts cannot be stopped: they finish on their own)."""
+        if self._shut:
+            return
+        self._shut = True
         if abort:
             self._stopped = True
             try:
@@ -137,3 +159,11 @@ class ThreadWorkers:
             deadline = time.monotonic() + 0.2
             for thread in self.threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _one(gather: Gather, n: int) -> Callback:
+    def done(outcome: Outcome) -> None:
+        ok, value, tb = outcome
+        gather.fill(n, [value if ok else None], {} if ok else {0: (value, tb)})
+
+    return done

@@ -1,5 +1,5 @@
 """Retry decisions: the backoff schedule, server-directed delays, and the walk over
-rounds x fallback values. Nothing here sleeps; the drivers in :mod:`opero.core.pipeline`
+rounds x fallback values. Nothing here sleeps; the drivers in :mod:`opero.core.drive`
 act on what these objects decide."""
 
 from __future__ import annotations

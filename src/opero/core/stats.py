@@ -69,6 +69,7 @@ class Counters:
         "hits_base",
         "misses_base",
         "pauses",
+        "plain_ok",
         "retries",
         "wait",
     )
@@ -79,6 +80,7 @@ class Counters:
         self.direct = 0  #: calls whose first attempt was made directly
         self.direct_failed = 0  #: ... whose first attempt then failed
         self.attempts = 0  #: attempts other than direct first attempts
+        self.plain_ok = 0  #: successful attempts with no fallback in play (lock-free count)
         self.failures = 0
         self.retries = 0
         self.pauses = 0
@@ -96,11 +98,6 @@ class Counters:
                 key = OTHER
             table[key] = table.get(key, 0) + 1
 
-    def successes_bulk(self, count: int) -> None:
-        if count:
-            with self._lock:
-                self._successes[None] = self._successes.get(None, 0) + count
-
     def waited(self, seconds: float) -> None:
         with self._lock:
             self.wait += seconds
@@ -108,7 +105,7 @@ class Counters:
     def snapshot(self) -> Stats:
         with self._lock:
             successes = dict(self._successes)
-        direct_ok = self.direct - self.direct_failed
+        direct_ok = self.direct - self.direct_failed + self.plain_ok
         if direct_ok:
             successes[None] = successes.get(None, 0) + direct_ok
         return Stats(

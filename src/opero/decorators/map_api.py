@@ -58,7 +58,7 @@ class MapRunner:
 
         results: list[Any] = []
         failures: list[Exception] = []
-        bar = Progress(self.progress, items, self.spec.name, self.spec.pipeline.counters)
+        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         stream = MapDriver(self.spec, items, args, kwargs).stream()
         try:
             async for chunk in stream:
@@ -88,7 +88,7 @@ class MapRunner:
 
         failures: list[Exception] = []
         count = 0
-        bar = Progress(self.progress, items, self.spec.name, self.spec.pipeline.counters)
+        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         stream = MapDriver(self.spec, items, args, kwargs).stream()
         try:
             async for chunk in stream:
@@ -158,7 +158,7 @@ class MapRunner:
     ) -> Generator[Any, None, None]:
         failures: list[Exception] = []
         count = 0
-        bar = Progress(self.progress, items, self.spec.name, self.spec.pipeline.counters)
+        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         finished = False
         try:
             while True:

@@ -8,15 +8,15 @@ from opero.cache.memory import MemoryStore
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
-    from opero.core.pipeline import Pipeline
+    from opero.core.judge import Judge
     from opero.core.stats import CacheInfo, Stats
 
 __all__ = ["attach"]
 
 
-def attach(wrapper: Any, pipeline: Pipeline, layer: CacheLayer | None) -> None:
-    """Give ``wrapper`` the observability methods of SPEC 5 (and its pipeline and cache)."""
-    counters = pipeline.counters
+def attach(wrapper: Any, judge: Judge, layer: CacheLayer | None) -> None:
+    """Give ``wrapper`` the observability methods (and its judge and cache)."""
+    counters = judge.counters
 
     def cache_clear() -> None:
         """Remove every cached result of this function; ``cache_info()`` starts over."""
@@ -43,5 +43,5 @@ def attach(wrapper: Any, pipeline: Pipeline, layer: CacheLayer | None) -> None:
     wrapper.cache_clear = cache_clear
     wrapper.cache_info = cache_info
     wrapper.stats = stats
-    wrapper.__opero_pipeline__ = pipeline
+    wrapper.__opero_judge__ = judge
     wrapper.__opero_cache__ = layer

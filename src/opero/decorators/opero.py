@@ -21,7 +21,6 @@ from typing import (
     overload,
 )
 
-from opero.core.callables import is_async_callable
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.observe import attach
 from opero.decorators.parts import build
@@ -167,11 +166,8 @@ def check_function(fn: object, decorator: str = "opero") -> Callable[..., Any]:
 def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
     """Build the wrapper of ``fn`` for already validated ``options``."""
     fn = check_function(fn)
-    pipeline, layer = build(fn, options)
-    if is_async_callable(fn):
-        wrapper = async_wrapper(fn, pipeline, layer)
-    else:
-        wrapper = sync_wrapper(fn, pipeline, layer)
+    judge, layer = build(fn, options)
+    wrapper = async_wrapper(judge, layer) if judge.is_async else sync_wrapper(judge, layer)
     functools.update_wrapper(wrapper, fn)
-    attach(wrapper, pipeline, layer)
+    attach(wrapper, judge, layer)
     return wrapper

@@ -129,11 +129,11 @@ class _MapDecorator(Protocol):
     def __call__(self, func: Callable[..., T], /) -> MapFunction[list[T]]: ...
 
 
-def _default_workers(kind: str) -> int:
+def _default_workers(mode: str) -> int:
     cpus = os.cpu_count() or 1
-    if kind == "process":
+    if mode == "process":
         return cpus
-    if kind == "tasks":
+    if mode == "async":
         return ASYNC_WORKERS
     return min(32, cpus + 4)
 
@@ -154,7 +154,7 @@ def _decorate_map(
     handle_factory: Callable[[], ExecutorHandle] | None = None
     target: Any = None
     if executor is not None or mode == "dask":
-        kind = "executor"
+        where = "executor"
         if isinstance(executor, ProcessPoolExecutor) and ("<locals>" in name or "<lambda>" in name):
             raise TypeError(
                 f"a ProcessPoolExecutor cannot load {name!r} in its workers: define it at "
@@ -167,7 +167,7 @@ def _decorate_map(
             )
 
     elif mode in ("process", "process_async"):
-        kind = "process"
+        where = "process"
         from opero.concurrency.attempts import process_target
 
         try:
@@ -175,25 +175,25 @@ def _decorate_map(
         except TypeError as exc:
             raise TypeError(f"operomap(mode={mode!r}): {exc}") from exc.__cause__
     elif mode == "async" and is_async:
-        kind = "tasks"
+        where = "async"
     else:
-        kind = "thread"
-    n = workers if workers is not None else _default_workers(kind)
-    if kind == "executor":
+        where = "thread"
+    n = workers if workers is not None else _default_workers(where)
+    if where == "executor":
         n = workers or (_executor_parallelism(executor) if executor is not None else 8)
         batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
-    elif kind == "process":
+    elif where == "process":
         batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
-    elif kind == "thread":
+    elif where == "thread":
         batch, bound = THREAD_BATCH, n * 4
     else:  # worker coroutines; items queued for them count toward the bound
         batch, bound = 1, n * 4
-    pipeline, layer = build(fn, options)
+    judge, layer = build(fn, options)
     spec = MapSpec(
         fn,
-        pipeline,
+        judge,
         layer,
-        kind=kind,
+        mode=where,
         workers=n,
         ordered=options["ordered"],
         bound=bound,
@@ -227,7 +227,7 @@ def _decorate_map(
     del wrapper.__wrapped__  # the map wrapper takes items, not the function's parameters
     wrapper.__signature__ = _map_signature(fn)
     wrapper.__opero_map_target__ = fn
-    attach(wrapper, pipeline, layer)
+    attach(wrapper, judge, layer)
     wrapper.__opero_map__ = spec
     return wrapper
 

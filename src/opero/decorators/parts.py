@@ -1,4 +1,4 @@
-"""Options -> parts: the one place that turns validated options into the pipeline and the
+"""Options -> parts: the one place that turns validated options into the judge and the
 cache layer of a decorated function, choosing the stores and limiters (the Redis ones from
 :mod:`opero.backends.redis`, loaded only when asked for)."""
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from opero.cache.identity import identify
 from opero.cache.keys import key_prefix
 from opero.cache.layer import CacheLayer, local_store
-from opero.core.pipeline import Pipeline
+from opero.core.judge import Judge
 from opero.rates import limits_of
 
 if TYPE_CHECKING:
@@ -26,29 +26,29 @@ def name_of(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, CacheLayer | None]:
-    """The pipeline and (with ``cache=True``) the cache layer of ``fn``."""
+def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLayer | None]:
+    """The judge and (with ``cache=True``) the cache layer of ``fn``."""
     name = name_of(fn)
-    pipeline = Pipeline(fn, options, name, _limiter(fn, options, name), _slots(options))
-    if pipeline.limiter is not None and options["rate_limit_backend"] == "redis":
+    judge = Judge(fn, options, name, _limiter(fn, options, name), _slots(options))
+    if judge.limiter is not None and options["rate_limit_backend"] == "redis":
         from opero.backends.redis.pauses import RedisPauses
 
         prefix = f"{options['cache_namespace']}:pause:{fn.__module__}.{name}"
-        pipeline.pauses.share(RedisPauses(options["cache_url"], prefix, owner=name))
+        judge.pauses.share(RedisPauses(options["cache_url"], prefix, owner=name))
         cooldown = options["cooldown"]
         if cooldown is not None:
             from opero.backends.redis.breaker import RedisBreakers
 
-            pipeline.gates.breakers = RedisBreakers(
+            judge.gates.breakers = RedisBreakers(
                 options["cache_url"],
                 f"{options['cache_namespace']}:cooldown:{fn.__module__}.{name}",
                 cooldown,
                 options["cooldown_after"],
-                pipeline.counters,
+                judge.counters,
                 owner=name,
             )
     if not options["cache"]:
-        return pipeline, None
+        return judge, None
     identity = identify(fn)
     prefix = key_prefix(options["cache_namespace"], identity)
     if options["cache_backend"] == "redis":
@@ -64,8 +64,8 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Pipeline, Cach
     else:
         store = local_store(options, prefix)
     if options["cache_backend"] == "memory":
-        return pipeline, CacheLayer(fn, options, name, store, prefix)
-    return pipeline, CacheLayer(fn, options, name, store, prefix, identity)
+        return judge, CacheLayer(fn, options, name, store, prefix)
+    return judge, CacheLayer(fn, options, name, store, prefix, identity)
 
 
 def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:

@@ -1,71 +1,27 @@
-"""The wrappers of ``@opero``, sync and async, each picking the variant that does the least
-work per call: with no failure, a call is a ``try`` around the function, and a memory-cache
-hit is a tuple and a dict lookup."""
+"""The wrappers of ``@opero``, sync and async: the cache in front of the judge's call
+(:mod:`opero.core.fast`), each picking the variant that does the least work per call: a
+memory-cache hit is a tuple and a dict lookup; a miss runs the call's attempts once for
+every caller waiting on the key. Calls and cache hits are counted here, where they enter;
+everything about attempts is counted by the judge."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from opero.cache.layer import CacheLayer
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
-from opero.core.callables import CoroutineType, refuse_awaitable
-from opero.core.pipeline import Pipeline
+from opero.core.fast import core_async, core_sync, entry_async, entry_sync
+from opero.core.judge import Judge
 
 __all__ = ["async_wrapper", "sync_wrapper"]
 
 
-def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer | None) -> Any:
-    c = pipeline.counters
-    pauses = pipeline.pauses
-    run = pipeline.run
-    retry_on = pipeline.retry_on
-    core: Callable[[tuple[Any, ...], dict[str, Any]], Any]
-    name = pipeline.name
-    if pipeline.direct:
-
-        def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if pauses.active:
-                return run(args, kwargs)
-            c.attempts += 1
-            try:
-                result = fn(*args, **kwargs)
-            except retry_on as exc:
-                return run(args, kwargs, exc)
-            if type(result) is CoroutineType:
-                refuse_awaitable(name, result)
-            c.success(None)
-            return result
-
-    else:
-        core = run
-
+def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     if layer is None:
-        if not pipeline.direct:
-
-            def call(*args: Any, **kwargs: Any) -> Any:
-                c.entered += 1
-                return run(args, kwargs)
-
-            return call
-
-        def call_direct(*args: Any, **kwargs: Any) -> Any:
-            if pauses.active:  # a server asked every caller to wait
-                c.entered += 1
-                return run(args, kwargs)
-            c.direct += 1
-            try:
-                result = fn(*args, **kwargs)
-            except retry_on as exc:
-                c.direct_failed += 1
-                return run(args, kwargs, exc)
-            if type(result) is CoroutineType:
-                refuse_awaitable(name, result)
-            return result
-
-        return call_direct
-
+        return entry_sync(judge)
+    c = judge.counters
+    core = core_sync(judge)
     key_of, get, fill = layer.key, layer.get, layer.fill
 
     def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -110,50 +66,11 @@ def sync_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer |
     return call_memory
 
 
-def async_wrapper(fn: Callable[..., Any], pipeline: Pipeline, layer: CacheLayer | None) -> Any:
-    c = pipeline.counters
-    pauses = pipeline.pauses
-    run = pipeline.run_async
-    retry_on = pipeline.retry_on
-    core: Callable[[tuple[Any, ...], dict[str, Any]], Coroutine[Any, Any, Any]]
-    if pipeline.direct:
-
-        async def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if pauses.active:
-                return await run(args, kwargs)
-            c.attempts += 1
-            try:
-                result = await fn(*args, **kwargs)
-            except retry_on as exc:
-                return await run(args, kwargs, exc)
-            c.success(None)
-            return result
-
-    else:
-        core = run
-
+def async_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     if layer is None:
-        if not pipeline.direct:
-
-            async def call(*args: Any, **kwargs: Any) -> Any:
-                c.entered += 1
-                return await run(args, kwargs)
-
-            return call
-
-        async def call_direct(*args: Any, **kwargs: Any) -> Any:
-            if pauses.active:  # a server asked every caller to wait
-                c.entered += 1
-                return await run(args, kwargs)
-            c.direct += 1
-            try:
-                return await fn(*args, **kwargs)
-            except retry_on as exc:
-                c.direct_failed += 1
-                return await run(args, kwargs, exc)
-
-        return call_direct
-
+        return entry_async(judge)
+    c = judge.counters
+    core = core_async(judge)
     key_of, get, aget, fill = layer.key, layer.get, layer.aget, layer.fill_async
     # Redis: await the lookup; disk: on a worker thread; memory: inline
     native = layer.async_store or layer.offload

@@ -1,0 +1,162 @@
+"""The process transport: a map's attempts on worker processes of its own.
+
+Each worker is a :class:`~opero.concurrency.process.ProcessWorker` with its own pipe, fed
+batches by a feeder coroutine in the caller's loop. Workers start lazily: a worker starts
+when its feeder first has a job, together with one worker per other job waiting or item in
+flight, forked before any of their helper threads start. A worker that dies is replaced;
+what it had finished stays done (see :mod:`opero.concurrency.spill`). With ``timeout``, a
+batch holds one attempt, its clock starts when the worker begins it, and a worker that
+overruns is killed and replaced. A pause of the function holds every worker back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from opero.concurrency.attempts import ByValue, FunctionRef, Results, Segment
+from opero.concurrency.jobs import REQUEUE, Requeue
+from opero.concurrency.process import ProcessWorker, WorkerDied
+from opero.concurrency.transport import BatchTransport
+from opero.core.clock import CLOCK
+from opero.core.pauses import Pauses
+from opero.core.timeout import timeout_error
+
+__all__ = ["ProcessTransport"]
+
+#: seconds a fresh worker may take to begin a batch before its attempt's clock runs anyway
+STARTUP_PATIENCE = 60.0
+
+
+class ProcessTransport(BatchTransport):
+    """Attempts of one function on ``workers`` worker processes."""
+
+    def __init__(
+        self,
+        target: FunctionRef | ByValue,
+        workers: int,
+        batch_max: int,
+        *,
+        name: str,
+        timeout: float | None,
+        paced: bool,
+        pauses: Pauses,
+        held_back: Callable[[], float],
+    ) -> None:
+        # a process attempt under a timeout runs alone, so killing its worker hits only it
+        super().__init__(
+            name,
+            workers,
+            1 if timeout is not None else batch_max,
+            depth=1 if (timeout is not None or paced) else 2,
+            held_back=held_back,
+        )
+        self.target = target
+        self.timeout = timeout
+        self.pauses = pauses
+        self.procs: list[ProcessWorker | None] = []
+        self.paused_until = 0.0  # time.time() before which new workers hold back
+
+    def start(self) -> None:
+        self.procs = [None] * self.workers  # started lazily, when their feeder has a job
+        self.pauses.listeners.append(self._pause_workers)
+        self.start_feeders()
+
+    async def run_batch(
+        self, i: int, payload: list[Segment], size: int
+    ) -> Results | Requeue | WorkerDied | None:
+        worker = self.procs[i]
+        if worker is None:
+            worker = self._spawn(i)
+        future = asyncio.wrap_future(worker.submit(payload))
+        try:
+            if self.timeout is None:
+                return await future
+            # the clock starts when the worker takes the attempt (not while a fresh worker
+            # starts up or the batch travels): wait until it began this batch
+            number = worker.submitted
+            patience = time.monotonic() + STARTUP_PATIENCE
+            while not worker.began(number) and not future.done():
+                if time.monotonic() > patience:  # a worker that never gets going: time it
+                    break
+                await asyncio.sleep(0.002)
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout + 0.05)
+        except TimeoutError:
+            future.add_done_callback(_ignore)
+            self._replace(i, worker)
+            assert self.timeout is not None
+            return [None], {0: (timeout_error(self.name, self.timeout), None)}
+        except WorkerDied as died:
+            self._replace(i, worker)
+            if not died.running or died.finished is None:
+                return REQUEUE  # it never began this batch
+            if size == 1:
+                return [None], {0: (died.crash_error(self.name), None)}
+            return died
+        except Exception as exc:  # the batch could not be sent or read back (pickling)
+            if size == 1:
+                return [None], {0: (exc, None)}
+            return None
+
+    def _spawn(self, i: int) -> ProcessWorker:
+        """Start worker ``i`` and, with it, a worker for each job queued now that no
+        running worker will take (never more workers than attempts waiting). The processes
+        are forked together, before any of their helper threads start."""
+        ctx = multiprocessing.get_context()
+        procs = self.procs
+        idle = [n for n, w in enumerate(procs) if w is None and n != i]
+        live = len(procs) - len(idle) - 1
+        more = max(len(self.jobs.jobs), self.in_flight - live - 1)
+        fresh: list[ProcessWorker] = []
+        try:
+            for n in [i, *idle[:more]]:
+                worker = ProcessWorker(ctx, self.target, start_io=False)
+                if self.paused_until > time.time():
+                    worker.pause_until(self.paused_until)
+                procs[n] = worker
+                fresh.append(worker)
+        finally:
+            for worker in fresh:
+                worker.start_io()
+        started = procs[i]
+        assert started is not None
+        return started
+
+    def _replace(self, i: int, dead: ProcessWorker) -> None:
+        """Kill ``dead``; its feeder starts a new worker when it next has a job."""
+        dead.kill()
+        if self.procs and self.procs[i] is dead:
+            self.procs[i] = None
+
+    def _pause_workers(self, key: Hashable, seconds: float) -> None:
+        """A pause of the function (not of one fallback value): every worker holds back."""
+        if key is not None or CLOCK.zero_waits:
+            return
+        until = time.time() + seconds
+        self.paused_until = max(self.paused_until, until)
+        for worker in list(self.procs):
+            if worker is not None:
+                worker.pause_until(until)
+
+    def shutdown(self, *, abort: bool = False) -> None:
+        self.closed = True
+        if self._pause_workers in self.pauses.listeners:
+            self.pauses.listeners.remove(self._pause_workers)
+        procs, self.procs = self.procs, []
+        live = [worker for worker in procs if worker is not None]
+        if not abort:
+            for worker in live:
+                worker.ask_to_stop()  # all exit at once; then each is waited for
+        for worker in live:
+            if abort:
+                worker.kill()
+            else:
+                worker.stop()
+
+
+def _ignore(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

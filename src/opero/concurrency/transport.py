@@ -1,0 +1,225 @@
+"""Where a map's attempts run: one transport per ``mode``, all behind one small protocol —
+"run these attempts, give back one outcome per attempt". A transport never judges: the
+outcomes go back to the caller's loop, where the judge settles them.
+
+- :class:`~opero.concurrency.threads.ThreadTransport`: worker threads, one attempt at a time;
+- :class:`~opero.concurrency.processes.ProcessTransport`: worker processes fed in batches;
+- :class:`~opero.concurrency.executors.ExecutorTransport`: a given executor or a Dask cluster.
+(``mode="async"`` needs none: its attempts are awaited on the caller's loop.)
+
+:class:`BatchTransport` is what the process and executor transports share: attempts queued
+as jobs (:mod:`opero.concurrency.jobs`) and taken in batches by feeder coroutines, a
+feeder per worker (two with room in the pipe), each handing its batch to :meth:`run_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from opero.concurrency.attempts import Outcome, Results, Segment, attach_remote_traceback
+from opero.concurrency.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, Requeue, Single
+from opero.core.clock import CLOCK
+from opero.errors import OperoError
+
+__all__ = ["BatchTransport", "Callback", "Crashed", "Transport"]
+
+Callback = Callable[[Outcome], None]
+
+
+class Crashed(Protocol):
+    """A batch whose worker died part-way: what it finished, and the error of the rest."""
+
+    finished: tuple[dict[int, Outcome], bool] | None
+
+    def crash_error(self, name: str) -> BaseException: ...
+
+
+class Transport(Protocol):
+    """Runs attempts of one function for one map call."""
+
+    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+        """Run one attempt; ``callback(outcome)`` runs in the caller's loop."""
+
+    def submit_job(
+        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, single: bool
+    ) -> None:
+        """Run several attempts; ``callback(values, failures)`` runs once all are done."""
+
+    def spans(self, ready: int) -> list[tuple[int, int]]:
+        """How to cut ``ready`` attempts into jobs."""
+        ...
+
+    def set_in_flight(self, count: int) -> None:
+        """The map has ``count`` items in flight (how many workers may be worth starting)."""
+
+    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run one attempt and return its value or raise its exception."""
+
+    async def close(self, *, abort: bool) -> None:
+        """Stop every worker (``abort``: at once, dropping what is queued)."""
+
+    def shutdown(self, *, abort: bool) -> None:
+        """The synchronous part of :meth:`close` (safe to call twice)."""
+
+
+async def invoke_on(transport: Transport, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """One attempt on ``transport``, awaited."""
+    future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+    def done(outcome: Outcome) -> None:
+        if not future.done():
+            future.set_result(outcome)
+
+    transport.submit(args, kwargs, done)
+    ok, value, _tb = await future
+    if ok:
+        return value
+    raise value
+
+
+class BatchTransport:
+    """Jobs queued in the caller, taken in batches by one feeder per worker."""
+
+    def __init__(
+        self,
+        name: str,
+        workers: int,
+        batch_max: int,
+        *,
+        depth: int,
+        held_back: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self.jobs = JobQueue(workers, batch_max)
+        #: batches outstanding per worker: 2 keep its pipe full; 1 when an attempt's
+        #: start must be its send (rate limits, timeouts)
+        self.depth = depth
+        self.held_back = held_back
+        self.started = False
+        self.closed = False
+        self.feeders: list[asyncio.Task[None]] = []
+        #: why no attempt can run (the executor could not be opened), or None
+        self.broken: BaseException | None = None
+
+    # ----- submitting ------------------------------------------------------------------------
+    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+        self.submit_job([args], kwargs, Single(callback))
+
+    def submit_job(
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        *,
+        single: bool = False,
+    ) -> None:
+        if not self.started:
+            self.started = True
+            self.jobs.ready = asyncio.Event()
+            self.start()
+        if self.broken is not None:
+            n = len(rows)
+            failures: Failures = dict.fromkeys(range(n), (self.broken, None))
+            asyncio.get_running_loop().call_soon(callback, [None] * n, failures)
+            return
+        self.jobs.put(Job(rows, kwargs, callback, single=single))
+
+    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await invoke_on(self, args, kwargs)
+
+    def spans(self, ready: int) -> list[tuple[int, int]]:
+        return self.jobs.spans(ready)
+
+    def set_in_flight(self, count: int) -> None:
+        self.in_flight = count
+
+    in_flight = 0
+
+    # ----- what a kind of worker provides ---------------------------------------------------
+    def start(self) -> None:
+        """Called with the first job: start the feeders (see :meth:`start_feeders`)."""
+        raise NotImplementedError
+
+    async def run_batch(
+        self, i: int, payload: list[Segment], size: int
+    ) -> Results | Requeue | Crashed | None:
+        """The results of ``payload`` on worker ``i``: ``REQUEUE`` when it never ran, a
+        :class:`Crashed` when its worker died part-way, None when each attempt must re-run
+        alone (a foreign pool failed the whole batch)."""
+        raise NotImplementedError
+
+    def start_feeders(self) -> None:
+        loop = asyncio.get_running_loop()
+        count = self.workers * self.depth
+        self.feeders = [loop.create_task(self._feed(i % self.workers)) for i in range(count)]
+
+    # ----- feeding ---------------------------------------------------------------------------
+    async def _feed(self, i: int) -> None:
+        queue = self.jobs
+        assert queue.ready is not None
+        ready = queue.ready
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            if not queue.jobs:
+                ready.clear()
+                await ready.wait()
+                continue
+            wait = self.held_back()
+            if wait > 0:  # a server asked every caller to wait
+                await CLOCK.async_sleep(wait)
+                continue
+            jobs = queue.take()
+            payload: list[Segment] = [(job.rows, job.kwargs, job.single) for job in jobs]
+            size = sum(len(job.rows) for job in jobs)
+            started = loop.time()
+            results = await self.run_batch(i, payload, size)
+            queue.measure(loop.time() - started, size)
+            self._hand_back(jobs, size, results)
+
+    def _hand_back(
+        self, jobs: list[Job], size: int, results: Results | Requeue | Crashed | None
+    ) -> None:
+        queue = self.jobs
+        if results is REQUEUE:  # queued behind a batch that killed the worker: innocent
+            queue.requeue(jobs)
+            return
+        if results is None:  # a foreign pool failed the batch: every attempt re-runs alone
+            queue.requeue_solo(jobs)
+            return
+        if not isinstance(results, tuple):  # its worker died: finished attempts stay done
+            assert not isinstance(results, Requeue) and results.finished is not None
+            for ok, exc, tb in results.finished[0].values():
+                if not ok:
+                    attach_remote_traceback(exc, tb)
+            queue.requeue_after_crash(jobs, *results.finished, results.crash_error(self.name))
+            return
+        if len(results[0]) != size:  # never expected: fail the batch rather than hang
+            error = OperoError(f"{self.name}: worker answered {len(results[0])} of {size}")
+            results = [None] * size, dict.fromkeys(range(size), (error, None))
+        values, failures = results
+        for exc, tb in failures.values():
+            attach_remote_traceback(exc, tb)
+        if len(jobs) == 1:
+            jobs[0].callback(values, failures)
+            return
+        start = 0
+        for job in jobs:
+            end = start + len(job.rows)
+            local = {p - start: f for p, f in failures.items() if start <= p < end}
+            job.callback(values[start:end], local)
+            start = end
+
+    # ----- closing ---------------------------------------------------------------------------
+    async def close(self, *, abort: bool = False) -> None:
+        self.closed = True
+        for task in self.feeders:
+            task.cancel()
+        if self.feeders:
+            await asyncio.gather(*self.feeders, return_exceptions=True)
+        self.shutdown(abort=abort)
+
+    def shutdown(self, *, abort: bool = False) -> None:
+        self.closed = True

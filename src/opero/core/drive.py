@@ -1,0 +1,152 @@
+"""The drivers: one call's attempts, run until the judge says it is over, once sync and once
+async. They wait where the judge tells them (a concurrency slot, a pause, a rate-limit slot,
+a backoff) and run attempts; they never decide (:mod:`opero.core.judge` does).
+
+``invoke`` runs one attempt: the function itself (under ``timeout``), or, for a map, the
+attempt sent to a worker and awaited. ``first`` is the outcome of a first attempt already
+made on a fast path. ``workers`` (a map's free workers) is taken after the concurrency slot
+and before the rate-limit booking, so a slot is never booked for an attempt that would then
+wait for a worker (busy workers never cause a burst when they free up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opero.core.clock import CLOCK
+from opero.core.judge import Call, Judge
+from opero.core.timeout import call_with_timeout, timeout_error
+
+__all__ = ["AsyncInvoke", "Invoke", "drive", "drive_async", "invoker", "invoker_async"]
+
+Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+Outcome = tuple[bool, Any]
+
+
+def invoker(judge: Judge) -> Invoke:
+    """How a sync attempt runs here: the function, on a helper thread under ``timeout``."""
+    func, timeout, name = judge.func, judge.timeout, judge.name
+    if timeout is None:
+        return lambda args, kwargs: func(*args, **kwargs)
+    return lambda args, kwargs: call_with_timeout(func, args, kwargs, timeout, name)
+
+
+def invoker_async(judge: Judge) -> AsyncInvoke:
+    """How an async attempt runs here: awaited, under ``asyncio.timeout`` with ``timeout``."""
+    func, timeout, name = judge.func, judge.timeout, judge.name
+
+    async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await func(*args, **kwargs)
+
+    if timeout is None:
+        return invoke
+
+    async def invoke_timed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await func(*args, **kwargs)
+        except TimeoutError as exc:
+            if scope.expired():
+                raise timeout_error(name, timeout) from exc
+            raise
+
+    return invoke_timed
+
+
+def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
+    """One attempt on this thread, from its concurrency slot to its outcome."""
+    slots = judge.slots
+    if slots is not None:
+        started = CLOCK.monotonic()
+        slots.acquire()
+        judge.waited(CLOCK.monotonic() - started)
+    try:
+        while (wait := judge.gate(call)) > 0:
+            CLOCK.sleep(wait)
+        booking = judge.book(call)
+        if booking is not None:
+            try:
+                CLOCK.sleep(booking.wait)
+            except BaseException:
+                judge.unbook(booking)
+                raise
+        judge.started(call)
+        try:
+            return True, invoke(*call.attempt_args())
+        except BaseException as exc:
+            return False, exc
+    finally:
+        if slots is not None:
+            slots.release()
+
+
+def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
+    """Run ``call`` to its end on this thread."""
+    call.sync = True
+    outcome = first if first is not None else _attempt(judge, call, invoke)
+    while True:
+        wait = judge.settle(call, *outcome)
+        if wait is None:
+            return outcome[1]
+        if wait > 0:
+            CLOCK.sleep(wait)
+        outcome = _attempt(judge, call, invoke)
+
+
+async def _attempt_async(
+    judge: Judge, call: Call, invoke: AsyncInvoke, workers: asyncio.Semaphore | None
+) -> Outcome:
+    slots = judge.slots
+    if slots is not None:
+        started = CLOCK.monotonic()
+        await slots.acquire_async()
+        judge.waited(CLOCK.monotonic() - started)
+    if workers is not None:
+        try:
+            await workers.acquire()
+        except BaseException:
+            if slots is not None:
+                slots.release()
+            raise
+    try:
+        while (wait := judge.gate(call)) > 0:
+            await CLOCK.async_sleep(wait)
+        booking = await judge.book_async(call)
+        if booking is not None:
+            try:
+                await CLOCK.async_sleep(booking.wait)
+            except BaseException:
+                judge.unbook(booking)
+                raise
+        judge.started(call)
+        try:
+            return True, await invoke(*call.attempt_args())
+        except BaseException as exc:
+            return False, exc
+    finally:
+        if workers is not None:
+            workers.release()
+        if slots is not None:
+            slots.release()
+
+
+async def drive_async(
+    judge: Judge,
+    call: Call,
+    invoke: AsyncInvoke,
+    first: Outcome | None = None,
+    workers: asyncio.Semaphore | None = None,
+) -> Any:
+    """Run ``call`` to its end in this task."""
+    outcome = first if first is not None else await _attempt_async(judge, call, invoke, workers)
+    while True:
+        wait = judge.settle(call, *outcome)
+        if wait is None:
+            return outcome[1]
+        if wait > 0:
+            await CLOCK.async_sleep(wait)
+        outcome = await _attempt_async(judge, call, invoke, workers)

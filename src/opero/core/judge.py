@@ -1,0 +1,340 @@
+"""The judge: the one place that decides about the attempts of a decorated function.
+
+Before an attempt it says which fallback value the attempt uses and how long to wait first
+(pauses and cooldowns, :meth:`Judge.gate`), and books its rate-limit slot
+(:meth:`Judge.book`); after it, :meth:`Judge.settle` says what the outcome means: return the
+value, wait and try again, or raise. It is the only code that classifies outcomes, counts
+attempts and their outcomes, and calls the retry and fallback hooks. It never sleeps: the
+drivers (:mod:`opero.core.drive`, sync and async, used by ``@opero`` and by every map path)
+loop ``gate -> book -> run -> settle`` and wait only where they are told.
+
+:attr:`Judge.plain` is decided once, at decoration: with these options a first attempt
+that succeeds needs no judgement and nothing is needed before it (no fallback, rate limit,
+concurrency limit or cooldown). Such a first attempt may be made directly by the caller
+(the fast paths); any other outcome of it goes to :meth:`settle`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from opero.core.callables import is_async_callable, refuse_awaitable
+from opero.core.clock import CLOCK
+from opero.core.fallback import Call as Expanded
+from opero.core.fallback import Fallback
+from opero.core.gates import Gates
+from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
+from opero.core.signals import retry_after_of, transient_status
+from opero.core.stats import Counters, success_key
+from opero.errors import UnpicklableError
+from opero.options import retry_predicate, retry_types
+from opero.rates import Limit, cost_of
+
+if TYPE_CHECKING:
+    from opero.limits.base import Limiter
+    from opero.limits.concurrency import Slots
+    from opero.options import OperoOptions
+
+__all__ = ["Booking", "Call", "Judge"]
+
+#: ends the call at once: never retried, never a fallback
+_FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
+
+
+class Call:
+    """One call on its way through the judge: its arguments, the calls its fallback values
+    make, the walk over rounds x values (made when first needed) and the arguments of the
+    attempt being made."""
+
+    __slots__ = ("args", "calls", "kwargs", "plain", "sync", "values", "walk")
+
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        values: list[object] | None,
+        calls: list[Expanded] | None,
+        plain: bool,
+    ) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.values = values
+        self.calls = calls
+        self.walk: Attempts | None = None
+        #: the first attempt was made on a fast path (counted there as a plain call)
+        self.plain = plain
+        #: the attempts run on this thread: an awaitable result means a misdeclared function
+        self.sync = False
+
+    @property
+    def index(self) -> int:
+        walk = self.walk
+        return walk.index if walk is not None else 0
+
+    def attempt_args(self) -> Expanded:
+        """The positional and keyword arguments of the next attempt."""
+        calls = self.calls
+        return (self.args, self.kwargs) if calls is None else calls[self.index]
+
+
+class Booking:
+    """A rate-limit slot booked for an attempt: when it is admitted, and the wait till then."""
+
+    __slots__ = ("at", "wait")
+
+    def __init__(self, at: float, wait: float) -> None:
+        self.at = at
+        self.wait = wait
+
+
+class Judge:
+    """What happens to the attempts of one decorated function (one per decoration)."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        options: OperoOptions,
+        name: str,
+        limiter: Limiter | None = None,
+        slots: Slots | None = None,
+    ) -> None:
+        self.func = func
+        self.name = name
+        self.is_async = is_async_callable(func)
+        #: the exception types an attempt's failure is judged as (others end the call)
+        self.retry_on = retry_types(options)
+        #: a predicate ``retry_on`` decides alone; with types, the HTTP status rule applies
+        self.predicate = retry_predicate(options)
+        self.schedule = Schedule(
+            retries=options["retries"],
+            min_delay=options["min_delay"],
+            backoff_factor=options["backoff_factor"],
+            max_delay=options["max_delay"],
+            jitter=options["jitter"],
+            retry_on=self.retry_on,
+        )
+        arg_fallback = options["arg_fallback"]
+        self.fallback = Fallback(func, arg_fallback) if arg_fallback else None
+        self.limiter: Any = limiter
+        #: the limits the limiter books, and whether any is weighted (a cost per attempt)
+        self.limits: tuple[Limit, ...] = getattr(limiter, "limits", ())
+        self.weighted = any(limit.cost is not None for limit in self.limits)
+        self.slots = slots
+        self.counters = Counters()
+        self.gates = Gates(
+            name,
+            self.counters,
+            options["max_delay"],
+            options["cooldown"],
+            options["cooldown_after"],
+        )
+        self.pauses = self.gates.pauses
+        self.timeout: float | None = options["timeout"]
+        self.on_retry = options["on_retry"]
+        self.on_fallback = options["on_fallback"]
+        #: a first success needs no judgement, and nothing is needed before a first attempt
+        self.plain = (
+            self.fallback is None
+            and limiter is None
+            and slots is None
+            and self.gates.breakers is None
+        )
+
+    @property
+    def paced(self) -> bool:
+        """An attempt's admission is decided when it can start (rate limit, concurrency,
+        cooldowns): a map sends an attempt only to a free worker, one at a time."""
+        return self.limiter is not None or self.slots is not None or self.gates.breakers is not None
+
+    # ----- a call ---------------------------------------------------------------------------
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, plain: bool = False) -> Call:
+        """A call entering the judge; ``plain``: its first attempt was already made on a
+        fast path (and counted there)."""
+        fallback = self.fallback
+        expanded = fallback.expand(args, kwargs) if fallback is not None else None
+        if expanded is None:
+            return Call(args, kwargs, None, None, plain)
+        return Call(args, kwargs, expanded[0], expanded[1], plain)
+
+    def _walk(self, call: Call) -> Attempts:
+        walk = call.walk
+        if walk is None:
+            param = self.fallback.param if self.fallback is not None else None
+            walk = call.walk = Attempts(self.schedule, self.name, param, call.values)
+        return walk
+
+    # ----- before an attempt ----------------------------------------------------------------
+    def gate(self, call: Call) -> float:
+        """Pauses and cooldowns: choose the value of the next attempt; return how long to
+        wait first (0.0: go now; ask again after waiting: a pause may have grown). Raises
+        when no value is left to try."""
+        if not self.gates.active:
+            return 0.0
+        wait = self.gates.choose(self._walk(call))
+        if wait <= 0 or CLOCK.zero_waits:
+            return 0.0
+        self.counters.waited(wait)
+        return wait
+
+    def waited(self, seconds: float) -> None:
+        """The driver waited ``seconds`` for a concurrency slot."""
+        if seconds > 0:
+            self.counters.waited(seconds)
+
+    def _costs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[float] | None:
+        if not self.weighted:
+            return None
+        return [cost_of(limit, args, kwargs) for limit in self.limits]
+
+    def book(self, call: Call) -> Booking | None:
+        """Book the rate-limit slot of the next attempt (None: it may start now)."""
+        limiter = self.limiter
+        if limiter is None:
+            return None
+        costs = self._costs(*call.attempt_args())
+        if CLOCK.zero_waits:
+            return None
+        now = CLOCK.monotonic()
+        return self._booked(now, limiter.reserve(now, costs))
+
+    async def book_async(self, call: Call) -> Booking | None:
+        """:meth:`book` for async callers (a Redis limiter is awaited)."""
+        limiter = self.limiter
+        if limiter is None or not hasattr(limiter, "reserve_async"):
+            return self.book(call)
+        costs = self._costs(*call.attempt_args())
+        if CLOCK.zero_waits:
+            return None
+        now = CLOCK.monotonic()
+        return self._booked(now, await limiter.reserve_async(now, costs))
+
+    def _booked(self, now: float, at: float) -> Booking | None:
+        if at <= now:
+            return None
+        logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
+        self.counters.waited(at - now)
+        return Booking(at, at - now)
+
+    def unbook(self, booking: Booking) -> None:
+        """The attempt was cancelled while it waited for its slot: give the slot back."""
+        self.limiter.release(booking.at)
+
+    def started(self, call: Call) -> None:
+        """An attempt starts now."""
+        self.counters.attempts += 1
+
+    # ----- after an attempt -----------------------------------------------------------------
+    def settle(self, call: Call, ok: bool, value: Any) -> float | None:
+        """What the outcome of the attempt means: None to return ``value``, or the seconds
+        to wait before the next attempt. Raises the exception that ends the call."""
+        if ok:
+            if call.sync and inspect.isawaitable(value):
+                self._failed_plain(call)
+                self.counters.failures += 1
+                refuse_awaitable(self.name, value)
+            key = Gates.key(call.values, call.index)
+            self.gates.succeeded(key)
+            if call.plain:  # counted as a plain success on the fast path
+                call.plain = False
+            elif key is None:
+                self.counters.plain_ok += 1
+            else:
+                self.counters.success(success_key(call.values[call.index], True))  # type: ignore[index]
+            return None
+        self._failed_plain(call)
+        if not isinstance(value, self.retry_on):
+            self._ended(call, value)
+            raise value
+        return self._failed(call, value)
+
+    def _failed_plain(self, call: Call) -> None:
+        if call.plain:
+            call.plain = False
+            self.counters.direct_failed += 1
+
+    def _failed(self, call: Call, exc: BaseException) -> float:
+        """A failure in ``retry_on``: the wait before the next attempt, or raise."""
+        counters = self.counters
+        counters.failures += 1
+        if isinstance(exc, _FINAL):
+            raise exc  # never retried (another attempt would fail the same way)
+        walk = self._walk(call)
+        # every caller holds back this value (server delay, cooldown), retried or not
+        self.gates.failed(Gates.key(walk.values, walk.index), retry_after_of(exc))
+        if isinstance(exc, TypeError) and not self._fits(*call.attempt_args()):
+            raise exc  # the call itself is wrong: Python's own TypeError, at once
+        permanent = False
+        if self.predicate is not None:
+            if not self._predicate_says_retry(exc):
+                raise exc  # not for retrying: propagates at once, unchanged
+        else:
+            permanent = transient_status(exc) is False  # e.g. a 404: no more rounds for it
+        round_ = walk.round
+        delay = walk.failed(exc, self.on_retry, self.on_fallback, permanent=permanent)
+        if walk.round != round_:
+            counters.retries += 1
+        if delay is None:
+            error = walk.error()
+            if error is exc:
+                raise exc
+            raise error from None
+        return delay if not CLOCK.zero_waits else 0.0
+
+    def _ended(self, call: Call, exc: BaseException) -> None:
+        """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an
+        ``Exception``), or no outcome at all (cancelled, interrupted)."""
+        key = Gates.key(call.values, call.index)
+        if isinstance(exc, Exception):
+            self.counters.failures += 1
+            self.gates.failed(key, retry_after_of(exc))
+        else:
+            self.gates.abandoned(key)
+
+    def _predicate_says_retry(self, exc: BaseException) -> bool:
+        assert self.predicate is not None
+        try:
+            return bool(self.predicate(exc))
+        except Exception as err:  # a broken predicate: the user's exception, noted
+            add_note_once(exc, f"opero: the retry_on predicate raised {err!r}; not retried")
+            return False
+
+    def _fits(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether the arguments bind to the function's signature (asked only after an
+        attempt raised ``TypeError``, so the success path never pays for it)."""
+        try:
+            signature = inspect.signature(self.func)
+        except (TypeError, ValueError):  # no signature to check against
+            return True
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError:
+            return False
+        return True
+
+    # ----- what fast paths and workers report ------------------------------------------------
+    def plain_started(self, count: int = 1) -> None:
+        """``count`` calls made their first attempt on a fast path (each a call and an
+        attempt, and a success unless it reaches :meth:`settle` as a failure)."""
+        self.counters.direct += count
+
+    def noticed(self, exc: BaseException) -> None:
+        """A worker thread saw ``exc`` end an attempt, before the outcome reaches
+        :meth:`settle`: a server delay on the function (no fallback) pauses every caller at
+        once, before the other workers send theirs."""
+        if self.fallback is None:
+            self.pauses.server_said(exc)
+
+    def held_back(self) -> float:
+        """Seconds every attempt of the function must still wait (a pause of the function);
+        the wait is counted."""
+        pauses = self.pauses
+        if not pauses.active or CLOCK.zero_waits:
+            return 0.0
+        wait = pauses.remaining(None)
+        if wait > 0:
+            self.counters.waited(wait)
+        return max(wait, 0.0)
