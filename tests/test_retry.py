@@ -19,7 +19,6 @@ def schedule(**kw: object) -> Schedule:
         backoff_factor=1.5,
         max_delay=30,
         jitter=False,
-        retry_on=(Exception,),
     )
     base.update(kw)
     return Schedule(**base)  # type: ignore[arg-type]

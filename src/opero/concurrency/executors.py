@@ -214,5 +214,7 @@ class ExecutorTransport(BatchTransport):
             return None  # re-run attempt by attempt: only the culprit fails
 
     async def close(self, *, abort: bool = False) -> None:
-        await super().close(abort=abort)
-        await self.handle.close()
+        try:
+            await super().close(abort=abort)
+        finally:
+            await self.handle.close()

@@ -179,9 +179,11 @@ class MapDriver:
             self.paths.leading.clear()
         if self.bulk is not None:
             self.bulk.abandon(stopped)
-        await self.completion.cancel_tasks()
-        if self.dispatcher is not None:
-            await self.dispatcher.close(abort=abort)
+        try:
+            await self.completion.cancel_tasks()
+        finally:  # also when this close is itself cancelled
+            if self.dispatcher is not None:
+                await self.dispatcher.close(abort=abort)
 
 
 def _threads(spec: MapSpec, paced: bool) -> Transport:

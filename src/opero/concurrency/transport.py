@@ -217,9 +217,11 @@ class BatchTransport:
         self.closed = True
         for task in self.feeders:
             task.cancel()
-        if self.feeders:
-            await asyncio.gather(*self.feeders, return_exceptions=True)
-        self.shutdown(abort=abort)
+        try:
+            if self.feeders:
+                await asyncio.gather(*self.feeders, return_exceptions=True)
+        finally:  # also when this close is itself cancelled: no worker outlives the map
+            self.shutdown(abort=abort)
 
     def shutdown(self, *, abort: bool = False) -> None:
         self.closed = True

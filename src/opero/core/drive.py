@@ -15,8 +15,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opero.core.call import Call
 from opero.core.clock import CLOCK
-from opero.core.judge import Call, Judge
+from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
 
 __all__ = ["AsyncInvoke", "Invoke", "drive", "drive_async", "invoker", "invoker_async"]

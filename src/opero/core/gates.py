@@ -12,15 +12,33 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import NamedTuple, Protocol
 
-from opero.core.breaker import Breakers
-from opero.core.pauses import Pauses
+from opero.core.pauses import Pauses, SharedPauses
 from opero.core.retry import Attempts
 from opero.core.stats import Counters, success_key
 from opero.errors import CircuitOpenError
 
-__all__ = ["Gates"]
+__all__ = ["BreakerSet", "Choice", "Gates"]
+
+
+class BreakerSet(Protocol):
+    """The cooldown breakers of one function, by value key (in memory or in Redis)."""
+
+    def allows(self, key: Hashable) -> bool: ...
+    def back_in(self, key: Hashable) -> float: ...
+    def failed(self, key: Hashable) -> None: ...
+    def succeeded(self, key: Hashable) -> None: ...
+    def release(self, key: Hashable) -> None: ...
+
+
+class Choice(NamedTuple):
+    """Where the next attempt goes: its fallback position, whether it opens the next round
+    (the rest of this one is held back), and the seconds to wait before it."""
+
+    position: int
+    next_round: bool
+    wait: float
 
 
 class Gates:
@@ -33,14 +51,14 @@ class Gates:
         name: str,
         counters: Counters,
         max_delay: float,
-        cooldown: float | None,
-        cooldown_after: int,
+        breakers: BreakerSet | None = None,
+        shared: SharedPauses | None = None,
     ) -> None:
         self.name = name
         self.max_delay = max_delay
-        self.pauses = Pauses(counters, max_delay)
-        #: the local :class:`Breakers`, or their Redis twin (the same methods)
-        self.breakers: Any = Breakers(cooldown, cooldown_after, counters) if cooldown else None
+        self.pauses = Pauses(counters, max_delay, shared)
+        #: the local :class:`~opero.core.breaker.Breakers`, or their Redis twin
+        self.breakers = breakers
 
     @property
     def active(self) -> bool:
@@ -54,24 +72,24 @@ class Gates:
             return None
         return success_key(values[index], True)
 
-    def choose(self, attempts: Attempts) -> float:
-        """Set ``attempts.index`` to the value the next attempt uses and return how long to
-        wait first; raise when no value is left to try."""
+    def choose(self, attempts: Attempts) -> Choice:
+        """The fallback position the next attempt uses, whether it opens the next round,
+        and how long to wait first; raise when no value is left to try."""
         breakers = self.breakers
         values = attempts.values
         keys: list[Hashable] = [None] if values is None else [success_key(v, True) for v in values]
         while True:
             index, wait = self._pick(attempts, keys, attempts.index)
+            next_round = False
             if index is None and values is not None and attempts.round <= attempts.rounds - 1:
                 # nothing left in this round: the next round (a skip, not a failure)
                 index, wait = self._pick(attempts, keys, 0)
-                if index is not None:
-                    attempts.round += 1
+                next_round = index is not None
             if index is None:
                 raise self._nothing_left(attempts, keys)
             if wait > 0 or breakers is None or breakers.allows(keys[index]):
-                attempts.index = index  # (a half-open probe is taken once the wait is over)
-                return wait
+                # (a half-open probe is taken once the wait is over)
+                return Choice(index, next_round, wait)
             # another caller took the half-open probe meanwhile: choose again
 
     def _pick(

@@ -22,73 +22,25 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from opero.core.call import Booking, Call, Services
 from opero.core.callables import is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
-from opero.core.fallback import Call as Expanded
 from opero.core.fallback import Fallback
 from opero.core.gates import Gates
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
 from opero.core.signals import retry_after_of, transient_status
-from opero.core.stats import Counters, success_key
+from opero.core.stats import success_key
 from opero.errors import UnpicklableError
 from opero.options import retry_predicate, retry_types
 from opero.rates import Limit, cost_of
 
 if TYPE_CHECKING:
-    from opero.limits.base import Limiter
-    from opero.limits.concurrency import Slots
     from opero.options import OperoOptions
 
-__all__ = ["Booking", "Call", "Judge"]
+__all__ = ["Judge"]
 
 #: ends the call at once: never retried, never a fallback
 _FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
-
-
-class Call:
-    """One call on its way through the judge: its arguments, the calls its fallback values
-    make, the walk over rounds x values (made when first needed) and the arguments of the
-    attempt being made."""
-
-    __slots__ = ("args", "calls", "kwargs", "plain", "sync", "values", "walk")
-
-    def __init__(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        values: list[object] | None,
-        calls: list[Expanded] | None,
-        plain: bool,
-    ) -> None:
-        self.args = args
-        self.kwargs = kwargs
-        self.values = values
-        self.calls = calls
-        self.walk: Attempts | None = None
-        #: the first attempt was made on a fast path (counted there as a plain call)
-        self.plain = plain
-        #: the attempts run on this thread: an awaitable result means a misdeclared function
-        self.sync = False
-
-    @property
-    def index(self) -> int:
-        walk = self.walk
-        return walk.index if walk is not None else 0
-
-    def attempt_args(self) -> Expanded:
-        """The positional and keyword arguments of the next attempt."""
-        calls = self.calls
-        return (self.args, self.kwargs) if calls is None else calls[self.index]
-
-
-class Booking:
-    """A rate-limit slot booked for an attempt: when it is admitted, and the wait till then."""
-
-    __slots__ = ("at", "wait")
-
-    def __init__(self, at: float, wait: float) -> None:
-        self.at = at
-        self.wait = wait
 
 
 class Judge:
@@ -99,9 +51,9 @@ class Judge:
         func: Callable[..., Any],
         options: OperoOptions,
         name: str,
-        limiter: Limiter | None = None,
-        slots: Slots | None = None,
+        services: Services | None = None,
     ) -> None:
+        services = services if services is not None else Services()
         self.func = func
         self.name = name
         self.is_async = is_async_callable(func)
@@ -115,22 +67,17 @@ class Judge:
             backoff_factor=options["backoff_factor"],
             max_delay=options["max_delay"],
             jitter=options["jitter"],
-            retry_on=self.retry_on,
         )
         arg_fallback = options["arg_fallback"]
         self.fallback = Fallback(func, arg_fallback) if arg_fallback else None
-        self.limiter: Any = limiter
+        limiter = self.limiter = services.limiter
         #: the limits the limiter books, and whether any is weighted (a cost per attempt)
         self.limits: tuple[Limit, ...] = getattr(limiter, "limits", ())
         self.weighted = any(limit.cost is not None for limit in self.limits)
-        self.slots = slots
-        self.counters = Counters()
+        slots = self.slots = services.slots
+        self.counters = services.counters
         self.gates = Gates(
-            name,
-            self.counters,
-            options["max_delay"],
-            options["cooldown"],
-            options["cooldown_after"],
+            name, self.counters, options["max_delay"], services.breakers, services.pauses
         )
         self.pauses = self.gates.pauses
         self.timeout: float | None = options["timeout"]
@@ -174,7 +121,9 @@ class Judge:
         when no value is left to try."""
         if not self.gates.active:
             return 0.0
-        wait = self.gates.choose(self._walk(call))
+        walk = self._walk(call)
+        index, next_round, wait = self.gates.choose(walk)
+        walk.move(index, next_round)
         if wait <= 0 or CLOCK.zero_waits:
             return 0.0
         self.counters.waited(wait)
@@ -221,6 +170,7 @@ class Judge:
 
     def unbook(self, booking: Booking) -> None:
         """The attempt was cancelled while it waited for its slot: give the slot back."""
+        assert self.limiter is not None
         self.limiter.release(booking.at)
 
     def started(self, call: Call) -> None:

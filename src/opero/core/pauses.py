@@ -35,16 +35,19 @@ class Pauses:
 
     __slots__ = ("_lock", "active", "counters", "listeners", "max_delay", "shared", "until")
 
-    def __init__(self, counters: Counters, max_delay: float = math.inf) -> None:
+    def __init__(
+        self, counters: Counters, max_delay: float = math.inf, shared: SharedPauses | None = None
+    ) -> None:
         self.max_delay = max_delay
-        self.active = False  #: some pause may still run (cleared lazily once all ended)
+        #: some pause may still run (cleared lazily once all ended; always on when shared)
+        self.active = shared is not None
         self.until: dict[Hashable, float] = {}
         self.counters = counters
         self._lock = threading.Lock()
         #: told of every new pause (``(key, seconds)``): process workers hold back too
         self.listeners: list[Callable[[Hashable, float], None]] = []
         #: pauses shared with other processes and hosts (the Redis limiter), or None
-        self.shared: SharedPauses | None = None
+        self.shared = shared
 
     def pause(self, key: Hashable, seconds: float) -> None:
         """Hold ``key`` back for ``seconds`` from now (a longer pause already set stays)."""
@@ -63,11 +66,6 @@ class Pauses:
             listener(key, seconds)
         if self.shared is not None:
             self.shared.publish(key, seconds)
-
-    def share(self, shared: SharedPauses) -> None:
-        """Also keep pauses in ``shared`` (read before attempts, so ``active`` stays on)."""
-        self.shared = shared
-        self.active = True
 
     def server_said(self, exc: BaseException) -> None:
         """A worker saw ``exc`` fail an attempt of the function (no fallback): pause every

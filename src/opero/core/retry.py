@@ -54,7 +54,7 @@ def jittered(delay: float, max_delay: float, rand: Callable[[], float] | None = 
 class Schedule:
     """The retry policy of one decorated function (validated options)."""
 
-    __slots__ = ("backoff_factor", "jitter", "max_delay", "min_delay", "retries", "retry_on")
+    __slots__ = ("backoff_factor", "jitter", "max_delay", "min_delay", "retries")
 
     def __init__(
         self,
@@ -64,18 +64,12 @@ class Schedule:
         backoff_factor: float,
         max_delay: float,
         jitter: bool,
-        retry_on: tuple[type[BaseException], ...],
     ) -> None:
         self.retries = retries
         self.min_delay = min_delay
         self.backoff_factor = backoff_factor
         self.max_delay = max_delay
         self.jitter = jitter
-        self.retry_on = retry_on
-
-    def retryable(self, exc: BaseException) -> bool:
-        """True when ``exc`` may be retried or passed to the next fallback value."""
-        return isinstance(exc, self.retry_on) and not isinstance(exc, NEVER_RETRY)
 
     def delay(
         self, k: int, retry_after: float | None = None, rand: Callable[[], float] | None = None
@@ -194,6 +188,13 @@ class Attempts:
         self.index = (self._next_alive(0) or 0) if values is not None else 0
         self._hint = None
         return delay
+
+    def move(self, index: int, next_round: bool) -> None:
+        """The next attempt uses fallback position ``index`` (in the next round: the rest of
+        this one was held back by pauses or cooldowns, a skip rather than a failure)."""
+        self.index = index
+        if next_round:
+            self.round += 1
 
     def _next_alive(self, start: int) -> int | None:
         """The first fallback position from ``start`` on that may still be tried."""

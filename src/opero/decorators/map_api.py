@@ -180,7 +180,10 @@ class MapRunner:
             bar.close()
             if not finished:
                 loop, task = control["loop"], control["task"]
-                loop.call_soon_threadsafe(task.cancel)
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:  # its loop is closed: the map already ended
+                    pass
                 while helper.is_alive():
                     try:  # unblock a pending hand-off so the helper can finish
                         handoff.get(timeout=0.05)

@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING, Any
 from opero.cache.identity import identify
 from opero.cache.keys import key_prefix
 from opero.cache.layer import CacheLayer, local_store
+from opero.core.breaker import Breakers
+from opero.core.call import Services
 from opero.core.judge import Judge
+from opero.core.stats import Counters
 from opero.rates import limits_of
 
 if TYPE_CHECKING:
+    from opero.core.gates import BreakerSet
+    from opero.core.pauses import SharedPauses
     from opero.limits.base import Limiter
     from opero.limits.concurrency import Slots
     from opero.options import OperoOptions
@@ -29,24 +34,7 @@ def name_of(fn: Callable[..., Any]) -> str:
 def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLayer | None]:
     """The judge and (with ``cache=True``) the cache layer of ``fn``."""
     name = name_of(fn)
-    judge = Judge(fn, options, name, _limiter(fn, options, name), _slots(options))
-    if judge.limiter is not None and options["rate_limit_backend"] == "redis":
-        from opero.backends.redis.pauses import RedisPauses
-
-        prefix = f"{options['cache_namespace']}:pause:{fn.__module__}.{name}"
-        judge.pauses.share(RedisPauses(options["cache_url"], prefix, owner=name))
-        cooldown = options["cooldown"]
-        if cooldown is not None:
-            from opero.backends.redis.breaker import RedisBreakers
-
-            judge.gates.breakers = RedisBreakers(
-                options["cache_url"],
-                f"{options['cache_namespace']}:cooldown:{fn.__module__}.{name}",
-                cooldown,
-                options["cooldown_after"],
-                judge.counters,
-                owner=name,
-            )
+    judge = Judge(fn, options, name, _services(fn, options, name))
     if not options["cache"]:
         return judge, None
     identity = identify(fn)
@@ -66,6 +54,27 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLa
     if options["cache_backend"] == "memory":
         return judge, CacheLayer(fn, options, name, store, prefix)
     return judge, CacheLayer(fn, options, name, store, prefix, identity)
+
+
+def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Services:
+    """The limiter, concurrency limit, breakers and shared pauses of ``fn``: in this
+    process, or in Redis with ``rate_limit_backend="redis"``."""
+    counters = Counters()
+    limiter = _limiter(fn, options, name)
+    cooldown, after = options["cooldown"], options["cooldown_after"]
+    breakers: BreakerSet | None = Breakers(cooldown, after, counters) if cooldown else None
+    shared: SharedPauses | None = None
+    if limiter is not None and options["rate_limit_backend"] == "redis":
+        from opero.backends.redis.pauses import RedisPauses
+
+        url, space = options["cache_url"], options["cache_namespace"]
+        shared = RedisPauses(url, f"{space}:pause:{fn.__module__}.{name}", owner=name)
+        if cooldown is not None:
+            from opero.backends.redis.breaker import RedisBreakers
+
+            key = f"{space}:cooldown:{fn.__module__}.{name}"
+            breakers = RedisBreakers(url, key, cooldown, after, counters, owner=name)
+    return Services(counters, limiter, _slots(options), breakers, shared)
 
 
 def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:

@@ -1,0 +1,81 @@
+"""One call on its way through the judge, and the services the judge consults.
+
+:class:`Services` is the state a decorated function shares with every caller (and, through
+Redis, with other processes): its rate limiter, its concurrency limit, its cooldown breakers,
+its shared pauses and its counters. Everything is given whole at construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opero.core.fallback import Call as Expanded
+from opero.core.stats import Counters
+
+if TYPE_CHECKING:
+    from opero.core.gates import BreakerSet
+    from opero.core.pauses import SharedPauses
+    from opero.core.retry import Attempts
+    from opero.limits.base import Limiter
+    from opero.limits.concurrency import Slots
+
+__all__ = ["Booking", "Call", "Services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the judge of one decorated function asks before an attempt and tells after."""
+
+    counters: Counters = field(default_factory=Counters)
+    limiter: Limiter | None = None
+    slots: Slots | None = None
+    breakers: BreakerSet | None = None
+    #: pauses kept where other processes see them (Redis), besides this process's own
+    pauses: SharedPauses | None = None
+
+
+class Call:
+    """One call on its way through the judge: its arguments, the calls its fallback values
+    make, the walk over rounds x values (made when first needed) and the arguments of the
+    attempt being made."""
+
+    __slots__ = ("args", "calls", "kwargs", "plain", "sync", "values", "walk")
+
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        values: list[object] | None,
+        calls: list[Expanded] | None,
+        plain: bool,
+    ) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.values = values
+        self.calls = calls
+        self.walk: Attempts | None = None
+        #: the first attempt was made on a fast path (counted there as a plain call)
+        self.plain = plain
+        #: the attempts run on this thread: an awaitable result means a misdeclared function
+        self.sync = False
+
+    @property
+    def index(self) -> int:
+        walk = self.walk
+        return walk.index if walk is not None else 0
+
+    def attempt_args(self) -> Expanded:
+        """The positional and keyword arguments of the next attempt."""
+        calls = self.calls
+        return (self.args, self.kwargs) if calls is None else calls[self.index]
+
+
+class Booking:
+    """A rate-limit slot booked for an attempt: when it is admitted, and the wait till then."""
+
+    __slots__ = ("at", "wait")
+
+    def __init__(self, at: float, wait: float) -> None:
+        self.at = at
+        self.wait = wait
