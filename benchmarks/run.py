@@ -532,7 +532,7 @@ def p8(n: int = 200, repeat: int = 3) -> tuple[list[Row], dict[str, float]]:
     figures = {"plain loop": loop, "opero": o, "speed-up": speedup}
     return [
         Row(
-            "P8 process map 200 x 20 ms CPU (speed-up)",
+            f"P8 process map {n} x 20 ms CPU (speed-up)",
             speedup,
             "2 cores (limit 2)",
             2.0,
