@@ -698,9 +698,13 @@ def main() -> int:
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
     }
+    names = [n.strip() for n in args.cases.split(",")]
+    unknown = [n for n in names if n not in jobs]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; the cases are {', '.join(CASES)}")
     rows: list[Row] = []
     crashed: list[str] = []
-    for name in (n.strip() for n in args.cases.split(",")):
+    for name in names:
         try:
             got, figures = jobs[name]()
         except Exception:  # a crash fails the run; the other cases still report
