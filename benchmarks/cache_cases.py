@@ -1,4 +1,4 @@
-"""P15 and P16: keys that are correct and still cheap.
+"""P15 and P16 (docs/performance.md): keys that are correct and still cheap.
 
 P15: a memory hit whose argument is a dict of 1 000 str -> int items, against a cachetools
 hit keyed by ``blake2b(pickle.dumps(arg))``. P16: a disk hit with one int argument, against

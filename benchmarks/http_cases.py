@@ -1,8 +1,10 @@
-"""P17: 60 items on 8 thread workers against a server that admits 10 requests per rolling
-second and answers 429 + ``Retry-After: 1`` beyond (each 429 restarting a 1 s penalty during
-which every request gets a 429). No ``rate_limit`` is set: only the shared pause of SPEC 2.7
-keeps the workers from hammering the server. The peer is a hand-written client that shares
-one pause across its workers (the OpenAI cookbook's parallel processor does this)."""
+"""P17 (docs/performance.md): 60 items on 8 thread workers against a server that admits 10
+requests per rolling second and answers 429 + ``Retry-After: 1`` beyond (each 429 restarting a
+1 s penalty during which every request gets a 429). No ``rate_limit`` is set: only the shared
+pause (a server-directed delay holds back every caller of the function, not only the one that
+received it) keeps the workers from hammering the server. The peer is a hand-written client
+that shares one pause across its workers (the OpenAI cookbook's parallel processor does
+this)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""P12, P13: process maps of few, slow items; P14: async map overhead.
+"""P12, P13: process maps of few, slow items; P14: async map overhead (docs/performance.md).
 
 P12: 4 items of 0.5 s on 4 workers, and 8 items of 0.25 s on 2 workers, against
 ``ProcessPoolExecutor.map`` (pool start included in both). P13: ``.iter()`` over 2 000 items

@@ -1,4 +1,4 @@
-"""SPEC 2.6: a failing cache backend never fails the call and never loses its result."""
+"""A failing cache backend never fails the call and never loses its result."""
 
 from __future__ import annotations
 

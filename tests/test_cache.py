@@ -1,4 +1,4 @@
-"""SPEC 2.6: the cache (memory and disk backends), keys, TTL, single-flight, cache_clear."""
+"""The cache (memory and disk backends), keys, TTL, single-flight, cache_clear."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2 and 2.6: keys that never collide or raise, recursion through the cache, contextvars
+"""Calls and keys: keys that never collide or raise, recursion through the cache, contextvars
 under timeout=, wrong arguments not retried, bounded instance bookkeeping."""
 
 from __future__ import annotations

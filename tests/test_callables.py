@@ -1,6 +1,6 @@
-"""SPEC 2: async functions recognised through wrappers and callable objects; a sync-looking
+"""Async functions recognised through wrappers and callable objects; a sync-looking
 callable that returns an awaitable fails the call and caches nothing; streams are never
-cached (SPEC 2.6)."""
+cached."""
 
 from __future__ import annotations
 

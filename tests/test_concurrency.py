@@ -1,4 +1,4 @@
-"""SPEC 2.5 ``concurrency=N``: at most N attempts at once, across threads, tasks and every map
+"""``concurrency=N``: at most N attempts at once, across threads, tasks and every map
 worker (processes too); waiting callers do not spin; backoff sleeps hold no slot."""
 
 from __future__ import annotations

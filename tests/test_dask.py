@@ -1,4 +1,4 @@
-"""SPEC 4: operomap on a real Dask LocalCluster (2 worker processes) and on any Executor."""
+"""operomap on a real Dask LocalCluster (2 worker processes) and on any Executor."""
 
 from __future__ import annotations
 

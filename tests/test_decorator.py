@@ -1,4 +1,4 @@
-"""SPEC 2: sync stays sync, async stays async, metadata kept, generators refused, bare use."""
+"""@opero: sync stays sync, async stays async, metadata kept, generators refused, bare use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.6: the disk cache is a trust boundary, tested by tampering with a real cache
+"""The disk cache is a trust boundary, tested by tampering with a real cache
 directory: no code runs, no value is wrong, nothing outside the directory is read or
 deleted, unsafe directories are refused, and a held SQLite lock costs about a second."""
 

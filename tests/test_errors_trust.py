@@ -1,4 +1,4 @@
-"""SPEC 2.2 and 2.4: AllFailedError.attempts, notes never added twice, and server delays
+"""Errors: AllFailedError.attempts, notes never added twice, and server delays
 that cannot be read never replace the user's exception."""
 
 from __future__ import annotations

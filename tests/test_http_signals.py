@@ -1,4 +1,4 @@
-"""SPEC 2.2 with the real clients (openai, anthropic, httpx, requests, aiohttp) against a
+"""Retry decisions with the real clients (openai, anthropic, httpx, requests, aiohttp) against a
 local server that speaks their wire formats: every delay source, every status class,
 ``x-should-retry``, the fallback walk after a permanent error, the predicate form of
 ``retry_on``, and SDK exceptions from process workers caught by their own class."""

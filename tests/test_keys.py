@@ -1,4 +1,6 @@
-"""Stable cache-key encoding: canonical, covering SPEC's types, never hash()."""
+"""Stable cache-key encoding: canonical (sorted dict keys and set members, every type tagged),
+covering None, bool, int, float, str, bytes, containers, enums, dataclasses, dates and times,
+Decimal, UUID and Path; never hash()."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.5: limits as APIs publish them (strings, weighted limits, lists) and bad input."""
+"""Rate limits as APIs publish them (strings, weighted limits, lists) and bad input."""
 
 from __future__ import annotations
 

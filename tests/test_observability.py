@@ -1,4 +1,4 @@
-"""SPEC 5: silent by default, DEBUG events when enabled, hooks with frozen payloads."""
+"""Logging and hooks: silent by default, DEBUG events when enabled, hooks with frozen payloads."""
 
 from __future__ import annotations
 

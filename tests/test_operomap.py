@@ -1,4 +1,4 @@
-"""SPEC 3: @operomap in every mode, global cache and rate limit, failures, process faults."""
+"""@operomap in every mode, global cache and rate limit, failures, process faults."""
 
 from __future__ import annotations
 

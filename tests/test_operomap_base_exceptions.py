@@ -1,4 +1,4 @@
-"""SPEC 3: a BaseException raised by the function never hangs a map: the map stops, cleans up,
+"""A BaseException raised by the function never hangs a map: the map stops, cleans up,
 and the exception propagates to the caller, in every mode."""
 
 from __future__ import annotations

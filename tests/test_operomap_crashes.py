@@ -1,4 +1,4 @@
-"""SPEC 3, exact crash accounting: a worker that dies fails only the attempt it was running
+"""@operomap's exact crash accounting: a worker that dies fails only the attempt it was running
 (a counted attempt), attempts it had finished are never run again, attempts queued behind it
 run once, without counting. Real worker processes killed with ``os._exit``; each run is
 logged to a file, so every test counts real executions."""

@@ -1,4 +1,4 @@
-"""SPEC 3: nothing is left behind. Each ending is repeated in one interpreter and the
+"""@operomap leaves nothing behind. Each ending is repeated in one interpreter and the
 threads, file descriptors and child processes are counted before and after."""
 
 from __future__ import annotations

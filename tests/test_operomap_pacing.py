@@ -1,4 +1,4 @@
-"""SPEC 3: rate limits count attempt *starts*: busy workers never cause a burst when they free
+"""Map rate limits count attempt *starts*: busy workers never cause a burst when they free
 up (2 workers, 10/s, the first two items taking 1 s: no 1-second window holds more than 11
 starts), in thread and process modes. Real time, with wide margins."""
 

@@ -215,7 +215,7 @@ SLOW_START = textwrap.dedent(
 
 
 def test_a_timeout_starts_when_the_worker_takes_the_attempt(tmp_path: Path) -> None:
-    """SPEC 2.2: the clock starts when an idle worker takes the attempt, not while a fresh
+    """A per-attempt timeout: the clock starts when an idle worker takes the attempt, not while a fresh
     worker starts up (spawned workers import everything anew)."""
     script = tmp_path / "job.py"
     script.write_text(SLOW_START)

@@ -1,4 +1,4 @@
-"""SPEC 3: bound methods, partials and callable objects work in process modes (pickled whole,
+"""Bound methods, partials and callable objects work in process modes (pickled whole,
 so ``self`` travels) or fail at decoration with a TypeError; an item that cannot be pickled
 fails that item with an OperoError, not retried."""
 

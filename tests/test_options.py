@@ -170,7 +170,7 @@ NO_EFFECT = [
 
 @pytest.mark.parametrize(("options", "first", "second"), NO_EFFECT)
 def test_options_without_effect_fail_at_decoration(options, first, second) -> None:
-    """SPEC 2: an explicitly given option that cannot have an effect names both options."""
+    """An explicitly given option that cannot have an effect names both options."""
     from opero import operomap
 
     for decorator in (opero, operomap):

@@ -1,4 +1,5 @@
-"""SPEC 2.1, 2.3, 2.4: cache -> retry -> arg_fallback -> rate limit -> call, and errors."""
+"""The order of operations (cache -> retry -> arg_fallback -> rate limit -> call), parameter
+fallback, and the errors raised when every attempt fails."""
 
 from __future__ import annotations
 
@@ -218,7 +219,7 @@ def test_fallback_hook_and_retry_hook(clock) -> None:
 
 
 def test_fallback_passes_only_what_the_caller_gave() -> None:
-    """SPEC 2.3: a decorator below @opero that injects an argument keeps working."""
+    """Fallback: a decorator below @opero that injects an argument keeps working."""
     import functools
 
     seen: list[tuple[tuple[object, ...], dict[str, object]]] = []

@@ -1,4 +1,4 @@
-"""SPEC 2.7: a server-directed delay pauses its value (or the function) for every caller."""
+"""Shared pauses: a server-directed delay pauses its value (or the function) for every caller."""
 
 from __future__ import annotations
 
@@ -173,9 +173,10 @@ def test_chat_body_is_openai_shaped() -> None:
 
 @pytest.mark.timeout(120)
 def test_a_pause_that_grows_while_callers_wait_is_waited_out_in_full() -> None:
-    """The P17 server: 10 requests per rolling second, and every 429 restarts a 1 s penalty.
-    Callers that went to sleep on the first 429's pause must wake for the last one's, or they
-    restart the penalty forever (the first build never finished)."""
+    """The server of benchmark case P17 (docs/performance.md): 10 requests per rolling second,
+    and every 429 restarts a 1 s penalty. Callers that went to sleep on the first 429's pause
+    must wake for the last one's, or they restart the penalty forever (the first build never
+    finished)."""
     from benchmarks.http_cases import _serve, fetch
 
     server, state = _serve()

@@ -1,4 +1,4 @@
-"""SPEC 2.5, 2.6, 4: the Redis cache and rate limit, against a real redis-server."""
+"""The Redis cache and rate limit, against a real redis-server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.6 on a real redis-server: renewed leases (one computation, however long; a dead
+"""The Redis cache on a real redis-server: renewed leases (one computation, however long; a dead
 holder frees the key within about 5 s), no secret in any message, one client per event loop
 released with it, undecodable values are misses, a refused write does not stop reads."""
 

@@ -1,4 +1,4 @@
-"""SPEC 5: ``stats()`` and ``cache_info()`` after scripted sequences (calls and maps)."""
+"""``stats()`` and ``cache_info()`` after scripted sequences (calls and maps)."""
 
 from __future__ import annotations
 

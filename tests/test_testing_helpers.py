@@ -1,4 +1,4 @@
-"""SPEC 6: set_testing() switches at once, restores as a context manager, and as a decorator
+"""Testing helpers: set_testing() switches at once, restores as a context manager, and as a decorator
 of a test function (sync or async) applies only while each call runs."""
 
 from __future__ import annotations
