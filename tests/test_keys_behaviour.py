@@ -47,7 +47,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     return {"cache_backend": "redis", "cache_url": url}
 
 
+@pytest.mark.filterwarnings("error")  # every one of these is cached, none runs uncached
 def test_captured_functions_are_keyed_by_their_own_identity(store: dict[str, Any]) -> None:
+    hits: list[object] = []
+    store = {**store, "on_cache_hit": hits.append}
+
     def in_cell(f: Callable[[int], int]) -> Callable[[int], int]:
         @opero(**store)
         def call(x: int) -> int:
@@ -71,14 +75,16 @@ def test_captured_functions_are_keyed_by_their_own_identity(store: dict[str, Any
         # two levels down: a closure around a closure
         assert wrap(_twice(_make(2)))(1) == 4
         assert wrap(_twice(_make(10)))(1) == 100
-
-    hits: list[object] = []
+    assert hits == []
+    for wrap in (in_cell, in_default, in_partial):  # and the same wrapper hits its entry
+        assert wrap(_twice(_make(10)))(1) == 100
+    assert len(hits) == 3
 
     def countdown(n: int) -> int:  # a function whose closure holds itself
         return 0 if n == 0 else countdown(n - 1) + 1
 
-    cycle = opero(**store, on_cache_hit=hits.append)(functools.partial(_apply, countdown))
-    assert (cycle(3), cycle(3), len(hits)) == (3, 3, 1)
+    cycle = opero(**store)(functools.partial(_apply, countdown))
+    assert (cycle(3), cycle(3), len(hits)) == (3, 3, 4)
 
 
 def test_bound_methods_of_c_objects_never_share(tmp_path: Path) -> None:
