@@ -39,6 +39,14 @@ __all__ = ["Identity", "identify"]
 
 _BOUND_BUILTINS = (types.BuiltinFunctionType, types.MethodWrapperType)
 _UNSET = object()
+_DEFINITIONS = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    functools.partial,
+    type,
+    types.ModuleType,
+)
 _UNSETS = itertools.repeat(_UNSET)  # endless: map stops at the names' end
 
 
@@ -72,18 +80,23 @@ class Identity:
 
     def state(self) -> str:
         """Digest of what is read at each call ('' when nothing is); raises
-        :class:`~opero.cache.encoding.Unkeyable` when a value cannot be encoded."""
+        :class:`~opero.cache.encoding.Unkeyable` when a value cannot be encoded. It depends
+        on the values only: a name found to hold a function is no longer read, and the
+        digest stays the same."""
         if not self.cells and self.live is None:
-            return self._constants() if self.reads else ""
+            return self._constants_only() if self.reads else ""
         memo: dict[int, int] = {}
         cells = describe(tuple(cell_value(c) for c in self.cells), memo)
-        if not self.reads and self.live is None:
-            return digest(cells)  # a closure alone: the same key as before these were read
         live = describe(self.live, memo) if self.live is not None else None
-        found = tuple(constants(space, names) for space, names in self.reads)
+        found = self._found()
+        if live is None and not found:
+            return digest(cells)  # a closure alone: the same key as before these were read
         return digest(Tag("state", (cells, live, found)))
 
-    def _constants(self) -> str:
+    def _found(self) -> tuple[Any, ...]:
+        return tuple(pair for space, names in self.reads for pair in constants(space, names))
+
+    def _constants_only(self) -> str:
         """Module constants alone: the digest is reused while every value is the same object."""
         if len(self.reads) == 1:  # as a rule: one namespace, read in C
             space, names = self.reads[0]
@@ -93,10 +106,24 @@ class Identity:
         last = self._last
         if last is not None and all(map(operator.is_, values, last[0])):
             return last[1]
-        found = tuple(constants(space, names) for space, names in self.reads)
-        result = digest(Tag("globals", found)) if any(found) else ""
+        if any(isinstance(v, _DEFINITIONS) for v in values):
+            self._prune()
+            return self._constants_only() if self.reads else ""
+        found = self._found()
+        result = digest(Tag("globals", found)) if found else ""
         self._last = (values, result)
         return result
+
+    def _prune(self) -> None:
+        """Stop reading names that hold a function, class or module (a helper defined
+        below the decorated function, say): definitions, not configuration."""
+        self.reads = tuple(
+            (space, kept)
+            for space, names in self.reads
+            if (kept := tuple(n for n in names if not isinstance(space.get(n), _DEFINITIONS)))
+        )
+        self._last = None
+        self.dynamic = bool(self.cells or self.reads) or self.live is not None
 
 
 def identify(fn: Callable[..., Any]) -> Identity:
