@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import operator
 import os
 import re
 import subprocess
@@ -104,10 +105,13 @@ def test_bound_methods_of_c_objects_never_share(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="runs uncached on the disk/Redis cache") as caught:
         ones = cached(collections.deque([1, 1]).count)
         one = cached(collections.deque([1]).count)
-    assert len(caught) == 2
+        first = cached(operator.itemgetter(0))  # a C callable object
+        second = cached(operator.itemgetter(1))
+    assert len(caught) == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert (ones(1), one(1), ones(1)) == (2, 1, 2)
+        assert (first("ab"), second("ab")) == ("a", "b")
 
 
 APP = """

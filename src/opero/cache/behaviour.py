@@ -16,6 +16,7 @@ import builtins
 import dis
 import enum
 import functools
+import inspect
 import os
 import sys
 import types
@@ -177,6 +178,10 @@ def describe(value: Any, memo: dict[int, int], depth: int = 0) -> Any:
         return Tag("module", (value.__name__,))
     if isinstance(value, type):
         return Tag("class", (value.__module__, value.__qualname__))
+    wrapped = getattr(value, "__wrapped__", None) if callable(value) else None
+    if wrapped is not None and not inspect.isfunction(getattr(t, "__call__", None)):  # noqa: B004
+        # a C wrapper such as functools.cache: keyed by the function it wraps
+        return Tag("wrapper", (t.__qualname__, describe(wrapped, memo, depth + 1)))
     return value  # for the stable encoding, which tags every type it accepts
 
 

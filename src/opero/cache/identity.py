@@ -174,10 +174,14 @@ def _unwrap(fn: Any) -> tuple[tuple[Any, ...], Any]:
             break
         elif not inspect.isfunction(target) and not isinstance(target, type) and callable(target):
             call = getattr(type(target), "__call__", None)  # noqa: B004
-            if not inspect.isfunction(call):
+            if inspect.isfunction(call):
+                bound.append(("object", target))
+                target = call
+            elif callable(getattr(target, "__wrapped__", None)):  # a C wrapper: functools.cache
+                target = target.__wrapped__
+            else:  # a C callable object (operator.itemgetter): keyed by its own encoding
+                bound.append(("object", target))
                 break
-            bound.append(("object", target))
-            target = call
         else:
             break
     return tuple(bound), target
