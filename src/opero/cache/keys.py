@@ -2,7 +2,7 @@
 
 Memory keys follow ``functools.lru_cache`` (arguments as given, hashable values used
 directly) so that a hit costs a tuple and a dict lookup. An unhashable argument (a list, a
-dict, a set, or a tuple holding one) takes a hashable form: a :class:`Frozen` key tagged with
+dict, a set, or a tuple holding one) takes a hashable form (:mod:`opero.cache.frozen`) tagged with
 the container's exact type, so equal containers of one type share an entry (a dict's order
 does not matter) and no hashable argument, nor a container of another type, can share it.
 Disk and Redis keys use the stable encoding of :mod:`opero.cache.encoding`. For an instance
@@ -24,6 +24,7 @@ from typing import Any
 from loguru import logger
 
 from opero.cache.encoding import Tag, Unkeyable, digest, short_form
+from opero.cache.frozen import Frozen, freeze
 from opero.cache.identity import Identity
 from opero.cache.store import KWD_MARK
 
@@ -32,60 +33,6 @@ __all__ = ["CallKeys", "Frozen", "freeze", "key_prefix"]
 _USER = object()  # private markers: no argument can equal them
 _STABLE = object()
 _DEFAULT = Tag("default", ())
-
-
-class Frozen:
-    """The hashable form of an unhashable container: its exact type and frozen items."""
-
-    __slots__ = ("_hash", "items", "kind")
-
-    def __init__(self, kind: type, items: Any, hashed: int | None = None) -> None:
-        self.kind = kind
-        self.items = items
-        self._hash = hash((kind, items)) if hashed is None else hashed
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is Frozen
-            and other._hash == self._hash
-            and other.kind is self.kind
-            and other.items == self.items
-        )
-
-    def __repr__(self) -> str:
-        return f"<{self.kind.__name__} {self.items!r}>"
-
-
-def freeze(obj: Any) -> Hashable:
-    """``obj`` if it is hashable, else its :class:`Frozen` form; raises if it has none."""
-    try:
-        hash(obj)
-    except TypeError:
-        pass
-    else:
-        return obj  # type: ignore[no-any-return]
-    kind = type(obj)
-    if isinstance(obj, dict):
-        try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
-            hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
-        except TypeError:
-            items: Any = frozenset((k, freeze(v)) for k, v in obj.items())
-        else:
-            return Frozen(kind, dict(obj), hashed)
-    elif isinstance(obj, list | tuple):
-        try:
-            items = tuple(obj)
-            hash(items)
-        except TypeError:
-            items = tuple(freeze(x) for x in obj)
-    elif isinstance(obj, set | frozenset):
-        items = frozenset(obj)
-    else:
-        raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
-    return Frozen(kind, items)
 
 
 def key_prefix(namespace: str, identity: Identity) -> str:
