@@ -1,4 +1,4 @@
-"""Stable cache-key encoding: canonical, covering SPEC's types, never hash()."""
+"""Stable cache-key encoding: canonical, covering every promised type, never hash()."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.6: disk and Redis keys identify what the function does (code, defaults, closure
+"""Disk and Redis keys identify what the function does (code, defaults, closure
 values, bound objects, the script of ``__main__``), never a memory address."""
 
 from __future__ import annotations
