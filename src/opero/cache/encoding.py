@@ -3,21 +3,37 @@
 Disk (and shared) caches need keys that are the same in another process and on another
 day, so they never use ``hash()`` or raw pickle bytes: arguments are encoded in a
 canonical form (dict keys and set members sorted by their own encoding) and the encoding
-is hashed with BLAKE2b. Only the types listed in :func:`encode` are accepted; anything
-else raises :class:`Unkeyable` and the call runs uncached.
+is hashed with BLAKE2b. Every type carries its own tag (``bytes`` and ``bytearray``, a
+``dict`` and a subclass of it never share an encoding). Only the types listed in
+:func:`encode` are accepted; anything else raises :class:`Unkeyable` and the call runs
+uncached.
 """
 
 from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Unkeyable", "digest", "encode", "hash_bytes", "short_form"]
+__all__ = ["Tag", "Unkeyable", "digest", "encode", "hash_bytes", "short_form"]
 
 
 class Unkeyable(TypeError):
     """An argument has no stable encoding."""
+
+
+class Tag:
+    """A private marker with parts: no argument's encoding can equal a tag's."""
+
+    __slots__ = ("name", "parts")
+
+    def __init__(self, name: str, parts: Any) -> None:
+        self.name = name
+        self.parts = parts
+
+    def __repr__(self) -> str:
+        return f"<{self.name} {self.parts!r}>"
 
 
 _BLAKE2B: list[Any] = []  # hashlib.blake2b, imported on first use (keeps import opero cheap)
@@ -66,8 +82,10 @@ def short_form(values: tuple[Any, ...]) -> str:
 def encode(obj: object) -> bytes:
     """The canonical byte encoding of ``obj``; raises :class:`Unkeyable` for other types.
 
-    Covers None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, enum
-    members, dataclass instances, datetime/date/time/timedelta, Decimal, UUID and paths.
+    Covers None, bool, int, float, complex, str, bytes, bytearray, tuple, list, dict, set,
+    frozenset, enum members, dataclass instances, datetime/date/time/timedelta, Decimal,
+    UUID, paths and compiled regular expressions; an instance of a subclass of one of the
+    built-in types is encoded with its type and its attributes.
     """
     out: list[bytes] = []
     _encode(obj, out, 0)
@@ -94,41 +112,87 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"N")
     elif t is bool:
         out.append(b"T" if obj else b"F")
-    elif isinstance(obj, enum.Enum):
-        out.append(b"E" + _type_name(t) + _str(obj.name))
     elif t is int:  # hex: no limit on digits (str() refuses ints over 4300 digits)
         out.append(b"i" + _str(format(obj, "x")))
     elif t is float:
         out.append(b"f" + _str(obj.hex()))
     elif t is str:
         out.append(b"s" + _str(obj))
-    elif t is bytes or t is bytearray:
-        out.append(b"b%d:" % len(obj) + bytes(obj))
-    elif isinstance(obj, tuple | list):
-        tag = b"(" if isinstance(obj, tuple) else b"["
-        out.append(tag + b"%d:" % len(obj))
+    elif t is bytes:
+        out.append(b"b%d:" % len(obj) + obj)
+    elif t is bytearray:
+        out.append(b"y%d:" % len(obj) + bytes(obj))
+    elif t is tuple or t is list:
+        out.append((b"(" if t is tuple else b"[") + b"%d:" % len(obj))
         for item in obj:
             _encode(item, out, depth + 1)
-    elif isinstance(obj, dict):
+    elif t is dict:
         items = sorted((encode_nested(k, depth), encode_nested(v, depth)) for k, v in obj.items())
         out.append(b"{%d:" % len(items))
         for k, v in items:
             out.append(k)
             out.append(v)
-    elif isinstance(obj, set | frozenset):
+    elif t is set or t is frozenset:
         members = sorted(encode_nested(m, depth) for m in obj)
-        out.append(b"<%d:" % len(members))
+        out.append((b"<" if t is set else b">") + b"%d:" % len(members))
         out.extend(members)
+    elif t is complex:
+        out.append(b"c" + _str(obj.real.hex()) + _str(obj.imag.hex()))
+    elif t is Tag:
+        out.append(b"@" + _str(obj.name))
+        _encode(obj.parts, out, depth + 1)
+    elif isinstance(obj, enum.Enum):
+        out.append(b"E" + _type_name(t) + _str(obj.name))
     elif _encode_library_type(obj, t, out, depth):
         pass
-    elif isinstance(obj, int):  # int subclasses that are not enums
-        out.append(b"i" + _type_name(t) + _str(format(int(obj), "x")))
-    elif isinstance(obj, str):
-        out.append(b"s" + _type_name(t) + _str(str(obj)))
-    elif isinstance(obj, float):
-        out.append(b"f" + _type_name(t) + _str(float(obj).hex()))
+    elif isinstance(obj, _BUILTINS):
+        _encode_instance(obj, t, out, depth)
     else:
         raise Unkeyable(f"no stable cache-key encoding for {t.__module__}.{t.__qualname__}")
+
+
+#: built-in types whose subclasses are encoded with their type, their value as the built-in
+#: (read by the built-in's own method, whatever the subclass overrides) and attributes
+_AS_BUILTIN: dict[type, Callable[[Any], Any]] = {
+    dict: dict.copy,
+    list: list.copy,
+    tuple: lambda obj: tuple.__getitem__(obj, slice(None)),
+    frozenset: frozenset.copy,
+    set: set.copy,
+    bytearray: bytearray.copy,
+    bytes: bytes.__bytes__,
+    str: str.__str__,
+    int: int.__int__,
+    float: float.__float__,
+    complex: complex.__complex__,
+}
+_BUILTINS = tuple(_AS_BUILTIN)
+
+
+def _encode_instance(obj: Any, t: type, out: list[bytes], depth: int) -> None:
+    """A subclass of a built-in type: its type, its value as that built-in, its attributes."""
+    base = next(b for b in _BUILTINS if isinstance(obj, b))
+    out.append(b"I" + _type_name(t))
+    _encode(_AS_BUILTIN[base](obj), out, depth + 1)
+    _encode(_attributes(obj), out, depth + 1)
+
+
+def _attributes(obj: Any) -> dict[str, Any]:
+    """An instance's ``__dict__`` and the values of the ``__slots__`` of its classes."""
+    found = dict(getattr(obj, "__dict__", None) or {})
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            name = slot
+            if slot.startswith("__") and not slot.endswith("__"):  # name-mangled
+                name = f"_{klass.__name__.lstrip('_')}{slot}"
+            try:
+                found[name] = getattr(obj, name)
+            except AttributeError:  # a slot never set
+                continue
+    return found
 
 
 def _encode_library_type(obj: Any, t: type, out: list[bytes], depth: int) -> bool:
@@ -150,21 +214,32 @@ def _encode_library_type(obj: Any, t: type, out: list[bytes], depth: int) -> boo
             out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
             return True
         if isinstance(obj, dt.timedelta):
-            out.append(b"d" + _str(repr((obj.days, obj.seconds, obj.microseconds))))
+            out.append(b"d" + _subclass(t, dt.timedelta))
+            out.append(_str(repr((obj.days, obj.seconds, obj.microseconds))))
             return True
     decimal = modules.get("decimal")
     if decimal is not None and isinstance(obj, decimal.Decimal):
-        out.append(b"m" + _str(str(obj)))
+        out.append(b"m" + _subclass(t, decimal.Decimal) + _str(decimal.Decimal.__str__(obj)))
         return True
     uuid = modules.get("uuid")
     if uuid is not None and isinstance(obj, uuid.UUID):
-        out.append(b"u" + _str(obj.hex))
+        out.append(b"u" + _subclass(t, uuid.UUID) + _str(obj.hex))
         return True
     pathlib = modules.get("pathlib")
     if pathlib is not None and isinstance(obj, pathlib.PurePath):
-        out.append(b"p" + _str(obj.as_posix()))
+        out.append(b"p" + _type_name(t) + _str(obj.as_posix()))
+        return True
+    re = modules.get("re")
+    if re is not None and isinstance(obj, re.Pattern):
+        out.append(b"r")
+        _encode((obj.pattern, obj.flags), out, depth + 1)
         return True
     return False
+
+
+def _subclass(t: type, base: type) -> bytes:
+    """Nothing for ``base`` itself (its tag says it), else the subclass's name."""
+    return b"" if t is base else b"!" + _type_name(t)
 
 
 def encode_nested(obj: object, depth: int) -> bytes:

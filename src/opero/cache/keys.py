@@ -2,7 +2,7 @@
 
 Memory keys follow ``functools.lru_cache`` (arguments as given, hashable values used
 directly) so that a hit costs a tuple and a dict lookup. An unhashable argument (a list, a
-dict, a set, or a tuple holding one) takes a hashable form: a :class:`Frozen` key tagged with
+dict, a set, or a tuple holding one) takes a hashable form (:mod:`opero.cache.frozen`) tagged with
 the container's exact type, so equal containers of one type share an entry (a dict's order
 does not matter) and no hashable argument, nor a container of another type, can share it.
 Disk and Redis keys use the stable encoding of :mod:`opero.cache.encoding`. For an instance
@@ -23,7 +23,8 @@ from typing import Any
 
 from loguru import logger
 
-from opero.cache.encoding import Unkeyable, digest, short_form
+from opero.cache.encoding import Tag, Unkeyable, digest, short_form
+from opero.cache.frozen import Frozen, freeze
 from opero.cache.identity import Identity
 from opero.cache.store import KWD_MARK
 
@@ -31,60 +32,7 @@ __all__ = ["CallKeys", "Frozen", "freeze", "key_prefix"]
 
 _USER = object()  # private markers: no argument can equal them
 _STABLE = object()
-
-
-class Frozen:
-    """The hashable form of an unhashable container: its exact type and frozen items."""
-
-    __slots__ = ("_hash", "items", "kind")
-
-    def __init__(self, kind: type, items: Any, hashed: int | None = None) -> None:
-        self.kind = kind
-        self.items = items
-        self._hash = hash((kind, items)) if hashed is None else hashed
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is Frozen
-            and other._hash == self._hash
-            and other.kind is self.kind
-            and other.items == self.items
-        )
-
-    def __repr__(self) -> str:
-        return f"<{self.kind.__name__} {self.items!r}>"
-
-
-def freeze(obj: Any) -> Hashable:
-    """``obj`` if it is hashable, else its :class:`Frozen` form; raises if it has none."""
-    try:
-        hash(obj)
-    except TypeError:
-        pass
-    else:
-        return obj  # type: ignore[no-any-return]
-    kind = type(obj)
-    if isinstance(obj, dict):
-        try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
-            hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
-        except TypeError:
-            items: Any = frozenset((k, freeze(v)) for k, v in obj.items())
-        else:
-            return Frozen(kind, dict(obj), hashed)
-    elif isinstance(obj, list | tuple):
-        try:
-            items = tuple(obj)
-            hash(items)
-        except TypeError:
-            items = tuple(freeze(x) for x in obj)
-    elif isinstance(obj, set | frozenset):
-        items = frozenset(obj)
-    else:
-        raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
-    return Frozen(kind, items)
+_DEFAULT = Tag("default", ())
 
 
 def key_prefix(namespace: str, identity: Identity) -> str:
@@ -113,16 +61,22 @@ class CallKeys:
         self.cache_key = cache_key
         self.memory = backend == "memory"
         self.prefix = prefix
-        self.signature = inspect.signature(func)
-        params = list(self.signature.parameters)
+        try:
+            signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):  # a builtin without one: arguments keyed as given
+            signature = None
+        self.signature = signature
+        parameters = list(signature.parameters.values()) if signature is not None else []
+        params = [p.name for p in parameters]
         #: instance methods: ``self`` is keyed by identity in memory
         self.keys_self = bool(params) and params[0] == "self" and self.memory
-        plain = all(
-            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            for p in self.signature.parameters.values()
+        plain = signature is not None and all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters
         )
         #: a call giving exactly these many positional arguments binds as given
         self._complete = len(params) if plain else -1
+        #: each parameter's default, to name a default the function's identity holds
+        self._defaults = tuple(p.default for p in parameters)
         self.identity = identity
         self._warned = False
         if identity is not None:
@@ -168,18 +122,34 @@ class CallKeys:
             raise Unkeyable(identity.problem)
         if not kwargs and len(args) == self._complete:
             values: tuple[Any, ...] = args
+        elif self.signature is None:
+            values = (*args, Tag("keywords", tuple(sorted(kwargs.items())))) if kwargs else args
         else:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             values = tuple(bound.arguments.values())
-        if identity.cells:
+        try:
+            arguments = short_form(values)
+        except Unkeyable:  # a default with no encoding of its own (a function): the
+            # function's identity holds it, so the key names it as "the default"
+            arguments = short_form(
+                tuple(
+                    _DEFAULT if v is d else v for v, d in zip(values, self._defaults, strict=False)
+                )
+                + values[len(self._defaults) :]
+            )
+        if identity.dynamic:  # closure values, module constants, bound objects
             try:
-                closure = identity.closure_digest()
+                state = identity.state()
             except Exception as exc:
-                self._warn(f"a value its closure captured cannot be keyed stably ({exc})")
+                self._warn(
+                    "a value its closure captured, or an object it is bound to, cannot be "
+                    f"keyed stably ({exc})"
+                )
                 raise
-            return f"{self._versioned}:{closure}:{short_form(values)}"
-        return f"{self._versioned}:{short_form(values)}"
+            if state:  # a hex digest: never mistaken for the argument forms
+                return f"{self._versioned}:{state}:{arguments}"
+        return f"{self._versioned}:{arguments}"
 
     def _warn(self, why: str) -> None:
         """Said once per decorated function: its calls run uncached on disk/Redis."""
