@@ -129,6 +129,19 @@ def _text(name: str, value: object, *, what: str, empty: bool = True) -> str | N
     return value
 
 
+def _redis_url(name: str, value: object) -> str | None:
+    """A Redis URL redis-py can use, checked now (the value is never shown: it may hold a
+    password; the message shows it with every secret masked)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a Redis URL (str) or None, got {type(value).__name__}")
+    from opero.backends.redis.client import check_url
+
+    check_url(value, name)
+    return value
+
+
 def _path(name: str, value: object) -> Any:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a str or os.PathLike or None, got {value!r}")
@@ -209,7 +222,7 @@ class OperoOptions(TypedDict, total=False):
     ]
     cache_maxsize: Annotated[int, Opt(10_000, partial(_int, minimum=1))]
     cache_dir: Annotated[str | os.PathLike[str] | None, Opt(None, _path)]
-    cache_url: Annotated[str | None, Opt(None, partial(_text, what="a str or None"))]
+    cache_url: Annotated[str | None, Opt(None, _redis_url)]
     cache_serializer: Annotated[str, Opt("pickle", partial(_choice, accepted=SERIALIZERS))]
     retries: Annotated[int, Opt(3, partial(_int, minimum=0))]
     backoff_factor: Annotated[float, Opt(1.5, partial(_number, minimum=1))]
