@@ -127,26 +127,32 @@ class DiskStore:
             raise error
 
     async def aget(self, key: Hashable) -> Any:
-        loc = self._loc if self._refused is None else None
-        if loc is None:  # resolving the path touches the disk: not on the event loop
-            loc = await asyncio.to_thread(self._location)
-        if loc.until and loc.resting():
-            raise BackendDown(loc.path)
-        if loc.cache is None:  # (never its truth value: that would count its rows)
-            await asyncio.to_thread(self._open)
+        loc = self._loc
+        if loc is None or loc.cache is None or loc.until:
+            loc = await self._ready()
         data = await loc.io.submit(("get", key))
         return MISS if data is MISS else self._decode(data)
 
     async def aset(self, key: Hashable, value: Any) -> None:
         data = seal(dumps(value, self.serializer))
-        loc = self._loc if self._refused is None else None
-        if loc is None:
-            loc = await asyncio.to_thread(self._location)
-        if loc.until and loc.resting():
-            raise BackendDown(loc.path)
-        if loc.cache is None:
-            await asyncio.to_thread(self._open)
+        loc = self._loc
+        if loc is None or loc.cache is None or loc.until:
+            loc = await self._ready()
         await loc.io.submit(("set", key, data, self.ttl, self.prefix))
+
+    async def _ready(self) -> Location:
+        """The location, opened (and checked) off the event loop: resolving and checking
+        the directory touch the disk."""
+        if self._refused is not None:
+            raise self._refused
+        loc = self._loc
+        if loc is not None and loc.until and loc.resting():
+            raise BackendDown(loc.path)
+        if loc is None or loc.cache is None:  # (never its truth value: it counts rows)
+            await asyncio.to_thread(self._open)
+            loc = self._loc
+            assert loc is not None
+        return loc
 
     def clear(self) -> None:
         self._open().evict(self.prefix)

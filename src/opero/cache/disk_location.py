@@ -111,13 +111,10 @@ class Location:
 
     # ----- reading and writing (in the caller's thread, or on the I/O thread) -----------
     def connect(self) -> Any:
-        """This thread's read connection (reads never wait on diskcache's machinery)."""
-        self.open()
-        con = sqlite3.connect(
-            os.path.join(self.path, "cache.db"), timeout=LOCK_SECONDS, isolation_level=None
-        )
-        con.execute("PRAGMA query_only = 1")
-        self.local.execute = execute = con.execute
+        """This thread's connection for reads: diskcache's own connection of this thread
+        (one per thread in all), taken once, so that a read does not pay diskcache's
+        per-statement checks; a forked child takes its own again (see ``_after_fork``)."""
+        self.local.execute = execute = self.open()._con.execute
         return execute
 
     def read(self, key: Hashable) -> Any:
@@ -169,7 +166,10 @@ class Location:
                 for name in files:
                     self.disk.remove(name)
                 self._end_transaction(cache)
-                raise self.failed(exc) from exc
+                error = self.failed(exc)
+                if error is exc:
+                    raise
+                raise error from exc
         return results
 
     @staticmethod

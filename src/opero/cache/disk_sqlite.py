@@ -40,13 +40,13 @@ class BoundedCache(diskcache.Cache):  # type: ignore[misc]
         self._deadline: float | None = time.monotonic() + LOCK_SECONDS
         try:
             super().__init__(directory, **settings)
-        except _OpenLocked:
-            self.close()
-            raise DatabaseLocked(
-                f"the cache database was locked by another process for over {LOCK_SECONDS:g} s"
-            ) from None
-        except BaseException:
-            self.close()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.close()  # this thread's connection, the only one opened so far
+            if isinstance(exc, _OpenLocked):
+                raise DatabaseLocked(
+                    f"the cache database was locked by another process for over {LOCK_SECONDS:g} s"
+                ) from None
             raise
         finally:
             self._deadline = None
