@@ -130,15 +130,30 @@ def _text(name: str, value: object, *, what: str, empty: bool = True) -> str | N
 
 
 def _redis_url(name: str, value: object) -> str | None:
-    """A Redis URL redis-py can use, checked now (the value is never shown: it may hold a
-    password; the message shows it with every secret masked)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a Redis URL (str) or None, got {type(value).__name__}")
-    from opero.backends.redis.client import check_url
+    """A Redis URL that redis-py can read: scheme, numeric port and database, options. The
+    message masks the user part and leaves out the query (where secrets are)."""
+    if value is None or not isinstance(value, str):
+        return _text(name, type(value) if value is not None else None, what="a str or None")
+    import re
+    from urllib.parse import parse_qs, urlsplit
 
-    check_url(value, name)
+    try:  # urlsplit's own messages are not shown: they may quote a password
+        parts, unix = urlsplit(value), value.startswith("unix://")
+        db = parse_qs(parts.query).get("db", ["" if unix else parts.path.replace("/", "")])[0]
+        ok = value.startswith(("redis://", "rediss://", "unix://")) and (not db or db.isdigit())
+        if not ok or not (unix or parts.port is not None or not parts.netloc.endswith(":")):
+            raise ValueError
+        from redis.connection import parse_url
+
+        cast(Callable[[str], object], parse_url)(value)  # the options it reads (?db=, ...)
+    except ImportError:  # pragma: no cover - without the extra: refused when first used
+        pass
+    except ValueError:
+        shown = re.sub(r"//.*@", "//***@", value.split("?", 1)[0])
+        raise ValueError(
+            f"{name} must be a Redis URL (redis://, rediss:// or unix://; a numeric port and "
+            f"database; options redis-py reads), like 'redis://localhost:6379/0', got {shown!r}"
+        ) from None
     return value
 
 

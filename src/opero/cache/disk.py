@@ -26,7 +26,14 @@ import pickle
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from opero.cache.disk_files import LOCK_SECONDS, CorruptEntry, UnsafeDirectory, seal
+from opero.cache.disk_files import (
+    LOCK_SECONDS,
+    REST_SECONDS,
+    CorruptEntry,
+    UnsafeDirectory,
+    default_cache_dir,
+    seal,
+)
 from opero.cache.serialize import dumps, loads
 from opero.cache.store import MISS
 from opero.core.health import BackendDown
@@ -44,17 +51,6 @@ __all__ = [
     "UnsafeDirectory",
     "default_cache_dir",
 ]
-
-REST_SECONDS = 5.0  #: a directory whose lock timed out is left alone this long
-
-
-def default_cache_dir() -> Path:
-    """The platform's user cache directory for opero."""
-    from pathlib import Path
-
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("opero", appauthor=False))
 
 
 class DiskStore:

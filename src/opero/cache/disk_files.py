@@ -14,21 +14,28 @@ from __future__ import annotations
 import os
 import stat
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "DB_FILES",
     "LOCK_SECONDS",
+    "REST_SECONDS",
     "CorruptEntry",
     "DatabaseLocked",
     "UnsafeDirectory",
     "check_database_files",
     "check_owner_and_mode",
     "check_private",
+    "default_cache_dir",
     "intact",
     "seal",
 ]
 
 LOCK_SECONDS = 1.0  #: longest wait for another process's SQLite lock
+REST_SECONDS = 5.0  #: a directory whose lock timed out is left alone this long
 DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm", "cache.db-journal")
 #: zlib.crc32 of any bytes followed by their own CRC32 (little-endian): the CRC residue
 _RESIDUE = 0x2144DF1C
@@ -45,6 +52,15 @@ class CorruptEntry(ValueError):
 
 class DatabaseLocked(TimeoutError):
     """Another process held the cache database's lock for longer than ``LOCK_SECONDS``."""
+
+
+def default_cache_dir() -> Path:
+    """The platform's user cache directory for opero."""
+    from pathlib import Path
+
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("opero", appauthor=False))
 
 
 def seal(data: bytes) -> bytes:

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
 
-from opero.cache.disk import REST_SECONDS, default_cache_dir
 from opero.cache.disk_files import (
     LOCK_SECONDS,
+    REST_SECONDS,
     CorruptEntry,
     DatabaseLocked,
     check_database_files,
     check_private,
+    default_cache_dir,
     intact,
 )
 from opero.cache.disk_io import IoThread, Outcome

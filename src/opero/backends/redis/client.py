@@ -27,7 +27,6 @@ __all__ = [
     "BackendDown",
     "RedisHealth",
     "async_client",
-    "check_url",
     "redact",
     "redis_errors",
     "resolve_url",
@@ -38,56 +37,6 @@ __all__ = [
 DEFAULT_URL = "redis://localhost:6379/0"
 TIMEOUT = 0.5  #: seconds to connect, and to wait for an answer
 RETRY_AFTER = 5.0  #: seconds a failed server is left alone before it is tried again
-SCHEMES = ("redis://", "rediss://", "unix://")  #: the URL schemes redis-py accepts
-
-
-def check_url(url: str, option: str = "cache_url") -> None:
-    """Raise ``ValueError`` naming ``option`` unless ``url`` is a Redis URL that redis-py
-    can use: scheme redis, rediss or unix, a numeric port, a numeric database (in the path
-    or ``?db=``) and query options redis-py can read. The message shows the URL with every
-    secret masked, and chains no exception that could show it."""
-    from urllib.parse import parse_qs, unquote, urlsplit
-
-    try:
-        parts = urlsplit(url)
-        unix = parts.scheme == "unix"
-        port = None if unix else parts.port
-    except ValueError as exc:  # a broken address or port
-        why = str(exc)
-    else:
-        query = parse_qs(parts.query)
-        path_db = "" if unix else unquote(parts.path).replace("/", "")
-        db = query["db"][0] if "db" in query else path_db
-        if not url.startswith(SCHEMES):
-            why = "the scheme must be redis://, rediss:// or unix://"
-        elif port is None and not unix and parts.netloc.endswith(":"):
-            why = "the port is missing after ':'"
-        elif db and not db.isdigit():
-            why = f"the database (the path, or ?db=) must be a number, got {db!r}"
-        else:
-            why = _redis_py_refuses(url)
-    if why:
-        for secret in secrets_of(url):
-            why = why.replace(secret, "***")
-        raise ValueError(
-            f"{option} must be a Redis URL such as 'redis://localhost:6379/0' "
-            f"(redis://, rediss:// or unix://), got {redact(url)!r}: {why}"
-        )
-
-
-def _redis_py_refuses(url: str) -> str:
-    """Why redis-py's own URL parsing refuses ``url`` ("" if it accepts it, or if redis-py
-    is not installed: it is then refused when the backend is used)."""
-    try:
-        from redis.connection import parse_url
-    except ImportError:  # pragma: no cover - exercised without the extra
-        return ""
-    parse: Any = parse_url
-    try:
-        parse(url)
-    except (ValueError, TypeError) as exc:
-        return str(exc)
-    return ""
 
 
 def resolve_url(url: str | None) -> str:
