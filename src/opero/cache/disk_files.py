@@ -5,7 +5,7 @@
   writable by group or others, as ssh's StrictModes asks of its files.
 * Integrity: every stored value ends with the CRC32 of its bytes (4 bytes, little-endian),
   checked on read, so a flipped bit is a miss, never a wrong value. CRC32 finds every error
-  of up to 32 adjacent bits for about a tenth of a microsecond on a small value; it does not
+  of up to 32 adjacent bits in a fraction of a microsecond on a small value; it does not
   stop someone who can write the files on purpose (the trust rule does that).
 """
 

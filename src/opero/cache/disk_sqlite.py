@@ -83,7 +83,7 @@ class BytesDisk(diskcache.Disk):  # type: ignore[misc]
         root = os.path.realpath(self._directory)
         full = os.path.realpath(os.path.join(root, str(relative)))
         if os.path.commonpath([root, full]) != root or full == root:
-            raise CorruptEntry(f"a row names a file outside the cache: {relative[:200]!r}")
+            raise CorruptEntry(f"a row names a file outside the cache: {str(relative)[:200]!r}")
         return full
 
     def get(self, key: Any, raw: bool) -> Any:
