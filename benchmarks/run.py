@@ -34,6 +34,7 @@ from opero import opero
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.cache_cases import p15, p16
+from benchmarks.disk_cases import p24
 from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
 
@@ -669,6 +670,7 @@ CASES = (
     "P15",
     "P16",
     "P17",
+    "P24",
 )
 
 
@@ -697,6 +699,7 @@ def main() -> int:
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
+        "P24": lambda: p24(1 if quick else 3, Row),
     }
     names = [n.strip() for n in args.cases.split(",")]
     unknown = [n for n in names if n not in jobs]

@@ -129,6 +129,34 @@ def _text(name: str, value: object, *, what: str, empty: bool = True) -> str | N
     return value
 
 
+def _redis_url(name: str, value: object) -> str | None:
+    """A Redis URL that redis-py can read: scheme, numeric port and database, options. The
+    message masks the user part and leaves out the query (where secrets are)."""
+    if value is None or not isinstance(value, str):
+        return _text(name, type(value) if value is not None else None, what="a str or None")
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    try:  # urlsplit's own messages are not shown: they may quote a password
+        parts, unix = urlsplit(value), value.startswith("unix://")
+        db = parse_qs(parts.query).get("db", ["" if unix else parts.path.replace("/", "")])[0]
+        ok = value.startswith(("redis://", "rediss://", "unix://")) and (not db or db.isdigit())
+        if not ok or not (unix or parts.port is not None or not parts.netloc.endswith(":")):
+            raise ValueError
+        from redis.connection import parse_url
+
+        cast(Callable[[str], object], parse_url)(value)  # the options it reads (?db=, ...)
+    except ImportError:  # pragma: no cover - without the extra: refused when first used
+        pass
+    except ValueError:
+        shown = re.sub(r"//.*@", "//***@", value.split("?", 1)[0])
+        raise ValueError(
+            f"{name} must be a Redis URL (redis://, rediss:// or unix://; a numeric port and "
+            f"database; options redis-py reads), like 'redis://localhost:6379/0', got {shown!r}"
+        ) from None
+    return value
+
+
 def _path(name: str, value: object) -> Any:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a str or os.PathLike or None, got {value!r}")
@@ -209,7 +237,7 @@ class OperoOptions(TypedDict, total=False):
     ]
     cache_maxsize: Annotated[int, Opt(10_000, partial(_int, minimum=1))]
     cache_dir: Annotated[str | os.PathLike[str] | None, Opt(None, _path)]
-    cache_url: Annotated[str | None, Opt(None, partial(_text, what="a str or None"))]
+    cache_url: Annotated[str | None, Opt(None, _redis_url)]
     cache_serializer: Annotated[str, Opt("pickle", partial(_choice, accepted=SERIALIZERS))]
     retries: Annotated[int, Opt(3, partial(_int, minimum=0))]
     backoff_factor: Annotated[float, Opt(1.5, partial(_number, minimum=1))]

@@ -1,128 +1,64 @@
 """The disk store: persistent entries in a ``diskcache`` directory, shared by processes.
 
-The directory is a trust boundary. Values are stored as bytes of the chosen serializer and
-read back as bytes only: whatever a row claims to be, diskcache never unpickles it (with
-``cache_serializer="json"`` nothing is ever unpickled). No file outside the directory is
-read or deleted, whatever a row names. The directory is created ``0700``; an existing one
-(or a symlink to one) that is not owned by the current user, or that group or others may
-write, is refused (the call runs uncached, with a warning naming it and why). SQLite waits
-at most ``LOCK_SECONDS`` for another process's lock, then the call goes on uncached.
+The directory is a trust boundary. Values are stored as bytes of the chosen serializer
+followed by their CRC32, and read back by opero itself as bytes only: whatever a row claims
+to be, nothing is unpickled unless it is the bytes opero wrote, intact (with
+``cache_serializer="json"`` nothing is ever unpickled); a damaged value is a miss, reported.
+No file outside the directory is read or deleted, whatever a row names. The directory is
+created ``0700``; an existing one (or a symlink to one) that is not owned by the current
+user, or that group or others may write, is refused, and so is a ``cache.db`` (or a
+companion, or a value file) inside it that breaks the same rule (the call runs uncached,
+with a warning naming it and why).
+
+No operation waits more than about ``LOCK_SECONDS`` for another process's SQLite lock, the
+first open of the directory included; a directory that timed out is then left alone for
+``REST_SECONDS`` (its calls run uncached at once) and used again by itself afterwards.
+Async callers never touch the disk: their reads and writes run on the directory's I/O
+thread (:mod:`opero.cache.disk_io`), where concurrent stores share one transaction.
+
+This module stays light (no ``sqlite3``, no ``diskcache``) until the store is first used.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-import threading
+import asyncio
+import pickle
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from opero.cache.disk_files import (
+    LOCK_SECONDS,
+    REST_SECONDS,
+    CorruptEntry,
+    UnsafeDirectory,
+    default_cache_dir,
+    seal,
+)
 from opero.cache.serialize import dumps, loads
 from opero.cache.store import MISS
+from opero.core.health import BackendDown
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["LOCK_SECONDS", "CorruptEntry", "DiskStore", "UnsafeDirectory", "default_cache_dir"]
+    from opero.cache.disk_location import Location
 
-LOCK_SECONDS = 1.0  #: longest wait for another process's SQLite lock
-_disk_caches: dict[str, Any] = {}
-_disk_lock = threading.Lock()
-
-
-class UnsafeDirectory(OSError):
-    """The cache directory is not private to this user: it is not used."""
-
-
-class CorruptEntry(ValueError):
-    """A stored row is not what opero writes (tampered or damaged): read as a miss."""
-
-
-def default_cache_dir() -> Path:
-    """The platform's user cache directory for opero."""
-    from pathlib import Path
-
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("opero", appauthor=False))
-
-
-def check_private(path: str) -> None:
-    """Raise :class:`UnsafeDirectory` unless ``path`` (followed if a symlink) is a directory
-    owned by this user that neither group nor others may write."""
-    info = os.stat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeDirectory(f"opero disk cache {path!r} is not a directory")
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        raise UnsafeDirectory(
-            f"opero disk cache {path!r} is owned by uid {info.st_uid}, not by this user "
-            f"(uid {os.geteuid()}): refused, its entries could run code or be wrong"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeDirectory(
-            f"opero disk cache {path!r} is writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):o}): refused; chmod 700 it to use it"
-        )
-
-
-def _open_disk_cache(directory: Path) -> Any:
-    """One shared ``diskcache.Cache`` per directory, created private (0700)."""
-    path = os.path.realpath(os.path.expanduser(str(directory)))
-    with _disk_lock:
-        cache = _disk_caches.get(path)
-        if cache is None:
-            import diskcache
-
-            if not os.path.lexists(path):
-                os.makedirs(path, mode=0o700, exist_ok=True)
-            check_private(path)
-            cache = diskcache.Cache(path, timeout=LOCK_SECONDS, disk=_bytes_disk())
-            _disk_caches[path] = cache
-        return cache
-
-
-def _bytes_disk() -> type:
-    """A ``diskcache.Disk`` that stores and returns bytes only, inside its directory."""
-    import diskcache
-    from diskcache.core import MODE_BINARY, MODE_RAW
-
-    class BytesDisk(diskcache.Disk):  # type: ignore[misc]
-        def _inside(self, relative: str) -> str:
-            root = os.path.realpath(self._directory)
-            full = os.path.realpath(os.path.join(root, str(relative)))
-            if os.path.commonpath([root, full]) != root or full == root:
-                raise CorruptEntry(f"a row names a file outside the cache: {relative!r}")
-            return full
-
-        def get(self, key: Any, raw: bool) -> Any:
-            if not raw:  # opero's keys are str: a pickled key is not ours
-                raise CorruptEntry("a row holds a pickled key")
-            return super().get(key, raw)
-
-        def fetch(self, mode: int, filename: str, value: Any, read: bool) -> Any:
-            if mode == MODE_RAW and isinstance(value, bytes | memoryview):
-                return bytes(value)
-            if mode == MODE_BINARY and not read and filename:
-                with open(self._inside(filename), "rb") as reader:
-                    return reader.read()
-            raise CorruptEntry(f"a row of mode {mode} is not bytes written by opero")
-
-        def remove(self, file_path: str) -> None:
-            try:
-                self._inside(file_path)
-            except CorruptEntry:
-                return  # never delete outside the cache directory
-            super().remove(file_path)
-
-    return BytesDisk
+__all__ = [
+    "LOCK_SECONDS",
+    "REST_SECONDS",
+    "CorruptEntry",
+    "DiskStore",
+    "UnsafeDirectory",
+    "default_cache_dir",
+]
 
 
 class DiskStore:
     """Persistent entries in a ``diskcache`` directory, shared by processes.
 
-    Values are stored as bytes of the chosen serializer. Every entry of one function in one
-    namespace carries the tag ``prefix`` so that :meth:`clear` removes exactly those. Opened
-    lazily on first use; a directory refused once stays refused for this store.
+    Every entry of one function in one namespace carries the tag ``prefix`` so that
+    :meth:`clear` removes exactly those. Opened lazily on first use; a directory refused
+    once stays refused for this store.
     """
 
     backend = "disk"
@@ -135,7 +71,8 @@ class DiskStore:
         self.ttl = ttl
         self.prefix = prefix
         self.serializer = serializer
-        self._cache: Any = None
+        self._decode = pickle.loads if serializer == "pickle" else self._decode_other
+        self._loc: Location | None = None
         self._refused: UnsafeDirectory | None = None
 
     @property
@@ -143,29 +80,75 @@ class DiskStore:
         """The directory, for warnings."""
         return str(self.directory or default_cache_dir())
 
+    def _location(self) -> Location:
+        if self._refused is not None:
+            raise self._refused
+        if self._loc is None:
+            from opero.cache.disk_location import location
+
+            self._loc = location(self.directory)
+        return self._loc
+
     def _open(self) -> Any:
-        if self._cache is None:
-            if self._refused is not None:
-                raise self._refused
-            try:
-                self._cache = _open_disk_cache(self.directory or default_cache_dir())
-            except UnsafeDirectory as exc:
-                self._refused = exc
-                raise
-        return self._cache
+        loc = self._location()
+        try:
+            return loc.open()
+        except UnsafeDirectory as exc:
+            self._refused = exc
+            raise
+
+    def _decode_other(self, data: bytes) -> Any:
+        return loads(data[:-4], self.serializer)
 
     def get(self, key: Hashable) -> Any:
-        cache = self._cache if self._cache is not None else self._open()  # (no len() query)
-        data = cache.get(key, default=MISS)
-        if data is MISS:
-            return MISS
-        if not isinstance(data, bytes):
-            raise CorruptEntry(f"a row holds {type(data).__name__}, not bytes")
-        return loads(data, self.serializer)
+        loc = self._loc
+        if loc is None or loc.cache is None:
+            self._open()
+            loc = self._loc
+            assert loc is not None
+        if loc.until and loc.resting():
+            raise BackendDown(loc.path)
+        data = loc.read(key)
+        return MISS if data is MISS else self._decode(data)
 
     def set(self, key: Hashable, value: Any) -> None:
-        data = dumps(value, self.serializer)
-        self._open().set(key, data, expire=self.ttl, tag=self.prefix)
+        data = seal(dumps(value, self.serializer))
+        self._open()
+        loc = self._loc
+        assert loc is not None
+        if loc.until and loc.resting():
+            raise BackendDown(loc.path)
+        (error,) = loc.write([(key, data, self.ttl, self.prefix)])
+        if error is not None:
+            raise error
+
+    async def aget(self, key: Hashable) -> Any:
+        loc = self._loc
+        if loc is None or loc.cache is None or loc.until:
+            loc = await self._ready()
+        data = await loc.io.submit(("get", key))
+        return MISS if data is MISS else self._decode(data)
+
+    async def aset(self, key: Hashable, value: Any) -> None:
+        data = seal(dumps(value, self.serializer))
+        loc = self._loc
+        if loc is None or loc.cache is None or loc.until:
+            loc = await self._ready()
+        await loc.io.submit(("set", key, data, self.ttl, self.prefix))
+
+    async def _ready(self) -> Location:
+        """The location, opened (and checked) off the event loop: resolving and checking
+        the directory touch the disk."""
+        if self._refused is not None:
+            raise self._refused
+        loc = self._loc
+        if loc is not None and loc.until and loc.resting():
+            raise BackendDown(loc.path)
+        if loc is None or loc.cache is None:  # (never its truth value: it counts rows)
+            await asyncio.to_thread(self._open)
+            loc = self._loc
+            assert loc is not None
+        return loc
 
     def clear(self) -> None:
         self._open().evict(self.prefix)

@@ -28,7 +28,9 @@ def dumps(value: Any, serializer: str) -> bytes:
             return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
         return pickle.dumps(value, protocol=5)
     except (TypeError, ValueError, AttributeError, RecursionError, pickle.PicklingError) as exc:
-        raise Unserializable(f"{type(value).__qualname__}: {exc}") from exc
+        from opero.core.health import shorten  # an error's text may quote a huge value
+
+        raise Unserializable(f"{type(value).__qualname__}: {shorten(str(exc))}") from exc
 
 
 def loads(data: bytes, serializer: str) -> Any:

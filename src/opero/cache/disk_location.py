@@ -1,0 +1,233 @@
+"""One disk cache directory in this process (see :mod:`opero.cache.disk`): its
+``diskcache.Cache``, opened and checked once, its rest after another process's lock timed
+out, the read connection of each thread, and the I/O thread of its async callers.
+
+opero reads rows itself (one ``SELECT`` on a connection per thread): only the bytes opero
+wrote, intact (their CRC32 checked), come back; writes go through ``diskcache`` (its culling,
+its value files), many in one transaction when they come from the I/O thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+import diskcache
+from diskcache.core import MODE_BINARY, MODE_RAW
+
+from opero.cache.disk_files import (
+    LOCK_SECONDS,
+    REST_SECONDS,
+    CorruptEntry,
+    DatabaseLocked,
+    check_database_files,
+    check_private,
+    default_cache_dir,
+    intact,
+)
+from opero.cache.disk_io import IoThread, Outcome
+from opero.cache.disk_sqlite import BoundedCache, BytesDisk, WrittenFiles
+from opero.cache.store import MISS
+from opero.core.health import BackendDown
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Location", "location"]
+
+_SELECT = (
+    "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
+_locations: dict[str, Location] = {}
+_locations_lock = threading.Lock()
+
+
+class Location:
+    """One cache directory in this process: its ``diskcache.Cache`` (opened once), its
+    rest after a lock timed out, its per-thread read connections and its I/O thread."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.cache: Any = None
+        self.disk: BytesDisk | None = None
+        self.until = 0.0  #: resting until this time.monotonic() (0: not resting)
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.io = IoThread(self.serve, "opero-disk-io")
+
+    # ----- state ----------------------------------------------------------------------
+    def resting(self) -> bool:
+        until = self.until
+        if until and time.monotonic() < until:
+            return True
+        self.until = 0.0
+        return False
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """The exception to raise for ``exc``; a lock that timed out starts a rest."""
+        if isinstance(exc, DatabaseLocked):
+            self.until = time.monotonic() + REST_SECONDS
+            return exc
+        locked = isinstance(exc, diskcache.Timeout) or (
+            isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        )
+        if not locked:
+            return exc
+        self.until = time.monotonic() + REST_SECONDS
+        return DatabaseLocked(
+            f"the cache database was locked by another process for over {LOCK_SECONDS:g} s"
+        )
+
+    def open(self) -> Any:
+        """The ``diskcache.Cache``, opened (and checked) on first use."""
+        if self.cache is not None:
+            return self.cache
+        with self.lock:
+            if self.cache is not None:
+                return self.cache
+            if self.until and self.resting():
+                raise BackendDown(self.path)
+            path = self.path
+            if not os.path.lexists(path):
+                os.makedirs(path, mode=0o700, exist_ok=True)
+            check_private(path)
+            check_database_files(path)
+            try:
+                cache = BoundedCache(path, timeout=LOCK_SECONDS, disk=BytesDisk)
+            except BaseException as exc:
+                raise self.failed(exc) from None
+            for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
+                try:  # whatever the umask: ours alone
+                    os.chmod(os.path.join(path, name), 0o600)
+                except OSError:
+                    pass
+            self.disk = cache.disk
+            self.cache = cache
+            return cache
+
+    # ----- reading and writing (in the caller's thread, or on the I/O thread) -----------
+    def connect(self) -> Any:
+        """This thread's connection for reads: diskcache's own connection of this thread
+        (one per thread in all), taken once, so that a read does not pay diskcache's
+        per-statement checks; a forked child takes its own again (see ``_after_fork``)."""
+        self.local.execute = execute = self.open()._con.execute
+        return execute
+
+    def read(self, key: Hashable) -> Any:
+        """The intact stored bytes of ``key``, or MISS."""
+        try:
+            execute = self.local.execute
+        except AttributeError:
+            execute = self.connect()
+        try:
+            rows = execute(_SELECT, (key, time.time())).fetchall()
+        except sqlite3.Error as exc:
+            raise self.failed(exc) from None
+        if not rows:
+            return MISS
+        ((mode, filename, data),) = rows
+        if mode != MODE_RAW or type(data) is not bytes:
+            if mode != MODE_BINARY or data is not None or not isinstance(filename, str):
+                raise CorruptEntry(f"a row of mode {mode!r} is not bytes written by opero")
+            assert self.disk is not None
+            try:
+                data = self.disk.read_file(filename)
+            except FileNotFoundError:
+                return MISS  # removed meanwhile (replaced or evicted)
+        if not intact(data):
+            raise CorruptEntry(
+                f"checksum mismatch: the stored bytes ({len(data):,}) were damaged or are not "
+                "what opero wrote"
+            )
+        return data
+
+    def write(self, items: list[tuple[Any, ...]]) -> list[BaseException | None]:
+        """Store ``(key, data, expire, tag)`` items in one transaction: per item, None or
+        the error of its value's file. If the transaction fails, nothing is stored, the
+        files it wrote are removed, and its error is raised."""
+        cache = self.open()
+        results: list[BaseException | None] = []
+        with WrittenFiles() as files:
+            try:
+                with cache.transact():
+                    for key, data, expire, tag in items:
+                        try:
+                            cache.set(key, data, expire=expire, tag=tag)
+                        except OSError as exc:  # its file: already removed by BytesDisk
+                            results.append(exc)
+                        else:
+                            results.append(None)
+            except BaseException as exc:
+                assert self.disk is not None
+                for name in files:
+                    self.disk.remove(name)
+                self._end_transaction(cache)
+                error = self.failed(exc)
+                if error is exc:
+                    raise
+                raise error from exc
+        return results
+
+    @staticmethod
+    def _end_transaction(cache: Any) -> None:
+        """Never leave this thread's connection inside a failed transaction."""
+        try:
+            con = cache._con
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def serve(self, jobs: list[Any]) -> list[Outcome]:
+        """The I/O thread's batch: ``("get", key)`` and ``("set", key, data, expire, tag)``."""
+        if self.until and self.resting():
+            down = BackendDown(self.path)
+            return [(False, down)] * len(jobs)
+        outcomes: list[Outcome] = [(True, None)] * len(jobs)
+        stores: list[int] = []
+        for n, job in enumerate(jobs):
+            if job[0] == "set":
+                stores.append(n)
+                continue
+            try:
+                outcomes[n] = (True, self.read(job[1]))
+            except Exception as exc:
+                outcomes[n] = (False, exc)
+        if stores:
+            try:
+                errors = self.write([jobs[n][1:] for n in stores])
+            except Exception as exc:
+                errors = [exc] * len(stores)
+            for n, error in zip(stores, errors, strict=True):
+                if error is not None:
+                    outcomes[n] = (False, error)
+        return outcomes
+
+
+def location(directory: Path | None) -> Location:
+    """The :class:`Location` of ``directory`` (resolved) in this process."""
+    path = os.path.realpath(os.path.expanduser(str(directory or default_cache_dir())))
+    with _locations_lock:
+        found = _locations.get(path)
+        if found is None:
+            found = _locations[path] = Location(path)
+        return found
+
+
+def _after_fork() -> None:
+    """A forked child starts without connections, locks held or I/O threads."""
+    global _locations_lock  # noqa: PLW0603 - another thread may have held it at the fork
+    _locations_lock = threading.Lock()
+    for found in _locations.values():
+        found.local = threading.local()
+        found.lock = threading.Lock()
+        found.io = IoThread(found.serve, "opero-disk-io")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
