@@ -9,17 +9,43 @@ import opero
 
 PUBLIC = {
     "AllFailedError",
+    "Attempt",
+    "CacheHitDetails",
+    "CacheInfo",
     "CircuitOpenError",
+    "FallbackDetails",
     "Limit",
+    "MapFunction",
     "OperoBackendWarning",
     "OperoError",
     "OperoFunction",
     "OperomapError",
     "RemoteError",
+    "RetryDetails",
+    "Stats",
+    "UnpicklableError",
     "WorkerCrashedError",
     "opero",
     "operomap",
 }
+
+
+def test_types_users_receive_come_from_opero_itself() -> None:
+    """stats(), cache_info(), hook payloads and error records are typed by public names."""
+    from opero import CacheHitDetails, CacheInfo, RetryDetails, Stats
+
+    seen: list[object] = []
+
+    @opero.opero(retries=1, min_delay=0, on_retry=seen.append, on_cache_hit=seen.append)
+    def f(x: int) -> int:
+        if not seen:
+            raise ValueError(x)
+        return x
+
+    assert f(1) == 1 and f(1) == 1
+    assert isinstance(f.stats(), Stats)
+    assert isinstance(f.cache_info(), CacheInfo)
+    assert [type(p) for p in seen] == [RetryDetails, CacheHitDetails]
 
 
 def test_all_is_pinned() -> None:
