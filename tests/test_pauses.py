@@ -158,13 +158,16 @@ def test_a_429_on_one_item_holds_back_every_worker(server: ScriptedServer, mode:
     path = "/v1/chat/completions"
     server.script(path, (429, {"Retry-After": "1"}, error_body(429)))
     mapped = operomap(mode=mode, workers=4, cache=False, progress=False, retries=2)(sdk.httpx_post)
-    assert mapped([server.url] * 12) == ["hi"] * 12
+    assert mapped([server.url] * 40) == ["hi"] * 40
     times = [t for t, _, _ in server.requests]
     limited = times[0]  # the first request got the 429
-    during = [t - limited for t in times[1:] if 0.3 < t - limited < 0.95]
-    assert during == [], during  # requests already in flight aside, none during the pause
+    during = [round(t - limited, 3) for t in times[1:] if t - limited < 0.95]
+    # Counted, not timed (a busy machine delays when in-flight requests land): requests
+    # already handed to a worker when the 429 came back may still go out (at most one per
+    # other worker, and one more queued behind it); without the pause all 39 others would.
+    assert len(during) <= 2 * 4, during
     assert mapped.stats().pauses == 1
-    assert len(times) == 13
+    assert len(times) == 41
 
 
 def test_chat_body_is_openai_shaped() -> None:

@@ -108,39 +108,13 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise Unkeyable("argument nested too deeply to encode")
     t = type(obj)
-    if obj is None:
-        out.append(b"N")
-    elif t is bool:
-        out.append(b"T" if obj else b"F")
-    elif t is int:  # hex: no limit on digits (str() refuses ints over 4300 digits)
-        out.append(b"i" + _str(format(obj, "x")))
-    elif t is float:
-        out.append(b"f" + _str(obj.hex()))
-    elif t is str:
-        out.append(b"s" + _str(obj))
-    elif t is bytes:
-        out.append(b"b%d:" % len(obj) + obj)
-    elif t is bytearray:
-        out.append(b"y%d:" % len(obj) + bytes(obj))
-    elif t is tuple or t is list:
-        out.append((b"(" if t is tuple else b"[") + b"%d:" % len(obj))
-        for item in obj:
-            _encode(item, out, depth + 1)
-    elif t is dict:
-        items = sorted((encode_nested(k, depth), encode_nested(v, depth)) for k, v in obj.items())
-        out.append(b"{%d:" % len(items))
-        for k, v in items:
-            out.append(k)
-            out.append(v)
-    elif t is set or t is frozenset:
-        members = sorted(encode_nested(m, depth) for m in obj)
-        out.append((b"<" if t is set else b">") + b"%d:" % len(members))
-        out.extend(members)
-    elif t is complex:
-        out.append(b"c" + _str(obj.real.hex()) + _str(obj.imag.hex()))
-    elif t is Tag:
-        out.append(b"@" + _str(obj.name))
-        _encode(obj.parts, out, depth + 1)
+    scalar = _SCALARS.get(t)
+    if scalar is not None:
+        out.append(scalar(obj))
+        return
+    nested = _NESTED.get(t)
+    if nested is not None:
+        nested(obj, out, depth)
     elif isinstance(obj, enum.Enum):
         out.append(b"E" + _type_name(t) + _str(obj.name))
     elif _encode_library_type(obj, t, out, depth):
@@ -149,6 +123,56 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
         _encode_instance(obj, t, out, depth)
     else:
         raise Unkeyable(f"no stable cache-key encoding for {t.__module__}.{t.__qualname__}")
+
+
+#: exact types encoded by their value alone (each form has its own first letter)
+_SCALARS: dict[type, Callable[[Any], bytes]] = {
+    type(None): lambda obj: b"N",
+    bool: lambda obj: b"T" if obj else b"F",
+    # hex: no limit on digits (str() refuses ints over 4300 digits)
+    int: lambda obj: b"i" + _str(format(obj, "x")),
+    float: lambda obj: b"f" + _str(obj.hex()),
+    str: lambda obj: b"s" + _str(obj),
+    bytes: lambda obj: b"b%d:" % len(obj) + obj,
+    bytearray: lambda obj: b"y%d:" % len(obj) + bytes(obj),
+    complex: lambda obj: b"c" + _str(obj.real.hex()) + _str(obj.imag.hex()),
+}
+
+
+def _sequence(obj: Any, out: list[bytes], depth: int) -> None:
+    out.append((b"(" if type(obj) is tuple else b"[") + b"%d:" % len(obj))
+    for item in obj:
+        _encode(item, out, depth + 1)
+
+
+def _mapping(obj: Any, out: list[bytes], depth: int) -> None:
+    items = sorted((encode_nested(k, depth), encode_nested(v, depth)) for k, v in obj.items())
+    out.append(b"{%d:" % len(items))
+    for k, v in items:
+        out.append(k)
+        out.append(v)
+
+
+def _members(obj: Any, out: list[bytes], depth: int) -> None:
+    members = sorted(encode_nested(m, depth) for m in obj)
+    out.append((b"<" if type(obj) is set else b">") + b"%d:" % len(members))
+    out.extend(members)
+
+
+def _tag(obj: Any, out: list[bytes], depth: int) -> None:
+    out.append(b"@" + _str(obj.name))
+    _encode(obj.parts, out, depth + 1)
+
+
+#: exact container types, encoded member by member
+_NESTED: dict[type, Callable[[Any, list[bytes], int], None]] = {
+    tuple: _sequence,
+    list: _sequence,
+    dict: _mapping,
+    set: _members,
+    frozenset: _members,
+    Tag: _tag,
+}
 
 
 #: built-in types whose subclasses are encoded with their type, their value as the built-in

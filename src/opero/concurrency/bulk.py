@@ -57,9 +57,6 @@ class BulkFeed:
         #: the per-item paths: failed first attempts are judged there, follows wait there
         self.paths = paths
 
-    def queue_miss(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
-        self.pending.add(index, key, row)
-
     def feed(self, index: int, room: int) -> int:
         """Read up to ``room`` items and send them as jobs; return how many were read."""
         items = list(islice(self.items, room))
@@ -89,56 +86,55 @@ class BulkFeed:
         """Answer cached rows at once; queue the misses (as ItemPaths.start does, in bulk)."""
         layer = self.layer
         assert layer is not None
-        done = self.completion.done
-        pending = self.pending
-        kwargs = self.kwargs
-        store = layer.store
-        counters = self.counters
-        if layer.fast and layer.on_hit is None and isinstance(store, MemoryStore):
-            data = store.data
-            lookup, touch = data.get, data.move_to_end
-            now = store.timer()
-            tail = (KWD_MARK, *kwargs.items()) if kwargs else ()
-            if not tail:
-                try:
-                    entries = list(map(lookup, rows))
-                except Exception:  # an unhashable row: the per-row path below
-                    pass
-                else:
-                    if entries.count(None) == len(rows):  # all misses (C-level loops)
-                        pending.extend(index, rows)
-                        return
-            for n, row in enumerate(rows):
-                key: Hashable | None = (*row, *tail) if tail else row
-                try:
-                    entry = lookup(key)
-                except Exception:  # unhashable (or a raising __hash__): the slow key
-                    key = layer.key(row, kwargs)
-                    entry = None
-                    if key is not None:
-                        value = layer.get(key)
-                        if value is not MISS:
-                            counters.hits += 1
-                            done.append((index + n, [value], None))
-                            continue
-                if entry is not None and entry[0] > now:
-                    try:
-                        touch(key)
-                    except KeyError:
-                        pass
-                    counters.hits += 1
-                    done.append((index + n, [entry[1]], None))
-                    continue
-                pending.add(index + n, key, row)
+        if layer.fast and layer.on_hit is None and isinstance(layer.store, MemoryStore):
+            self._lookup_memory(index, rows, layer.store)
             return
         for n, row in enumerate(rows):
-            key = layer.key(row, kwargs)
-            if key is not None:
-                value = layer.get(key)
-                if value is not MISS:
-                    counters.hits += 1
-                    done.append((index + n, [value], None))
-                    continue
+            self._lookup_row(index + n, row)
+
+    def _lookup_row(self, index: int, row: tuple[Any, ...]) -> None:
+        """One row through the layer's own key and lookup."""
+        layer = self.layer
+        assert layer is not None
+        key = layer.key(row, self.kwargs)
+        if key is not None:
+            value = layer.get(key)
+            if value is not MISS:
+                self.counters.hits += 1
+                self.completion.done.append((index, [value], None))
+                return
+        self.pending.add(index, key, row)
+
+    def _lookup_memory(self, index: int, rows: list[tuple[Any, ...]], store: MemoryStore) -> None:
+        """The memory store read directly: the row itself is its key (hashable arguments)."""
+        done, pending, counters = self.completion.done, self.pending, self.counters
+        lookup, touch = store.data.get, store.data.move_to_end
+        now = store.timer()
+        tail = (KWD_MARK, *self.kwargs.items()) if self.kwargs else ()
+        if not tail:
+            try:
+                entries = list(map(lookup, rows))
+            except Exception:  # an unhashable row: the per-row path below
+                pass
+            else:
+                if entries.count(None) == len(rows):  # all misses (C-level loops)
+                    pending.extend(index, rows)
+                    return
+        for n, row in enumerate(rows):
+            key: Hashable = (*row, *tail) if tail else row
+            try:
+                entry = lookup(key)
+            except Exception:  # unhashable (or a raising __hash__): the slow key
+                self._lookup_row(index + n, row)
+                continue
+            if entry is not None and entry[0] > now:
+                try:
+                    touch(key)
+                except KeyError:
+                    pass
+                counters.hits += 1
+                done.append((index + n, [entry[1]], None))
+                continue
             pending.add(index + n, key, row)
 
     def _uncached_done(
