@@ -10,7 +10,7 @@ import time
 import pytest
 
 from opero import opero, operomap
-from opero.limits.concurrency import Slots
+from opero.limits.running import RunningLimit
 from tests import map_helpers as h
 
 
@@ -146,7 +146,7 @@ def test_backoff_holds_no_slot(clock) -> None:
 
 
 async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
-    slots = Slots(1)
+    slots = RunningLimit(1)
     await slots.acquire_async()
     waiter = asyncio.ensure_future(slots.acquire_async())
     await asyncio.sleep(0)
@@ -160,7 +160,7 @@ async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
 
 
 async def test_a_waiter_cancelled_after_being_handed_a_slot_passes_it_on() -> None:
-    slots = Slots(1)
+    slots = RunningLimit(1)
     await slots.acquire_async()
     first = asyncio.ensure_future(slots.acquire_async())
     second = asyncio.ensure_future(slots.acquire_async())
@@ -173,7 +173,7 @@ async def test_a_waiter_cancelled_after_being_handed_a_slot_passes_it_on() -> No
 
 
 def test_waiting_threads_do_not_spin() -> None:
-    slots = Slots(1)
+    slots = RunningLimit(1)
     slots.acquire()
     started = time.process_time()
     waiter = threading.Thread(target=slots.acquire)

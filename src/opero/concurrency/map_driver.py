@@ -3,7 +3,7 @@
 Items are read lazily; at most ``bound`` are in flight (results held back for
 ``ordered=True`` count). For each item the driver looks up the cache; a miss is an attempt
 handed to the dispatcher (threads or processes) or run as a task in the loop (async mode).
-Cache lookups, stores and rate-limit slots all happen in the caller: they are global.
+Cache lookups, stores and rate-limit admissions all happen in the caller: they are global.
 The parts: :mod:`~opero.concurrency.items` (one item's path),
 :mod:`~opero.concurrency.bulk` (process maps fed in bulk),
 :mod:`~opero.concurrency.completion` (results handed out in order).

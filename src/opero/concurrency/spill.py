@@ -2,7 +2,7 @@
 
 A process worker runs a batch of attempts and answers once, at the end. If it dies halfway
 (a segfault, ``os._exit``, the OOM killer), the attempts it had finished must not run again
-and the one it was running must count as an attempt (SPEC 3). So, as each attempt of a batch
+and the one it was running must count as an attempt . So, as each attempt of a batch
 of several ends, the worker appends its outcome to a buffer shared with the caller (a
 ``multiprocessing`` shared array: no system call, a few hundred nanoseconds) and then bumps
 the record count. When the caller sees the worker die, it reads the finished outcomes from
@@ -78,7 +78,7 @@ class SpillWriter:
 
     def __init__(self, raw: Any) -> None:
         self.view = memoryview(raw).cast("B")
-        #: the shared pause (SPEC 2.7) as the caller last wrote it (0.0: none)
+        #: the shared pause  as the caller last wrote it (0.0: none)
         self.pause = self.view[_PAUSE_AT:_RECORDS_AT].cast("d")
         self.batch = 0
         self.count = 0

@@ -14,11 +14,11 @@ from opero.core.fallback import Call as Expanded
 from opero.core.stats import Counters
 
 if TYPE_CHECKING:
-    from opero.core.gates import BreakerSet
+    from opero.core.holds import BreakerSet
     from opero.core.pauses import SharedPauses
     from opero.core.retry import Attempts
     from opero.limits.base import Limiter
-    from opero.limits.concurrency import Slots
+    from opero.limits.running import RunningLimit
 
 __all__ = ["Booking", "Call", "Services"]
 
@@ -29,7 +29,7 @@ class Services:
 
     counters: Counters = field(default_factory=Counters)
     limiter: Limiter | None = None
-    slots: Slots | None = None
+    slots: RunningLimit | None = None
     breakers: BreakerSet | None = None
     #: pauses kept where other processes see them (Redis), besides this process's own
     pauses: SharedPauses | None = None
@@ -72,7 +72,7 @@ class Call:
 
 
 class Booking:
-    """A rate-limit slot booked for an attempt: when it is admitted, and the wait till then."""
+    """A rate-limit admission booked for an attempt: when it is admitted, and the wait till then."""
 
     __slots__ = ("at", "wait")
 

@@ -1,5 +1,5 @@
 """The drivers: one call's attempts, run until the judge says it is over, once sync and once
-async. They wait where the judge tells them (a concurrency slot, a pause, a rate-limit slot,
+async. They wait where the judge tells them (a concurrency slot, a pause, a rate-limit admission,
 a backoff) and run attempts; they never decide (:mod:`opero.core.judge` does).
 
 ``invoke`` runs one attempt: the function itself (under ``timeout``), or, for a map, the

@@ -1,7 +1,7 @@
 """The judge: the one place that decides about the attempts of a decorated function.
 
 Before an attempt it says which fallback value the attempt uses and how long to wait first
-(pauses and cooldowns, :meth:`Judge.gate`), and books its rate-limit slot
+(pauses and cooldowns, :meth:`Judge.gate`), and books its rate-limit admission
 (:meth:`Judge.book`); after it, :meth:`Judge.settle` says what the outcome means: return the
 value, wait and try again, or raise. It is the only code that classifies outcomes, counts
 attempts and their outcomes, and calls the retry and fallback hooks. It never sleeps: the
@@ -26,7 +26,7 @@ from opero.core.call import Booking, Call, Services
 from opero.core.callables import is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Fallback
-from opero.core.gates import Gates
+from opero.core.holds import Holds
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
 from opero.core.signals import retry_after_of, transient_status
 from opero.core.stats import success_key
@@ -76,10 +76,10 @@ class Judge:
         self.weighted = any(limit.cost is not None for limit in self.limits)
         slots = self.slots = services.slots
         self.counters = services.counters
-        self.gates = Gates(
+        self.holds = Holds(
             name, self.counters, options["max_delay"], services.breakers, services.pauses
         )
-        self.pauses = self.gates.pauses
+        self.pauses = self.holds.pauses
         self.timeout: float | None = options["timeout"]
         self.on_retry = options["on_retry"]
         self.on_fallback = options["on_fallback"]
@@ -88,14 +88,14 @@ class Judge:
             self.fallback is None
             and limiter is None
             and slots is None
-            and self.gates.breakers is None
+            and self.holds.breakers is None
         )
 
     @property
     def paced(self) -> bool:
         """An attempt's admission is decided when it can start (rate limit, concurrency,
         cooldowns): a map sends an attempt only to a free worker, one at a time."""
-        return self.limiter is not None or self.slots is not None or self.gates.breakers is not None
+        return self.limiter is not None or self.slots is not None or self.holds.breakers is not None
 
     # ----- a call ---------------------------------------------------------------------------
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, plain: bool = False) -> Call:
@@ -119,10 +119,10 @@ class Judge:
         """Pauses and cooldowns: choose the value of the next attempt; return how long to
         wait first (0.0: go now; ask again after waiting: a pause may have grown). Raises
         when no value is left to try."""
-        if not self.gates.active:
+        if not self.holds.active:
             return 0.0
         walk = self._walk(call)
-        index, next_round, wait = self.gates.choose(walk)
+        index, next_round, wait = self.holds.choose(walk)
         walk.move(index, next_round)
         if wait <= 0 or CLOCK.zero_waits:
             return 0.0
@@ -140,7 +140,7 @@ class Judge:
         return [cost_of(limit, args, kwargs) for limit in self.limits]
 
     def book(self, call: Call) -> Booking | None:
-        """Book the rate-limit slot of the next attempt (None: it may start now)."""
+        """Book the rate-limit admission of the next attempt (None: it may start now)."""
         limiter = self.limiter
         if limiter is None:
             return None
@@ -186,8 +186,8 @@ class Judge:
                 self._failed_plain(call)
                 self.counters.failures += 1
                 refuse_awaitable(self.name, value)
-            key = Gates.key(call.values, call.index)
-            self.gates.succeeded(key)
+            key = Holds.key(call.values, call.index)
+            self.holds.succeeded(key)
             if call.plain:  # counted as a plain success on the fast path
                 call.plain = False
             elif key is None:
@@ -214,7 +214,7 @@ class Judge:
             raise exc  # never retried (another attempt would fail the same way)
         walk = self._walk(call)
         # every caller holds back this value (server delay, cooldown), retried or not
-        self.gates.failed(Gates.key(walk.values, walk.index), retry_after_of(exc))
+        self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc))
         if isinstance(exc, TypeError) and not self._fits(*call.attempt_args()):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         permanent = False
@@ -237,12 +237,12 @@ class Judge:
     def _ended(self, call: Call, exc: BaseException) -> None:
         """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an
         ``Exception``), or no outcome at all (cancelled, interrupted)."""
-        key = Gates.key(call.values, call.index)
+        key = Holds.key(call.values, call.index)
         if isinstance(exc, Exception):
             self.counters.failures += 1
-            self.gates.failed(key, retry_after_of(exc))
+            self.holds.failed(key, retry_after_of(exc))
         else:
-            self.gates.abandoned(key)
+            self.holds.abandoned(key)
 
     def _predicate_says_retry(self, exc: BaseException) -> bool:
         assert self.predicate is not None

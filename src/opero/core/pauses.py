@@ -1,4 +1,4 @@
-"""Shared pauses (SPEC 2.7): a server asked one caller to wait; every caller waits.
+"""Shared pauses : a server asked one caller to wait; every caller waits.
 
 A failed attempt whose exception carries a server-directed delay (``Retry-After`` and the
 other sources of :mod:`opero.core.signals`) pauses its fallback value (or, without fallback,

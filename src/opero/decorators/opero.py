@@ -92,7 +92,7 @@ def opero(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     Use as ``@opero`` or ``@opero(...)``. A sync function stays sync and an ``async def``
     function stays a coroutine function; name, docstring, signature and type hints are kept.
 
-    Cache (checked first; a hit makes no attempt and takes no rate-limit slot):
+    Cache (checked first; a hit makes no attempt and takes no rate-limit admission):
         cache: cache successful results (default True; use False for calls with side effects).
         cache_ttl: seconds a result stays valid (default 3600; None: no expiry).
         cache_backend: "memory" (per process, default), "disk" (persistent, shared by

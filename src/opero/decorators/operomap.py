@@ -78,7 +78,7 @@ def operomap(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     ``@operomap(...)`` on ``def work(item, *extra)`` makes ``work(items, *extra)`` return the
     list of results (``await work(items)`` for an ``async def``); ``work.iter(items)`` yields
     results as they are ready. Every ``@opero`` option applies per item; cache lookups and
-    stores and rate-limit slots happen in the caller, so they are global (``rate_limit=10``
+    stores and rate-limit admissions happen in the caller, so they are global (``rate_limit=10``
     is 10 attempts per second in total, whatever ``workers`` is).
 
     Map options:

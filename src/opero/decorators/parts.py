@@ -17,10 +17,10 @@ from opero.core.stats import Counters
 from opero.rates import limits_of
 
 if TYPE_CHECKING:
-    from opero.core.gates import BreakerSet
+    from opero.core.holds import BreakerSet
     from opero.core.pauses import SharedPauses
     from opero.limits.base import Limiter
-    from opero.limits.concurrency import Slots
+    from opero.limits.running import RunningLimit
     from opero.options import OperoOptions
 
 __all__ = ["build", "name_of"]
@@ -91,10 +91,10 @@ def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limite
     return RateLimiter(limits)
 
 
-def _slots(options: OperoOptions) -> Slots | None:
+def _slots(options: OperoOptions) -> RunningLimit | None:
     size = options["concurrency"]
     if size is None:
         return None
-    from opero.limits.concurrency import Slots
+    from opero.limits.running import RunningLimit
 
-    return Slots(size)
+    return RunningLimit(size)

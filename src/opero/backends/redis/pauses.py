@@ -1,4 +1,4 @@
-"""Shared pauses (SPEC 2.7) through Redis: every process and host using the Redis limiter.
+"""Shared pauses  through Redis: every process and host using the Redis limiter.
 
 A pause is a key with a time to live: ``publish`` sets it (only ever lengthening it, in one
 script), and ``remaining`` reads its ``PTTL`` (server time only: no clock is compared between

@@ -1,6 +1,6 @@
-"""Which fallback value the next attempt uses, given shared pauses and cooldowns (SPEC 2.7).
+"""Which fallback value the next attempt uses, given shared pauses and cooldowns .
 
-Both drivers ask :meth:`Gates.choose` before an attempt when something may hold a value
+Both drivers ask :meth:`Holds.choose` before an attempt when something may hold a value
 back (a pause runs, or ``cooldown`` is on): paused or open values are skipped within a
 round while another value can start now; a call whose remaining values are all paused
 waits for the earliest; a call left with no value to try ends (the error of its attempts,
@@ -19,7 +19,7 @@ from opero.core.retry import Attempts
 from opero.core.stats import Counters, success_key
 from opero.errors import CircuitOpenError
 
-__all__ = ["BreakerSet", "Choice", "Gates"]
+__all__ = ["BreakerSet", "Choice", "Holds"]
 
 
 class BreakerSet(Protocol):
@@ -41,7 +41,7 @@ class Choice(NamedTuple):
     wait: float
 
 
-class Gates:
+class Holds:
     """The pauses and breakers of one decorated function."""
 
     __slots__ = ("breakers", "max_delay", "name", "pauses")

@@ -1,9 +1,9 @@
 """``concurrency=N``: at most N attempts of one decorated function run at once.
 
-One :class:`Slots` serves every thread and every event loop of the program (a map's workers
+One :class:`RunningLimit` serves every thread and every event loop of the program (a map's workers
 too: their attempts take a slot in the caller before they are sent). A caller that finds no
 free slot waits without spinning: a thread on a ``threading.Event``, a task on a future of
-its own loop; :meth:`Slots.release` hands the slot straight to the oldest waiter, so no
+its own loop; :meth:`RunningLimit.release` hands the slot straight to the oldest waiter, so no
 late-comer overtakes it. A waiter that is cancelled or interrupted gives back a slot it was
 handed meanwhile.
 """
@@ -14,12 +14,12 @@ import asyncio
 import threading
 from collections import deque
 
-__all__ = ["Slots"]
+__all__ = ["RunningLimit"]
 
 _Waiter = threading.Event | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
-class Slots:
+class RunningLimit:
     """``size`` slots, shared by threads and event loops."""
 
     __slots__ = ("_free", "_lock", "_waiters", "size")
@@ -32,7 +32,7 @@ class Slots:
 
     @property
     def running(self) -> int:
-        """Slots taken now."""
+        """RunningLimit taken now."""
         return self.size - self._free
 
     def acquire(self) -> None:
