@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import subprocess
 import sys
 
@@ -130,3 +131,31 @@ def test_metrics_from_hooks(clock) -> None:
     assert ask("x") == "b"
     ask("x")
     assert metrics == {"retries": 1, "fallbacks": 2, "hits": 1}
+
+
+def test_cache_hit_hook_and_stats_agree_under_many_threads(tmp_path) -> None:
+    """Every call the hook reports as a hit is a hit in stats() and cache_info(), also when
+    64 threads race on the same keys (a call that finds the value only after another
+    caller stored it is one the cache did not answer at once: neither counts it)."""
+    import threading
+
+    hits: list[object] = []
+
+    # entries expire at once: many refills, each racing other threads' lookups
+    @opero(on_cache_hit=hits.append, cache_backend="disk", cache_dir=tmp_path, cache_ttl=0.01)
+    def slow(x: int) -> int:
+        time.sleep(0.0005)
+        return x
+
+    def worker(seed: int) -> None:
+        for i in range(200):
+            slow((seed + i) % 4)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats = slow.stats()
+    assert stats.calls == 64 * 200
+    assert len(hits) == stats.cache_hits == slow.cache_info().hits

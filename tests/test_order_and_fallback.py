@@ -257,3 +257,23 @@ def test_fallback_positional_only_default() -> None:
         return f"{prompt}:{model}"
 
     assert ask("p") == "p:b"
+
+
+def test_all_failed_message_counts_the_rounds_actually_tried() -> None:
+    """A permanent error (a 401 for every value) ends the call after one round: the message
+    says one round ran, not the six that were allowed."""
+
+    class Unauthorized(Exception):
+        status_code = 401
+
+    calls: list[str] = []
+
+    @opero(arg_fallback="model", retries=5, cache=False, min_delay=0)
+    def ask(prompt: str, model: list[str] | str = ["big", "small"]) -> str:  # noqa: B006
+        calls.append(str(model))
+        raise Unauthorized("bad key")
+
+    with pytest.raises(AllFailedError) as info:
+        ask("hi")
+    assert calls == ["big", "small"]
+    assert "all 2 attempts failed (1 of 6 round(s) x 2 value(s) of model)" in str(info.value)

@@ -46,7 +46,7 @@ def fill(
             return flight.outcome()
         token = _LEADING.set((*_LEADING.get(), flight))
         try:
-            value = layer.get(key)
+            value = layer.get(key, quiet=True)  # filled meanwhile: still this call's miss
             if value is MISS and layer.shared:  # other processes may be computing it
                 value = compute_shared(layer, key, run, args, kwargs)
             elif value is MISS:
@@ -82,7 +82,7 @@ async def fill_async(
             return flight.outcome()
         token = _LEADING.set((*_LEADING.get(), flight))
         try:
-            value = await layer.aget(key)
+            value = await layer.aget(key, quiet=True)
             if value is MISS and layer.shared:  # other processes may be computing it
                 value = await compute_shared_async(layer, key, run, args, kwargs)
             elif value is MISS:

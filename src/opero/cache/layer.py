@@ -8,6 +8,7 @@ Filling a miss lives in :mod:`opero.cache.fill`.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import inspect
 import pickle
 import warnings
@@ -91,7 +92,9 @@ class CacheLayer:
         self.fast = self.backend == "memory" and options["cache_key"] is None and not self.keys_self
 
     # ----- lookups and stores, never failing the call ---------------------------------
-    def get(self, key: Hashable) -> Any:
+    def get(self, key: Hashable, *, quiet: bool = False) -> Any:
+        """The stored value or ``MISS``; a hit is told to ``on_cache_hit`` unless ``quiet``
+        (a second look made while filling a miss: the call is counted as a miss)."""
         try:
             value = self.store.get(key)
         except BackendDown:
@@ -99,15 +102,15 @@ class CacheLayer:
         except Exception as exc:
             self._report("read", exc)
             return MISS
-        if value is not MISS and self.on_hit is not None:
+        if value is not MISS and self.on_hit is not None and not quiet:
             self._hit(key)
         return value
 
-    async def aget(self, key: Hashable) -> Any:
+    async def aget(self, key: Hashable, *, quiet: bool = False) -> Any:
         if not self.async_store:
             if self.offload:  # disk I/O never runs on the event loop
-                return await asyncio.to_thread(self.get, key)
-            return self.get(key)
+                return await asyncio.to_thread(partial(self.get, key, quiet=quiet))
+            return self.get(key, quiet=quiet)
         try:
             value = await self.store.aget(key)
         except BackendDown:
@@ -115,7 +118,7 @@ class CacheLayer:
         except Exception as exc:
             self._report("read", exc)
             return MISS
-        if value is not MISS and self.on_hit is not None:
+        if value is not MISS and self.on_hit is not None and not quiet:
             self._hit(key)
         return value
 

@@ -215,7 +215,8 @@ class Attempts:
         excs = [e if isinstance(e, Exception) else _wrap(e) for e in self.errors]
         return AllFailedError(
             f"{self.name}: all {len(self.errors)} attempts failed "
-            f"({self.rounds} round(s) x {len(self.values)} value(s) of {self.param})",
+            f"({self.round} of {self.rounds} round(s) x {len(self.values)} value(s) "
+            f"of {self.param})",
             excs,
             self.records,
         )
