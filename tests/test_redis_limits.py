@@ -3,12 +3,15 @@ processes that share a real redis-server."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+
+from opero import Limit, opero
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -177,3 +180,48 @@ def test_a_cooldown_is_shared_by_two_processes_through_redis(redis_url: str) -> 
     opened = lines[0].split()
     assert opened[0] == "open" and 0 < float(opened[1]) <= 1.5 and opened[2] == "0"
     assert lines[1:] == ["ok 1", "ok 2"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "first_wait"),
+    [(2, 0.5), ([2, Limit(10, cost=lambda n=3: n)], 0.5), ([Limit(4, cost=lambda n=3: n)], 0.75)],
+)
+async def test_cancelled_waits_give_their_redis_slots_back(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, limits: object, first_wait: float
+) -> None:
+    """100 waits cancelled by ``asyncio.wait_for`` at 2/s: the next call waits as if they had
+    never been made (the server's schedule, not only its last booking, is given back)."""
+    from opero.core.clock import CLOCK
+
+    monkeypatch.setattr(CLOCK, "monotonic", lambda: 0.0)
+    asked: list[float] = []
+    hang = True
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        if hang:
+            await asyncio.Event().wait()  # only a cancellation ends this wait
+
+    monkeypatch.setattr(CLOCK, "async_sleep", sleep)
+
+    @opero(
+        cache=False,
+        rate_limit=limits,
+        rate_limit_backend="redis",
+        cache_url=redis_url,
+        cache_namespace=f"cancelled-{time.time()}",
+    )
+    async def f() -> int:
+        return 1
+
+    assert await f() == 1  # admitted at once
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(f(), 0.05) for _ in range(100)), return_exceptions=True
+    )
+    assert all(isinstance(o, TimeoutError) for o in outcomes)
+    assert len(asked) == 100 and max(asked) > 40  # all were booked on the server
+    hang = False
+    asked.clear()
+    assert await f() == 1
+    # the first free slot after the one call made (less the real time gone by), not 50 s
+    assert max(asked, default=0.0) <= first_wait + 0.01, asked
