@@ -225,3 +225,35 @@ async def test_cancelled_waits_give_their_redis_slots_back(
     assert await f() == 1
     # the first free slot after the one call made (less the real time gone by), not 50 s
     assert max(asked, default=0.0) <= first_wait + 0.01, asked
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_given_back_redis_slots_never_break_the_spacing(redis_url: str, seed: int) -> None:
+    """Random bookings and releases on the server under two weighted limits: the admissions
+    still held never overlap under any limit, and giving all back leaves no debt."""
+    import random
+
+    from opero.backends.redis.rate_limit import RedisRateLimiter
+
+    rnd = random.Random(seed)
+    lim = RedisRateLimiter([Limit(20), Limit(100, cost=lambda n: n)], redis_url, f"p{seed}")
+    lim.reserve(0.0, [1, 0])  # admitted at once; everything after waits
+    held: dict[float, list[tuple[int, int]]] = {}
+    for _ in range(150):
+        if held and rnd.random() < 0.4:
+            key = rnd.choice(list(held))
+            held.pop(key)
+            lim.release(key)
+            continue
+        costs = [1.0, float(rnd.choice([0, 1, 3, 8]))]
+        at = lim.reserve(0.0, costs)
+        spans = lim._booked[at]  # per limit: start, end, epoch on the server's clock
+        lens = [50_000, round(costs[1] * 10_000)]
+        held[at] = [(int(spans[3 * i + 1]) - lens[i], int(spans[3 * i + 1])) for i in range(2)]
+        for i in range(2):
+            stretches = sorted(s[i] for s in held.values() if s[i][1] > s[i][0])
+            for (_, end), (start, _) in zip(stretches, stretches[1:], strict=False):
+                assert start >= end, (seed, i, stretches)
+    for at in list(held):
+        lim.release(at)
+    assert lim.reserve(0.0, [1, 1]) < 0.2  # only the first booking is still ahead
