@@ -1,4 +1,4 @@
-"""SPEC 2.7 ``cooldown``/``cooldown_after``: a circuit breaker per fallback value (per function
+"""``cooldown``/``cooldown_after``: a circuit breaker per fallback value (per function
 without fallback), open after consecutive failures, half-open after the cooldown."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC 2.5: a global rate limit, no bursts, never blocking the event loop."""
+"""A global rate limit, no bursts, never blocking the event loop."""
 
 from __future__ import annotations
 

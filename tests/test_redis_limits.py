@@ -1,4 +1,4 @@
-"""SPEC 2.5 on Redis: weighted limits and lists of limits, booked atomically for all the
+"""The rate limit on Redis: weighted limits and lists of limits, booked atomically for all the
 processes that share a real redis-server."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cooldowns (SPEC 2.7): a circuit breaker per fallback value (per function without one).
+"""Cooldowns: a circuit breaker per fallback value (per function without one).
 
 After ``cooldown_after`` consecutive failed attempts of a value, across calls, every call
 skips it for ``cooldown`` seconds (open); then one attempt may try it (half-open): a success

@@ -1,4 +1,4 @@
-"""Cooldowns (SPEC 2.7) through Redis: one circuit breaker per value for every process and
+"""Cooldowns through Redis: one circuit breaker per value for every process and
 host using the Redis limiter.
 
 Per value, five keys: ``fails`` (consecutive failed attempts), ``open`` (set for ``cooldown``
