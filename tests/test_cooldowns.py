@@ -156,3 +156,104 @@ async def test_async_callers(clock: Any) -> None:
         await f()
     with pytest.raises(CircuitOpenError):
         await f()
+
+
+# ----- only the half-open probe closes an open breaker ------------------------------------------
+
+
+def test_a_success_that_started_before_the_breaker_opened_does_not_close_it(clock: Any) -> None:
+    """Under concurrency: a request in flight when the breaker opens succeeds afterwards; the
+    value stays open (the first build tried gpt-big again half a second after opening)."""
+    import threading
+
+    release = threading.Event()
+    entered = threading.Event()
+    calls: list[str] = []
+
+    @opero(cache=False, retries=0, cooldown=30, cooldown_after=3)
+    def f(how: str) -> str:
+        calls.append(how)
+        if how == "slow":
+            entered.set()
+            release.wait(10)
+        elif how == "fail":
+            raise ConnectionError("down")
+        return how
+
+    slow = threading.Thread(target=f, args=("slow",))
+    slow.start()
+    assert entered.wait(10)
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            f("fail")
+    release.set()  # the old request succeeds after the breaker opened
+    slow.join(10)
+    clock.advance(0.5)
+    with pytest.raises(CircuitOpenError):
+        f("ok")  # still open: not called
+    assert calls == ["slow", "fail", "fail", "fail"]
+    clock.advance(30)
+    assert f("ok") == "ok"  # the probe closes it
+    assert f("ok") == "ok"
+
+
+def _breakers(cooldown: float = 10, after: int = 3) -> Any:
+    from opero.core.breaker import Breakers
+    from opero.core.stats import Counters
+
+    return Breakers(cooldown, after, Counters())
+
+
+def test_breakers_without_tickets_ignore_successes_while_open(clock: Any) -> None:
+    b = _breakers()
+    assert b.allows("gpt-big")  # an attempt starts while closed
+    for _ in range(3):
+        b.failed("gpt-big")
+    b.succeeded("gpt-big")  # that attempt ends well, after the opening
+    assert not b.allows("gpt-big")
+    assert b.back_in("gpt-big") == pytest.approx(10)
+    clock.advance(10)
+    assert b.allows("gpt-big")  # the probe
+    assert not b.allows("gpt-big")  # only one
+    b.succeeded("gpt-big")
+    assert b.back_in("gpt-big") == 0.0 and b.allows("gpt-big")
+
+
+def test_tickets_tell_the_probe_from_attempts_in_flight(clock: Any) -> None:
+    b = _breakers()
+    old = b.admit("k")  # started while closed
+    assert old is not None and not old.probe
+    for _ in range(3):
+        b.failed("k")
+    clock.advance(10)
+    probe = b.admit("k")
+    assert probe is not None and probe.probe
+    assert b.admit("k") is None  # one probe at a time
+    b.succeeded("k", old)  # an attempt from before the opening: the probe still decides
+    b.failed("k", old)  # nor does its failure reopen it or free the probe
+    b.release("k", old)
+    assert b.admit("k") is None and b.back_in("k") == 0.0
+    b.succeeded("k", probe)  # the probe closes it
+    fresh = b.admit("k")
+    assert fresh is not None and not fresh.probe
+    b.failed("k", fresh)
+    b.failed("k", fresh)
+    b.succeeded("k", old)  # a success from before the last opening resets nothing
+    b.failed("k", fresh)
+    assert b.admit("k") is None  # three in a row since it closed: open again
+    assert b.back_in("k") == pytest.approx(10)
+
+
+def test_a_failed_probe_reopens_and_an_old_failure_does_not_extend(clock: Any) -> None:
+    b = _breakers()
+    old = b.admit("k")
+    for _ in range(3):
+        b.failed("k")
+    clock.advance(4)
+    b.failed("k", old)  # an old attempt failing later does not move the cooldown
+    assert b.back_in("k") == pytest.approx(6)
+    clock.advance(6)
+    probe = b.admit("k")
+    b.failed("k", probe)
+    assert b.back_in("k") == pytest.approx(10)
+    assert b.counters.cooldowns == 2

@@ -269,7 +269,7 @@ def test_all_failed_message_counts_the_rounds_actually_tried() -> None:
     calls: list[str] = []
 
     @opero(arg_fallback="model", retries=5, cache=False, min_delay=0)
-    def ask(prompt: str, model: list[str] | str = ["big", "small"]) -> str:  # noqa: B006
+    def ask(prompt: str, model: list[str] | str = ["big", "small"]) -> str:
         calls.append(str(model))
         raise Unauthorized("bad key")
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from opero import opero
+from opero import Limit, opero
 from opero.limits.rate import RateLimiter
 
 from .recording import record_admissions
@@ -22,16 +22,18 @@ def test_reserve_spaces_admissions() -> None:
     assert lim.reserve(20.0) == 20.25
 
 
-def test_release_returns_only_the_last_slot() -> None:
+def test_release_frees_a_slot_whatever_was_booked_after_it() -> None:
     lim = RateLimiter(1)
     a = lim.reserve(0.0)
     b = lim.reserve(0.0)
-    lim.release(a)  # not the tail: kept
-    assert lim.reserve(0.0) == 2.0
     c = lim.reserve(0.0)
-    lim.release(c)
+    assert (a, b, c) == (0.0, 1.0, 2.0)
+    lim.release(b)  # not the last booking: its time is free again
+    assert lim.reserve(0.0) == 1.0  # the freed time, before the schedule moves on
     assert lim.reserve(0.0) == 3.0
-    assert b == 1.0
+    lim.release(2.0)
+    assert lim.reserve(2.5) == 4.0  # what is left of [2, 3) is too short for a slot
+    assert lim.reserve(2.5) == 5.0
 
 
 def test_reserve_from_many_threads_never_shares_a_slot() -> None:
@@ -182,3 +184,74 @@ def test_testing_mode_skips_waits_keeps_attempts(clock) -> None:
     assert is_testing()
     set_testing(False)
     assert not is_testing()
+
+
+@pytest.mark.parametrize(
+    ("limits", "first_wait"),
+    [(2, 0.5), ([2, Limit(10, cost=lambda n=3: n)], 0.5), ([Limit(4, cost=lambda n=3: n)], 0.75)],
+)
+async def test_hundred_cancelled_waits_leave_no_debt(monkeypatch, limits, first_wait) -> None:
+    """Each wait cancelled by ``asyncio.wait_for`` gives its slot back, whatever was booked
+    after it: the next call waits as long as if the cancelled calls had never been made."""
+    from opero.core.clock import CLOCK
+
+    monkeypatch.setattr(CLOCK, "monotonic", lambda: 0.0)
+    asked: list[float] = []
+    hang = True
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        if hang:
+            await asyncio.Event().wait()  # only a cancellation ends this wait
+
+    monkeypatch.setattr(CLOCK, "async_sleep", sleep)
+
+    @opero(cache=False, rate_limit=limits)
+    async def f() -> int:
+        return 1
+
+    assert await f() == 1  # admitted at once
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(f(), 0.02) for _ in range(100)), return_exceptions=True
+    )
+    assert all(isinstance(o, TimeoutError) for o in outcomes)
+    assert len(asked) == 100
+    hang = False
+    asked.clear()
+    assert await f() == 1
+    assert asked == [pytest.approx(first_wait)]  # not 50 s
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_released_slots_never_break_the_spacing(seed: int) -> None:
+    """Random bookings and releases under two weighted limits: the admissions still held never
+    overlap under any limit (each holds ``[at, at + cost/rate)``), none lies before its call,
+    and once every held admission is given back the next call is admitted at once."""
+    import random
+
+    rnd = random.Random(seed)
+    limits = [Limit(3), Limit(10, cost=lambda n: n)]
+    lim = RateLimiter(limits)
+    held: list[tuple[float, list[float]]] = []
+    now = 0.0
+    for _ in range(400):
+        now += rnd.choice([0.0, 0.0, 0.05, 0.3])
+        held = [(at, c) for at, c in held if at > now]  # already admitted: stays held
+        if held and rnd.random() < 0.4:
+            at, _ = held.pop(rnd.randrange(len(held)))
+            lim.release(at)
+            continue
+        costs = [1.0, float(rnd.choice([0, 1, 2, 5, 12]))]
+        at = lim.reserve(now, costs)
+        assert at >= now
+        held.append((at, costs))
+        if at <= now:
+            held.pop()  # admitted at once: nothing to give back
+        for i, limit in enumerate(limits):
+            spans = sorted((a, a + c[i] / limit.rate) for a, c in held if c[i] > 0)
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+                assert start >= end - 1e-9, (seed, i, spans)
+    for at, _ in held:
+        lim.release(at)
+    # what was admitted before ``now`` may still reach a little past it; nothing else does
+    assert lim.reserve(now + 5.0) == now + 5.0

@@ -8,11 +8,11 @@ Filling a miss lives in :mod:`opero.cache.fill`.
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 import inspect
 import pickle
 import warnings
 from collections.abc import Awaitable, Callable, Hashable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger

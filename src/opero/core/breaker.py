@@ -1,34 +1,63 @@
-"""Cooldowns : a circuit breaker per fallback value (per function without one).
+"""Cooldowns: a circuit breaker per fallback value (per function without one).
 
 After ``cooldown_after`` consecutive failed attempts of a value, across calls, every call
 skips it for ``cooldown`` seconds (open); then one attempt may try it (half-open): a success
 closes it, a failure opens it again. While that one probe runs, other calls skip the value.
+
+Only the probe closes an open breaker. Under concurrency, attempts that started before the
+breaker opened end afterwards; their outcomes must not undo it. So an attempt asks
+:meth:`Breakers.admit` before it starts and gets a :class:`Ticket` (or None: skip the
+value), and hands that ticket to :meth:`~Breakers.succeeded`, :meth:`~Breakers.failed` or
+:meth:`~Breakers.release` when it ends:
+
+- the probe's ticket closes the breaker on success and opens it again on failure;
+- any other ticket resets the failure count on success only while the breaker is closed and
+  has not opened since the attempt started; its failure counts toward ``cooldown_after``
+  but neither moves an open breaker's cooldown nor decides for the probe.
+
+Without a ticket (the older calls), a success resets the count while the breaker is closed,
+closes it while a probe runs (the ticketless caller cannot be told from the probe), and does
+nothing while it is open; a failure counts as before.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Hashable
+from typing import NamedTuple
 
 from opero.core.clock import CLOCK
 from opero.core.stats import Counters
 
-__all__ = ["Breakers"]
+__all__ = ["Breakers", "Ticket"]
+
+
+class Ticket(NamedTuple):
+    """What one attempt of a value started under (see :meth:`Breakers.admit`)."""
+
+    #: how many times the breaker had opened when the attempt started
+    generation: int
+    #: nonzero: this attempt is the half-open probe (its id)
+    probe: int = 0
+    #: issued by the breakers shared through Redis, not by this process's own
+    shared: bool = False
 
 
 class _State:
-    __slots__ = ("failures", "open_until", "probing")
+    __slots__ = ("failures", "generation", "open_until", "probing")
 
     def __init__(self) -> None:
         self.failures = 0
         self.open_until = 0.0  #: monotonic time the value comes back (0.0: closed)
-        self.probing = False  #: a half-open attempt is running
+        self.probing = 0  #: the id of the half-open attempt running (0: none)
+        self.generation = 0  #: how many times it opened
 
 
 class Breakers:
     """The breakers of one decorated function, by value key (None: the function)."""
 
-    __slots__ = ("_lock", "after", "cooldown", "counters", "states")
+    __slots__ = ("_ids", "_lock", "after", "cooldown", "counters", "states")
 
     def __init__(self, cooldown: float, after: int, counters: Counters) -> None:
         self.cooldown = cooldown
@@ -36,17 +65,25 @@ class Breakers:
         self.counters = counters
         self.states: dict[Hashable, _State] = {}
         self._lock = threading.Lock()
+        self._ids = itertools.count(1)
 
-    def allows(self, key: Hashable) -> bool:
-        """Whether an attempt of ``key`` may start now (a half-open probe is taken here)."""
+    def admit(self, key: Hashable) -> Ticket | None:
+        """The ticket of an attempt of ``key`` starting now, or None if it may not start
+        (open, or half-open with its probe running); a half-open probe is taken here."""
         with self._lock:
             state = self.states.get(key)
-            if state is None or state.open_until == 0.0:
-                return True
+            if state is None:
+                return Ticket(0)
+            if state.open_until == 0.0:
+                return Ticket(state.generation)
             if state.probing or CLOCK.monotonic() < state.open_until:
-                return False
-            state.probing = True  # half-open: this attempt is the one probe
-            return True
+                return None
+            state.probing = next(self._ids)  # half-open: this attempt is the one probe
+            return Ticket(state.generation, state.probing)
+
+    def allows(self, key: Hashable) -> bool:
+        """Whether an attempt of ``key`` may start now (:meth:`admit` without the ticket)."""
+        return self.admit(key) is not None
 
     def back_in(self, key: Hashable) -> float:
         """Seconds until ``key`` may be tried again (0.0: now)."""
@@ -56,29 +93,57 @@ class Breakers:
                 return 0.0
             return max(0.0, state.open_until - CLOCK.monotonic())
 
-    def succeeded(self, key: Hashable) -> None:
+    def succeeded(self, key: Hashable, ticket: Ticket | None = None) -> None:
+        """An attempt of ``key`` that started under ``ticket`` succeeded."""
         with self._lock:
             state = self.states.get(key)
-            if state is not None:
+            if state is None:
+                return
+            if ticket is None or ticket.shared:
+                if state.open_until == 0.0:
+                    state.failures = 0
+                elif state.probing:
+                    self._close(state)
+            elif ticket.probe and ticket.probe == state.probing:
+                self._close(state)
+            elif state.open_until == 0.0 and ticket.generation == state.generation:
                 state.failures = 0
-                state.open_until = 0.0
-                state.probing = False
 
-    def failed(self, key: Hashable) -> None:
+    def failed(self, key: Hashable, ticket: Ticket | None = None) -> None:
+        """An attempt of ``key`` that started under ``ticket`` failed."""
         with self._lock:
             state = self.states.get(key)
             if state is None:
                 state = self.states[key] = _State()
             state.failures += 1
-            if state.probing or state.failures >= self.after:
-                if state.open_until == 0.0 or state.probing:
-                    self.counters.cooldowns += 1
-                state.open_until = CLOCK.monotonic() + self.cooldown
-                state.probing = False
+            if ticket is None or ticket.shared:
+                if state.probing or state.failures >= self.after:
+                    self._open(state)
+            elif ticket.probe:
+                if ticket.probe == state.probing:
+                    self._open(state)
+            elif state.open_until == 0.0 and state.failures >= self.after:
+                self._open(state)
 
-    def release(self, key: Hashable) -> None:
-        """A probe that ended without an outcome (cancelled): another may be taken."""
+    def release(self, key: Hashable, ticket: Ticket | None = None) -> None:
+        """An attempt ended without an outcome (cancelled): if it was the probe, another
+        may be taken."""
         with self._lock:
             state = self.states.get(key)
-            if state is not None:
-                state.probing = False
+            if state is None:
+                return
+            if ticket is None or ticket.shared or ticket.probe == state.probing:
+                state.probing = 0
+
+    def _open(self, state: _State) -> None:
+        if state.open_until == 0.0 or state.probing:
+            self.counters.cooldowns += 1
+            state.generation += 1
+        state.open_until = CLOCK.monotonic() + self.cooldown
+        state.probing = 0
+
+    @staticmethod
+    def _close(state: _State) -> None:
+        state.failures = 0
+        state.open_until = 0.0
+        state.probing = 0

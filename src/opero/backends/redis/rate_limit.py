@@ -1,16 +1,22 @@
 """A rate limit shared by every process (and host) that uses the same Redis.
 
-GCRA with no burst allowance, atomic on the server: a Lua script reads the server's clock,
-books the next admission ``max(now, tat of every limit)`` and moves each limit's theoretical
-arrival time on by the attempt's cost under it (one interval for an unweighted limit); the
-caller waits until its admission. Admissions are evenly spaced for all
-clients together, whichever host they run on. If Redis cannot be reached, the limiter
-falls back to a per-process limit (reported with an ``OperoBackendWarning``) and returns to
-Redis once the server answers again.
+GCRA with no burst allowance, atomic on the server: a Lua script reads the server's clock and
+books each attempt the way :class:`~opero.limits.rate.RateLimiter` does in memory (see
+:mod:`opero.backends.redis.rate_scripts`): every limit's schedule is a run of stretches
+``[at, at + cost / rate)`` that never overlap, a cancelled wait gives its stretches back
+wherever they lie, and the next booking takes the earliest time every limit has room for.
+Admissions are evenly spaced for all clients together, whichever host they run on.
+
+If Redis cannot be reached, the limiter falls back to a per-process limit (reported with an
+``OperoBackendWarning``) and returns to Redis once the server answers again. The two
+schedules are joined, never both spent: the local one starts after this process's bookings
+on the server, and, once the server is back (perhaps restarted, its schedule lost), the
+server books nothing for this process before the local schedule's end.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,53 +27,21 @@ from opero.backends.redis.client import (
     resolve_url,
     sync_client,
 )
+from opero.backends.redis.rate_scripts import RELEASE, RESERVE
 from opero.core.health import BackendDown, report_backend_failure
 from opero.limits.rate import RateLimiter
 from opero.rates import Limit
 
 __all__ = ["RedisRateLimiter"]
 
-# KEYS: one key per limit. ARGV[i]: how far limit i's schedule moves for this attempt (its
-# cost times its interval per unit, in microseconds). The attempt is admitted when every
-# limit allows, and every schedule moves on from that time, all in one atomic script.
-# Returns {wait_us, corrupt, at, new_tat...} with times in server microseconds. A stored
-# state that is not a number, or lies more than 24 hours ahead, is corrupt: reset.
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local at = now
-local corrupt = 0
-for i = 1, #KEYS do
-  local raw = redis.call('GET', KEYS[i])
-  if raw then
-    local tat = tonumber(raw)
-    if tat == nil or tat ~= tat or tat > now + 86400000000 then
-      corrupt = 1
-    elseif tat > at then
-      at = tat
-    end
-  end
-end
-local out = {string.format('%.0f', at - now), corrupt, string.format('%.0f', at)}
-for i = 1, #KEYS do
-  local new_tat = at + tonumber(ARGV[i])
-  local ttl = math.ceil((new_tat - now) / 1000) + 1000
-  redis.call('SET', KEYS[i], string.format('%.0f', new_tat), 'PX', ttl)
-  out[#out + 1] = string.format('%.0f', new_tat)
-end
-return out
-"""
+MAX_BOOKED = 1000  #: admissions remembered for giving back (only recent ones can be)
 
-# Give a booked admission back (a cancelled wait): each schedule not moved since returns to
-# the admission time. ARGV[1]: that time; ARGV[i + 1]: the schedule booked for KEYS[i].
-_RELEASE = """
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
-    redis.call('SET', KEYS[i], ARGV[1], 'KEEPTTL')
-  end
-end
-return 1
-"""
+
+def free_key(key: str) -> str:
+    """Where the given-back stretches of the schedule ``key`` are kept (a name that a
+    listing of the limiter's own keys does not catch)."""
+    head, sep, tail = key.partition(":ratelimit:")
+    return f"{head}:ratelimit-free:{tail}" if sep else f"{key}-free"
 
 
 class RedisRateLimiter:
@@ -89,19 +63,28 @@ class RedisRateLimiter:
         self.url = resolve_url(url)
         self.key = key
         self.keys = [key] + [f"{key}:{i}" for i in range(1, len(self.limits))]
+        self.script_keys = [*self.keys, *(free_key(k) for k in self.keys)]
         self.health = RedisHealth(self.url, "redis rate limit", owner)
         self.errors = redis_errors()
         self.skip: tuple[type[BaseException], ...] = (BackendDown, *self.errors)
+        #: local admission time -> what to give back on the server if its wait is cancelled
         self._booked: dict[float, list[str]] = {}
+        #: per limit, the local time this process's bookings on the server reach
+        self._server_end = [float("-inf")] * len(self.limits)
+        self._pending: set[asyncio.Future[None]] = set()  # late give-backs under way
 
-    def _args(self, costs: Sequence[float] | None) -> list[Any]:
+    def _args(self, now: float, costs: Sequence[float] | None) -> list[Any]:
         if costs is None:
-            return [*self.keys, *self.unit_args]
-        moves = [round(c * step) for c, step in zip(costs, self.steps_us, strict=True)]
-        return [*self.keys, *moves]
+            moves = self.unit_args
+        else:
+            moves = [round(c * step) for c, step in zip(costs, self.steps_us, strict=True)]
+        # the local schedule (booked while the server was away) is not spent twice
+        floors = [round((end - now) * 1e6) if end > now else 0 for end in self.local.schedule_end]
+        return [*self.script_keys, *moves, *floors]
 
     def _booked_at(self, now: float, reply: list[Any]) -> float:
-        wait_us, corrupt, at, *new_tats = (int(x) for x in reply)
+        wait_us, corrupt, at_us = (int(x) for x in reply[:3])
+        spans = [x.decode() if isinstance(x, bytes) else str(x) for x in reply[3:]]
         if corrupt:
             report_backend_failure(
                 "redis rate limit",
@@ -111,37 +94,73 @@ class RedisRateLimiter:
                 location=self.health.location,
             )
         booked = now + wait_us / 1_000_000
-        self._booked[booked] = [str(at), *(str(t) for t in new_tats)]
-        if len(self._booked) > 1000:  # only recent bookings can still be released
-            self._booked.pop(next(iter(self._booked)))
+        for i in range(len(self.limits)):
+            end = booked + (int(spans[3 * i + 1]) - at_us) / 1_000_000
+            self._server_end[i] = max(self._server_end[i], end)
+        if wait_us > 0:
+            self._booked[booked] = spans
+            if len(self._booked) > MAX_BOOKED:
+                self._booked.pop(next(iter(self._booked)))
         return booked
+
+    def _local(self, now: float, costs: Sequence[float] | None) -> float:
+        """Book in this process alone, after what it booked on the server."""
+        self.local.hold(self._server_end)
+        return self.local.reserve(now, costs)
 
     def reserve(self, now: float, costs: Sequence[float] | None = None) -> float:
         """The local (monotonic) time of the next admission booked on the server."""
         try:
             self.health.check()
-            reply = sync_client(self.url).eval(_RESERVE, len(self.keys), *self._args(costs))
+            reply = sync_client(self.url).eval(
+                RESERVE, len(self.script_keys), *self._args(now, costs)
+            )
         except BackendDown:
-            return self.local.reserve(now, costs)
+            return self._local(now, costs)
         except self.errors as exc:
             self.health.failed("reserve", exc)
-            return self.local.reserve(now, costs)
+            return self._local(now, costs)
         self.health.ok()
         return self._booked_at(now, reply)
 
     async def reserve_async(self, now: float, costs: Sequence[float] | None = None) -> float:
         try:
             self.health.check()
-            reply = await (await async_client(self.url)).eval(
-                _RESERVE, len(self.keys), *self._args(costs)
+            client = await async_client(self.url)
+            call = asyncio.ensure_future(
+                client.eval(RESERVE, len(self.script_keys), *self._args(now, costs))
             )
+            try:
+                # shielded: a cancellation reaches this caller, not the client mid-reply
+                reply = await asyncio.shield(call)
+            except asyncio.CancelledError:
+                call.add_done_callback(lambda done: self._cancelled_meanwhile(now, done))
+                raise
         except BackendDown:
-            return self.local.reserve(now, costs)
+            return self._local(now, costs)
         except self.errors as exc:
             self.health.failed("reserve", exc)
-            return self.local.reserve(now, costs)
+            return self._local(now, costs)
         self.health.ok()
         return self._booked_at(now, reply)
+
+    def _cancelled_meanwhile(self, now: float, call: asyncio.Future[Any]) -> None:
+        """The caller was cancelled while its booking was being made: give it back."""
+        if call.cancelled() or call.exception() is not None:
+            return
+        booked = self._booked.pop(self._booked_at(now, call.result()), None)
+        if booked is not None:
+            task = asyncio.ensure_future(self._release_async(booked))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _release_async(self, booked: list[str]) -> None:
+        try:
+            self.health.check()
+            client = await async_client(self.url)
+            await client.eval(RELEASE, len(self.script_keys), *self.script_keys, *booked)
+        except self.skip:
+            pass
 
     def release(self, at: float) -> None:
         booked = self._booked.pop(at, None)
@@ -150,6 +169,6 @@ class RedisRateLimiter:
             return
         try:
             self.health.check()
-            sync_client(self.url).eval(_RELEASE, len(self.keys), *self.keys, *booked)
+            sync_client(self.url).eval(RELEASE, len(self.script_keys), *self.script_keys, *booked)
         except self.skip:
             pass
