@@ -3,12 +3,15 @@ processes that share a real redis-server."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+
+from opero import Limit, opero
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -177,3 +180,80 @@ def test_a_cooldown_is_shared_by_two_processes_through_redis(redis_url: str) -> 
     opened = lines[0].split()
     assert opened[0] == "open" and 0 < float(opened[1]) <= 1.5 and opened[2] == "0"
     assert lines[1:] == ["ok 1", "ok 2"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "first_wait"),
+    [(2, 0.5), ([2, Limit(10, cost=lambda n=3: n)], 0.5), ([Limit(4, cost=lambda n=3: n)], 0.75)],
+)
+async def test_cancelled_waits_give_their_redis_slots_back(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, limits: object, first_wait: float
+) -> None:
+    """100 waits cancelled by ``asyncio.wait_for`` at 2/s: the next call waits as if they had
+    never been made (the server's schedule, not only its last booking, is given back)."""
+    from opero.core.clock import CLOCK
+
+    monkeypatch.setattr(CLOCK, "monotonic", lambda: 0.0)
+    asked: list[float] = []
+    hang = True
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        if hang:
+            await asyncio.Event().wait()  # only a cancellation ends this wait
+
+    monkeypatch.setattr(CLOCK, "async_sleep", sleep)
+
+    @opero(
+        cache=False,
+        rate_limit=limits,
+        rate_limit_backend="redis",
+        cache_url=redis_url,
+        cache_namespace=f"cancelled-{time.time()}",
+    )
+    async def f() -> int:
+        return 1
+
+    assert await f() == 1  # admitted at once
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(f(), 2.0) for _ in range(100)), return_exceptions=True
+    )
+    assert all(isinstance(o, TimeoutError) for o in outcomes)
+    assert len(asked) == 100 and max(asked) > 40  # all were booked on the server
+    hang = False
+    asked.clear()
+    assert await f() == 1
+    # the first free slot after the one call made (less the real time gone by), not 50 s
+    assert max(asked, default=0.0) <= first_wait + 0.01, asked
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_given_back_redis_slots_never_break_the_spacing(redis_url: str, seed: int) -> None:
+    """Random bookings and releases on the server under two weighted limits: the admissions
+    still held never overlap under any limit, and giving all back leaves no debt."""
+    import random
+
+    from opero.backends.redis.rate_limit import RedisRateLimiter
+
+    rnd = random.Random(seed)
+    lim = RedisRateLimiter([Limit(20), Limit(100, cost=lambda n: n)], redis_url, f"p{seed}")
+    lim.reserve(0.0, [1, 0])  # admitted at once; everything after waits
+    held: dict[float, list[tuple[int, int]]] = {}
+    for _ in range(150):
+        if held and rnd.random() < 0.4:
+            key = rnd.choice(list(held))
+            held.pop(key)
+            lim.release(key)
+            continue
+        costs = [1.0, float(rnd.choice([0, 1, 3, 8]))]
+        at = lim.reserve(0.0, costs)
+        spans = lim._booked[at]  # per limit: start, end, epoch on the server's clock
+        lens = [50_000, round(costs[1] * 10_000)]
+        held[at] = [(int(spans[3 * i + 1]) - lens[i], int(spans[3 * i + 1])) for i in range(2)]
+        for i in range(2):
+            stretches = sorted(s[i] for s in held.values() if s[i][1] > s[i][0])
+            for (_, end), (start, _) in zip(stretches, stretches[1:], strict=False):
+                assert start >= end, (seed, i, stretches)
+    for at in list(held):
+        lim.release(at)
+    assert lim.reserve(0.0, [1, 1]) < 0.2  # only the first booking is still ahead
