@@ -257,3 +257,48 @@ def test_a_failed_probe_reopens_and_an_old_failure_does_not_extend(clock: Any) -
     b.failed("k", probe)
     assert b.back_in("k") == pytest.approx(10)
     assert b.counters.cooldowns == 2
+
+
+def test_an_old_success_during_the_probe_does_not_close_the_breaker() -> None:
+    """Only the half-open probe closes an open breaker: a request that started before the
+    breaker opened and succeeds while the probe is still running leaves it half-open, so
+    a new call is still refused until the probe itself ends."""
+    import threading
+    import time
+
+    from opero import CircuitOpenError
+
+    release_old, release_probe = threading.Event(), threading.Event()
+    old_started, probe_started = threading.Event(), threading.Event()
+
+    @opero(cache=False, retries=0, cooldown=0.2, cooldown_after=1)
+    def call(kind: str) -> str:
+        if kind == "old":
+            old_started.set()
+            release_old.wait(10)
+            return "old"
+        if kind == "fail":
+            raise ValueError("down")
+        probe_started.set()
+        release_probe.wait(10)
+        return "probe"
+
+    results: dict[str, object] = {}
+    old = threading.Thread(target=lambda: results.setdefault("old", call("old")))
+    old.start()
+    assert old_started.wait(10)
+    with pytest.raises(ValueError):
+        call("fail")  # opens the breaker
+    time.sleep(0.3)  # the cooldown ends: the next attempt is the half-open probe
+    probe = threading.Thread(target=lambda: results.setdefault("probe", call("probe")))
+    probe.start()
+    assert probe_started.wait(10)
+    release_old.set()
+    old.join(10)
+    assert results["old"] == "old"
+    with pytest.raises(CircuitOpenError):
+        call("anything")  # the probe still runs: the old success did not close the breaker
+    release_probe.set()
+    probe.join(10)
+    assert results["probe"] == "probe"
+    assert call("old") == "old"  # the probe's success closed it: calls go through again

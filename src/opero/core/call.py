@@ -14,6 +14,7 @@ from opero.core.fallback import Call as Expanded
 from opero.core.stats import Counters
 
 if TYPE_CHECKING:
+    from opero.core.breaker import Ticket
     from opero.core.holds import BreakerSet
     from opero.core.pauses import SharedPauses
     from opero.core.retry import Attempts
@@ -40,7 +41,7 @@ class Call:
     make, the walk over rounds x values (made when first needed) and the arguments of the
     attempt being made."""
 
-    __slots__ = ("args", "calls", "kwargs", "plain", "sync", "values", "walk")
+    __slots__ = ("args", "calls", "kwargs", "plain", "sync", "ticket", "values", "walk")
 
     def __init__(
         self,
@@ -59,6 +60,8 @@ class Call:
         self.plain = plain
         #: the attempts run on this thread: an awaitable result means a misdeclared function
         self.sync = False
+        #: the cooldown breaker's ticket of the attempt being made (None without cooldowns)
+        self.ticket: Ticket | None = None
 
     @property
     def index(self) -> int:

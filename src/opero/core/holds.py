@@ -14,6 +14,7 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import NamedTuple, Protocol
 
+from opero.core.breaker import Ticket
 from opero.core.pauses import Pauses, SharedPauses
 from opero.core.retry import Attempts
 from opero.core.stats import Counters, success_key
@@ -25,20 +26,22 @@ __all__ = ["BreakerSet", "Choice", "Holds"]
 class BreakerSet(Protocol):
     """The cooldown breakers of one function, by value key (in memory or in Redis)."""
 
-    def allows(self, key: Hashable) -> bool: ...
+    def admit(self, key: Hashable) -> Ticket | None: ...
     def back_in(self, key: Hashable) -> float: ...
-    def failed(self, key: Hashable) -> None: ...
-    def succeeded(self, key: Hashable) -> None: ...
-    def release(self, key: Hashable) -> None: ...
+    def failed(self, key: Hashable, ticket: Ticket | None = None) -> None: ...
+    def succeeded(self, key: Hashable, ticket: Ticket | None = None) -> None: ...
+    def release(self, key: Hashable, ticket: Ticket | None = None) -> None: ...
 
 
 class Choice(NamedTuple):
     """Where the next attempt goes: its fallback position, whether it opens the next round
-    (the rest of this one is held back), and the seconds to wait before it."""
+    (the rest of this one is held back), the seconds to wait before it, and the breaker
+    ticket it starts under (None without cooldowns, or while it must still wait)."""
 
     position: int
     next_round: bool
     wait: float
+    ticket: Ticket | None = None
 
 
 class Holds:
@@ -78,28 +81,31 @@ class Holds:
         breakers = self.breakers
         values = attempts.values
         keys: list[Hashable] = [None] if values is None else [success_key(v, True) for v in values]
+        probing: set[int] = set()  # half-open values whose one probe another caller holds
         while True:
-            index, wait = self._pick(attempts, keys, attempts.index)
+            index, wait = self._pick(attempts, keys, attempts.index, probing)
             next_round = False
             if index is None and values is not None and attempts.round <= attempts.rounds - 1:
                 # nothing left in this round: the next round (a skip, not a failure)
-                index, wait = self._pick(attempts, keys, 0)
+                index, wait = self._pick(attempts, keys, 0, probing)
                 next_round = index is not None
             if index is None:
                 raise self._nothing_left(attempts, keys)
-            if wait > 0 or breakers is None or breakers.allows(keys[index]):
-                # (a half-open probe is taken once the wait is over)
+            if wait > 0 or breakers is None:  # (a probe is taken once the wait is over)
                 return Choice(index, next_round, wait)
-            # another caller took the half-open probe meanwhile: choose again
+            ticket = breakers.admit(keys[index])
+            if ticket is not None:
+                return Choice(index, next_round, wait, ticket)
+            probing.add(index)  # another caller holds its half-open probe: choose again
 
     def _pick(
-        self, attempts: Attempts, keys: list[Hashable], start: int
+        self, attempts: Attempts, keys: list[Hashable], start: int, probing: set[int]
     ) -> tuple[int | None, float]:
         breakers = self.breakers
         best: int | None = None
         best_wait = math.inf
         for n in range(start, len(keys)):
-            if n in attempts.dead:
+            if n in attempts.dead or n in probing:
                 continue
             if breakers is not None and breakers.back_in(keys[n]) > 0:
                 continue
@@ -124,18 +130,19 @@ class Holds:
             back,
         )
 
-    def failed(self, key: str | None, hint: float | None) -> None:
+    def failed(self, key: str | None, hint: float | None, ticket: Ticket | None = None) -> None:
         """A failed attempt of value ``key``: pause it (server delay) and count it."""
         if hint is not None:
             self.pauses.pause(key, min(hint, self.max_delay))
         if self.breakers is not None:
-            self.breakers.failed(key)
+            self.breakers.failed(key, ticket)
 
-    def succeeded(self, key: str | None) -> None:
+    def succeeded(self, key: str | None, ticket: Ticket | None = None) -> None:
+        """Only the half-open probe's success closes an open breaker (``ticket`` tells)."""
         if self.breakers is not None:
-            self.breakers.succeeded(key)
+            self.breakers.succeeded(key, ticket)
 
-    def abandoned(self, key: str | None) -> None:
+    def abandoned(self, key: str | None, ticket: Ticket | None = None) -> None:
         """An attempt ended without an outcome (cancelled): free a half-open probe."""
         if self.breakers is not None:
-            self.breakers.release(key)
+            self.breakers.release(key, ticket)

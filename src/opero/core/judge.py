@@ -122,7 +122,7 @@ class Judge:
         if not self.holds.active:
             return 0.0
         walk = self._walk(call)
-        index, next_round, wait = self.holds.choose(walk)
+        index, next_round, wait, call.ticket = self.holds.choose(walk)
         walk.move(index, next_round)
         if wait <= 0 or CLOCK.zero_waits:
             return 0.0
@@ -187,7 +187,7 @@ class Judge:
                 self.counters.failures += 1
                 refuse_awaitable(self.name, value)
             key = Holds.key(call.values, call.index)
-            self.holds.succeeded(key)
+            self.holds.succeeded(key, call.ticket)
             if call.plain:  # counted as a plain success on the fast path
                 call.plain = False
             elif key is None:
@@ -214,7 +214,7 @@ class Judge:
             raise exc  # never retried (another attempt would fail the same way)
         walk = self._walk(call)
         # every caller holds back this value (server delay, cooldown), retried or not
-        self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc))
+        self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc), call.ticket)
         if isinstance(exc, TypeError) and not self._fits(*call.attempt_args()):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         permanent = False
@@ -240,9 +240,9 @@ class Judge:
         key = Holds.key(call.values, call.index)
         if isinstance(exc, Exception):
             self.counters.failures += 1
-            self.holds.failed(key, retry_after_of(exc))
+            self.holds.failed(key, retry_after_of(exc), call.ticket)
         else:
-            self.holds.abandoned(key)
+            self.holds.abandoned(key, call.ticket)
 
     def _predicate_says_retry(self, exc: BaseException) -> bool:
         assert self.predicate is not None
