@@ -19,18 +19,23 @@ gets a 404, value ``"b"`` succeeds; without fallback the value is ``"a"``). Code
 The item is the script's name. Attempts are counted per item under ``log``, an argument:
 a directory (a file per item: worker processes count there too) or ``"mem:<name>"`` (in this
 process's memory, cheaper, for threads and tasks). A new script is one line in
-:data:`SCRIPTS`; a new outcome code, a line in :func:`make` and what :func:`model` does with it.
+:data:`SCRIPTS`; a new outcome code, one line in :data:`MAKERS` (and, if the rules treat it
+in a new way, a line in :func:`model`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from opero.core.stats import Stats
 
 VALUES = ("a", "b")  #: the fallback values of the ``list`` fallback
 
@@ -60,39 +65,32 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 
 
 class HTTPError(Exception):
-    """An HTTP-like failure: the library reads ``status_code`` and ``retry_after``."""
+    """An HTTP-like failure: the library reads ``status_code``, ``retry_after``, ``headers``."""
 
-    def __init__(self, status_code: int, where: str, retry_after: float | None = None) -> None:
+    def __init__(self, status_code: int, where: str, **attributes: Any) -> None:
         super().__init__(status_code, where)
         self.status_code = status_code
-        if retry_after is not None:
-            self.retry_after = retry_after
+        self.__dict__.update(attributes)
 
 
 class Halt(BaseException):
     """Not an ``Exception``: like ``SystemExit``, it ends the call (and a map) at once."""
 
 
+#: how each outcome code fails (any other code but "ok" is an HTTP status)
+MAKERS: dict[str, Callable[[str], BaseException]] = {
+    "E": ValueError,
+    "T": TypeError,
+    "K": KeyError,
+    "X": Halt,
+    "R": lambda where: HTTPError(429, where, retry_after=1.0),
+    "S": lambda where: HTTPError(404, where, headers={"x-should-retry": "true"}),
+    "U": lambda where: HTTPError(503, where, lock=threading.Lock()),
+}
+
+
 def make(code: str, where: str) -> BaseException:
-    if code == "E":
-        return ValueError(where)
-    if code == "T":
-        return TypeError(where)
-    if code == "K":
-        return KeyError(where)
-    if code == "R":
-        return HTTPError(429, where, retry_after=1.0)
-    if code == "X":
-        return Halt(where)
-    if code == "S":
-        exc = HTTPError(404, where)
-        exc.headers = {"x-should-retry": "true"}
-        return exc
-    if code == "U":
-        exc = HTTPError(503, where)
-        exc.lock = threading.Lock()
-        return exc
-    return HTTPError(int(code), where)
+    return MAKERS[code](where) if code in MAKERS else HTTPError(int(code), where)
 
 
 def codes(script: str) -> set[str]:
@@ -153,23 +151,51 @@ RETRY_ON: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Config:
+    """The options the judge decides with (each field's default leaves its option off)."""
+
+    retries: int = 0
+    #: "none"; "single": ``arg_fallback`` set, one value given (no fallback in play); "list"
+    fallback: str = "none"
+    retry_on: str = "default"  #: a key of :data:`RETRY_ON`
+
+    def options(self) -> dict[str, Any]:
+        options = {"retries": self.retries, "retry_on": RETRY_ON[self.retry_on]}
+        return options | ({"arg_fallback": "model"} if self.fallback != "none" else {})
+
+    def kwargs(self, log: str) -> dict[str, Any]:
+        return {"model": list(VALUES) if self.fallback == "list" else "a", "log": log}
+
+    def relevant(self, script: str) -> bool:
+        """False where this ``retry_on`` decides the script like the default does."""
+        if self.retry_on == "types":
+            return bool(codes(script) & {"K", "T"})
+        if self.retry_on == "predicate":
+            return bool(codes(script) & {"K", "T", "404", "R", "S"})
+        return True
+
+
 def exc_key(exc: BaseException) -> tuple[Any, ...]:
     return (type(exc).__qualname__, exc.args)
 
 
-# ----- the model: what the documented rules make of one call -----------------------------
 @dataclass
-class Expected:
+class Seen:
+    """What a user sees of a call (or expects to)."""
+
     outcome: tuple[Any, ...]  #: ("value", v) | ("raise", type, args) | ("all_failed", records)
-    stats: dict[str, Any]  #: the ``stats()`` fields the model knows
-    events: tuple[tuple[Any, ...], ...]  #: ``on_retry`` / ``on_fallback`` calls, in order
-    paused: frozenset[str | None]  #: pause keys set (the clock stands still: none ends)
+    text: tuple[Any, ...]  #: messages and notes
+    events: tuple[Any, ...]  #: ``on_retry`` / ``on_fallback`` calls, in order
+    stats: dict[str, Any]  #: ``stats()`` fields (the model's: those it knows)
 
 
-def model(script: str, retries: int, fallback: str, retry_on: str) -> Expected:
-    """One call of ``script`` (``fallback``: "none", "single" (``arg_fallback`` set, one value
-    given: no fallback in play) or "list"), with waits zero and the clock standing still."""
-    values = list(VALUES) if fallback == "list" else None
+# ----- the model: what the documented rules make of one call -----------------------------
+def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
+    """One call of ``script`` under ``config``, with waits zero and the clock standing still
+    (no text: the judge's own path tells it), and the pause keys it set (none ends)."""
+    retries, retry_on = config.retries, config.retry_on
+    values = list(VALUES) if config.fallback == "list" else None
     keys = [repr(v) for v in values] if values is not None else [None]
     s: Counter[str] = Counter()
     successes: Counter[str | None] = Counter()
@@ -179,10 +205,10 @@ def model(script: str, retries: int, fallback: str, retry_on: str) -> Expected:
     paused: set[str | None] = set()
     round_, index, n = 1, 0, 0
 
-    def done(outcome: tuple[Any, ...]) -> Expected:
+    def done(outcome: tuple[Any, ...]) -> tuple[Seen, frozenset[str | None]]:
         stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
         stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
-        return Expected(outcome, stats | {"wait": 0.0}, tuple(events), frozenset(paused))
+        return Seen(outcome, (), tuple(events), stats | {"wait": 0.0}), frozenset(paused)
 
     while True:
         # a paused value is skipped while another value of the round can start now
@@ -206,8 +232,9 @@ def model(script: str, retries: int, fallback: str, retry_on: str) -> Expected:
             return done(("raise", *exc_key(exc)))  # outside retry_on: at once, unchanged
         if predicate and not retry_predicate(exc):
             return done(("raise", *exc_key(exc)))  # the predicate decides alone
-        status = exc.status_code if isinstance(exc, HTTPError) else None
-        permanent = not predicate and status == 404 and code != "S"
+        # the status rule: a 404 is permanent for its value, unless the server says retry
+        should_retry = getattr(exc, "headers", {}).get("x-should-retry") == "true"
+        permanent = not predicate and getattr(exc, "status_code", 0) == 404 and not should_retry
         records.append((round_, value if values is not None else None, *exc_key(exc)))
         if permanent:
             dead.add(index)
@@ -236,20 +263,52 @@ def notes(exc: BaseException) -> tuple[str, ...]:
     return tuple(n for n in getattr(exc, "__notes__", ()) if not n.startswith(MAP_NOTE))
 
 
-def observed(result: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """``(outcome, text)`` of a call's result or exception: the outcome as the model states
-    it, and the text a user reads (message and notes, of each attempt too)."""
+def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -> Seen:
+    """What a user sees of a call's result or exception (the function's name left out of
+    the text: a sync and an async function differ in it)."""
     from opero import AllFailedError
 
     if not isinstance(result, BaseException):
-        return ("value", result), ()
-    text: tuple[Any, ...] = (str(result), notes(result))
+        return Seen(("value", result), (), tuple(events), stats_of(stats))
+    text: tuple[Any, ...] = (str(result).replace(f"{fn.__qualname__}:", "<fn>:"), notes(result))
+    outcome: tuple[Any, ...] = ("raise", *exc_key(result))
     if isinstance(result, AllFailedError):
-        records = tuple((a.round, a.value, *exc_key(a.exception)) for a in result.attempts)
+        outcome = (
+            "all_failed",
+            tuple((a.round, a.value, *exc_key(a.exception)) for a in result.attempts),
+        )
         same = [a.exception for a in result.attempts] == list(result.exceptions)
         text += (same, tuple((str(e), notes(e)) for e in result.exceptions))
-        return ("all_failed", records), text
-    return ("raise", *exc_key(result)), text
+    return Seen(outcome, text, tuple(events), stats_of(stats))
+
+
+def stats_of(stats: Stats) -> dict[str, Any]:
+    found = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    return found | {"successes": dict(stats.successes)}
+
+
+def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
+    """What a map of several items shows: the items' stats and hook calls together."""
+    total = stats_of(Stats())
+    for want in wants:
+        for name, value in want.stats.items():
+            if name == "successes":
+                for key, count in value.items():
+                    total[name][key] = total[name].get(key, 0) + count
+            else:
+                total[name] += value
+    total["pauses"] = len(paused)  # one pause per key, shared by every item
+    return Seen((), (), tuple(sorted(e for w in wants for e in w.events)), total)
+
+
+def differences(got: Seen, want: Seen) -> dict[str, Any]:
+    """Each field (stats fields one by one) where ``got`` is not ``want``."""
+    g, w = (
+        {"outcome": s.outcome, "text": s.text, "events": s.events, **s.stats} for s in (got, want)
+    )
+    return {
+        k: {"got": g.get(k), "want": w.get(k)} for k in g.keys() | w.keys() if g.get(k) != w.get(k)
+    }
 
 
 def hook_events(into: list[tuple[Any, ...]]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,10 +50,12 @@ from opero.testing import set_testing
 from tests import judge_scripts as js
 from tests.judge_scripts import SCRIPTS
 
-RETRIES = (0, 1, 2)
-#: "single": ``arg_fallback`` set but one value given (no fallback in play, another path)
-FALLBACKS = ("none", "single", "list")
-RETRY_ONS = tuple(js.RETRY_ON)
+#: the options the judge decides with: each field of :class:`~tests.judge_scripts.Config`
+JUDGED: dict[str, tuple[Any, ...]] = {
+    "retries": (0, 1, 2),
+    "fallback": ("none", "single", "list"),
+    "retry_on": tuple(js.RETRY_ON),
+}
 ROUTES: dict[str, dict[str, Any]] = {
     "plain": {},
     "rate_limit": {"rate_limit": 1000},
@@ -68,29 +71,21 @@ MAPS: dict[str, tuple[Callable[..., Any], str]] = {
     "process": (js.work, "process"),
     "process_async": (js.awork, "process_async"),
 }
-#: how maps run the scripts: (MAPS key, items, routes, retries). Items "one": a map per
-#: script; "all": one map of every script. Where processes start, fewer combinations: the
-#: routes a map treats alike (rate_limit, concurrency, cooldown: one attempt per free worker,
-#: judged by the pipeline) are covered by the calls and the thread and async maps.
+#: how maps run the scripts: (MAPS key, items, routes, JUDGED values kept). Items "one": a
+#: map per script; "all": one map of every script. Fewer combinations where many maps or
+#: processes start: the routes a map treats alike (rate_limit, concurrency, cooldown: one
+#: attempt per free worker, judged by the pipeline) all run in async maps and calls.
 FEW = ("plain", "rate_limit", "timeout")
-MAP_WAYS: list[tuple[str, str, tuple[str, ...], tuple[int, ...]]] = [
-    ("thread", "one", FEW, (0, 2)),
-    ("thread", "all", tuple(ROUTES), RETRIES),
-    ("async", "one", FEW, (0, 2)),
-    ("async", "all", tuple(ROUTES), RETRIES),
-    ("process", "all", FEW, (0, 2)),
-    ("process_async", "all", ("plain",), (2,)),
+Way = tuple[str, str, tuple[str, ...], dict[str, tuple[Any, ...]]]
+MAP_WAYS: list[Way] = [
+    ("thread", "one", FEW, {"retries": (0, 2)}),
+    ("thread", "all", FEW, {}),
+    ("async", "one", FEW, {"retries": (0, 2)}),
+    ("async", "all", tuple(ROUTES), {}),
+    ("process", "all", FEW, {"retries": (0, 2)}),
+    ("process_async", "all", ("plain",), {"retries": (2,)}),
 ]
 MAP_STATS = "<the map's stats>"  #: a map of several items: its stats, summed over them
-
-
-def relevant(script: str, retry_on: str) -> bool:
-    """``retry_on`` forms that decide like the default for this script are left out."""
-    if retry_on == "types":
-        return bool(js.codes(script) & {"K", "T"})
-    if retry_on == "predicate":
-        return bool(js.codes(script) & {"K", "T", "404", "R", "S"})
-    return True
 
 
 @dataclass(frozen=True)
@@ -100,27 +95,17 @@ class Case:
     items: str  # "one" or "all" (MAP_WAYS); "" for calls
     cache: str
     route: str
-    retries: int
-    fallback: str
-    retry_on: str
+    config: js.Config
 
     def __str__(self) -> str:
-        return "-".join(str(v) for v in dataclasses.astuple(self) if v != "")
+        fields = (self.api, self.flavor, self.items, self.cache, self.route)
+        return "-".join([f for f in fields if f] + [str(v) for v in vars(self.config).values()])
 
     def options(self) -> dict[str, Any]:
-        options = {"retries": self.retries, "retry_on": js.RETRY_ON[self.retry_on]}
-        if self.fallback != "none":
-            options["arg_fallback"] = "model"
-        return options | CACHES[self.cache] | ROUTES[self.route]
-
-    def kwargs(self, log: str) -> dict[str, Any]:
-        return {"model": list(js.VALUES) if self.fallback == "list" else "a", "log": log}
-
-    def semantic(self) -> tuple[int, str, str]:
-        return self.retries, self.fallback, self.retry_on
+        return self.config.options() | CACHES[self.cache] | ROUTES[self.route]
 
     def scripts(self) -> list[str]:
-        return [s for s in SCRIPTS if relevant(s, self.retry_on)]
+        return [s for s in SCRIPTS if self.config.relevant(s)]
 
     def names(self) -> set[str]:
         """What :func:`check` compares: each script, and a map of several items' stats."""
@@ -131,7 +116,7 @@ class Case:
         """The items of each map this case runs."""
         if self.items == "one":
             return [[s] for s in self.scripts()]
-        alone = {"X"} | ({"R"} if self.fallback == "list" else set())
+        alone = {"X"} | ({"R"} if self.config.fallback == "list" else set())
         shared = [s for s in self.scripts() if not js.codes(s) & alone]
         return [shared, *([s] for s in self.scripts() if s not in shared)]
 
@@ -151,26 +136,27 @@ class Known:
         return self.scripts & case.names()
 
 
-def direct_call(c: Case) -> bool:
-    """``@opero``'s direct path: the first attempt is made before the pipeline is entered."""
-    return c.api == "call" and c.route == "plain" and c.fallback == "none"
+def direct_call(c: Case) -> bool:  # @opero makes the first attempt before the pipeline
+    return c.api == "call" and c.route == "plain" and c.config.fallback == "none"
 
 
-def first_fast(c: Case) -> bool:
-    """A thread or process map sends an item's first attempt to a worker without the
-    pipeline (no fallback, rate limit, concurrency or cooldown; a timeout allowed)."""
-    return c.flavor != "async" and c.route in ("plain", "timeout") and c.fallback == "none"
+def first_fast(c: Case) -> bool:  # a thread/process map sends first attempts by itself
+    return c.flavor != "async" and c.route in ("plain", "timeout") and c.config.fallback == "none"
 
 
-def worker_direct(c: Case) -> bool:
-    """An async map's worker coroutine awaits an uncached item's first attempt itself."""
-    return c.flavor == "async" and c.cache == "off" and c.route == "plain" and c.fallback == "none"
+def worker_direct(c: Case) -> bool:  # an async map's worker awaits first attempts itself
+    return (
+        c.flavor == "async"
+        and c.cache == "off"
+        and c.route == "plain"
+        and c.config.fallback == "none"
+    )
 
 
 FOREIGN = frozenset({"foreign", "typeerror_then_ok"})  #: first attempt outside retry_on types
 KNOWN: list[Known] = [
     Known(
-        lambda c: direct_call(c) and c.cache == "off" and c.retry_on == "types",
+        lambda c: direct_call(c) and c.cache == "off" and c.config.retry_on == "types",
         FOREIGN,
         "direct call path: a first attempt raising outside retry_on is counted as a success "
         "(stats successes={None: 1}, failures=0; the judge: successes={}, failures=1)",
@@ -182,13 +168,18 @@ KNOWN: list[Known] = [
         "(stats successes={None: 1}; the judge: successes={})",
     ),
     Known(
-        lambda c: direct_call(c) and c.cache == "memory" and c.retry_on == "types",
+        lambda c: direct_call(c) and c.cache == "memory" and c.config.retry_on == "types",
         FOREIGN,
         "memory-cached direct call path: a first attempt raising outside retry_on is not "
         "counted as a failure (stats failures=0; the judge: failures=1)",
     ),
     Known(
-        lambda c: c.api == "map" and first_fast(c) and c.retry_on == "types" and c.retries > 0,
+        lambda c: (
+            c.api == "map"
+            and first_fast(c)
+            and c.config.retry_on == "types"
+            and c.config.retries > 0
+        ),
         FOREIGN | {MAP_STATS},
         "map first-attempt fast path: a first attempt raising outside retry_on is retried "
         "(foreign: KeyError of attempt #1 or #2 raised, attempts/failures=retries+1, "
@@ -196,7 +187,7 @@ KNOWN: list[Known] = [
         "raising TypeError; the judge: raised at once after 1 attempt, no retry)",
     ),
     Known(  # in a map of several items, their stats show in the map's only
-        lambda c: c.api == "map" and worker_direct(c) and c.retry_on == "types",
+        lambda c: c.api == "map" and worker_direct(c) and c.config.retry_on == "types",
         FOREIGN,
         "async map worker coroutine: a first attempt raising outside retry_on is counted as "
         "a success (stats successes={None: 1}, failures=0; the judge: failures=1)",
@@ -230,57 +221,22 @@ def param(case: Case) -> Any:
 
 
 def cases(api: str) -> list[Any]:
-    ways = [(f, "", tuple(ROUTES), RETRIES) for f in CALLS] if api == "call" else MAP_WAYS
+    ways = [(f, "", tuple(ROUTES), {}) for f in CALLS] if api == "call" else MAP_WAYS
     return [
-        param(Case(api, flavor, items, cache, route, r, f, o))
-        for flavor, items, routes, retries in ways
+        param(Case(api, flavor, items, cache, route, js.Config(**dict(zip(JUDGED, judged)))))
+        for flavor, items, routes, kept in ways
         for cache in CACHES
         for route in routes
-        for r in retries
-        for f in FALLBACKS
-        for o in RETRY_ONS
+        for judged in itertools.product(*(kept.get(k, v) for k, v in JUDGED.items()))
     ]
 
 
 # ----- running a path ---------------------------------------------------------------------
-@dataclass
-class Seen:
-    outcome: tuple[Any, ...]
-    text: tuple[Any, ...]
-    events: tuple[Any, ...]
-    stats: dict[str, Any]
-
-
-def stats_of(stats: Stats) -> dict[str, Any]:
-    found = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
-    return found | {"successes": dict(stats.successes)}
-
-
-def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
-    """What a map of several items shows: the items' stats and hook calls together."""
-    total = stats_of(Stats())
-    for want in wants:
-        for name, value in want.stats.items():
-            if name == "successes":
-                for key, count in value.items():
-                    total[name][key] = total[name].get(key, 0) + count
-            else:
-                total[name] += value
-    total["pauses"] = len(paused)  # one pause per key, shared by every item
-    return Seen((), (), tuple(sorted(e for w in wants for e in w.events)), total)
-
-
-def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -> Seen:
-    outcome, text = js.observed(result)
-    text = tuple(str(t).replace(f"{fn.__qualname__}:", "<fn>:") for t in text)
-    return Seen(outcome, text, tuple(events), stats_of(stats))
-
-
-def call(case: Case, script: str) -> Seen:
+def call(case: Case, script: str) -> js.Seen:
     fn = js.work if case.flavor == "sync" else js.awork
     events: list[Any] = []
     decorated: Any = opero(**case.options(), **js.hook_events(events))(fn)
-    kwargs = case.kwargs(js.fresh_log())
+    kwargs = case.config.kwargs(js.fresh_log())
     try:
         if case.flavor == "sync":
             result = decorated(script, **kwargs)
@@ -288,68 +244,57 @@ def call(case: Case, script: str) -> Seen:
             result = asyncio.run(decorated(script, **kwargs))
     except (Exception, js.Halt) as exc:
         result = exc
-    return seen(result, fn, events, decorated.stats())
+    return js.seen(result, fn, events, decorated.stats())
 
 
-def mapped(case: Case, log: str, items: list[str]) -> dict[str, Seen]:
+def mapped(case: Case, log: str, items: list[str]) -> dict[str, js.Seen]:
     fn, mode = MAPS[case.flavor]
     events: list[Any] = []
     options = case.options() | {"mode": mode, "workers": 2, "progress": False}
     decorated: Any = operomap(**options, **js.hook_events(events), return_exceptions=True)(fn)
     try:
-        results = decorated(items, **case.kwargs(log))
+        results = decorated(items, **case.config.kwargs(log))
         if asyncio.iscoroutine(results):
             results = asyncio.run(results)
     except js.Halt as exc:  # it ends the map: only a map of one item runs a Halt
         results = [exc]
     if len(items) == 1:
-        return {items[0]: seen(results[0], fn, events, decorated.stats())}
-    got = {s: seen(r, fn, [], Stats()) for s, r in zip(items, results, strict=True)}
-    got[MAP_STATS] = Seen((), (), tuple(sorted(events)), stats_of(decorated.stats()))
+        return {items[0]: js.seen(results[0], fn, events, decorated.stats())}
+    got = {s: js.seen(r, fn, [], Stats()) for s, r in zip(items, results, strict=True)}
+    got[MAP_STATS] = js.Seen((), (), tuple(sorted(events)), js.stats_of(decorated.stats()))
     return got
 
 
-_wanted: dict[tuple[Any, ...], tuple[Seen, frozenset[Any]]] = {}
+_wanted: dict[tuple[Any, ...], tuple[js.Seen, frozenset[Any]]] = {}
 
 
-def wanted(case: Case, script: str) -> tuple[Seen, frozenset[Any]]:
+def wanted(case: Case, script: str) -> tuple[js.Seen, frozenset[Any]]:
     """The model's outcome, hook calls and stats (and the keys it paused); the text, and the
     stats fields the model does not know, from the judge's own path (sync, no cache, a rate
     limit: no shortcut taken)."""
-    key = (*case.semantic(), script)
+    key = (case.config, script)
     if key not in _wanted:
-        e = js.model(script, *case.semantic())
-        judge = call(Case("call", "sync", "", "off", "rate_limit", *case.semantic()), script)
-        _wanted[key] = Seen(e.outcome, judge.text, e.events, judge.stats | e.stats), e.paused
+        e, paused = js.model(script, case.config)
+        judge = call(Case("call", "sync", "", "off", "rate_limit", case.config), script)
+        _wanted[key] = dataclasses.replace(e, text=judge.text, stats=judge.stats | e.stats), paused
     return _wanted[key]
 
 
-def map_wanted(case: Case, items: list[str]) -> dict[str, Seen]:
+def map_wanted(case: Case, items: list[str]) -> dict[str, js.Seen]:
     if len(items) == 1:
         return {items[0]: wanted(case, items[0])[0]}
     wants = [wanted(case, s) for s in items]
     want = {
-        s: dataclasses.replace(w, events=(), stats=stats_of(Stats()))
+        s: dataclasses.replace(w, events=(), stats=js.stats_of(Stats()))
         for s, (w, _) in zip(items, wants, strict=True)
     }
-    want[MAP_STATS] = summed([w for w, _ in wants], frozenset().union(*(p for _, p in wants)))
+    want[MAP_STATS] = js.summed([w for w, _ in wants], frozenset().union(*(p for _, p in wants)))
     return want
 
 
-def differences(got: Seen, want: Seen) -> dict[str, Any]:
-    found = {}
-    for name in ("outcome", "text", "events"):
-        if getattr(got, name) != getattr(want, name):
-            found[name] = {"got": getattr(got, name), "want": getattr(want, name)}
-    for name in got.stats.keys() | want.stats.keys():
-        if got.stats.get(name) != want.stats.get(name):
-            found[name] = {"got": got.stats.get(name), "want": want.stats.get(name)}
-    return found
-
-
-def check(case: Case, got: dict[str, Seen], want: dict[str, Seen]) -> None:
+def check(case: Case, got: dict[str, js.Seen], want: dict[str, js.Seen]) -> None:
     """Every script as wanted, except exactly the ones :data:`KNOWN` lists for ``case``."""
-    wrong = {s: differences(got[s], want[s]) for s in want if got[s] != want[s]}
+    wrong = {s: js.differences(got[s], want[s]) for s in want if got[s] != want[s]}
     listed, reason = known(case)
     unexpected = {s: d for s, d in wrong.items() if s not in listed}
     agreeing = sorted(listed - wrong.keys())
@@ -375,8 +320,8 @@ def test_a_call_ends_as_the_judge_says(case: Case) -> None:
 
 @pytest.mark.parametrize("case", cases("map"))
 def test_a_map_item_ends_as_the_call_does(case: Case, tmp_path: Any) -> None:
-    got: dict[str, Seen] = {}
-    want: dict[str, Seen] = {}
+    got: dict[str, js.Seen] = {}
+    want: dict[str, js.Seen] = {}
     for n, items in enumerate(case.maps()):
         log = js.fresh_log()
         if case.flavor.startswith("process"):  # workers count attempts in files
