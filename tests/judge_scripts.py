@@ -1,4 +1,4 @@
-"""Scripted functions and the reference model for ``tests/test_one_judge.py``.
+"""Scripted functions for ``tests/test_one_judge.py`` (the model is ``tests/judge_model.py``).
 
 Module level, so process workers load the functions by name. A script says what each attempt
 of one call does: attempt ``n`` (0-based, counted per item over rounds and fallback values)
@@ -15,18 +15,19 @@ gets a 404, value ``"b"`` succeeds; without fallback the value is ``"a"``). Code
 - ``S``: :class:`HTTPError` 404 with the header ``x-should-retry: true`` (transient after all)
 - ``U``: :class:`HTTPError` 503 holding a lock: it cannot be pickled as it is
 - ``X``: :class:`Halt`, a ``BaseException`` (never retried, ends a map)
+- ``A``/``W``: return a coroutine / an :class:`Awaitable` object from a sync function (which
+  fails the call with ``TypeError``); async functions never get these scripts
 
 The item is the script's name. Attempts are counted per item under ``log``, an argument:
 a directory (a file per item: worker processes count there too) or ``"mem:<name>"`` (in this
 process's memory, cheaper, for threads and tasks). A new script is one line in
 :data:`SCRIPTS`; a new outcome code, one line in :data:`MAKERS` (and, if the rules treat it
-in a new way, a line in :func:`model`).
+in a new way, a line in ``judge_model.model``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import os
 import threading
@@ -34,8 +35,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from opero.core.stats import Stats
 
 VALUES = ("a", "b")  #: the fallback values of the ``list`` fallback
 
@@ -61,7 +60,11 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "a_paused_b_ok": ("R|ok",),
     "halt": ("X",),
     "halt_later": ("E", "X"),
+    "returns_coroutine": ("A",),
+    "returns_awaitable": ("W",),
+    "returns_awaitable_later": ("E", "W"),
 }
+SYNC_ONLY = {"A", "W"}  #: codes only a sync function plays (an async one may return these)
 
 
 class HTTPError(Exception):
@@ -87,6 +90,13 @@ MAKERS: dict[str, Callable[[str], BaseException]] = {
     "S": lambda where: HTTPError(404, where, headers={"x-should-retry": "true"}),
     "U": lambda where: HTTPError(503, where, lock=threading.Lock()),
 }
+
+
+class Awaitable:
+    """An awaitable that is not a coroutine."""
+
+    def __await__(self) -> Any:
+        return iter(())
 
 
 def make(code: str, where: str) -> BaseException:
@@ -131,6 +141,8 @@ def work(item: str, model: Any = "a", log: str = "") -> str:
     code = code_of(item, n, model)
     if code == "ok":
         return f"{item}:{model}:{n}"
+    if code in SYNC_ONLY:
+        return asyncio.sleep(0) if code == "A" else Awaitable()
     raise make(code, f"{item}#{n}@{model}")
 
 
@@ -178,146 +190,3 @@ class Config:
 
 def exc_key(exc: BaseException) -> tuple[Any, ...]:
     return (type(exc).__qualname__, exc.args)
-
-
-@dataclass
-class Seen:
-    """What a user sees of a call (or expects to)."""
-
-    outcome: tuple[Any, ...]  #: ("value", v) | ("raise", type, args) | ("all_failed", records)
-    text: tuple[Any, ...]  #: messages and notes
-    events: tuple[Any, ...]  #: ``on_retry`` / ``on_fallback`` calls, in order
-    stats: dict[str, Any]  #: ``stats()`` fields (the model's: those it knows)
-
-
-# ----- the model: what the documented rules make of one call -----------------------------
-def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
-    """One call of ``script`` under ``config``, with waits zero and the clock standing still
-    (no text: the judge's own path tells it), and the pause keys it set (none ends)."""
-    retries, retry_on = config.retries, config.retry_on
-    values = list(VALUES) if config.fallback == "list" else None
-    keys = [repr(v) for v in values] if values is not None else [None]
-    s: Counter[str] = Counter()
-    successes: Counter[str | None] = Counter()
-    records: list[tuple[Any, ...]] = []
-    events: list[tuple[Any, ...]] = []
-    dead: set[int] = set()
-    paused: set[str | None] = set()
-    round_, index, n = 1, 0, 0
-
-    def done(outcome: tuple[Any, ...]) -> tuple[Seen, frozenset[str | None]]:
-        stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
-        stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
-        return Seen(outcome, (), tuple(events), stats | {"wait": 0.0}), frozenset(paused)
-
-    while True:
-        # a paused value is skipped while another value of the round can start now
-        alive = [i for i in range(index, len(keys)) if i not in dead]
-        index = next((i for i in alive if keys[i] not in paused), alive[0])
-        value = values[index] if values is not None else "a"
-        code = code_of(script, n, value)
-        s["attempts"] += 1
-        if code == "ok":
-            successes[keys[index]] += 1
-            return done(("value", f"{script}:{value}:{n}"))
-        exc = make(code, f"{script}#{n}@{value}")
-        n += 1
-        if not isinstance(exc, Exception):
-            return done(("raise", *exc_key(exc)))  # no outcome: not a failure either
-        s["failures"] += 1
-        if isinstance(exc, HTTPError) and hasattr(exc, "retry_after"):
-            paused.add(keys[index])  # every caller holds back this value, retried or not
-        predicate = retry_on == "predicate"
-        if not isinstance(exc, Exception if predicate else RETRY_ON[retry_on]):
-            return done(("raise", *exc_key(exc)))  # outside retry_on: at once, unchanged
-        if predicate and not retry_predicate(exc):
-            return done(("raise", *exc_key(exc)))  # the predicate decides alone
-        # the status rule: a 404 is permanent for its value, unless the server says retry
-        should_retry = getattr(exc, "headers", {}).get("x-should-retry") == "true"
-        permanent = not predicate and getattr(exc, "status_code", 0) == 404 and not should_retry
-        records.append((round_, value if values is not None else None, *exc_key(exc)))
-        if permanent:
-            dead.add(index)
-        if values is not None:
-            following = [i for i in range(index + 1, len(values)) if i not in dead]
-            if following:
-                events.append(("fallback", value, values[following[0]], round_, *exc_key(exc)))
-                index = following[0]
-                continue
-        if values is None:
-            if permanent or round_ > retries:
-                return done(("raise", *exc_key(exc)))  # the last exception itself
-        elif round_ > retries or len(dead) == len(values):
-            return done(("all_failed", tuple(records)))
-        events.append(("retry", round_, *exc_key(exc)))
-        round_ += 1
-        s["retries"] += 1
-        index = 0
-
-
-# ----- what a path did, as comparable data ----------------------------------------------
-MAP_NOTE = "operomap item "  #: the map's own note naming the item's index
-
-
-def notes(exc: BaseException) -> tuple[str, ...]:
-    return tuple(n for n in getattr(exc, "__notes__", ()) if not n.startswith(MAP_NOTE))
-
-
-def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -> Seen:
-    """What a user sees of a call's result or exception (the function's name left out of
-    the text: a sync and an async function differ in it)."""
-    from opero import AllFailedError
-
-    if not isinstance(result, BaseException):
-        return Seen(("value", result), (), tuple(events), stats_of(stats))
-    text: tuple[Any, ...] = (str(result).replace(f"{fn.__qualname__}:", "<fn>:"), notes(result))
-    outcome: tuple[Any, ...] = ("raise", *exc_key(result))
-    if isinstance(result, AllFailedError):
-        outcome = (
-            "all_failed",
-            tuple((a.round, a.value, *exc_key(a.exception)) for a in result.attempts),
-        )
-        same = [a.exception for a in result.attempts] == list(result.exceptions)
-        text += (same, tuple((str(e), notes(e)) for e in result.exceptions))
-    return Seen(outcome, text, tuple(events), stats_of(stats))
-
-
-def stats_of(stats: Stats) -> dict[str, Any]:
-    found = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
-    return found | {"successes": dict(stats.successes)}
-
-
-def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
-    """What a map of several items shows: the items' stats and hook calls together."""
-    total = stats_of(Stats())
-    for want in wants:
-        for name, value in want.stats.items():
-            if name == "successes":
-                for key, count in value.items():
-                    total[name][key] = total[name].get(key, 0) + count
-            else:
-                total[name] += value
-    total["pauses"] = len(paused)  # one pause per key, shared by every item
-    return Seen((), (), tuple(sorted(e for w in wants for e in w.events)), total)
-
-
-def differences(got: Seen, want: Seen) -> dict[str, Any]:
-    """Each field (stats fields one by one) where ``got`` is not ``want``."""
-    g, w = (
-        {"outcome": s.outcome, "text": s.text, "events": s.events, **s.stats} for s in (got, want)
-    )
-    return {
-        k: {"got": g.get(k), "want": w.get(k)} for k in g.keys() | w.keys() if g.get(k) != w.get(k)
-    }
-
-
-def hook_events(into: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """``on_retry`` and ``on_fallback`` hooks appending what they are told to ``into``."""
-
-    def on_retry(d: Any) -> None:
-        into.append(("retry", d.round, *exc_key(d.error)))
-
-    def on_fallback(d: Any) -> None:
-        into.append(("fallback", d.failed_value, d.next_value, d.round, *exc_key(d.error)))
-
-    return {"on_retry": on_retry, "on_fallback": on_fallback}

@@ -1,42 +1,32 @@
 """One judge: a scripted sequence of failures ends the same way on every path.
 
-Every case runs each script (:data:`tests.judge_scripts.SCRIPTS`) through one path of the
-library and compares what the user sees with the reference model
-(:func:`tests.judge_scripts.model`): the outcome (value, or exception type and args, or the
-``AllFailedError``'s ``.attempts`` records) and every ``stats()`` field the model knows. So are
-the ``on_retry`` and ``on_fallback`` hook calls. The text a user reads (messages, notes) and
-the stats fields the model does not know are compared with the judge's own path: a sync
-``@opero`` call with no cache and a rate limit (so no fast path is taken; waits are zero in
-testing mode).
+Each case runs every script (``tests/judge_scripts.py``) through one path of the library and
+compares what its user sees with the reference model (``tests/judge_model.py``): the outcome
+(value; exception type and args; an ``AllFailedError``'s ``.attempts``), the ``on_retry`` and
+``on_fallback`` calls and every ``stats()`` field the model knows. The text (messages, notes)
+and stats fields the model does not know are compared with the judge's own path: a sync
+``@opero`` call, no cache, a rate limit (no fast path; no wait in testing mode).
 
-Tables, each one line per entry: :data:`SCRIPTS` (what the attempts do), :data:`RETRIES`,
-:data:`FALLBACKS`, :data:`RETRY_ONS` (options the judge decides with: the model knows them),
-:data:`ROUTES` and :data:`CACHES` (options that choose an internal path and must change
-nothing), :data:`CALLS` and :data:`MAPS` (how the function is called).
+One line per entry: ``SCRIPTS`` (what attempts do), :data:`JUDGED` (options the judge decides
+with: the model knows them), :data:`ROUTES` and :data:`CACHES` (options that choose an
+internal path and must change nothing), :data:`CALLS` and :data:`MAP_WAYS` (how it is called).
 
-A map's ``stats()`` after mapping items equals the calls' stats summed over the items, field
-by field. Two fields could differ between calls and a map by definition and are kept equal
-here by construction: ``wait`` (items of a map compete for rate-limit and concurrency slots,
-sequential calls do not; testing mode makes every wait zero and the injected clock makes
-measured waits zero) and ``cooldowns`` (a breaker counts consecutive failures across calls,
-so how items interleave decides when it opens; ``cooldown_after`` is never reached here).
-Each item is its own key, so no item is a cache hit or follows another item's computation.
-``pauses`` is shared by design: a pause is set once for every caller, so items of one map that
-get the same server delay share one pause (the model counts the keys paused). Some scripts
-cannot share a map with others: a ``BaseException`` ends the whole map, and with fallback
-values a pause set by one item reorders the values of the others; they run in a map of their
-own.
+A map's ``stats()`` equals its items' call stats summed, field by field. Fields that could
+differ by definition are kept equal by construction: ``wait`` (a map's items compete for
+rate-limit and concurrency slots; here testing mode and the injected clock make every wait
+0) and ``cooldowns`` (breakers count consecutive failures across calls, so interleaving
+decides when one opens; ``cooldown_after`` is never reached). ``pauses`` is shared by design:
+items of one map paused with one key share one pause (the model counts the keys paused).
+Items are distinct keys: none is a cache hit or follows another's computation. A script with
+a ``BaseException`` ends its map, and with fallback values a pause reorders the other items'
+values: such scripts run in a map of their own.
 
-A case is one path and one configuration; its scripts run inside it. Where paths disagree
-today, :data:`KNOWN` names the scripts and why: such a case is an expected failure that holds
-only while exactly those scripts disagree (another script disagreeing fails it, and so does
-a listed one that agrees again).
+Where paths disagree today, :data:`KNOWN` names the scripts and why; such a case is an
+expected failure that holds only while exactly those scripts disagree.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,11 +34,13 @@ from typing import Any
 
 import pytest
 
-from opero import opero, operomap
-from opero.core.stats import Stats
 from opero.testing import set_testing
+from tests import judge_model as jm
 from tests import judge_scripts as js
 from tests.judge_scripts import SCRIPTS
+
+#: paths that return an awaitable as a value warn that it is never cached
+pytestmark = pytest.mark.filterwarnings("ignore:opero. work returned:UserWarning")
 
 #: the options the judge decides with: each field of :class:`~tests.judge_scripts.Config`
 JUDGED: dict[str, tuple[Any, ...]] = {
@@ -82,10 +74,10 @@ MAP_WAYS: list[Way] = [
     ("thread", "all", FEW, {}),
     ("async", "one", FEW, {"retries": (0, 2)}),
     ("async", "all", tuple(ROUTES), {}),
-    ("process", "all", FEW, {"retries": (0, 2)}),
+    ("process", "all", FEW, {"retries": (2,)}),
     ("process_async", "all", ("plain",), {"retries": (2,)}),
 ]
-MAP_STATS = "<the map's stats>"  #: a map of several items: its stats, summed over them
+MAP_STATS = jm.MAP_STATS
 
 
 @dataclass(frozen=True)
@@ -104,8 +96,22 @@ class Case:
     def options(self) -> dict[str, Any]:
         return self.config.options() | CACHES[self.cache] | ROUTES[self.route]
 
+    def call(self, script: str) -> jm.Seen:
+        fn = js.awork if self.flavor == "async" else js.work
+        return jm.call(fn, self.options(), script, self.config.kwargs(js.fresh_log()))
+
+    def map(self, log: str, items: list[str]) -> dict[str, jm.Seen]:
+        fn, mode = MAPS[self.flavor]
+        options = self.options() | {"mode": mode, "workers": 2, "progress": False}
+        return jm.mapped(fn, options, items, self.config.kwargs(log))
+
     def scripts(self) -> list[str]:
-        return [s for s in SCRIPTS if self.config.relevant(s)]
+        sync = self.flavor not in ("async", "process_async")  # the function is async
+        return [
+            s
+            for s in SCRIPTS
+            if self.config.relevant(s) and (sync or not js.codes(s) & js.SYNC_ONLY)
+        ]
 
     def names(self) -> set[str]:
         """What :func:`check` compares: each script, and a map of several items' stats."""
@@ -131,6 +137,9 @@ class Known:
     stats_only: bool = False
 
     def names(self, case: Case) -> set[str]:
+        """The names this entry lists for ``case``: none unless one of its scripts runs."""
+        if not self.scripts & set(case.scripts()):
+            return set()
         if self.stats_only and case.items == "all":
             return {MAP_STATS} & case.names()
         return self.scripts & case.names()
@@ -154,6 +163,7 @@ def worker_direct(c: Case) -> bool:  # an async map's worker awaits first attemp
 
 
 FOREIGN = frozenset({"foreign", "typeerror_then_ok"})  #: first attempt outside retry_on types
+AWAITABLES = frozenset({"returns_coroutine", "returns_awaitable"})  #: on the first attempt
 KNOWN: list[Known] = [
     Known(
         lambda c: direct_call(c) and c.cache == "off" and c.config.retry_on == "types",
@@ -199,6 +209,38 @@ KNOWN: list[Known] = [
         "map first-attempt fast path: a first attempt raising a BaseException (it stops the "
         "map) is counted as a success (stats successes={None: 1}; the judge: successes={})",
     ),
+    Known(
+        lambda c: direct_call(c) and c.cache == "off",
+        AWAITABLES,
+        "direct call path, a sync function returning an awaitable: a coroutine is refused "
+        "(TypeError) but counted as a success (successes={None: 1}); another awaitable is "
+        "not refused at all: returned as the value, a success (the judge: TypeError at once, "
+        "successes={})",
+    ),
+    Known(
+        lambda c: direct_call(c) and c.cache == "memory",
+        frozenset({"returns_awaitable"}),
+        "memory-cached direct call path: an awaitable that is not a coroutine, returned by a "
+        "sync function, is returned as the value (warned 'never cached') and counted as a "
+        "success (the judge: TypeError at once, successes={})",
+    ),
+    Known(
+        lambda c: c.api == "map" and c.flavor in ("thread", "process"),
+        AWAITABLES | {MAP_STATS},
+        "maps never refuse an awaitable returned by a sync function: a thread map returns it "
+        "as the item's value, a success; a process map returns an awaitable object as the "
+        "value, and a coroutine (unpicklable) fails as RemoteError('opero.UnpicklableResult"
+        "...'), retried like a transient error (the judge: TypeError at once, no retry)",
+    ),
+    Known(  # the awaitable comes after a ValueError: only with a retry or a fallback value
+        lambda c: (
+            c.api == "map"
+            and c.flavor in ("thread", "process")
+            and (c.config.retries > 0 or c.config.fallback == "list")
+        ),
+        frozenset({"returns_awaitable_later", MAP_STATS}),
+        "maps never refuse an awaitable returned by a sync function (on a later attempt too)",
+    ),
 ]
 
 
@@ -231,70 +273,9 @@ def cases(api: str) -> list[Any]:
     ]
 
 
-# ----- running a path ---------------------------------------------------------------------
-def call(case: Case, script: str) -> js.Seen:
-    fn = js.work if case.flavor == "sync" else js.awork
-    events: list[Any] = []
-    decorated: Any = opero(**case.options(), **js.hook_events(events))(fn)
-    kwargs = case.config.kwargs(js.fresh_log())
-    try:
-        if case.flavor == "sync":
-            result = decorated(script, **kwargs)
-        else:
-            result = asyncio.run(decorated(script, **kwargs))
-    except (Exception, js.Halt) as exc:
-        result = exc
-    return js.seen(result, fn, events, decorated.stats())
-
-
-def mapped(case: Case, log: str, items: list[str]) -> dict[str, js.Seen]:
-    fn, mode = MAPS[case.flavor]
-    events: list[Any] = []
-    options = case.options() | {"mode": mode, "workers": 2, "progress": False}
-    decorated: Any = operomap(**options, **js.hook_events(events), return_exceptions=True)(fn)
-    try:
-        results = decorated(items, **case.config.kwargs(log))
-        if asyncio.iscoroutine(results):
-            results = asyncio.run(results)
-    except js.Halt as exc:  # it ends the map: only a map of one item runs a Halt
-        results = [exc]
-    if len(items) == 1:
-        return {items[0]: js.seen(results[0], fn, events, decorated.stats())}
-    got = {s: js.seen(r, fn, [], Stats()) for s, r in zip(items, results, strict=True)}
-    got[MAP_STATS] = js.Seen((), (), tuple(sorted(events)), js.stats_of(decorated.stats()))
-    return got
-
-
-_wanted: dict[tuple[Any, ...], tuple[js.Seen, frozenset[Any]]] = {}
-
-
-def wanted(case: Case, script: str) -> tuple[js.Seen, frozenset[Any]]:
-    """The model's outcome, hook calls and stats (and the keys it paused); the text, and the
-    stats fields the model does not know, from the judge's own path (sync, no cache, a rate
-    limit: no shortcut taken)."""
-    key = (case.config, script)
-    if key not in _wanted:
-        e, paused = js.model(script, case.config)
-        judge = call(Case("call", "sync", "", "off", "rate_limit", case.config), script)
-        _wanted[key] = dataclasses.replace(e, text=judge.text, stats=judge.stats | e.stats), paused
-    return _wanted[key]
-
-
-def map_wanted(case: Case, items: list[str]) -> dict[str, js.Seen]:
-    if len(items) == 1:
-        return {items[0]: wanted(case, items[0])[0]}
-    wants = [wanted(case, s) for s in items]
-    want = {
-        s: dataclasses.replace(w, events=(), stats=js.stats_of(Stats()))
-        for s, (w, _) in zip(items, wants, strict=True)
-    }
-    want[MAP_STATS] = js.summed([w for w, _ in wants], frozenset().union(*(p for _, p in wants)))
-    return want
-
-
-def check(case: Case, got: dict[str, js.Seen], want: dict[str, js.Seen]) -> None:
+def check(case: Case, got: dict[str, jm.Seen], want: dict[str, jm.Seen]) -> None:
     """Every script as wanted, except exactly the ones :data:`KNOWN` lists for ``case``."""
-    wrong = {s: js.differences(got[s], want[s]) for s in want if got[s] != want[s]}
+    wrong = {s: jm.differences(got[s], want[s]) for s in want if got[s] != want[s]}
     listed, reason = known(case)
     unexpected = {s: d for s, d in wrong.items() if s not in listed}
     agreeing = sorted(listed - wrong.keys())
@@ -315,18 +296,20 @@ def _no_waits(clock: Any) -> Any:
 @pytest.mark.parametrize("case", cases("call"))
 def test_a_call_ends_as_the_judge_says(case: Case) -> None:
     scripts = case.scripts()
-    check(case, {s: call(case, s) for s in scripts}, {s: wanted(case, s)[0] for s in scripts})
+    check(
+        case, {s: case.call(s) for s in scripts}, {s: jm.wanted(case.config, s)[0] for s in scripts}
+    )
 
 
 @pytest.mark.parametrize("case", cases("map"))
 def test_a_map_item_ends_as_the_call_does(case: Case, tmp_path: Any) -> None:
-    got: dict[str, js.Seen] = {}
-    want: dict[str, js.Seen] = {}
+    got: dict[str, jm.Seen] = {}
+    want: dict[str, jm.Seen] = {}
     for n, items in enumerate(case.maps()):
         log = js.fresh_log()
         if case.flavor.startswith("process"):  # workers count attempts in files
             (tmp_path / str(n)).mkdir()
             log = str(tmp_path / str(n))
-        got |= mapped(case, log, items)
-        want |= map_wanted(case, items)
+        got |= case.map(log, items)
+        want |= jm.map_wanted(case.config, items)
     check(case, got, want)
