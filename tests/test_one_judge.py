@@ -64,18 +64,19 @@ MAPS: dict[str, tuple[Callable[..., Any], str]] = {
     "process_async": (js.awork, "process_async"),
 }
 #: how maps run the scripts: (MAPS key, items, routes, JUDGED values kept). Items "one": a
-#: map per script; "all": one map of every script. Fewer combinations where many maps or
-#: processes start: the routes a map treats alike (rate_limit, concurrency, cooldown: one
-#: attempt per free worker, judged by the pipeline) all run in async maps and calls.
+#: map per script (its stats compared item by item); "all": one map of every script. Fewer
+#: combinations where many maps or processes start: the routes a map treats alike
+#: (rate_limit, concurrency, cooldown: one attempt per free worker, judged by the pipeline)
+#: all run in async maps and in calls; "single" fallback and retries 0/1 in thread maps.
 FEW = ("plain", "rate_limit", "timeout")
 Way = tuple[str, str, tuple[str, ...], dict[str, tuple[Any, ...]]]
 MAP_WAYS: list[Way] = [
-    ("thread", "one", FEW, {"retries": (0, 2)}),
+    ("thread", "one", ("plain",), {"retries": (2,)}),
     ("thread", "all", FEW, {}),
-    ("async", "one", FEW, {"retries": (0, 2)}),
+    ("async", "one", FEW, {"retries": (2,)}),
     ("async", "all", tuple(ROUTES), {}),
-    ("process", "all", FEW, {"retries": (2,)}),
-    ("process_async", "all", ("plain",), {"retries": (2,)}),
+    ("process", "all", FEW, {"retries": (2,), "fallback": ("none", "list")}),
+    ("process_async", "all", ("plain",), {"retries": (2,), "fallback": ("none", "list")}),
 ]
 MAP_STATS = jm.MAP_STATS
 
