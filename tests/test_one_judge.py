@@ -193,7 +193,7 @@ KNOWN: list[Known] = [
         ),
         FOREIGN | {MAP_STATS},
         "map first-attempt fast path: a first attempt raising outside retry_on is retried "
-        "(foreign: KeyError of attempt #1 or #2 raised, attempts/failures=retries+1, "
+        "once (foreign: KeyError of attempt #1 raised, attempts=failures=2, retries=1, "
         "on_retry called; typeerror_then_ok: returns 'typeerror_then_ok:a:1' instead of "
         "raising TypeError; the judge: raised at once after 1 attempt, no retry)",
     ),
