@@ -1,0 +1,262 @@
+"""The reference model of ``tests/test_one_judge.py``, and what a user sees of a call.
+
+:func:`model` states what the documented rules make of one call of a script (see
+``tests/judge_scripts.py``): its outcome, ``on_retry``/``on_fallback`` calls and ``stats()``.
+:func:`call` and :func:`mapped` run a script through ``@opero`` or ``@operomap`` and return
+the same shape (:class:`Seen`), with the text a user reads (messages, notes) besides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opero import opero, operomap
+from opero.core.stats import Stats
+from tests.judge_scripts import (
+    RETRY_ON,
+    SYNC_ONLY,
+    VALUES,
+    Config,
+    Halt,
+    code_of,
+    exc_key,
+    fresh_log,
+    make,
+    retry_predicate,
+    work,
+)
+
+MAP_STATS = "<the map's stats>"  #: a map of several items: its stats, summed over them
+
+
+class _Any:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()  #: the model's "whatever the library says" (its text is compared instead)
+
+
+@dataclass
+class Seen:
+    """What a user sees of a call (or expects to)."""
+
+    outcome: tuple[Any, ...]  #: ("value", v) | ("raise", type, args) | ("all_failed", records)
+    text: tuple[Any, ...]  #: messages and notes
+    events: tuple[Any, ...]  #: ``on_retry`` / ``on_fallback`` calls, in order
+    stats: dict[str, Any]  #: ``stats()`` fields (the model's: those it knows)
+
+
+# ----- the model: what the documented rules make of one call -----------------------------
+def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
+    """One call of ``script`` under ``config``, with waits zero and the clock standing still
+    (no text: the judge's own path tells it), and the pause keys it set (none ends)."""
+    retries, retry_on = config.retries, config.retry_on
+    values = list(VALUES) if config.fallback == "list" else None
+    keys = [repr(v) for v in values] if values is not None else [None]
+    s: Counter[str] = Counter()
+    successes: Counter[str | None] = Counter()
+    records: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    dead: set[int] = set()
+    paused: set[str | None] = set()
+    round_, index, n = 1, 0, 0
+
+    def done(outcome: tuple[Any, ...]) -> tuple[Seen, frozenset[str | None]]:
+        stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
+        stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
+        return Seen(outcome, (), tuple(events), stats | {"wait": 0.0}), frozenset(paused)
+
+    while True:
+        # a paused value is skipped while another value of the round can start now
+        alive = [i for i in range(index, len(keys)) if i not in dead]
+        index = next((i for i in alive if keys[i] not in paused), alive[0])
+        value = values[index] if values is not None else "a"
+        code = code_of(script, n, value)
+        s["attempts"] += 1
+        if code == "ok":
+            successes[keys[index]] += 1
+            return done(("value", f"{script}:{value}:{n}"))
+        if code in SYNC_ONLY:  # an awaitable from a sync function: the call fails at once
+            return done(("raise", "TypeError", ANY))
+        exc = make(code, f"{script}#{n}@{value}")
+        n += 1
+        if not isinstance(exc, Exception):
+            return done(("raise", *exc_key(exc)))  # no outcome: not a failure either
+        s["failures"] += 1
+        if hasattr(exc, "retry_after"):
+            paused.add(keys[index])  # every caller holds back this value, retried or not
+        predicate = retry_on == "predicate"
+        if not isinstance(exc, Exception if predicate else RETRY_ON[retry_on]):
+            return done(("raise", *exc_key(exc)))  # outside retry_on: at once, unchanged
+        if predicate and not retry_predicate(exc):
+            return done(("raise", *exc_key(exc)))  # the predicate decides alone
+        # the status rule: a 404 is permanent for its value, unless the server says retry
+        should_retry = getattr(exc, "headers", {}).get("x-should-retry") == "true"
+        permanent = not predicate and getattr(exc, "status_code", 0) == 404 and not should_retry
+        records.append((round_, value if values is not None else None, *exc_key(exc)))
+        if permanent:
+            dead.add(index)
+        if values is not None:
+            following = [i for i in range(index + 1, len(values)) if i not in dead]
+            if following:
+                events.append(("fallback", value, values[following[0]], round_, *exc_key(exc)))
+                index = following[0]
+                continue
+        if values is None:
+            if permanent or round_ > retries:
+                return done(("raise", *exc_key(exc)))  # the last exception itself
+        elif round_ > retries or len(dead) == len(values):
+            return done(("all_failed", tuple(records)))
+        events.append(("retry", round_, *exc_key(exc)))
+        round_ += 1
+        s["retries"] += 1
+        index = 0
+
+
+# ----- what a path did, as comparable data ----------------------------------------------
+MAP_NOTE = "operomap item "  #: the map's own note naming the item's index
+
+
+def notes(exc: BaseException) -> tuple[str, ...]:
+    return tuple(n for n in getattr(exc, "__notes__", ()) if not n.startswith(MAP_NOTE))
+
+
+def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -> Seen:
+    """What a user sees of a call's result or exception (the function's name left out of
+    the text: a sync and an async function differ in it)."""
+    from opero import AllFailedError
+
+    if not isinstance(result, BaseException):
+        if inspect.iscoroutine(result):
+            result.close()  # a value no one will await
+        value = result if isinstance(result, str) else f"<{type(result).__qualname__}>"
+        return Seen(("value", value), (), tuple(events), stats_of(stats))
+    text: tuple[Any, ...] = (str(result).replace(f"{fn.__qualname__}:", "<fn>:"), notes(result))
+    outcome: tuple[Any, ...] = ("raise", *exc_key(result))
+    if isinstance(result, AllFailedError):
+        outcome = (
+            "all_failed",
+            tuple((a.round, a.value, *exc_key(a.exception)) for a in result.attempts),
+        )
+        same = [a.exception for a in result.attempts] == list(result.exceptions)
+        text += (same, tuple((str(e), notes(e)) for e in result.exceptions))
+    return Seen(outcome, text, tuple(events), stats_of(stats))
+
+
+def stats_of(stats: Stats) -> dict[str, Any]:
+    found = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    return found | {"successes": dict(stats.successes)}
+
+
+def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
+    """What a map of several items shows: the items' stats and hook calls together."""
+    total = stats_of(Stats())
+    for want in wants:
+        for name, value in want.stats.items():
+            if name == "successes":
+                for key, count in value.items():
+                    total[name][key] = total[name].get(key, 0) + count
+            else:
+                total[name] += value
+    total["pauses"] = len(paused)  # one pause per key, shared by every item
+    return Seen((), (), tuple(sorted(e for w in wants for e in w.events)), total)
+
+
+def differences(got: Seen, want: Seen) -> dict[str, Any]:
+    """Each field (stats fields one by one) where ``got`` is not ``want``."""
+    g, w = (
+        {"outcome": s.outcome, "text": s.text, "events": s.events, **s.stats} for s in (got, want)
+    )
+    return {
+        k: {"got": g.get(k), "want": w.get(k)} for k in g.keys() | w.keys() if g.get(k) != w.get(k)
+    }
+
+
+def hook_events(into: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """``on_retry`` and ``on_fallback`` hooks appending what they are told to ``into``."""
+
+    def on_retry(d: Any) -> None:
+        into.append(("retry", d.round, *exc_key(d.error)))
+
+    def on_fallback(d: Any) -> None:
+        into.append(("fallback", d.failed_value, d.next_value, d.round, *exc_key(d.error)))
+
+    return {"on_retry": on_retry, "on_fallback": on_fallback}
+
+
+# ----- running a path (options as the decorators take them) --------------------------
+def call(
+    fn: Callable[..., Any], options: dict[str, Any], script: str, kwargs: dict[str, Any]
+) -> Seen:
+    """One ``@opero`` call of ``script``, as its user sees it."""
+    events: list[Any] = []
+    decorated: Any = opero(**options, **hook_events(events))(fn)
+    try:
+        result = decorated(script, **kwargs)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+    except (Exception, Halt) as exc:
+        result = exc
+    return seen(result, fn, events, decorated.stats())
+
+
+def mapped(
+    fn: Callable[..., Any], options: dict[str, Any], items: list[str], kwargs: dict[str, Any]
+) -> dict[str, Seen]:
+    """One ``@operomap`` call over ``items``: each item as its user sees it, and with several
+    items, the map's stats and hook calls under :data:`MAP_STATS`."""
+    events: list[Any] = []
+    decorated: Any = operomap(**options, **hook_events(events), return_exceptions=True)(fn)
+    try:
+        results = decorated(items, **kwargs)
+        if asyncio.iscoroutine(results):
+            results = asyncio.run(results)
+    except Halt as exc:  # it ends the map: only a map of one item runs a Halt
+        results = [exc]
+    if len(items) == 1:
+        return {items[0]: seen(results[0], fn, events, decorated.stats())}
+    got = {s: seen(r, fn, [], Stats()) for s, r in zip(items, results, strict=True)}
+    got[MAP_STATS] = Seen((), (), tuple(sorted(events)), stats_of(decorated.stats()))
+    return got
+
+
+# ----- what a path should show ------------------------------------------------------
+#: the judge's own path: sync, no cache, a rate limit (no shortcut taken; no wait in testing)
+JUDGE = {"cache": False, "rate_limit": 1000}
+_wanted: dict[tuple[Config, str], tuple[Seen, frozenset[str | None]]] = {}
+
+
+def wanted(config: Config, script: str) -> tuple[Seen, frozenset[str | None]]:
+    """The model's outcome, hook calls and stats (and the keys it paused); the text, and the
+    stats fields the model does not know, from the judge's own path."""
+    if (config, script) not in _wanted:
+        e, paused = model(script, config)
+        options = config.options() | JUDGE
+        judge = call(work, options, script, config.kwargs(fresh_log()))
+        seen_ = dataclasses.replace(e, text=judge.text, stats=judge.stats | e.stats)
+        _wanted[config, script] = seen_, paused
+    return _wanted[config, script]
+
+
+def map_wanted(config: Config, items: list[str]) -> dict[str, Seen]:
+    """What a map of ``items`` should show (see :func:`mapped`)."""
+    if len(items) == 1:
+        return {items[0]: wanted(config, items[0])[0]}
+    wants = [wanted(config, s) for s in items]
+    want = {
+        s: dataclasses.replace(w, events=(), stats=stats_of(Stats()))
+        for s, (w, _) in zip(items, wants, strict=True)
+    }
+    paused = frozenset[str | None]().union(*(p for _, p in wants))
+    want[MAP_STATS] = summed([w for w, _ in wants], paused)
+    return want
