@@ -165,82 +165,15 @@ def worker_direct(c: Case) -> bool:  # an async map's worker awaits first attemp
 
 FOREIGN = frozenset({"foreign", "typeerror_then_ok"})  #: first attempt outside retry_on types
 AWAITABLES = frozenset({"returns_coroutine", "returns_awaitable"})  #: on the first attempt
+#: where a path disagrees with the judge: none (every path goes through it). An entry
+#: names the cases, the scripts and why; such a case is an expected failure that holds only
+#: while exactly those scripts disagree.
 KNOWN: list[Known] = [
     Known(
-        lambda c: direct_call(c) and c.cache == "off" and c.config.retry_on == "types",
-        FOREIGN,
-        "direct call path: a first attempt raising outside retry_on is counted as a success "
-        "(stats successes={None: 1}, failures=0; the judge: successes={}, failures=1)",
-    ),
-    Known(
-        lambda c: direct_call(c) and c.cache == "off",
-        frozenset({"halt"}),
-        "direct call path: a first attempt raising a BaseException is counted as a success "
-        "(stats successes={None: 1}; the judge: successes={})",
-    ),
-    Known(
-        lambda c: direct_call(c) and c.cache == "memory" and c.config.retry_on == "types",
-        FOREIGN,
-        "memory-cached direct call path: a first attempt raising outside retry_on is not "
-        "counted as a failure (stats failures=0; the judge: failures=1)",
-    ),
-    Known(
-        lambda c: (
-            c.api == "map"
-            and first_fast(c)
-            and c.config.retry_on == "types"
-            and c.config.retries > 0
-        ),
-        FOREIGN | {MAP_STATS},
-        "map first-attempt fast path: a first attempt raising outside retry_on is retried "
-        "once (foreign: KeyError of attempt #1 raised, attempts=failures=2, retries=1, "
-        "on_retry called; typeerror_then_ok: returns 'typeerror_then_ok:a:1' instead of "
-        "raising TypeError; the judge: raised at once after 1 attempt, no retry)",
-    ),
-    Known(  # in a map of several items, their stats show in the map's only
-        lambda c: c.api == "map" and worker_direct(c) and c.config.retry_on == "types",
-        FOREIGN,
-        "async map worker coroutine: a first attempt raising outside retry_on is counted as "
-        "a success (stats successes={None: 1}, failures=0; the judge: failures=1)",
-        stats_only=True,
-    ),
-    Known(
-        lambda c: c.api == "map" and (first_fast(c) or worker_direct(c)),
-        frozenset({"halt"}),
-        "map first-attempt fast path: a first attempt raising a BaseException (it stops the "
-        "map) is counted as a success (stats successes={None: 1}; the judge: successes={})",
-    ),
-    Known(
-        lambda c: direct_call(c) and c.cache == "off",
-        AWAITABLES,
-        "direct call path, a sync function returning an awaitable: a coroutine is refused "
-        "(TypeError) but counted as a success (successes={None: 1}); another awaitable is "
-        "not refused at all: returned as the value, a success (the judge: TypeError at once, "
-        "successes={})",
-    ),
-    Known(
-        lambda c: direct_call(c) and c.cache == "memory",
-        frozenset({"returns_awaitable"}),
-        "memory-cached direct call path: an awaitable that is not a coroutine, returned by a "
-        "sync function, is returned as the value (warned 'never cached') and counted as a "
-        "success (the judge: TypeError at once, successes={})",
-    ),
-    Known(
-        lambda c: c.api == "map" and c.flavor in ("thread", "process"),
-        AWAITABLES | {MAP_STATS},
-        "maps never refuse an awaitable returned by a sync function: a thread map returns it "
-        "as the item's value, a success; a process map returns an awaitable object as the "
-        "value, and a coroutine (unpicklable) fails as RemoteError('opero.UnpicklableResult"
-        "...'), retried like a transient error (the judge: TypeError at once, no retry)",
-    ),
-    Known(  # the awaitable comes after a ValueError: only with a retry or a fallback value
-        lambda c: (
-            c.api == "map"
-            and c.flavor in ("thread", "process")
-            and (c.config.retries > 0 or c.config.fallback == "list")
-        ),
-        frozenset({"returns_awaitable_later", MAP_STATS}),
-        "maps never refuse an awaitable returned by a sync function (on a later attempt too)",
+        lambda c: c.api == "map" and c.flavor == "process",
+        frozenset({"returns_coroutine", MAP_STATS}),
+        "process map: a coroutine returned by a sync function cannot cross back from the "
+        "worker and fails as UnpicklableResult, retried (the judge: TypeError at once)",
     ),
 ]
 

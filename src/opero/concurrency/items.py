@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opero.cache.store import MISS
+from opero.core.callables import CoroutineType
 from opero.core.drive import AsyncInvoke, drive_async, invoker_async
 
 if TYPE_CHECKING:
@@ -131,11 +132,11 @@ class ItemPaths:
         outcome: Outcome,
     ) -> None:
         ok, value, _tb = outcome
-        if ok:
+        if ok and type(value) is not CoroutineType:  # (a coroutine: judged, refused)
             self.store(key, flight, value, call_args)
             self.completion.finish(index, True, value)
             return
-        self.completion.spawn(self.retry(index, key, flight, call_args, value))
+        self.completion.spawn(self.retry(index, key, flight, call_args, outcome[:2]))
 
     def fatal(self, exc: BaseException) -> bool:
         """Whether ``exc`` (not an ``Exception``) came from the function, not from this
@@ -151,15 +152,17 @@ class ItemPaths:
         key: Hashable | None,
         flight: Flight | None,
         call_args: tuple[Any, ...],
-        failure: BaseException,
+        first: BaseException | tuple[bool, Any],
     ) -> None:
-        """The rest of an item's call after its first attempt, made on a fast path, failed:
-        the judge settles that failure first."""
+        """The rest of an item's call after its first attempt, made on a fast path, did not
+        simply succeed: the judge settles that outcome first (``first``: the exception, or
+        ``(ok, value)``)."""
         layer = self.layer
         judge = self.judge
         try:
             call = judge.call(call_args, self.kwargs, plain=True)
-            value = await drive_async(judge, call, self.invoke, (False, failure), self.gate)
+            outcome = first if isinstance(first, tuple) else (False, first)
+            value = await drive_async(judge, call, self.invoke, outcome, self.gate)
         except BaseException as exc:
             if key is not None and flight is not None:
                 assert layer is not None

@@ -41,7 +41,7 @@ class Call:
     make, the walk over rounds x values (made when first needed) and the arguments of the
     attempt being made."""
 
-    __slots__ = ("args", "calls", "kwargs", "plain", "sync", "ticket", "values", "walk")
+    __slots__ = ("args", "calls", "kwargs", "plain", "ticket", "values", "walk")
 
     def __init__(
         self,
@@ -58,8 +58,6 @@ class Call:
         self.walk: Attempts | None = None
         #: the first attempt was made on a fast path (counted there as a plain call)
         self.plain = plain
-        #: the attempts run on this thread: an awaitable result means a misdeclared function
-        self.sync = False
         #: the cooldown breaker's ticket of the attempt being made (None without cooldowns)
         self.ticket: Ticket | None = None
 

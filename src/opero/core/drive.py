@@ -87,7 +87,6 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
 
 def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
     """Run ``call`` to its end on this thread."""
-    call.sync = True
     outcome = first if first is not None else _attempt(judge, call, invoke)
     while True:
         wait = judge.settle(call, *outcome)

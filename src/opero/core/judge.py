@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from opero.core.call import Booking, Call, Services
-from opero.core.callables import is_async_callable, refuse_awaitable
+from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.fallback import Fallback
 from opero.core.holds import Holds
@@ -182,9 +182,8 @@ class Judge:
         """What the outcome of the attempt means: None to return ``value``, or the seconds
         to wait before the next attempt. Raises the exception that ends the call."""
         if ok:
-            if call.sync and inspect.isawaitable(value):
+            if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
                 self._failed_plain(call)
-                self.counters.failures += 1
                 refuse_awaitable(self.name, value)
             key = Holds.key(call.values, call.index)
             self.holds.succeeded(key, call.ticket)
