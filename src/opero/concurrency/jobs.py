@@ -1,11 +1,12 @@
 """Jobs waiting for worker processes, and how many go in one batch.
 
 A job is a list of attempts with one shared ``kwargs`` and one callback that gets their
-results. Until an attempt has been measured, a batch is one job and the first jobs hold one
-attempt each, so work spreads over every worker from the first item; then process slots take
-queued jobs up to about ``queued / workers`` attempts, at most ``batch_max``, sized so that a
-batch takes about ``BATCH_SECONDS``. A batch whose worker died re-runs attempt by attempt
-("solo"), reassembled per job.
+results. Until an attempt has been measured, batches hold one attempt each (jobs a few, the
+first one per worker), so work spreads over every worker from the first item and slow
+attempts never queue up together; then process slots take queued jobs up to about
+``queued / workers`` attempts, at most ``batch_max``, sized so that a batch takes about
+``BATCH_SECONDS``: a job larger than that is cut, its parts answering as one. A batch whose
+worker died re-runs attempt by attempt ("solo"), reassembled per job.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "BATCH_SECONDS",
     "JOB_MAX",
     "REQUEUE",
+    "UNMEASURED_JOB",
     "Failures",
     "Job",
     "JobCallback",
@@ -33,6 +35,8 @@ __all__ = [
 
 BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
 JOB_MAX = 256  #: attempts per job, at most
+#: attempts per job before any is measured: they may be slow, and a job answers once
+UNMEASURED_JOB = 8
 
 Callback = Callable[[Outcome], None]
 Failures = dict[int, tuple[BaseException, str | None]]
@@ -97,6 +101,51 @@ class Gather:
             self.job.callback(self.values, self.failures)
 
 
+class Whole:
+    """A job cut into parts (:func:`split`): its callback runs once every part answered."""
+
+    __slots__ = ("callback", "failures", "left", "values")
+
+    def __init__(self, callback: JobCallback, n: int) -> None:
+        self.callback = callback
+        self.values: list[Any] = [None] * n
+        self.failures: Failures = {}
+        self.left = n
+
+    def fill(self, offset: int, values: list[Any], failures: Failures) -> None:
+        self.values[offset : offset + len(values)] = values
+        for n, failure in failures.items():
+            self.failures[offset + n] = failure
+        self.left -= len(values)
+        if self.left == 0:
+            self.callback(self.values, self.failures)
+
+
+class Piece:
+    """The callback of one part of a :class:`Whole`, from position ``offset``."""
+
+    __slots__ = ("offset", "whole")
+
+    def __init__(self, whole: Whole, offset: int) -> None:
+        self.whole = whole
+        self.offset = offset
+
+    def __call__(self, values: list[Any], failures: Failures) -> None:
+        self.whole.fill(self.offset, values, failures)
+
+
+def split(job: Job, n: int) -> tuple[Job, Job]:
+    """``job`` as its first ``n`` attempts and the rest, answering as one job."""
+    callback = job.callback
+    if isinstance(callback, Piece):  # a part already: cut it further, not nested
+        whole, base = callback.whole, callback.offset
+    else:
+        whole, base = Whole(callback, len(job.rows)), 0
+    rows = job.rows
+    head = Job(rows[:n], job.kwargs, Piece(whole, base), single=job.single)
+    return head, Job(rows[n:], job.kwargs, Piece(whole, base + n), single=job.single)
+
+
 class Requeue:
     """The batch never ran: its worker died while it waited in the pipe."""
 
@@ -132,13 +181,19 @@ class JobQueue:
         self.queued = 0
 
     def take(self) -> list[Job]:
-        """The next batch: the first job, and more while they fit in one batch."""
+        """The next batch: the first job (its first part, if it holds more attempts than a
+        batch may), and more while they fit in one batch."""
         queue = self.jobs
         first = queue.popleft()
         jobs = [first]
         count = len(first.rows)
         if not first.solo:
             n = self.batch_size()
+            if count > n:  # a batch never holds more than about BATCH_SECONDS of work
+                first, rest = split(first, n)
+                queue.appendleft(rest)
+                self.queued -= n
+                return [first]
             while queue and not queue[0].solo and count + len(queue[0].rows) <= n:
                 job = queue.popleft()
                 jobs.append(job)
@@ -158,14 +213,15 @@ class JobQueue:
         return n
 
     def job_size(self, ready: int) -> int:
-        """How many of ``ready`` attempts a caller should put in one job: before anything
-        is measured, enough jobs for every worker to get several; then about half a
-        batch's worth (few for slow attempts, so they spread over workers)."""
+        """How many of ``ready`` attempts a caller should put in one job: before anything is
+        measured, enough jobs for every worker to get several, at most ``UNMEASURED_JOB``
+        attempts (a job answers once: its attempts may be slow); then about half a batch's
+        worth (few for slow attempts, so they spread over workers)."""
         if self.batch_max == 1:
             return 1
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return max(1, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
+            return max(1, min(UNMEASURED_JOB, math.ceil(ready / (self.workers * 4))))
         if per_attempt <= 0:
             return JOB_MAX
         return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
