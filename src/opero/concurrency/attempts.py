@@ -20,7 +20,7 @@ from typing import Any
 from opero.concurrency.crossing import portable_failure
 from opero.core.callables import is_async_callable
 from opero.core.timeout import call_with_timeout, timeout_error
-from opero.errors import OperoError, RemoteError
+from opero.errors import OperoError, RemoteError, UnpicklableError
 
 __all__ = [
     "ByValue",
@@ -29,6 +29,7 @@ __all__ = [
     "RemoteTraceback",
     "Results",
     "Segment",
+    "UnpicklableResultError",
     "attach_remote_traceback",
     "portable_results",
     "process_target",
@@ -249,11 +250,18 @@ def portable_results(results: Results) -> Results:
     return values, checked
 
 
-def _unpicklable_result(value: object, exc: BaseException) -> RemoteError:
-    return RemoteError(
+class UnpicklableResultError(RemoteError, UnpicklableError):
+    """A result that cannot be pickled in the worker to come back: an
+    :class:`~opero.errors.UnpicklableError` (never retried: the next attempt would return
+    the same kind of value) and, as before, a :class:`~opero.errors.RemoteError`."""
+
+
+def _unpicklable_result(value: object, exc: BaseException) -> UnpicklableResultError:
+    return UnpicklableResultError(
         "opero.UnpicklableResult",
         f"the result ({type(value).__qualname__}) cannot be sent back from the worker "
-        f"process: {exc!r}; return a picklable value or use mode='thread'",
+        f"process, it cannot be pickled: {exc!r}; return a picklable value (plain data, or "
+        "an object without locks, clients or open files) or use mode='thread'",
     )
 
 
