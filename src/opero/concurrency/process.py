@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from opero.concurrency.attempts import ByValue, FunctionRef, Outcome, Results, Segment
+from opero.concurrency.crossing import attempts_in, unloadable_answer, unreadable_error
 from opero.concurrency.spill import SIZE as SPILL_SIZE
 from opero.concurrency.spill import (
     Part,
@@ -243,7 +244,7 @@ class ProcessWorker:
                 continue
             future, batch = sent
             if type(results) is Unreadable:
-                _settle(future, error=unreadable_error(batch, results))
+                _settle(future, error=unreadable_error(batch, results.reason))
             elif isinstance(results, Exception):
                 _settle(future, error=unloadable_answer(batch, results))
             else:
@@ -265,7 +266,7 @@ class ProcessWorker:
             waiting, self._sent = list(self._sent), deque()
             parts, self._parts = self._parts, []
             running = self._answered + 1
-        if waiting and loading(self.spill, running) and _size(waiting[0][1]) > 1:
+        if waiting and loading(self.spill, running) and attempts_in(waiting[0][1]) > 1:
             # it died unpickling a batch of several: which one killed it is unknown, so
             # they run again one by one (a crash of one alone is its own attempt's)
             error: BaseException = WorkerCrashedError(
@@ -328,41 +329,3 @@ class ProcessWorker:
                 self.spill.close()
             except BufferError:  # a late reader still holds a view: freed with it
                 pass
-
-
-def _size(batch: list[Segment]) -> int:
-    return sum(len(rows) for rows, _, _ in batch)
-
-
-def _what(batch: list[Segment]) -> str:
-    """The attempt of a one-attempt batch, by the types of its item and arguments."""
-    if _size(batch) != 1:
-        return f"one of a batch of {_size(batch)} attempts"
-    rows, kwargs, single = batch[0]
-    args = (rows[0],) if single else tuple(rows[0])
-    what = f"the item ({type(args[0]).__qualname__})" if args else "the call"
-    extra = [type(a).__qualname__ for a in (*args[1:], *kwargs.values())]
-    return f"{what} or its arguments ({', '.join(extra)})" if extra else what
-
-
-def unreadable_error(batch: list[Segment], answer: Unreadable) -> UnpicklableError:
-    """The error for a batch the worker could not unpickle (never retried: it would fail
-    the same way)."""
-    return UnpicklableError(
-        f"{_what(batch)} reached the worker process but cannot be unpickled there "
-        f"({answer.reason}). A class defined in the script run as __main__ (under the spawn "
-        "or forkserver start method, or inside `if __name__ == '__main__':`) cannot be "
-        "loaded by worker processes: define it in an importable module; and an object's "
-        "__setstate__ or __reduce__ must work in a fresh process. Or use mode='thread'."
-    )
-
-
-def unloadable_answer(batch: list[Segment], exc: Exception) -> UnpicklableError:
-    """The error for results the worker sent but the caller cannot unpickle."""
-    error = UnpicklableError(
-        f"the result of {_what(batch)} came back from the worker process but cannot be "
-        f"unpickled here: {exc!r}; return values whose class the caller can import and "
-        "load (or use mode='thread')"
-    )
-    error.__cause__ = exc
-    return error
