@@ -169,3 +169,42 @@ def test_an_item_that_kills_the_worker_while_loading_fails_alone(tmp_path: Path)
     assert [r for i, r in enumerate(results) if i != 120] == [i for i in range(200) if i != 120]
     runs = Counter(int(line) for line in log.read_text().split())
     assert 120 not in runs and all(runs[i] == 1 for i in range(200) if i != 120), runs
+
+
+def _load_outside(caller: int) -> LoadsOnlyOutside:
+    if os.getpid() == caller:
+        raise RuntimeError("this value cannot be loaded in the caller")
+    return LoadsOnlyOutside(caller)
+
+
+class LoadsOnlyOutside:
+    """A result that pickles in the worker but cannot be unpickled in the caller."""
+
+    def __init__(self, caller: int) -> None:
+        self.caller = caller
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_load_outside, (self.caller,))
+
+
+def returns_unloadable(job: tuple[str, int, int]) -> object:
+    log, x, caller = job
+    with open(log, "a") as f:
+        f.write(f"{x}\n")
+    return LoadsOnlyOutside(caller) if x == 3 else x
+
+
+def test_a_result_the_caller_cannot_load_fails_once_without_retry(tmp_path: Path) -> None:
+    log = tmp_path / "runs"
+    mapped = operomap(
+        mode="process", workers=2, cache=False, progress=False, retries=3, min_delay=0
+    )(returns_unloadable)
+    with pytest.raises(OperomapError) as info:
+        mapped([(str(log), i, os.getpid()) for i in range(8)])
+    error = info.value.results[3]
+    assert isinstance(error, UnpicklableError), repr(error)
+    assert "result of the item (tuple)" in str(error)
+    assert "cannot be unpickled here" in str(error)
+    assert isinstance(error.__cause__, RuntimeError)
+    runs = Counter(int(line) for line in log.read_text().split())
+    assert runs[3] == 1, "a result the caller cannot load was retried"

@@ -9,9 +9,9 @@ of its batch. So each worker, as it starts:
   when the parent *thread* that started the worker ends: opero starts workers from the thread
   running the map's event loop, which stops them before it ends;
 - everywhere, runs a watcher thread that waits on a process descriptor of the caller (Linux,
-  no wake-ups) or checks every 0.2 s that its parent has not changed and the caller still
-  exists, and ends the process at once when the caller is gone. Under the forkserver start
-  method the parent is the fork server: the caller itself is watched too.
+  no wake-ups; Windows, the parent's handle) or checks every 0.2 s that its parent has not
+  changed and the caller still exists, and ends the process at once when the caller is gone.
+  Under the forkserver start method the parent is the fork server: the caller is watched.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def _death_signal() -> None:
 
 
 def _alive(caller: int, parent: int) -> bool:
+    if sys.platform == "win32":  # no re-parenting, and os.kill would end the caller
+        return True
     if os.getppid() != parent:
         return False
     if caller == parent:
@@ -80,6 +82,14 @@ def _watch(caller: int, parent: int) -> None:
             poll.register(descriptor, select.POLLIN)
             poll.poll()  # readable once the caller has ended
         os._exit(_GONE)
+    if sys.platform == "win32":  # spawn only: the parent is the caller; wait on its handle
+        import multiprocessing
+
+        process = multiprocessing.parent_process()
+        if process is not None:
+            process.join()
+            os._exit(_GONE)
+        return
     while _alive(caller, parent):
         time.sleep(POLL_SECONDS)
     os._exit(_GONE)
