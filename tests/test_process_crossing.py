@@ -208,3 +208,32 @@ def test_a_result_the_caller_cannot_load_fails_once_without_retry(tmp_path: Path
     assert isinstance(error.__cause__, RuntimeError)
     runs = Counter(int(line) for line in log.read_text().split())
     assert runs[3] == 1, "a result the caller cannot load was retried"
+
+
+GUARDED_METHOD = textwrap.dedent(
+    """
+    import multiprocessing, sys
+    from opero import operomap
+
+    if __name__ == "__main__":
+        multiprocessing.set_start_method("spawn")
+
+        class Guarded:  # a spawn worker cannot import it, so cannot load its bound method
+            def run(self, x):
+                return x
+
+        mapped = operomap(mode="process", workers=2, cache=False, progress=False, retries=2,
+                          min_delay=0, return_exceptions=True)(Guarded().run)
+        print(*sorted({type(r).__name__ for r in mapped(range(6))}))
+    """
+)
+
+
+def test_a_function_the_spawned_worker_cannot_load_fails_its_items(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(GUARDED_METHOD)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["UnpicklableError"]  # at once: the first build respawned

@@ -23,7 +23,7 @@ from opero.concurrency.attempts import ByValue, FunctionRef, Results, portable_r
 from opero.concurrency.parent_watch import watch_parent
 from opero.concurrency.spill import SpillWriter, run_spilled
 from opero.core.callables import is_async_callable
-from opero.errors import OperoError
+from opero.errors import UnpicklableError
 
 __all__ = ["Unreadable", "serve"]
 
@@ -61,7 +61,7 @@ def serve(
         fn = target.resolve()
         concurrent = is_async_callable(fn)
     except Exception as exc:
-        setup_error = OperoError(
+        setup_error = UnpicklableError(
             f"the worker process cannot load {name}: {exc!r}; a process mode needs a "
             "function defined at module level in an importable module (or in a script under "
             "`if __name__ == '__main__':` guards)"
