@@ -16,25 +16,40 @@ of its batch. So each worker, as it starts:
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
 import sys
 import threading
 import time
+from typing import Any
 
-__all__ = ["POLL_SECONDS", "watch_parent"]
+__all__ = ["POLL_SECONDS", "preload", "watch_parent"]
 
 POLL_SECONDS = 0.2  #: how often the watcher looks where it cannot wait on the caller
 _PR_SET_PDEATHSIG = 1
 _GONE = 70  #: exit status of a worker whose caller died (nobody is left to read it)
 
 
+@functools.cache
+def preload() -> Any:
+    """libc's ``prctl`` (None where there is none), looked up once: called in the caller, a
+    forked worker inherits it and starts without importing ``ctypes`` (milliseconds)."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # no prctl here: the watcher thread is enough
+        return None
+
+
 def watch_parent(caller: int) -> None:
     """End this process soon after ``caller`` (the process running the map) ends."""
     parent = os.getppid()
-    if sys.platform == "linux":
-        _death_signal()
+    _death_signal()
     if not _alive(caller, parent):  # it died before the watch began
         os._exit(_GONE)
     threading.Thread(
@@ -43,13 +58,9 @@ def watch_parent(caller: int) -> None:
 
 
 def _death_signal() -> None:
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl here: the watcher thread is enough
-        pass
+    prctl = preload()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _alive(caller: int, parent: int) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 
 from opero.concurrency.attempts import ByValue, FunctionRef, Outcome, Results, Segment
 from opero.concurrency.crossing import attempts_in, unloadable_answer, unreadable_error
+from opero.concurrency.parent_watch import preload
 from opero.concurrency.spill import SIZE as SPILL_SIZE
 from opero.concurrency.spill import (
     Part,
@@ -135,7 +136,10 @@ class ProcessWorker:
             )
             # under spawn and forkserver the function travels pickled, so a worker that
             # cannot load it fails its attempts instead of dying at start, again and again
-            target = ref if ctx.get_start_method() == "fork" else pickle.dumps(ref)
+            forked = ctx.get_start_method() == "fork"
+            target = ref if forked else pickle.dumps(ref)
+            if forked:
+                preload()
             self.process: multiprocessing.process.BaseProcess = ctx.Process(
                 target=_worker_main,
                 args=(child, target, timeout, self.spill, os.getpid()),
