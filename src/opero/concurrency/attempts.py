@@ -17,10 +17,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from opero.concurrency.crossing import portable_failure
+from opero.concurrency.crossing import UnpicklableResultError, portable_results
 from opero.core.callables import is_async_callable
 from opero.core.timeout import call_with_timeout, timeout_error
-from opero.errors import OperoError, RemoteError
 
 __all__ = [
     "ByValue",
@@ -29,6 +28,7 @@ __all__ = [
     "RemoteTraceback",
     "Results",
     "Segment",
+    "UnpicklableResultError",
     "attach_remote_traceback",
     "portable_results",
     "process_target",
@@ -232,33 +232,6 @@ async def _run_async_segments(
             failures[i] = (value, tb)
             values.append(None)
     return values, failures
-
-
-def portable_results(results: Results) -> Results:
-    """``results`` with every value and exception able to cross a process boundary."""
-    values, failures = results
-    checked = {i: portable_failure(exc, tb) for i, (exc, tb) in failures.items()}
-    for i, value in enumerate(values):
-        if i in checked:
-            continue
-        try:
-            pickle.dumps(value)
-        except Exception as exc:
-            values[i] = None
-            checked[i] = (_unpicklable_result(value, exc), None)
-    return values, checked
-
-
-def _unpicklable_result(value: object, exc: BaseException) -> RemoteError:
-    return RemoteError(
-        "opero.UnpicklableResult",
-        f"the result ({type(value).__qualname__}) cannot be sent back from the worker "
-        f"process: {exc!r}; return a picklable value or use mode='thread'",
-    )
-
-
-class WorkerSetupError(OperoError):
-    """The worker could not load the function it is to run."""
 
 
 class RemoteTraceback(Exception):

@@ -9,6 +9,10 @@ the caller as in the worker. Unpickling a :class:`Rebuilt` in the caller builds 
 (without running its ``__init__``); a class the caller cannot import, or that cannot be
 built, arrives as a :class:`~opero.errors.RemoteError` with its type name, message,
 traceback and the server-directed delay read in the worker.
+
+Items going the other way that pickle in the caller but cannot be loaded in the worker, and
+answers the caller cannot load, fail as :class:`~opero.errors.UnpicklableError` naming what
+did not cross (:func:`unreadable_error`, :func:`unloadable_answer`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,25 @@ from __future__ import annotations
 import importlib
 import pickle
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opero.core.retry import retry_after_of
-from opero.errors import RemoteError
+from opero.errors import RemoteError, UnpicklableError
 
-__all__ = ["Rebuilt", "ResponseStandIn", "portable_failure", "rebuild_exception"]
+if TYPE_CHECKING:
+    from opero.concurrency.attempts import Results, Segment
+
+__all__ = [
+    "Rebuilt",
+    "ResponseStandIn",
+    "UnpicklableResultError",
+    "attempts_in",
+    "portable_failure",
+    "portable_results",
+    "rebuild_exception",
+    "unloadable_answer",
+    "unreadable_error",
+]
 
 #: attributes that hold an HTTP response (replaced by a stand-in, not dropped)
 _RESPONSES = ("response",)
@@ -161,3 +178,72 @@ def portable_failure(exc: BaseException, tb: str | None) -> tuple[BaseException,
     return RemoteError(
         f"{t.__module__}.{t.__qualname__}", str(exc), tb or "", rebuilt.retry_after
     ), tb
+
+
+def attempts_in(batch: list[Segment]) -> int:
+    """How many attempts a batch holds."""
+    return sum(len(rows) for rows, _, _ in batch)
+
+
+def _what(batch: list[Segment]) -> str:
+    """The attempt of a one-attempt batch, by the types of its item and arguments."""
+    if attempts_in(batch) != 1:
+        return f"one of a batch of {attempts_in(batch)} attempts"
+    rows, kwargs, single = batch[0]
+    args = (rows[0],) if single else tuple(rows[0])
+    what = f"the item ({type(args[0]).__qualname__})" if args else "the call"
+    extra = [type(a).__qualname__ for a in (*args[1:], *kwargs.values())]
+    return f"{what} or its arguments ({', '.join(extra)})" if extra else what
+
+
+def unreadable_error(batch: list[Segment], reason: str) -> UnpicklableError:
+    """The error for a batch the worker could not unpickle (never retried: it would fail
+    the same way)."""
+    return UnpicklableError(
+        f"{_what(batch)} reached the worker process but cannot be unpickled there "
+        f"({reason}). A class defined inside `if __name__ == '__main__':` of a script "
+        "cannot be loaded by worker processes under the spawn or forkserver start method: "
+        "define it at module level or in an importable module; an object's __setstate__ "
+        "or __reduce__ must work in a fresh process. Or use mode='thread'."
+    )
+
+
+def unloadable_answer(batch: list[Segment], exc: Exception) -> UnpicklableError:
+    """The error for results the worker sent but the caller cannot unpickle."""
+    error = UnpicklableError(
+        f"the result of {_what(batch)} came back from the worker process but cannot be "
+        f"unpickled here: {exc!r}; return values whose class the caller can import and "
+        "load (or use mode='thread')"
+    )
+    error.__cause__ = exc
+    return error
+
+
+def portable_results(results: Results) -> Results:
+    """``results`` with every value and exception able to cross a process boundary."""
+    values, failures = results
+    checked = {i: portable_failure(exc, tb) for i, (exc, tb) in failures.items()}
+    for i, value in enumerate(values):
+        if i in checked:
+            continue
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            values[i] = None
+            checked[i] = (_unpicklable_result(value, exc), None)
+    return values, checked
+
+
+class UnpicklableResultError(RemoteError, UnpicklableError):
+    """A result that cannot be pickled in the worker to come back: an
+    :class:`~opero.errors.UnpicklableError` (never retried: the next attempt would return
+    the same kind of value) and, as before, a :class:`~opero.errors.RemoteError`."""
+
+
+def _unpicklable_result(value: object, exc: BaseException) -> UnpicklableResultError:
+    return UnpicklableResultError(
+        "opero.UnpicklableResult",
+        f"the result ({type(value).__qualname__}) cannot be sent back from the worker "
+        f"process, it cannot be pickled: {exc!r}; return a picklable value (plain data, or "
+        "an object without locks, clients or open files) or use mode='thread'",
+    )

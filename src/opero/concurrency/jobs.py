@@ -1,11 +1,14 @@
 """Jobs waiting for worker processes, and how many go in one batch.
 
 A job is a list of attempts with one shared ``kwargs`` and one callback that gets their
-results. Until an attempt has been measured, a batch is one job and the first jobs hold one
-attempt each, so work spreads over every worker from the first item; then process slots take
-queued jobs up to about ``queued / workers`` attempts, at most ``batch_max``, sized so that a
-batch takes about ``BATCH_SECONDS``. A batch whose worker died re-runs attempt by attempt
-("solo"), reassembled per job.
+results. Until an attempt has been measured, a batch holds one attempt and jobs are small
+(the first ones one per worker, then doubling up to ``UNMEASURED_JOB``), so work spreads over
+every worker from the first item and slow attempts never queue up together. Once measured,
+a batch holds about ``BATCH_SECONDS`` of work, at most ``batch_max`` attempts: process slots
+take queued jobs up to a fair share of the queue, and cut a job larger than that, its parts
+answering as one. The estimate weighs batches by their attempts, so a small batch that
+waited behind a large one does not shrink every batch. A batch whose worker died re-runs
+attempt by attempt ("solo"), reassembled per job.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from opero.concurrency.attempts import Outcome
@@ -23,6 +25,7 @@ __all__ = [
     "BATCH_SECONDS",
     "JOB_MAX",
     "REQUEUE",
+    "UNMEASURED_JOB",
     "Failures",
     "Job",
     "JobCallback",
@@ -33,6 +36,8 @@ __all__ = [
 
 BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
 JOB_MAX = 256  #: attempts per job, at most
+#: attempts per job before any is measured: they may be slow, and a job answers once
+UNMEASURED_JOB = 32
 
 Callback = Callable[[Outcome], None]
 Failures = dict[int, tuple[BaseException, str | None]]
@@ -76,25 +81,50 @@ class Single:
             self.callback((True, values[0], None))
 
 
-class Gather:
-    """Reassembles a job whose attempts re-run one by one."""
+class Whole:
+    """A job answering in parts (cut by :func:`split`, or re-run attempt by attempt): its
+    callback runs once every part has answered."""
 
-    __slots__ = ("failures", "job", "left", "values")
+    __slots__ = ("callback", "failures", "left", "values")
 
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.values: list[Any] = [None] * len(job.rows)
+    def __init__(self, callback: JobCallback, n: int) -> None:
+        self.callback = callback
+        self.values: list[Any] = [None] * n
         self.failures: Failures = {}
-        self.left = len(job.rows)
+        self.left = n
 
-    def fill(self, i: int, values: list[Any], failures: Failures) -> None:
-        if failures:
-            self.failures[i] = failures[0]
-        else:
-            self.values[i] = values[0]
-        self.left -= 1
+    def fill(self, offset: int, values: list[Any], failures: Failures) -> None:
+        self.values[offset : offset + len(values)] = values
+        for n, failure in failures.items():
+            self.failures[offset + n] = failure
+        self.left -= len(values)
         if self.left == 0:
-            self.job.callback(self.values, self.failures)
+            self.callback(self.values, self.failures)
+
+
+class Piece:
+    """The callback of one part of a :class:`Whole`, from position ``offset``."""
+
+    __slots__ = ("offset", "whole")
+
+    def __init__(self, whole: Whole, offset: int) -> None:
+        self.whole = whole
+        self.offset = offset
+
+    def __call__(self, values: list[Any], failures: Failures) -> None:
+        self.whole.fill(self.offset, values, failures)
+
+
+def split(job: Job, n: int) -> tuple[Job, Job]:
+    """``job`` as its first ``n`` attempts and the rest, answering as one job."""
+    callback = job.callback
+    if isinstance(callback, Piece):  # a part already: cut it further, not nested
+        whole, base = callback.whole, callback.offset
+    else:
+        whole, base = Whole(callback, len(job.rows)), 0
+    rows = job.rows
+    head = Job(rows[:n], job.kwargs, Piece(whole, base), single=job.single)
+    return head, Job(rows[n:], job.kwargs, Piece(whole, base + n), single=job.single)
 
 
 class Requeue:
@@ -115,7 +145,10 @@ class JobQueue:
         self.batch_max = batch_max
         #: measured seconds per attempt (moving average), to size batches
         self.per_attempt: float | None = None
+        self._seconds = 0.0  # decayed sums behind per_attempt
+        self._attempts = 0.0
         self._spread = False  # the first attempts went one per worker
+        self._ramp = 1  # attempts in the last job made before anything was measured
 
     def put(self, job: Job) -> None:
         self.jobs.append(job)
@@ -132,13 +165,20 @@ class JobQueue:
         self.queued = 0
 
     def take(self) -> list[Job]:
-        """The next batch: the first job, and more while they fit in one batch."""
+        """The next batch: the first job (its first part, if it holds more than about
+        BATCH_SECONDS of work), and more while they fit in one batch."""
         queue = self.jobs
         first = queue.popleft()
         jobs = [first]
         count = len(first.rows)
         if not first.solo:
-            n = self.batch_size()
+            cap = self.batch_cap()
+            if count > cap:
+                first, rest = split(first, cap)
+                queue.appendleft(rest)
+                self.queued -= cap
+                return [first]
+            n = min(cap, max(1, math.ceil(self.queued / self.workers)))  # a fair share
             while queue and not queue[0].solo and count + len(queue[0].rows) <= n:
                 job = queue.popleft()
                 jobs.append(job)
@@ -146,26 +186,25 @@ class JobQueue:
         self.queued -= count
         return jobs
 
-    def batch_size(self) -> int:
-        """Attempts for the next batch: a fair share of the queue, small enough that a batch
-        takes about BATCH_SECONDS (measured), never more than ``batch_max``."""
-        n = min(self.batch_max, max(1, math.ceil(self.queued / self.workers)))
+    def batch_cap(self) -> int:
+        """Attempts a batch may hold: about BATCH_SECONDS of work (measured; one attempt
+        before anything is), never more than ``batch_max``."""
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return 1  # nothing measured yet: one job at a time, spread over the workers
+            return 1  # nothing measured yet: one at a time, spread over the workers
         if per_attempt > 0:
-            n = min(n, max(1, int(BATCH_SECONDS / per_attempt)))
-        return n
+            return min(self.batch_max, max(1, int(BATCH_SECONDS / per_attempt)))
+        return self.batch_max
 
     def job_size(self, ready: int) -> int:
-        """How many of ``ready`` attempts a caller should put in one job: before anything
-        is measured, enough jobs for every worker to get several; then about half a
-        batch's worth (few for slow attempts, so they spread over workers)."""
+        """How many of ``ready`` attempts a caller should put in one job once attempts are
+        measured: about half a batch's worth (few for slow attempts, so they spread over
+        workers). Before that, see :meth:`spans`."""
         if self.batch_max == 1:
             return 1
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return max(1, min(JOB_MAX, math.ceil(ready / (self.workers * 4))))
+            return max(1, min(UNMEASURED_JOB, math.ceil(ready / (self.workers * 4))))
         if per_attempt <= 0:
             return JOB_MAX
         return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
@@ -173,25 +212,37 @@ class JobQueue:
     def spans(self, ready: int) -> list[tuple[int, int]]:
         """``(start, end)`` of the jobs to make of ``ready`` attempts. Before anything is
         measured, the first attempts go one per worker, so every worker starts at once and
-        the first result comes about one attempt's time after the start; the rest in
-        :meth:`job_size` pieces."""
+        the first result comes about one attempt's time after the start; then jobs double
+        from 2 attempts up to ``UNMEASURED_JOB`` (a job answers once and its attempts may be
+        slow, so the first results come in small groups); once measured, :meth:`job_size`."""
         spans: list[tuple[int, int]] = []
         start = 0
-        if self.per_attempt is None and not self._spread:
-            self._spread = True
-            for _ in range(min(ready, self.workers)):
-                spans.append((start, start + 1))
-                start += 1
-        size = self.job_size(ready - start)
+        if self.per_attempt is None and self.batch_max > 1:
+            if not self._spread:
+                self._spread = True
+                for _ in range(min(ready, self.workers)):
+                    spans.append((start, start + 1))
+                    start += 1
+            cap = self.job_size(ready - start)
+            while start < ready:
+                self._ramp = min(cap, self._ramp * 2)
+                spans.append((start, min(ready, start + self._ramp)))
+                start += self._ramp
+            return spans
+        size = self.job_size(ready)
         while start < ready:
             spans.append((start, min(ready, start + size)))
             start += size
         return spans
 
     def measure(self, seconds: float, attempts: int) -> None:
-        sample = seconds / attempts
-        old = self.per_attempt
-        self.per_attempt = sample if old is None else (old + sample) / 2
+        """A batch of ``attempts`` took ``seconds`` (from its sending: with any wait behind
+        the batch before it). The estimate weighs batches by their attempts, halving the
+        weight of the past at each batch: a small batch that waited behind a large one
+        cannot make every batch small again."""
+        self._seconds = self._seconds / 2 + seconds
+        self._attempts = self._attempts / 2 + attempts
+        self.per_attempt = self._seconds / self._attempts
 
     def requeue(self, jobs: list[Job]) -> None:
         """Put a batch that never ran back at the front."""
@@ -215,16 +266,16 @@ class JobQueue:
         position = 0
         again: list[Job] = []
         for job in jobs:
-            gather = Gather(job)
+            whole = Whole(job.callback, len(job.rows))
             for n, row in enumerate(job.rows):
                 outcome = finished.get(position)
                 if outcome is not None:
                     ok, value, tb = outcome
-                    gather.fill(n, [value] if ok else [None], {} if ok else {0: (value, tb)})
+                    whole.fill(n, [value] if ok else [None], {} if ok else {0: (value, tb)})
                 elif all_started or position == running:
-                    gather.fill(n, [None], {0: (error, None)})
+                    whole.fill(n, [None], {0: (error, None)})
                 else:
-                    again.append(Job([row], job.kwargs, partial(gather.fill, n), single=job.single))
+                    again.append(Job([row], job.kwargs, Piece(whole, n), single=job.single))
                 position += 1
         for job in reversed(again):
             self.jobs.appendleft(job)
@@ -236,11 +287,9 @@ class JobQueue:
         """Put a batch back attempt by attempt, each alone, reassembled per job."""
         solos: list[Job] = []
         for job in jobs:
-            gather = Gather(job)
+            whole = Whole(job.callback, len(job.rows))
             for n, row in enumerate(job.rows):
-                solos.append(
-                    Job([row], job.kwargs, partial(gather.fill, n), solo=True, single=job.single)
-                )
+                solos.append(Job([row], job.kwargs, Piece(whole, n), solo=True, single=job.single))
         for job in reversed(solos):
             self.jobs.appendleft(job)
         self.queued += len(solos)

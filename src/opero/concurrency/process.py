@@ -13,8 +13,8 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import os
+import pickle
 import queue
-import signal
 import threading
 import weakref
 from collections import deque
@@ -22,28 +22,21 @@ from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
 from typing import Any
 
-from opero.concurrency.attempts import (
-    ByValue,
-    FunctionRef,
-    Outcome,
-    Results,
-    Segment,
-    portable_results,
-    run_segments,
-)
+from opero.concurrency.attempts import ByValue, FunctionRef, Outcome, Results, Segment
+from opero.concurrency.crossing import attempts_in, unloadable_answer, unreadable_error
+from opero.concurrency.parent_watch import preload
 from opero.concurrency.spill import SIZE as SPILL_SIZE
 from opero.concurrency.spill import (
     Part,
-    SpillWriter,
     began,
     finished_outcomes,
     joined,
+    loading,
     read_spill,
-    run_spilled,
     set_pause,
 )
-from opero.core.callables import is_async_callable
-from opero.errors import OperoError, UnpicklableError, WorkerCrashedError
+from opero.concurrency.worker_side import Unreadable, serve
+from opero.errors import UnpicklableError, WorkerCrashedError
 
 __all__ = ["ProcessWorker", "WorkerDied"]
 
@@ -81,11 +74,14 @@ os.register_at_fork(after_in_child=lambda: globals().__setitem__("_FORK_LOCK", t
 
 
 def _worker_main(
-    conn: Connection, ref: FunctionRef | ByValue, timeout: float | None, raw: Any
+    conn: Connection,
+    ref: FunctionRef | ByValue | bytes,
+    timeout: float | None,
+    raw: Any,
+    caller: int,
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A process map inside this worker may start workers of its own: they end by themselves
-    # when this worker ends (their pipe to it breaks), so the daemon rule is not needed here.
+    # when this worker ends (they watch it), so the daemon rule is not needed here.
     multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     for inherited in list(_OPEN):
         if inherited is not conn:
@@ -94,45 +90,7 @@ def _worker_main(
             except OSError:
                 pass
     _OPEN.clear()
-    setup_error: Exception | None = None
-    spill = SpillWriter(raw)
-    concurrent = False
-    try:
-        fn = ref.resolve()
-        concurrent = is_async_callable(fn)
-    except Exception as exc:
-        setup_error = OperoError(
-            f"the worker process cannot load {ref!r}: {exc!r}; a process mode needs a function "
-            "defined at module level in an importable module (or in a script under "
-            "`if __name__ == '__main__':` guards)"
-        )
-    while True:
-        try:
-            batch = conn.recv()
-        except (EOFError, OSError):
-            return
-        if batch is None:
-            return
-        spill.begin(all_started=concurrent)
-        if spill.pause[0] > 0.0:
-            spill.wait_pause()
-        n = sum(len(segment[0]) for segment in batch)
-        if setup_error is not None:
-            results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
-        elif n == 1:  # alone: if the worker dies now, it is this attempt
-            results = run_segments(fn, batch, timeout)
-        elif concurrent:
-            results = run_segments(fn, batch, timeout, spill.add)
-        else:
-            results = run_spilled(fn, batch, timeout, spill, conn.send)
-        if results[1]:
-            # an exception must survive the round trip: check failures here
-            values, failures = results
-            results = (values, portable_results(([], failures))[1])
-        try:
-            conn.send(results)
-        except Exception:
-            conn.send(portable_results(results))
+    serve(conn, ref, timeout, raw, caller)
 
 
 def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
@@ -176,9 +134,15 @@ class ProcessWorker:
                 if ctx.get_start_method() == "fork"
                 else ctx.RawArray("B", SPILL_SIZE)
             )
+            # under spawn and forkserver the function travels pickled, so a worker that
+            # cannot load it fails its attempts instead of dying at start, again and again
+            forked = ctx.get_start_method() == "fork"
+            target = ref if forked else pickle.dumps(ref)
+            if forked:
+                preload()
             self.process: multiprocessing.process.BaseProcess = ctx.Process(
                 target=_worker_main,
-                args=(child, ref, timeout, self.spill),
+                args=(child, target, timeout, self.spill, os.getpid()),
                 name=f"opero-worker:{ref.qualname}",
                 daemon=True,
             )
@@ -192,7 +156,7 @@ class ProcessWorker:
         self._outbox: queue.SimpleQueue[tuple[list[Segment], Future[Results]] | None] = (
             queue.SimpleQueue()
         )
-        self._sent: deque[Future[Results]] = deque()
+        self._sent: deque[tuple[Future[Results], list[Segment]]] = deque()
         self._dead: WorkerDied | None = None
         self._answered = 0  # batches answered: the running one is number _answered + 1
         self.submitted = 0  # batches submitted (the n-th is the worker's batch number n)
@@ -235,15 +199,15 @@ class ProcessWorker:
             job = self._outbox.get()
             if job is None:
                 try:
-                    self.conn.send(None)
+                    self.conn.send_bytes(b"")  # the worker's signal to stop
                 except Exception:
                     pass
                 return
             batch, future = job
             with self._lock:
                 dead = self._dead
-                if dead is None:
-                    self._sent.append(future)  # before sending: the answer may come at once
+                if dead is None:  # before sending: the answer may come at once
+                    self._sent.append((future, batch))
             if dead is not None:
                 _settle(future, error=dead)
                 continue
@@ -254,7 +218,7 @@ class ProcessWorker:
                 return
             except Exception as exc:  # the batch cannot be pickled: nothing was sent
                 with self._lock:
-                    if self._sent and self._sent[-1] is future:
+                    if self._sent and self._sent[-1][0] is future:
                         self._sent.pop()
                 error = UnpicklableError(
                     f"cannot send to a worker process, it cannot be pickled: {exc!r}; "
@@ -271,25 +235,24 @@ class ProcessWorker:
                 self._die()
                 return
             except Exception as exc:  # the results could not be unpickled here
-                with self._lock:
-                    future = self._sent.popleft() if self._sent else None
-                    self._parts = []
-                    self._answered += 1
-                if future is not None:
-                    _settle(future, error=exc)
-                continue
+                results = exc
             if type(results) is Part:
                 with self._lock:
                     self._parts.append(results)
                 continue
             with self._lock:
-                future = self._sent.popleft() if self._sent else None
+                sent = self._sent.popleft() if self._sent else None
                 parts, self._parts = self._parts, []
                 self._answered += 1
-            if parts:
-                results = joined(parts, results)
-            if future is not None:
-                _settle(future, results)
+            if sent is None:
+                continue
+            future, batch = sent
+            if type(results) is Unreadable:
+                _settle(future, error=unreadable_error(batch, results.reason))
+            elif isinstance(results, Exception):
+                _settle(future, error=unloadable_answer(batch, results))
+            else:
+                _settle(future, joined(parts, results) if parts else results)
 
     def _join(self, timeout: float) -> int | None:
         """Wait for the process to end; one thread at a time (two concurrent waits on one
@@ -307,9 +270,17 @@ class ProcessWorker:
             waiting, self._sent = list(self._sent), deque()
             parts, self._parts = self._parts, []
             running = self._answered + 1
-        died = WorkerDied(code, finished=finished_outcomes(parts, read_spill(self.spill, running)))
-        for n, future in enumerate(waiting):  # the oldest batch sent was the one running
-            _settle(future, error=died if n == 0 else queued)
+        if waiting and loading(self.spill, running) and attempts_in(waiting[0][1]) > 1:
+            # it died unpickling a batch of several: which one killed it is unknown, so
+            # they run again one by one (a crash of one alone is its own attempt's)
+            error: BaseException = WorkerCrashedError(
+                f"the worker process died loading a batch (exit code {code})"
+            )
+        else:
+            finished = finished_outcomes(parts, read_spill(self.spill, running))
+            error = WorkerDied(code, finished=finished)
+        for n, (future, _batch) in enumerate(waiting):  # the oldest one sent was running
+            _settle(future, error=error if n == 0 else queued)
         while True:  # fail what the writer has not taken yet
             try:
                 job = self._outbox.get_nowait()

@@ -2,7 +2,7 @@
 
 A process worker runs a batch of attempts and answers once, at the end. If it dies halfway
 (a segfault, ``os._exit``, the OOM killer), the attempts it had finished must not run again
-and the one it was running must count as an attempt . So, as each attempt of a batch
+and the one it was running must count as an attempt. So, as each attempt of a batch
 of several ends, the worker appends its outcome to a buffer shared with the caller (a
 ``multiprocessing`` shared array: no system call, a few hundred nanoseconds) and then bumps
 the record count. When the caller sees the worker die, it reads the finished outcomes from
@@ -10,7 +10,8 @@ the buffer and knows which attempt was running. An outcome too large for the buf
 at once over the pipe as a :class:`Part` (with the outcomes before it), and the buffer
 starts over.
 
-Layout: a header ``(batch number, records, all started)`` of three int64, then records
+Layout: a header ``(batch number, records, state)`` of three int64 (state 0: attempts run in
+order, 1: all started at once, 2: the batch is still being unpickled), then records
 ``(length: uint32, position: uint32, kind: uint8, payload)``; ``kind`` 0 is a marshalled
 value, 1 a pickled value, 2 a pickled ``(exception, traceback)``, 3 an int64, 4 None, 5 a
 float (the last three written with one ``pack_into``).
@@ -37,6 +38,7 @@ __all__ = [
     "began",
     "finished_outcomes",
     "joined",
+    "loading",
     "read_spill",
     "run_spilled",
     "set_pause",
@@ -50,6 +52,9 @@ _INT_RECORD = struct.Struct("<IIBq")  # a record holding an int64 (kind 3) or No
 _FLOAT_RECORD = struct.Struct("<IIBd")  # a record holding a float (kind 5)
 _I64 = 1 << 63
 _COUNT_AT = 8
+_STATE = struct.Struct("<q")
+_STATE_AT = 16  #: 0: attempts run in order, 1: all started at once, 2: still loading
+_LOADING = 2
 _PAUSE_AT = 24  #: a float64 the caller writes: no attempt starts before this time.time()
 _RECORDS_AT = 32
 
@@ -78,18 +83,24 @@ class SpillWriter:
 
     def __init__(self, raw: Any) -> None:
         self.view = memoryview(raw).cast("B")
-        #: the shared pause  as the caller last wrote it (0.0: none)
+        #: the shared pause (a server asked every caller to wait), as last written (0.0: none)
         self.pause = self.view[_PAUSE_AT:_RECORDS_AT].cast("d")
         self.batch = 0
         self.count = 0
         self.used = _RECORDS_AT
 
-    def begin(self, *, all_started: bool = False) -> None:
-        """A new batch (``all_started``: its attempts run concurrently, all at once)."""
+    def begin(self, *, all_started: bool = False, loading: bool = False) -> None:
+        """A new batch (``all_started``: its attempts run concurrently, all at once;
+        ``loading``: it is still being unpickled, see :meth:`loaded`)."""
         self.batch += 1
         self.count = 0
         self.used = _RECORDS_AT
-        _HEADER.pack_into(self.view, 0, self.batch, 0, 1 if all_started else 0)
+        state = _LOADING if loading else 1 if all_started else 0
+        _HEADER.pack_into(self.view, 0, self.batch, 0, state)
+
+    def loaded(self, *, all_started: bool = False) -> None:
+        """The batch begun with ``loading=True`` is unpickled: its attempts start now."""
+        _STATE.pack_into(self.view, _STATE_AT, 1 if all_started else 0)
 
     def wait_pause(self) -> None:
         """Sleep while the caller's shared pause runs (a server asked every caller to wait)."""
@@ -144,6 +155,16 @@ def began(raw: Any) -> int:
         return 0
 
 
+def loading(raw: Any, batch: int) -> bool:
+    """Whether the worker was still unpickling its batch number ``batch``."""
+    try:
+        with memoryview(raw) as whole, whole.cast("B") as view:
+            number, _, state = _HEADER.unpack_from(view, 0)
+            return bool(number == batch and state == _LOADING)
+    except ValueError:
+        return False
+
+
 def set_pause(raw: Any, until: float) -> None:
     """The caller's side: no attempt of this worker starts before ``until`` (time.time())."""
     try:
@@ -164,7 +185,7 @@ def read_spill(raw: Any, batch: int) -> tuple[dict[int, Outcome], bool] | None:
 
 
 def _read(view: memoryview, batch: int) -> tuple[dict[int, Outcome], bool] | None:
-    number, count, all_started = _HEADER.unpack_from(view, 0)
+    number, count, state = _HEADER.unpack_from(view, 0)
     if number != batch:
         return None
     out: dict[int, Outcome] = {}
@@ -189,7 +210,7 @@ def _read(view: memoryview, batch: int) -> tuple[dict[int, Outcome], bool] | Non
                 out[position] = (False, exc, tb)
         except Exception as exc:  # it finished, but cannot be read back here
             out[position] = (False, exc, None)
-    return out, bool(all_started)
+    return out, state == 1
 
 
 def run_spilled(

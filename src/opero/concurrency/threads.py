@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opero.concurrency.attempts import Outcome, attach_remote_traceback, run_one
-from opero.concurrency.jobs import Gather, Job, JobCallback
+from opero.concurrency.jobs import JobCallback, Whole
 from opero.concurrency.transport import Callback, invoke_on
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
@@ -79,9 +79,9 @@ class ThreadTransport:
     def submit_job(
         self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, single: bool
     ) -> None:
-        gather = Gather(Job(rows, kwargs, callback, single=single))
+        whole = Whole(callback, len(rows))
         for n, row in enumerate(rows):
-            self.submit((row,) if single else row, kwargs, _one(gather, n))
+            self.submit((row,) if single else row, kwargs, _one(whole, n))
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return [(n, n + 1) for n in range(ready)]
@@ -161,9 +161,9 @@ class ThreadTransport:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _one(gather: Gather, n: int) -> Callback:
+def _one(whole: Whole, n: int) -> Callback:
     def done(outcome: Outcome) -> None:
         ok, value, tb = outcome
-        gather.fill(n, [value if ok else None], {} if ok else {0: (value, tb)})
+        whole.fill(n, [value if ok else None], {} if ok else {0: (value, tb)})
 
     return done

@@ -1,0 +1,113 @@
+"""The worker process's side: load the function, then run the batches the caller sends.
+
+The worker ends when the caller says so (an empty message), when its pipe breaks, and soon
+after the caller's process dies (:mod:`opero.concurrency.parent_watch`). A batch is loaded
+here, not in the pipe's reader: a batch that pickles in the caller but cannot be loaded in
+the worker (a class defined in the caller's ``__main__`` under spawn, a failing
+``__setstate__``) is answered with :class:`Unreadable`, and the caller fails only what it
+held; the worker goes on. It marks the batch begun before loading it, so a worker that dies
+while loading is known to have died on that batch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from opero.concurrency.attempts import ByValue, FunctionRef, Results, portable_results, run_segments
+from opero.concurrency.parent_watch import watch_parent
+from opero.concurrency.spill import SpillWriter, run_spilled
+from opero.core.callables import is_async_callable
+from opero.errors import UnpicklableError
+
+__all__ = ["Unreadable", "serve"]
+
+
+class Unreadable:
+    """The worker's answer to a batch it could not load: why, as text (always picklable)."""
+
+    __slots__ = ("reason", "tb")
+
+    def __init__(self, reason: str, tb: str) -> None:
+        self.reason = reason
+        self.tb = tb
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Unreadable, (self.reason, self.tb))
+
+
+def serve(
+    conn: Connection,
+    ref: FunctionRef | ByValue | bytes,
+    timeout: float | None,
+    raw: Any,
+    caller: int,
+) -> None:
+    """The worker's main loop (``ref`` pickled under spawn and forkserver, so that a function
+    the worker cannot load fails its attempts instead of the process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller handles Ctrl-C and ends us
+    watch_parent(caller)
+    spill = SpillWriter(raw)
+    concurrent = False
+    setup_error: Exception | None = None
+    name = multiprocessing.current_process().name.removeprefix("opero-worker:")
+    try:
+        target = pickle.loads(ref) if isinstance(ref, bytes) else ref
+        fn = target.resolve()
+        concurrent = is_async_callable(fn)
+    except Exception as exc:
+        setup_error = UnpicklableError(
+            f"the worker process cannot load {name}: {exc!r}; a process mode needs a "
+            "function defined at module level in an importable module (or in a script under "
+            "`if __name__ == '__main__':` guards)"
+        )
+
+    def send(message: object) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the caller is gone, or ending this worker
+            os._exit(0)
+
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not data:  # asked to stop
+            return
+        spill.begin(loading=True)
+        try:
+            batch = pickle.loads(data)
+        except Exception as exc:
+            send(Unreadable(f"{type(exc).__qualname__}: {exc}", traceback.format_exc()))
+            continue
+        finally:
+            del data
+        spill.loaded(all_started=concurrent)
+        if spill.pause[0] > 0.0:
+            spill.wait_pause()
+        n = sum(len(segment[0]) for segment in batch)
+        if setup_error is not None:
+            results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
+        elif n == 1:  # alone: if the worker dies now, it is this attempt
+            results = run_segments(fn, batch, timeout)
+        elif concurrent:
+            results = run_segments(fn, batch, timeout, spill.add)
+        else:
+            results = run_spilled(fn, batch, timeout, spill, send)
+        del batch
+        if results[1]:
+            # an exception must survive the round trip: check failures here
+            values, failures = results
+            results = (values, portable_results(([], failures))[1])
+        try:
+            conn.send(results)
+        except OSError:
+            os._exit(0)
+        except Exception:  # a value cannot be pickled: that attempt fails, not the batch
+            send(portable_results(results))
