@@ -168,14 +168,7 @@ AWAITABLES = frozenset({"returns_coroutine", "returns_awaitable"})  #: on the fi
 #: where a path disagrees with the judge: none (every path goes through it). An entry
 #: names the cases, the scripts and why; such a case is an expected failure that holds only
 #: while exactly those scripts disagree.
-KNOWN: list[Known] = [
-    Known(
-        lambda c: c.api == "map" and c.flavor == "process",
-        frozenset({"returns_coroutine", MAP_STATS}),
-        "process map: a coroutine returned by a sync function cannot cross back from the "
-        "worker and fails as UnpicklableResult, retried (the judge: TypeError at once)",
-    ),
-]
+KNOWN: list[Known] = []
 
 
 class KnownDisagreement(AssertionError):

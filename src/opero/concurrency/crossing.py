@@ -22,6 +22,7 @@ import pickle
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from opero.core.callables import CoroutineType, refused
 from opero.core.retry import retry_after_of
 from opero.errors import RemoteError, UnpicklableError
 
@@ -219,12 +220,17 @@ def unloadable_answer(batch: list[Segment], exc: Exception) -> UnpicklableError:
     return error
 
 
-def portable_results(results: Results) -> Results:
-    """``results`` with every value and exception able to cross a process boundary."""
+def portable_results(results: Results, name: str = "the function") -> Results:
+    """``results`` with every value and exception able to cross a process boundary
+    (``name``: the function's, for the error of a coroutine it returned)."""
     values, failures = results
     checked = {i: portable_failure(exc, tb) for i, (exc, tb) in failures.items()}
     for i, value in enumerate(values):
         if i in checked:
+            continue
+        if type(value) is CoroutineType:  # a misdeclared async def, refused as in the caller
+            values[i] = None
+            checked[i] = (refused(name, value), None)
             continue
         try:
             pickle.dumps(value)

@@ -213,6 +213,10 @@ def _read(view: memoryview, batch: int) -> tuple[dict[int, Outcome], bool] | Non
     return out, state == 1
 
 
+def fn_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
 def run_spilled(
     fn: Callable[..., Any],
     segments: list[Segment],
@@ -294,7 +298,7 @@ def run_spilled(
                         pack_count(view, _COUNT_AT, count)  # last: now it counts
             position += 1
             if not kept:
-                done, failed = portable_results((values, failures))
+                done, failed = portable_results((values, failures), fn_name(fn))
                 send(Part(base, done, {base + k: f for k, f in failed.items()}))
                 base, values, failures = position, [], {}
                 append = values.append

@@ -110,4 +110,4 @@ def serve(
         except OSError:
             os._exit(0)
         except Exception:  # a value cannot be pickled: that attempt fails, not the batch
-            send(portable_results(results))
+            send(portable_results(results, getattr(fn, "__qualname__", repr(fn))))

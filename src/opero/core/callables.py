@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import CoroutineType
 from typing import Any, NoReturn
 
-__all__ = ["CoroutineType", "is_async_callable", "is_stream", "refuse_awaitable"]
+__all__ = ["CoroutineType", "is_async_callable", "is_stream", "refuse_awaitable", "refused"]
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -37,14 +37,22 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
 
 def refuse_awaitable(name: str, value: Any) -> NoReturn:
     """The callable looked sync but returned an awaitable: fail the call, cache nothing."""
+    raise refused(name, value)
+
+
+def refused(name: str, value: Any) -> TypeError:
+    """The error of :func:`refuse_awaitable`, marked final (a worker process makes it, and
+    the caller's judge must not retry it: the next attempt would return the same)."""
     if isinstance(value, CoroutineType):
         value.close()  # no "never awaited" warning on top of the error
-    raise TypeError(
+    error = TypeError(
         f"{name} returned an awaitable ({type(value).__qualname__}) although it looked like a "
         "sync function to opero, so it was wrapped as sync and nothing was cached. Decorate "
         "the `async def` function itself (put @opero on the inner function), or make this "
         "callable `async def`."
     )
+    error.__opero_final__ = True  # type: ignore[attr-defined]
+    return error
 
 
 def is_stream(value: Any) -> bool:

@@ -208,6 +208,8 @@ class Judge:
     def _failed(self, call: Call, exc: BaseException) -> float:
         """A failure in ``retry_on``: the wait before the next attempt, or raise."""
         counters = self.counters
+        if getattr(exc, "__opero_final__", False):
+            raise exc  # refused in a worker (a coroutine from a sync function), as in settle
         counters.failures += 1
         if isinstance(exc, _FINAL):
             raise exc  # never retried (another attempt would fail the same way)
