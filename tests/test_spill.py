@@ -24,7 +24,7 @@ def test_every_kind_of_outcome_reads_back() -> None:
     spill = SpillWriter(raw)
     spill.begin()
     items: list[Any] = [7, -(2**63), 2**70, 1.5, None, True, "text", (1, [2]), Odd(), "boom"]
-    values, failures = run_spilled(_fn, [(items, {}, True)], None, spill, lambda part: None)
+    values, failures = run_spilled(_fn, [(items, {}, True)], spill, lambda part: None)
     read = read_spill(raw, 1)
     assert read is not None
     outcomes, all_started = read
@@ -52,7 +52,7 @@ def test_outcomes_too_large_go_ahead_as_parts() -> None:
     parts: list[Part] = []
     big = "x" * (SIZE // 3)
     items = [1, big, 2, big, 3, big, 4]
-    values, _ = run_spilled(_fn, [(items, {}, True)], None, spill, parts.append)
+    values, _ = run_spilled(_fn, [(items, {}, True)], spill, parts.append)
     sent = [v for part in parts for v in part.values]
     assert sent + values == items
     read = read_spill(raw, 1)

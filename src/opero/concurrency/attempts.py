@@ -160,7 +160,6 @@ async def _one_async(
 def run_segments(
     fn: Callable[..., Any],
     segments: list[Segment],
-    timeout: float | None = None,
     record: Callable[[int, bool, Any, str | None], object] | None = None,
 ) -> Results:
     """Run every attempt of a batch; never raises for an attempt's own exception.
@@ -174,28 +173,15 @@ def run_segments(
     it ends (a process worker keeps it where its death cannot take it).
     """
     if is_async_callable(fn):
-        return asyncio.run(_run_async_segments(fn, segments, timeout, record))
-    name = getattr(fn, "__qualname__", repr(fn))
+        return asyncio.run(_run_async_segments(fn, segments, record))
     values: list[Any] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}
     append = values.append
     for rows, kwargs, single in segments:
-        if single and timeout is None:
-            for item in rows:
-                try:
-                    append(fn(item, **kwargs))
-                except BaseException as exc:  # sent back; the caller re-raises a BaseException
-                    failures[len(values)] = (exc, traceback.format_exc())
-                    append(None)
-            continue
         for row in rows:
-            args = (row,) if single else row
             try:
-                if timeout is None:
-                    append(fn(*args, **kwargs))
-                else:
-                    append(call_with_timeout(fn, args, kwargs, timeout, name))
-            except BaseException as exc:
+                append(fn(row, **kwargs) if single else fn(*row, **kwargs))
+            except BaseException as exc:  # sent back; the caller re-raises a BaseException
                 failures[len(values)] = (exc, traceback.format_exc())
                 append(None)
     return values, failures
@@ -204,12 +190,11 @@ def run_segments(
 async def _run_async_segments(
     fn: Callable[..., Any],
     segments: list[Segment],
-    timeout: float | None,
     record: Callable[[int, bool, Any, str | None], object] | None = None,
 ) -> Results:
     async def one(position: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         try:
-            value = await _one_async(fn, args, kwargs, timeout)
+            value = await fn(*args, **kwargs)
         except BaseException as exc:
             outcome: Outcome = (False, exc, traceback.format_exc())
         else:
@@ -257,7 +242,6 @@ _resolved: dict[tuple[str, str], Callable[..., Any]] = {}
 def run_remote(
     target: FunctionRef | Callable[..., Any],
     segments: list[Segment],
-    timeout: float | None,
     caller_pid: int,
 ) -> Results:
     """A batch run by a foreign executor (a pool, a Dask worker): resolve the function by
@@ -274,7 +258,7 @@ def run_remote(
             fn = _resolved[key] = target.resolve()
     else:
         fn = target
-    results = run_segments(fn, segments, timeout)
+    results = run_segments(fn, segments)
     if os.getpid() != caller_pid and results[1]:
         values, failures = results
         results = (values, portable_results(([], failures))[1])

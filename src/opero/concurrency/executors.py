@@ -196,7 +196,7 @@ class ExecutorTransport(BatchTransport):
     async def run_batch(self, i: int, payload: list[Segment], size: int) -> Results | None:
         assert self.executor is not None
         try:
-            cf_future = self.executor.submit(run_remote, self.target, payload, None, os.getpid())
+            cf_future = self.executor.submit(run_remote, self.target, payload, os.getpid())
         except Exception as exc:  # the executor is shut down or broken
             return [None] * size, dict.fromkeys(range(size), (exc, None))
         future = asyncio.wrap_future(cf_future)

@@ -76,7 +76,6 @@ os.register_at_fork(after_in_child=lambda: globals().__setitem__("_FORK_LOCK", t
 def _worker_main(
     conn: Connection,
     ref: FunctionRef | ByValue | bytes,
-    timeout: float | None,
     raw: Any,
     caller: int,
 ) -> None:
@@ -90,7 +89,7 @@ def _worker_main(
             except OSError:
                 pass
     _OPEN.clear()
-    serve(conn, ref, timeout, raw, caller)
+    serve(conn, ref, raw, caller)
 
 
 def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
@@ -119,7 +118,6 @@ class ProcessWorker:
         self,
         ctx: Any,
         ref: FunctionRef | ByValue,
-        timeout: float | None = None,
         *,
         start_io: bool = True,
     ) -> None:
@@ -142,7 +140,7 @@ class ProcessWorker:
                 preload()
             self.process: multiprocessing.process.BaseProcess = ctx.Process(
                 target=_worker_main,
-                args=(child, target, timeout, self.spill, os.getpid()),
+                args=(child, target, self.spill, os.getpid()),
                 name=f"opero-worker:{ref.qualname}",
                 daemon=True,
             )

@@ -29,7 +29,6 @@ from typing import Any
 
 from opero.concurrency.attempts import Results, Segment, portable_results
 from opero.concurrency.crossing import portable_failure
-from opero.core.timeout import call_with_timeout
 
 __all__ = [
     "SIZE",
@@ -220,7 +219,6 @@ def fn_name(fn: Any) -> str:
 def run_spilled(
     fn: Callable[..., Any],
     segments: list[Segment],
-    timeout: float | None,
     spill: SpillWriter,
     send: Callable[[Part], None],
 ) -> Results:
@@ -228,7 +226,6 @@ def run_spilled(
     The answer covers the positions after the last :class:`Part` sent (failures relative).
     A marshalled value is written inline (the common case: ~0.2 us); anything else goes
     through :meth:`SpillWriter.add`."""
-    name = getattr(fn, "__qualname__", repr(fn))
     values: list[Any] = []
     append = values.append
     failures: dict[int, tuple[BaseException, str | None]] = {}
@@ -240,19 +237,11 @@ def run_spilled(
     used, count = spill.used, spill.count
     pause = spill.pause
     for rows, kwargs, single in segments:
-        plain = single and timeout is None
         for row in rows:
             if pause[0] > 0.0:
                 spill.wait_pause()
             try:
-                if plain:
-                    value = fn(row, **kwargs)
-                else:
-                    args = (row,) if single else row
-                    if timeout is None:
-                        value = fn(*args, **kwargs)
-                    else:
-                        value = call_with_timeout(fn, args, kwargs, timeout, name)
+                value = fn(row, **kwargs) if single else fn(*row, **kwargs)
             except BaseException as exc:  # sent back; the caller re-raises a BaseException
                 tb = traceback.format_exc()
                 failures[position - base] = (exc, tb)

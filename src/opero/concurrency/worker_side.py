@@ -44,7 +44,6 @@ class Unreadable:
 def serve(
     conn: Connection,
     ref: FunctionRef | ByValue | bytes,
-    timeout: float | None,
     raw: Any,
     caller: int,
 ) -> None:
@@ -95,11 +94,11 @@ def serve(
         if setup_error is not None:
             results: Results = ([None] * n, dict.fromkeys(range(n), (setup_error, None)))
         elif n == 1:  # alone: if the worker dies now, it is this attempt
-            results = run_segments(fn, batch, timeout)
+            results = run_segments(fn, batch)
         elif concurrent:
-            results = run_segments(fn, batch, timeout, spill.add)
+            results = run_segments(fn, batch, spill.add)
         else:
-            results = run_spilled(fn, batch, timeout, spill, send)
+            results = run_spilled(fn, batch, spill, send)
         del batch
         if results[1]:
             # an exception must survive the round trip: check failures here

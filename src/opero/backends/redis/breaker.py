@@ -21,7 +21,6 @@ from opero.core.stats import Counters
 
 __all__ = ["RedisBreakers"]
 
-DAY_MS = 86_400_000
 
 # KEYS: fails, open, tripped, probe, gen. ARGV: cooldown_after, cooldown ms, then the ticket:
 # its generation and probe id ('' and '': none, the older call). Returns 1 if it opened.
