@@ -1,7 +1,7 @@
 """The house rules of ``src/opero``, checked on its imports (docs/design.md draws them).
 
 - no import cycle between modules (imports under ``if TYPE_CHECKING:`` aside);
-- arrows point one way: decorators -> concurrency -> cache / limits -> core -> options ->
+- arrows point one way: decorators -> maps -> cache / limits -> core -> options ->
   rates, errors;
   ``backends/`` is reached only from ``decorators/`` (where options become parts), and
   itself reaches only the interfaces below it;
@@ -26,7 +26,7 @@ RANK = {
     "cache": 3,
     "limits": 3,
     "backends": 4,
-    "concurrency": 5,
+    "maps": 5,
     "decorators": 6,
     "testing": 7,
     "__main__": 7,
@@ -194,11 +194,10 @@ def test_the_cycle_finder_finds_cycles(tmp_path: Path, files: dict[str, str], ex
 def test_the_arrow_check_finds_upward_imports() -> None:
     graph = {
         "opero.core.retry": {"opero.cache.layer"},
-        "opero.concurrency.items": {"opero.backends.redis.store"},
-        "opero.decorators.parts": {"opero.backends.redis.store", "opero.core.pipeline"},
+        "opero.maps.items": {"opero.backends.redis.store"},
+        "opero.decorators.parts": {"opero.backends.redis.store", "opero.core.judge"},
     }
     assert _wrong_arrows(graph) == [
-        "opero.concurrency.items -> opero.backends.redis.store (backends are reached "
-        "through interfaces)",
         "opero.core.retry -> opero.cache.layer (core may not import cache)",
+        "opero.maps.items -> opero.backends.redis.store (backends are reached through interfaces)",
     ]

@@ -243,7 +243,7 @@ def test_invalid_map_options(options: dict[str, Any], message: str) -> None:
 
 
 def test_process_second_call_served_from_caller_cache(monkeypatch) -> None:
-    import opero.concurrency.processes as dispatch
+    import opero.maps.processes as dispatch
 
     started: list[int] = []
     real = dispatch.ProcessWorker

@@ -30,7 +30,7 @@ def test_hung_attempt_times_out_and_others_complete(mode: str) -> None:
 
 
 def test_process_worker_of_a_timed_out_attempt_is_replaced(monkeypatch) -> None:
-    import opero.concurrency.processes as dispatch
+    import opero.maps.processes as dispatch
 
     started: list[object] = []
     real = dispatch.ProcessWorker

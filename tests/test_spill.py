@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 from typing import Any
 
-from opero.concurrency.spill import SIZE, Part, SpillWriter, read_spill, run_spilled
+from opero.maps.spill import SIZE, Part, SpillWriter, read_spill, run_spilled
 
 
 class Odd:

@@ -7,7 +7,7 @@ The library logs with loguru and is silent until ``logger.enable("opero")``.
 Everything a user writes or receives is importable from here: the decorators, the error
 types, ``Limit``, ``Stats`` and ``CacheInfo`` (from ``stats()`` and ``cache_info()``), the
 hook payloads and the typing protocols of decorated functions. The subpackages
-(``opero.core``, ``opero.cache``, ``opero.concurrency``, ...) are internal: their names
+(``opero.core``, ``opero.cache``, ``opero.maps``, ...) are internal: their names
 may change in any release.
 """
 

@@ -13,7 +13,7 @@ from opero.decorators.progress import Progress
 from opero.errors import OperomapError
 
 if TYPE_CHECKING:
-    from opero.concurrency.map_driver import MapSpec, Run
+    from opero.maps.map_driver import MapSpec, Run
 
 __all__ = ["ClosingIterator", "MapRunner", "run_sync"]
 
@@ -54,7 +54,7 @@ class MapRunner:
     async def collect(
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
-        from opero.concurrency.map_driver import MapDriver
+        from opero.maps.map_driver import MapDriver
 
         results: list[Any] = []
         failures: list[Exception] = []
@@ -84,7 +84,7 @@ class MapRunner:
     async def iterate(
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncIterator[Any]:
-        from opero.concurrency.map_driver import MapDriver
+        from opero.maps.map_driver import MapDriver
 
         failures: list[Exception] = []
         count = 0
@@ -110,7 +110,7 @@ class MapRunner:
         self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
-        from opero.concurrency.map_driver import MapDriver
+        from opero.maps.map_driver import MapDriver
 
         handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
         control: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 
 The decorated callable takes an iterable; each item is passed as the first positional
 argument, extra arguments go to every call. Cache and rate limit live in the caller and are
-global; workers only run attempts (see :mod:`opero.concurrency.map_driver`). The call and
+global; workers only run attempts (see :mod:`opero.maps.map_driver`). The call and
 ``.iter()`` API is :mod:`opero.decorators.map_api`.
 """
 
@@ -102,7 +102,7 @@ def operomap(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """
     resolved: OperomapOptions = resolve(options, map_options=True)
     if resolved["mode"] == "dask" and resolved["executor"] is None:
-        from opero.concurrency.executors import dask_extra_missing
+        from opero.maps.executors import dask_extra_missing
 
         missing = dask_extra_missing()
         if missing is not None:
@@ -142,8 +142,8 @@ def _decorate_map(
     fn: Callable[..., Any],
     options: OperomapOptions,
 ) -> Any:
-    from opero.concurrency.executors import ExecutorHandle
-    from opero.concurrency.map_driver import MapSpec
+    from opero.maps.executors import ExecutorHandle
+    from opero.maps.map_driver import MapSpec
 
     mode, workers, executor = options["mode"], options["workers"], options["executor"]
     address, client = options["address"], options["client"]
@@ -168,7 +168,7 @@ def _decorate_map(
 
     elif mode in ("process", "process_async"):
         where = "process"
-        from opero.concurrency.attempts import process_target
+        from opero.maps.attempts import process_target
 
         try:
             target = process_target(fn)  # refused here, before any item runs
@@ -233,7 +233,7 @@ def _decorate_map(
 
 
 def _executor_parallelism(executor: Executor) -> int:
-    from opero.concurrency.executors import executor_workers
+    from opero.maps.executors import executor_workers
 
     return executor_workers(executor)
 

@@ -4,7 +4,7 @@ A thread runs one attempt at a time (:func:`run_one`, outcome ``(ok, value_or_ex
 traceback)``); a process runs batches (:func:`run_segments`, answer ``(values, failures)``).
 Async functions run a batch concurrently on an event loop of the worker. Outcomes that
 must cross a process boundary are made portable first: an exception that cannot make the
-pickle round trip crosses as an instance of its own class (:mod:`opero.concurrency.crossing`),
+pickle round trip crosses as an instance of its own class (:mod:`opero.maps.crossing`),
 or, if even that fails, as a :class:`~opero.errors.RemoteError`.
 """
 
@@ -17,9 +17,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from opero.concurrency.crossing import UnpicklableResultError, portable_results
 from opero.core.callables import is_async_callable
 from opero.core.timeout import call_with_timeout, timeout_error
+from opero.maps.crossing import UnpicklableResultError, portable_results
 
 __all__ = [
     "ByValue",
@@ -39,8 +39,8 @@ __all__ = [
 
 Attempt = tuple[tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[bool, Any, str | None]
-#: attempts sharing one kwargs: (rows, kwargs, single); a row is the positional arguments of
-#: an attempt, or with ``single`` the one positional argument itself (no tuple to build)
+#: attempts sharing one kwargs: (rows, kwargs, bare); a row is the positional arguments of
+#: an attempt, or with ``bare`` the one positional argument itself (no tuple to build)
 Segment = tuple[list[Any], dict[str, Any], bool]
 Results = tuple[list[Any], dict[int, tuple[BaseException, str | None]]]
 
@@ -164,8 +164,8 @@ def run_segments(
 ) -> Results:
     """Run every attempt of a batch; never raises for an attempt's own exception.
 
-    A batch is a list of segments ``(rows, kwargs, single)``: each row is the positional
-    arguments of one attempt (the only argument when ``single``) and ``kwargs`` is shared by
+    A batch is a list of segments ``(rows, kwargs, bare)``: each row is the positional
+    arguments of one attempt (the only argument when ``bare``) and ``kwargs`` is shared by
     the segment's rows. The answer is
     ``(values, failures)``: one value per attempt in order (None where it failed) and
     ``{position: (exception, formatted traceback)}`` for the attempts that raised.
@@ -177,10 +177,10 @@ def run_segments(
     values: list[Any] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}
     append = values.append
-    for rows, kwargs, single in segments:
+    for rows, kwargs, bare in segments:
         for row in rows:
             try:
-                append(fn(row, **kwargs) if single else fn(*row, **kwargs))
+                append(fn(row, **kwargs) if bare else fn(*row, **kwargs))
             except BaseException as exc:  # sent back; the caller re-raises a BaseException
                 failures[len(values)] = (exc, traceback.format_exc())
                 append(None)
@@ -203,7 +203,7 @@ async def _run_async_segments(
             record(position, *outcome)
         return outcome
 
-    calls = ((row,) if single else row for rows, _, single in segments for row in rows)
+    calls = ((row,) if bare else row for rows, _, bare in segments for row in rows)
     every_kwargs = (k for rows, k, _ in segments for _ in rows)
     outcomes = await asyncio.gather(
         *(one(n, args, k) for n, (args, k) in enumerate(zip(calls, every_kwargs, strict=True)))

@@ -14,7 +14,7 @@ from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opero.concurrency.items import ItemPaths
+    from opero.maps.items import ItemPaths
 
 __all__ = ["CoroutineWorkers"]
 

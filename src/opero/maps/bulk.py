@@ -4,7 +4,7 @@ the misses sent to the dispatcher as jobs of several attempts with one callback 
 With no cache the items travel as they are (no per-item step at all). With a cache, the
 misses of one feeding round join their flights under one lock; a key that someone else is
 computing is followed instead. A job's failed attempts go on as per-item retry tasks
-(:class:`~opero.concurrency.items.ItemPaths`).
+(:class:`~opero.maps.items.ItemPaths`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from opero.cache.store import KWD_MARK, MISS
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
-    from opero.concurrency.completion import Completion
-    from opero.concurrency.items import ItemPaths
-    from opero.concurrency.transport import Transport
     from opero.core.judge import Judge
+    from opero.maps.completion import Completion
+    from opero.maps.items import ItemPaths
+    from opero.maps.transport import Transport
 
 __all__ = ["BulkFeed"]
 
@@ -67,8 +67,8 @@ class BulkFeed:
             rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
             self._lookup(index, rows)
             return len(items)
-        single = not extra  # the item alone: no argument tuple to build or send
-        rows = items if single else [(item, *extra) for item in items]
+        bare = not extra  # the item alone: no argument tuple to build or send
+        rows = items if bare else [(item, *extra) for item in items]
         self.judge.plain_started(len(rows))
         dispatcher = self.dispatcher
         kwargs = self.kwargs
@@ -77,8 +77,8 @@ class BulkFeed:
             dispatcher.submit_job(
                 part,
                 kwargs,
-                partial(self._uncached_done, index + start, part, single),
-                single=single,
+                partial(self._uncached_done, index + start, part, bare),
+                bare=bare,
             )
         return len(items)
 
@@ -138,7 +138,7 @@ class BulkFeed:
             pending.add(index + n, key, row)
 
     def _uncached_done(
-        self, first: int, rows: list[Any], single: bool, values: list[Any], failures: Failures
+        self, first: int, rows: list[Any], bare: bool, values: list[Any], failures: Failures
     ) -> None:
         done = self.completion.done
         if not failures:
@@ -149,7 +149,7 @@ class BulkFeed:
                 if failure is None:
                     done.append((first + n, [value], None))
                 else:  # judged in the item's retry walk
-                    args = (rows[n],) if single else rows[n]
+                    args = (rows[n],) if bare else rows[n]
                     self.completion.spawn(self.paths.retry(first + n, None, None, args, failure[0]))
         self.completion.notify()
 
@@ -177,17 +177,17 @@ class BulkFeed:
                 flights = [flights[n] for n in keep]
         kwargs = self.kwargs
         dispatcher = self.dispatcher
-        single = not self.args
+        bare = not self.args
         self.judge.plain_started(len(indices))
         for start, end in dispatcher.spans(len(indices)):
             job = _MissJob(
                 self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
             )
             self.open_jobs.add(job)
-            if single:  # the item alone travels: no argument tuple to pickle
-                dispatcher.submit_job([row[0] for row in job.rows], kwargs, job.done, single=True)
+            if bare:  # the item alone travels: no argument tuple to pickle
+                dispatcher.submit_job([row[0] for row in job.rows], kwargs, job.done, bare=True)
             else:
-                dispatcher.submit_job(job.rows, kwargs, job.done, single=False)
+                dispatcher.submit_job(job.rows, kwargs, job.done, bare=False)
 
     def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
         self.open_jobs.discard(job)

@@ -27,8 +27,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from opero.concurrency.attempts import Results, Segment, portable_results
-from opero.concurrency.crossing import portable_failure
+from opero.maps.attempts import Results, Segment, portable_results
+from opero.maps.crossing import portable_failure
 
 __all__ = [
     "SIZE",
@@ -236,12 +236,12 @@ def run_spilled(
     pack_int, pack_float = _INT_RECORD.pack_into, _FLOAT_RECORD.pack_into
     used, count = spill.used, spill.count
     pause = spill.pause
-    for rows, kwargs, single in segments:
+    for rows, kwargs, bare in segments:
         for row in rows:
             if pause[0] > 0.0:
                 spill.wait_pause()
             try:
-                value = fn(row, **kwargs) if single else fn(*row, **kwargs)
+                value = fn(row, **kwargs) if bare else fn(*row, **kwargs)
             except BaseException as exc:  # sent back; the caller re-raises a BaseException
                 tb = traceback.format_exc()
                 failures[position - base] = (exc, tb)

@@ -1,10 +1,10 @@
 """The process transport: a map's attempts on worker processes of its own.
 
-Each worker is a :class:`~opero.concurrency.process.ProcessWorker` with its own pipe, fed
+Each worker is a :class:`~opero.maps.process.ProcessWorker` with its own pipe, fed
 batches by a feeder coroutine in the caller's loop. Workers start lazily: a worker starts
 when its feeder first has a job, together with one worker per other job waiting or item in
 flight, forked before any of their helper threads start. A worker that dies is replaced;
-what it had finished stays done (see :mod:`opero.concurrency.spill`). With ``timeout``, a
+what it had finished stays done (see :mod:`opero.maps.spill`). With ``timeout``, a
 batch holds one attempt, its clock starts when the worker begins it, and a worker that
 overruns is killed and replaced. A pause of the function holds every worker back.
 """
@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from opero.concurrency.attempts import ByValue, FunctionRef, Results, Segment
-from opero.concurrency.jobs import REQUEUE, Requeue
-from opero.concurrency.process import ProcessWorker, WorkerDied
-from opero.concurrency.transport import BatchTransport
 from opero.core.clock import CLOCK
 from opero.core.pauses import Pauses
 from opero.core.timeout import timeout_error
+from opero.maps.attempts import ByValue, FunctionRef, Results, Segment
+from opero.maps.jobs import REQUEUE, Requeue
+from opero.maps.process import ProcessWorker, WorkerDied
+from opero.maps.transport import BatchTransport
 
 __all__ = ["ProcessTransport"]
 

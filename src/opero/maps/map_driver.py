@@ -4,9 +4,9 @@ Items are read lazily; at most ``bound`` are in flight (results held back for
 ``ordered=True`` count). For each item the driver looks up the cache; a miss is an attempt
 handed to the dispatcher (threads or processes) or run as a task in the loop (async mode).
 Cache lookups, stores and rate-limit admissions all happen in the caller: they are global.
-The parts: :mod:`~opero.concurrency.items` (one item's path),
-:mod:`~opero.concurrency.bulk` (process maps fed in bulk),
-:mod:`~opero.concurrency.completion` (results handed out in order).
+The parts: :mod:`~opero.maps.items` (one item's path),
+:mod:`~opero.maps.bulk` (process maps fed in bulk),
+:mod:`~opero.maps.completion` (results handed out in order).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from opero.concurrency.bulk import BulkFeed
-from opero.concurrency.completion import Completion, Run
-from opero.concurrency.coroutines import CoroutineWorkers
-from opero.concurrency.items import ItemPaths
-from opero.concurrency.transport import Transport
+from opero.maps.bulk import BulkFeed
+from opero.maps.completion import Completion, Run
+from opero.maps.coroutines import CoroutineWorkers
+from opero.maps.items import ItemPaths
+from opero.maps.transport import Transport
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
-    from opero.concurrency.executors import ExecutorHandle
     from opero.core.judge import Judge
+    from opero.maps.executors import ExecutorHandle
 
 __all__ = ["MapDriver", "MapSpec", "Run"]
 
@@ -187,7 +187,7 @@ class MapDriver:
 
 
 def _threads(spec: MapSpec, paced: bool) -> Transport:
-    from opero.concurrency.threads import ThreadTransport
+    from opero.maps.threads import ThreadTransport
 
     judge = spec.judge
     return ThreadTransport(
@@ -201,8 +201,8 @@ def _threads(spec: MapSpec, paced: bool) -> Transport:
 
 
 def _processes(spec: MapSpec, paced: bool) -> Transport:
-    from opero.concurrency.attempts import process_target
-    from opero.concurrency.processes import ProcessTransport
+    from opero.maps.attempts import process_target
+    from opero.maps.processes import ProcessTransport
 
     judge = spec.judge
     return ProcessTransport(
@@ -218,7 +218,7 @@ def _processes(spec: MapSpec, paced: bool) -> Transport:
 
 
 def _executor(spec: MapSpec, paced: bool) -> Transport:
-    from opero.concurrency.executors import ExecutorTransport
+    from opero.maps.executors import ExecutorTransport
 
     assert spec.handle_factory is not None
     judge = spec.judge

@@ -2,13 +2,13 @@
 "run these attempts, give back one outcome per attempt". A transport never judges: the
 outcomes go back to the caller's loop, where the judge settles them.
 
-- :class:`~opero.concurrency.threads.ThreadTransport`: worker threads, one attempt at a time;
-- :class:`~opero.concurrency.processes.ProcessTransport`: worker processes fed in batches;
-- :class:`~opero.concurrency.executors.ExecutorTransport`: a given executor or a Dask cluster.
+- :class:`~opero.maps.threads.ThreadTransport`: worker threads, one attempt at a time;
+- :class:`~opero.maps.processes.ProcessTransport`: worker processes fed in batches;
+- :class:`~opero.maps.executors.ExecutorTransport`: a given executor or a Dask cluster.
 (``mode="async"`` needs none: its attempts are awaited on the caller's loop.)
 
 :class:`BatchTransport` is what the process and executor transports share: attempts queued
-as jobs (:mod:`opero.concurrency.jobs`) and taken in batches by feeder coroutines, a
+as jobs (:mod:`opero.maps.jobs`) and taken in batches by feeder coroutines, a
 feeder per worker (two with room in the pipe), each handing its batch to :meth:`run_batch`.
 """
 
@@ -18,10 +18,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from opero.concurrency.attempts import Outcome, Results, Segment, attach_remote_traceback
-from opero.concurrency.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, Requeue, Single
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
+from opero.maps.attempts import Outcome, Results, Segment, attach_remote_traceback
+from opero.maps.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, OneOutcome, Requeue
 
 __all__ = ["BatchTransport", "Callback", "Crashed", "Transport"]
 
@@ -43,7 +43,7 @@ class Transport(Protocol):
         """Run one attempt; ``callback(outcome)`` runs in the caller's loop."""
 
     def submit_job(
-        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, single: bool
+        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, bare: bool
     ) -> None:
         """Run several attempts; ``callback(values, failures)`` runs once all are done."""
 
@@ -106,7 +106,7 @@ class BatchTransport:
 
     # ----- submitting ------------------------------------------------------------------------
     def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
-        self.submit_job([args], kwargs, Single(callback))
+        self.submit_job([args], kwargs, OneOutcome(callback))
 
     def submit_job(
         self,
@@ -114,7 +114,7 @@ class BatchTransport:
         kwargs: dict[str, Any],
         callback: JobCallback,
         *,
-        single: bool = False,
+        bare: bool = False,
     ) -> None:
         if not self.started:
             self.started = True
@@ -125,7 +125,7 @@ class BatchTransport:
             failures: Failures = dict.fromkeys(range(n), (self.broken, None))
             asyncio.get_running_loop().call_soon(callback, [None] * n, failures)
             return
-        self.jobs.put(Job(rows, kwargs, callback, single=single))
+        self.jobs.put(Job(rows, kwargs, callback, bare=bare))
 
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return await invoke_on(self, args, kwargs)
@@ -172,7 +172,7 @@ class BatchTransport:
                 await CLOCK.async_sleep(wait)
                 continue
             jobs = queue.take()
-            payload: list[Segment] = [(job.rows, job.kwargs, job.single) for job in jobs]
+            payload: list[Segment] = [(job.rows, job.kwargs, job.bare) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
             started = loop.time()
             results = await self.run_batch(i, payload, size)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from opero.concurrency.attempts import FunctionRef, Results, Segment, run_remote
-from opero.concurrency.transport import BatchTransport
 from opero.core.timeout import timeout_error
+from opero.maps.attempts import FunctionRef, Results, Segment, run_remote
+from opero.maps.transport import BatchTransport
 
 __all__ = [
     "ExecutorHandle",

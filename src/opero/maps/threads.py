@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from opero.concurrency.attempts import Outcome, attach_remote_traceback, run_one
-from opero.concurrency.jobs import JobCallback, Whole
-from opero.concurrency.transport import Callback, invoke_on
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
+from opero.maps.attempts import Outcome, attach_remote_traceback, run_one
+from opero.maps.jobs import JobCallback, Whole
+from opero.maps.transport import Callback, invoke_on
 
 __all__ = ["ThreadTransport"]
 
@@ -77,11 +77,11 @@ class ThreadTransport:
         self.inbox.put((callback, args, kwargs))
 
     def submit_job(
-        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, single: bool
+        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, bare: bool
     ) -> None:
         whole = Whole(callback, len(rows))
         for n, row in enumerate(rows):
-            self.submit((row,) if single else row, kwargs, _one(whole, n))
+            self.submit((row,) if bare else row, kwargs, _one(whole, n))
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return [(n, n + 1) for n in range(ready)]

@@ -22,11 +22,12 @@ from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
 from typing import Any
 
-from opero.concurrency.attempts import ByValue, FunctionRef, Outcome, Results, Segment
-from opero.concurrency.crossing import attempts_in, unloadable_answer, unreadable_error
-from opero.concurrency.parent_watch import preload
-from opero.concurrency.spill import SIZE as SPILL_SIZE
-from opero.concurrency.spill import (
+from opero.errors import UnpicklableError, WorkerCrashedError
+from opero.maps.attempts import ByValue, FunctionRef, Outcome, Results, Segment
+from opero.maps.crossing import attempts_in, unloadable_answer, unreadable_error
+from opero.maps.parent_watch import preload
+from opero.maps.spill import SIZE as SPILL_SIZE
+from opero.maps.spill import (
     Part,
     began,
     finished_outcomes,
@@ -35,8 +36,7 @@ from opero.concurrency.spill import (
     read_spill,
     set_pause,
 )
-from opero.concurrency.worker_side import Unreadable, serve
-from opero.errors import UnpicklableError, WorkerCrashedError
+from opero.maps.worker_side import Unreadable, serve
 
 __all__ = ["ProcessWorker", "WorkerDied"]
 

@@ -27,7 +27,7 @@ from opero.core.retry import retry_after_of
 from opero.errors import RemoteError, UnpicklableError
 
 if TYPE_CHECKING:
-    from opero.concurrency.attempts import Results, Segment
+    from opero.maps.attempts import Results, Segment
 
 __all__ = [
     "Rebuilt",
@@ -190,8 +190,8 @@ def _what(batch: list[Segment]) -> str:
     """The attempt of a one-attempt batch, by the types of its item and arguments."""
     if attempts_in(batch) != 1:
         return f"one of a batch of {attempts_in(batch)} attempts"
-    rows, kwargs, single = batch[0]
-    args = (rows[0],) if single else tuple(rows[0])
+    rows, kwargs, bare = batch[0]
+    args = (rows[0],) if bare else tuple(rows[0])
     what = f"the item ({type(args[0]).__qualname__})" if args else "the call"
     extra = [type(a).__qualname__ for a in (*args[1:], *kwargs.values())]
     return f"{what} or its arguments ({', '.join(extra)})" if extra else what

@@ -1,7 +1,7 @@
 """The worker process's side: load the function, then run the batches the caller sends.
 
 The worker ends when the caller says so (an empty message), when its pipe breaks, and soon
-after the caller's process dies (:mod:`opero.concurrency.parent_watch`). A batch is loaded
+after the caller's process dies (:mod:`opero.maps.parent_watch`). A batch is loaded
 here, not in the pipe's reader: a batch that pickles in the caller but cannot be loaded in
 the worker (a class defined in the caller's ``__main__`` under spawn, a failing
 ``__setstate__``) is answered with :class:`Unreadable`, and the caller fails only what it
@@ -19,11 +19,11 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from opero.concurrency.attempts import ByValue, FunctionRef, Results, portable_results, run_segments
-from opero.concurrency.parent_watch import watch_parent
-from opero.concurrency.spill import SpillWriter, run_spilled
 from opero.core.callables import is_async_callable
 from opero.errors import UnpicklableError
+from opero.maps.attempts import ByValue, FunctionRef, Results, portable_results, run_segments
+from opero.maps.parent_watch import watch_parent
+from opero.maps.spill import SpillWriter, run_spilled
 
 __all__ = ["Unreadable", "serve"]
 

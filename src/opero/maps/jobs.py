@@ -8,7 +8,7 @@ a batch holds about ``BATCH_SECONDS`` of work, at most ``batch_max`` attempts: p
 take queued jobs up to a fair share of the queue, and cut a job larger than that, its parts
 answering as one. The estimate weighs batches by their attempts, so a small batch that
 waited behind a large one does not shrink every batch. A batch whose worker died re-runs
-attempt by attempt ("solo"), reassembled per job.
+attempt by attempt ("alone"), reassembled per job.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from opero.concurrency.attempts import Outcome
+from opero.maps.attempts import Outcome
 
 __all__ = [
     "BATCH_SECONDS",
@@ -30,8 +30,8 @@ __all__ = [
     "Job",
     "JobCallback",
     "JobQueue",
+    "OneOutcome",
     "Requeue",
-    "Single",
 ]
 
 BATCH_SECONDS = 0.025  #: target duration of one process batch, once attempts are measured
@@ -48,24 +48,24 @@ class Job:
     """Attempts with one shared ``kwargs``; ``callback(values, failures)`` gets their results
     (positions local to the job)."""
 
-    __slots__ = ("callback", "kwargs", "rows", "single", "solo")
+    __slots__ = ("alone", "bare", "callback", "kwargs", "rows")
 
     def __init__(
         self,
         rows: list[Any],
         kwargs: dict[str, Any],
         callback: JobCallback,
-        solo: bool = False,
-        single: bool = False,
+        alone: bool = False,
+        bare: bool = False,
     ) -> None:
-        self.rows = rows  # positional arguments per attempt (the argument itself if single)
+        self.rows = rows  # positional arguments per attempt (the argument itself if bare)
         self.kwargs = kwargs
         self.callback = callback
-        self.solo = solo
-        self.single = single
+        self.alone = alone
+        self.bare = bare
 
 
-class Single:
+class OneOutcome:
     """A job callback for one attempt, answering with an outcome."""
 
     __slots__ = ("callback",)
@@ -123,8 +123,8 @@ def split(job: Job, n: int) -> tuple[Job, Job]:
     else:
         whole, base = Whole(callback, len(job.rows)), 0
     rows = job.rows
-    head = Job(rows[:n], job.kwargs, Piece(whole, base), single=job.single)
-    return head, Job(rows[n:], job.kwargs, Piece(whole, base + n), single=job.single)
+    head = Job(rows[:n], job.kwargs, Piece(whole, base), bare=job.bare)
+    return head, Job(rows[n:], job.kwargs, Piece(whole, base + n), bare=job.bare)
 
 
 class Requeue:
@@ -171,7 +171,7 @@ class JobQueue:
         first = queue.popleft()
         jobs = [first]
         count = len(first.rows)
-        if not first.solo:
+        if not first.alone:
             cap = self.batch_cap()
             if count > cap:
                 first, rest = split(first, cap)
@@ -179,7 +179,7 @@ class JobQueue:
                 self.queued -= cap
                 return [first]
             n = min(cap, max(1, math.ceil(self.queued / self.workers)))  # a fair share
-            while queue and not queue[0].solo and count + len(queue[0].rows) <= n:
+            while queue and not queue[0].alone and count + len(queue[0].rows) <= n:
                 job = queue.popleft()
                 jobs.append(job)
                 count += len(job.rows)
@@ -275,7 +275,7 @@ class JobQueue:
                 elif all_started or position == running:
                     whole.fill(n, [None], {0: (error, None)})
                 else:
-                    again.append(Job([row], job.kwargs, Piece(whole, n), single=job.single))
+                    again.append(Job([row], job.kwargs, Piece(whole, n), bare=job.bare))
                 position += 1
         for job in reversed(again):
             self.jobs.appendleft(job)
@@ -289,7 +289,7 @@ class JobQueue:
         for job in jobs:
             whole = Whole(job.callback, len(job.rows))
             for n, row in enumerate(job.rows):
-                solos.append(Job([row], job.kwargs, Piece(whole, n), solo=True, single=job.single))
+                solos.append(Job([row], job.kwargs, Piece(whole, n), alone=True, bare=job.bare))
         for job in reversed(solos):
             self.jobs.appendleft(job)
         self.queued += len(solos)

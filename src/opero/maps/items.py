@@ -22,10 +22,10 @@ from opero.core.drive import AsyncInvoke, drive_async, invoker_async
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
-    from opero.concurrency.attempts import Outcome
-    from opero.concurrency.completion import Completion
-    from opero.concurrency.transport import Transport
     from opero.core.judge import Judge
+    from opero.maps.attempts import Outcome
+    from opero.maps.completion import Completion
+    from opero.maps.transport import Transport
 
 __all__ = ["ItemPaths", "Missed"]
 
