@@ -302,3 +302,28 @@ def test_an_old_success_during_the_probe_does_not_close_the_breaker() -> None:
     probe.join(10)
     assert results["probe"] == "probe"
     assert call("old") == "old"  # the probe's success closed it: calls go through again
+
+
+def test_a_cancelled_probe_is_given_back_even_when_retry_on_names_base_exception() -> None:
+    """``retry_on=BaseException``: a half-open probe ended by KeyboardInterrupt is still given
+    back (cancellation is never retried), so the next call may probe."""
+    import time
+
+    state = {"mode": "fail"}
+
+    @opero(cache=False, retries=0, cooldown=0.1, cooldown_after=1, retry_on=BaseException)
+    def call() -> str:
+        if state["mode"] == "fail":
+            raise ValueError("down")
+        if state["mode"] == "interrupt":
+            raise KeyboardInterrupt
+        return "up"
+
+    with pytest.raises(ValueError):
+        call()  # opens the breaker
+    time.sleep(0.2)
+    state["mode"] = "interrupt"
+    with pytest.raises(KeyboardInterrupt):
+        call()  # the half-open probe, interrupted
+    state["mode"] = "ok"
+    assert call() == "up"  # the probe was given back: this call probes and closes it

@@ -216,3 +216,27 @@ def test_every_type_is_tagged_and_container_subclasses_keep_their_attributes(
     double.scale, triple.scale = 2, 3
     assert opero(cache_backend="disk", cache_dir=tmp_path)(double)("a") == 2
     assert opero(cache_backend="disk", cache_dir=tmp_path)(triple)("a") == 3
+
+
+def test_a_function_capturing_an_opero_function_is_cached_on_disk(tmp_path) -> None:
+    """A captured @opero function (and @opero stacked over @opero) is keyed by the function
+    it wraps: the outer function is cached on disk, with no warning."""
+    import warnings
+
+    from opero import opero
+
+    @opero(cache=False)
+    def inner(x: int) -> int:
+        return x * 2
+
+    @opero(cache_backend="disk", cache_dir=tmp_path)
+    def outer(x: int) -> int:
+        return inner(x) + 1
+
+    stacked = opero(cache_backend="disk", cache_dir=tmp_path / "s")(opero(cache=False)(abs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert outer(3) == 7 and outer(3) == 7
+        assert stacked(-2) == 2 and stacked(-2) == 2
+    assert outer.stats().cache_hits == 1
+    assert stacked.stats().cache_hits == 1

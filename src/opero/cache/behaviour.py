@@ -205,7 +205,7 @@ def _function(fn: types.FunctionType, memo: dict[int, int], depth: int) -> Any:
     if target is not None:  # an @operomap wrapper: what it maps
         return Tag("operomap", (describe(target, memo, depth),))
     wrapped = getattr(fn, "__wrapped__", None)
-    if wrapped is not None and hasattr(fn, "__opero_pipeline__"):  # an @opero wrapper
+    if wrapped is not None and hasattr(fn, "__opero_judge__"):  # an @opero wrapper
         return Tag("opero", (describe(wrapped, memo, depth),))
     code_digest, names = code_info(fn.__code__)
     return Tag(

@@ -134,7 +134,7 @@ def identify(fn: Callable[..., Any]) -> Identity:
     chain = _wrapped_chain(target)
     code = digest((name, tuple(code_form(function.__code__) for function in chain)))
     try:
-        own = [f for f in chain if not hasattr(f, "__opero_pipeline__")]  # not opero's own
+        own = [f for f in chain if not hasattr(f, "__opero_judge__")]  # not opero's own
         cells = tuple(cell for function in own for cell in (function.__closure__ or ()))
         reads = tuple(
             (function.__globals__, names) for function in own if (names := constant_names(function))

@@ -210,9 +210,10 @@ class Judge:
         counters = self.counters
         if getattr(exc, "__opero_final__", False):
             raise exc  # refused in a worker (a coroutine from a sync function), as in settle
+        if isinstance(exc, _FINAL):  # never retried, even when retry_on names it
+            self._ended(call, exc)  # (a cancelled half-open probe is given back)
+            raise exc
         counters.failures += 1
-        if isinstance(exc, _FINAL):
-            raise exc  # never retried (another attempt would fail the same way)
         walk = self._walk(call)
         # every caller holds back this value (server delay, cooldown), retried or not
         self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc), call.ticket)
