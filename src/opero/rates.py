@@ -76,7 +76,7 @@ class Limit:
             if inspect.iscoroutinefunction(cost):
                 raise TypeError(
                     "Limit(cost=) must be a plain function: it runs before every attempt to "
-                    f"book its slot, got the coroutine function {cost!r}"
+                    f"book its admission, got the coroutine function {cost!r}"
                 )
         self.cost = cost
 

@@ -1,12 +1,12 @@
 """What happened to one decorated function: ``stats()`` and ``cache_info()``.
 
 Counting must cost next to nothing on the hot paths, so each path bumps one plain integer
-and the snapshot derives the rest: a call on the direct path (no cache, nothing before the
-first attempt) is one ``direct`` count, which is also its first attempt and, unless it is
-counted in ``direct_failed``, its success. A path that hands a failed first attempt to the
-pipeline (``failure=``) has counted the attempt; the pipeline counts its failure. Integer
-``+=`` on a slot runs no Python code between its read and its write, so under the GIL no
-count is lost between threads; the per-value success table takes a lock.
+and the snapshot derives the rest: a call whose first attempt was made on a plain fast path
+is one ``direct`` count, which is also its first attempt and, unless the judge counted it in
+``direct_failed``, its success. Calls and cache hits are counted where a call enters;
+attempts and their outcomes only by the judge. Integer ``+=`` on a slot runs no Python code
+between its read and its write, so under the GIL no count is lost between threads; the
+per-value success table takes a lock.
 """
 
 from __future__ import annotations

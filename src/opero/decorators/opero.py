@@ -1,7 +1,7 @@
 """``@opero``: cache -> retry -> arg_fallback -> rate limit around one sync or async function.
 
 Options are validated once (:mod:`opero.options`); :mod:`opero.decorators.parts` builds the
-cache layer and the pipeline; :mod:`opero.decorators.wrappers` picks the wrapper that does
+cache layer and the judge; :mod:`opero.decorators.wrappers` picks the wrapper that does
 the least work per call.
 """
 

@@ -3,7 +3,7 @@
 The limiter decides and never waits: :meth:`RateLimiter.reserve` books the next free
 admission time under a lock and returns it; the caller sleeps until then (``time.sleep``
 or ``asyncio.sleep``). One limiter serves every thread and every event loop that calls
-the decorated function, so the limit is per function, not per caller. No bursts: slots
+the decorated function, so the limit is per function, not per caller. No bursts: admissions
 are evenly spaced, so no window of length ``w`` holds more than ``ceil(rate*w)+1``.
 
 Several limits (``rate_limit=["500/minute", Limit("30000/minute", cost=tokens)]``) are

@@ -1,5 +1,5 @@
 """Feeding a process map in bulk: items read in slices, cache lookups answered at once, and
-the misses sent to the dispatcher as jobs of several attempts with one callback each.
+the misses sent to the transport as jobs of several attempts with one callback each.
 
 With no cache the items travel as they are (no per-item step at all). With a cache, the
 misses of one feeding round join their flights under one lock; a key that someone else is
@@ -37,7 +37,7 @@ class BulkFeed:
         self,
         completion: Completion,
         layer: CacheLayer | None,
-        dispatcher: Transport,
+        transport: Transport,
         items: Iterator[Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -48,7 +48,7 @@ class BulkFeed:
         self.counters = judge.counters
         self.completion = completion
         self.layer = layer
-        self.dispatcher = dispatcher
+        self.transport = transport
         self.items = items
         self.args = args
         self.kwargs = kwargs
@@ -70,11 +70,11 @@ class BulkFeed:
         bare = not extra  # the item alone: no argument tuple to build or send
         rows = items if bare else [(item, *extra) for item in items]
         self.judge.plain_started(len(rows))
-        dispatcher = self.dispatcher
+        transport = self.transport
         kwargs = self.kwargs
-        for start, end in dispatcher.spans(len(rows)):
+        for start, end in transport.spans(len(rows)):
             part = rows[start:end]
-            dispatcher.submit_job(
+            transport.submit_job(
                 part,
                 kwargs,
                 partial(self._uncached_done, index + start, part, bare),
@@ -154,7 +154,7 @@ class BulkFeed:
         self.completion.notify()
 
     def submit_pending(self) -> None:
-        """Send the misses gathered by this feeding round as jobs (the dispatcher merges
+        """Send the misses gathered by this feeding round as jobs (the transport merges
         queued jobs into larger batches when many are waiting). Their flights are joined
         under one lock; a key that someone else is computing is followed instead."""
         misses, self.pending = self.pending, _Misses()
@@ -176,18 +176,18 @@ class BulkFeed:
                 rows = [rows[n] for n in keep]
                 flights = [flights[n] for n in keep]
         kwargs = self.kwargs
-        dispatcher = self.dispatcher
+        transport = self.transport
         bare = not self.args
         self.judge.plain_started(len(indices))
-        for start, end in dispatcher.spans(len(indices)):
+        for start, end in transport.spans(len(indices)):
             job = _MissJob(
                 self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
             )
             self.open_jobs.add(job)
             if bare:  # the item alone travels: no argument tuple to pickle
-                dispatcher.submit_job([row[0] for row in job.rows], kwargs, job.done, bare=True)
+                transport.submit_job([row[0] for row in job.rows], kwargs, job.done, bare=True)
             else:
-                dispatcher.submit_job(job.rows, kwargs, job.done, bare=False)
+                transport.submit_job(job.rows, kwargs, job.done, bare=False)
 
     def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
         self.open_jobs.discard(job)
@@ -254,7 +254,7 @@ class _Misses:
 
 
 class _MissJob:
-    """First attempts of some missed items, sent to the dispatcher as one job."""
+    """First attempts of some missed items, sent to the transport as one job."""
 
     __slots__ = ("feed", "flights", "indices", "keys", "rows")
 

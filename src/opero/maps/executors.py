@@ -25,7 +25,7 @@ __all__ = [
     "ExecutorTransport",
     "dask_extra_missing",
     "executor_workers",
-    "transport",
+    "sendable",
 ]
 
 
@@ -132,7 +132,7 @@ def _close_all(things: list[Any]) -> None:
             pass
 
 
-def transport(fn: Callable[..., Any], executor: Executor) -> Any:
+def sendable(fn: Callable[..., Any], executor: Executor) -> Any:
     """What to send to ``executor`` so its workers find ``fn``: the function itself for
     threads; for Dask (cloudpickle) also when it lives in ``__main__`` or a closure, which
     Dask workers could not import; otherwise a by-name reference (a module-level function
@@ -188,7 +188,7 @@ class ExecutorTransport(BatchTransport):
             self.jobs.fail_all(exc)
             return
         self.workers = self.jobs.workers = self.handle.parallelism()
-        self.target = transport(self.fn, self.executor)
+        self.target = sendable(self.fn, self.executor)
         self.start_feeders()
         assert self.jobs.ready is not None
         self.jobs.ready.set()

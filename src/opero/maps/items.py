@@ -1,7 +1,7 @@
 """One item of a map, from its cache lookup to its end.
 
 When the judge needs nothing before the first attempt (it is plain), the first attempt of
-an item costs no task: it goes to the dispatcher with a callback, and only an item whose
+an item costs no task: it goes to the transport with a callback, and only an item whose
 first attempt failed gets a task, in which the judge settles that failure and the driver
 goes on with ``invoke`` = "run on a worker" (so backoff sleeps happen in the caller, never
 on a worker). Otherwise each item is a task driving its whole call. An item whose key another caller
@@ -45,7 +45,7 @@ class ItemPaths:
         completion: Completion,
         judge: Judge,
         layer: CacheLayer | None,
-        dispatcher: Transport | None,
+        transport: Transport | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
@@ -56,10 +56,10 @@ class ItemPaths:
         self.judge = judge
         self.counters = judge.counters
         self.layer = layer
-        self.dispatcher = dispatcher
+        self.transport = transport
         #: one attempt: sent to a worker, or (async mode) awaited in the loop
         self.invoke: AsyncInvoke = (
-            dispatcher.invoke if dispatcher is not None else invoker_async(judge)
+            transport.invoke if transport is not None else invoker_async(judge)
         )
         self.args = args
         self.kwargs = kwargs
@@ -67,7 +67,7 @@ class ItemPaths:
         self.first_fast = first_fast
         #: flights this map leads through the task-free first attempt (abandoned on abort)
         self.leading: dict[Hashable, Flight] = {}
-        #: a rate-limited map's free workers: an attempt takes one before booking its slot
+        #: a rate-limited map's free workers: an attempt takes one before booking its admission
         self.gate: asyncio.Semaphore | None = gate
 
     def lookup(self, index: int, item: Any) -> Missed | None:
@@ -103,9 +103,9 @@ class ItemPaths:
                     return
             if flight is not None:
                 self.leading[key] = flight
-            assert self.dispatcher is not None
+            assert self.transport is not None
             self.judge.plain_started()
-            self.dispatcher.submit(
+            self.transport.submit(
                 call_args, kwargs, partial(self._first_done, index, key, flight, call_args)
             )
             return

@@ -4,7 +4,7 @@ A job is a list of attempts with one shared ``kwargs`` and one callback that get
 results. Until an attempt has been measured, a batch holds one attempt and jobs are small
 (the first ones one per worker, then doubling up to ``UNMEASURED_JOB``), so work spreads over
 every worker from the first item and slow attempts never queue up together. Once measured,
-a batch holds about ``BATCH_SECONDS`` of work, at most ``batch_max`` attempts: process slots
+a batch holds about ``BATCH_SECONDS`` of work, at most ``batch_max`` attempts: process feeders
 take queued jobs up to a fair share of the queue, and cut a job larger than that, its parts
 answering as one. The estimate weighs batches by their attempts, so a small batch that
 waited behind a large one does not shrink every batch. A batch whose worker died re-runs

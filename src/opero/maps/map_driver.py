@@ -2,7 +2,7 @@
 
 Items are read lazily; at most ``bound`` are in flight (results held back for
 ``ordered=True`` count). For each item the driver looks up the cache; a miss is an attempt
-handed to the dispatcher (threads or processes) or run as a task in the loop (async mode).
+handed to a transport (threads or processes) or run as a task in the loop (async mode).
 Cache lookups, stores and rate-limit admissions all happen in the caller: they are global.
 The parts: :mod:`~opero.maps.items` (one item's path),
 :mod:`~opero.maps.bulk` (process maps fed in bulk),
@@ -79,20 +79,20 @@ class MapDriver:
         judge = spec.judge
         #: paced: an attempt is sent only to a free worker, one at a time
         paced = judge.paced
-        self.dispatcher: Transport | None = None
+        self.transport: Transport | None = None
         if spec.mode != "async":
-            self.dispatcher = _TRANSPORTS[spec.mode](spec, paced)
+            self.transport = _TRANSPORTS[spec.mode](spec, paced)
         # first attempts may skip the per-item task ...
-        first_fast = self.dispatcher is not None and judge.plain
+        first_fast = self.transport is not None and judge.plain
         self.paths = ItemPaths(
             self.completion,
             judge,
             self.layer,
-            self.dispatcher,
+            self.transport,
             args,
             kwargs,
             first_fast=first_fast,
-            gate=asyncio.Semaphore(spec.workers) if paced and self.dispatcher else None,
+            gate=asyncio.Semaphore(spec.workers) if paced and self.transport else None,
         )
         #: how one item starts, and (optionally) how many items start at once
         self.start: Callable[[int, Any], None] = self.paths.start
@@ -100,11 +100,11 @@ class MapDriver:
         # ... and, for processes, travel in jobs of several items read in bulk
         self.bulk: BulkFeed | None = None
         if first_fast and spec.mode in ("process", "executor"):
-            assert self.dispatcher is not None
+            assert self.transport is not None
             self.bulk = BulkFeed(
                 self.completion,
                 self.layer,
-                self.dispatcher,
+                self.transport,
                 self.items,
                 args,
                 kwargs,
@@ -124,7 +124,7 @@ class MapDriver:
         completion.wake = asyncio.Event()
         bound = self.spec.bound
         bulk, start, feed = self.bulk, self.start, self.feed
-        dispatcher = self.dispatcher
+        transport = self.transport
         index = 0
         in_flight = 0
         exhausted = False
@@ -148,8 +148,8 @@ class MapDriver:
                     in_flight += 1
                     start(index, item)
                     index += 1
-                if dispatcher is not None:
-                    dispatcher.set_in_flight(in_flight)
+                if transport is not None:
+                    transport.set_in_flight(in_flight)
                 if bulk is not None and bulk.pending:
                     bulk.submit_pending()
                 chunk = completion.take()
@@ -169,8 +169,8 @@ class MapDriver:
         that is itself cancelled at its first ``await`` still leaves nothing running."""
         for task in list(self.completion.tasks):
             task.cancel()
-        if abort and self.dispatcher is not None:
-            self.dispatcher.shutdown(abort=True)  # kill the worker processes now
+        if abort and self.transport is not None:
+            self.transport.shutdown(abort=True)  # kill the worker processes now
         stopped = asyncio.CancelledError()
         if self.layer is not None and self.paths.leading:
             flights = self.layer.flights
@@ -182,8 +182,8 @@ class MapDriver:
         try:
             await self.completion.cancel_tasks()
         finally:  # also when this close is itself cancelled
-            if self.dispatcher is not None:
-                await self.dispatcher.close(abort=abort)
+            if self.transport is not None:
+                await self.transport.close(abort=abort)
 
 
 def _threads(spec: MapSpec, paced: bool) -> Transport:
