@@ -18,6 +18,7 @@ from typing import Any
 
 from opero.core.timeout import timeout_error
 from opero.maps.attempts import FunctionRef, Results, Segment, run_remote
+from opero.maps.jobs import JOB_MAX
 from opero.maps.transport import BatchTransport
 
 __all__ = [
@@ -170,6 +171,9 @@ class ExecutorTransport(BatchTransport):
             batch_max,
             depth=1 if (timeout is not None or paced) else 2,
             held_back=held_back,
+            # a task's round trip through a foreign executor (a Dask scheduler) costs far
+            # more than a pipe write: larger first jobs, until an attempt is measured
+            unmeasured=JOB_MAX,
         )
         self.fn = fn
         self.handle = handle

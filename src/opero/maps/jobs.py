@@ -137,16 +137,19 @@ REQUEUE = Requeue()
 class JobQueue:
     """Jobs waiting for a worker, and the measured cost of an attempt."""
 
-    def __init__(self, workers: int, batch_max: int) -> None:
+    def __init__(self, workers: int, batch_max: int, unmeasured: int = UNMEASURED_JOB) -> None:
         self.jobs: deque[Job] = deque()
+        #: attempts per job at most before anything is measured
+        self.unmeasured = unmeasured
         self.queued = 0  # attempts in the queue
         self.ready: asyncio.Event | None = None  # set when jobs arrive (made in the loop)
         self.workers = workers
         self.batch_max = batch_max
         #: measured seconds per attempt (moving average), to size batches
         self.per_attempt: float | None = None
-        self._seconds = 0.0  # decayed sums behind per_attempt
-        self._attempts = 0.0
+        #: decayed sums behind per_attempt: weight, attempts, attempts², seconds, attempts x s
+        self._sums = [0.0, 0.0, 0.0, 0.0, 0.0]
+        self._last = (0, 0.0)  # the last batch measured: attempts, seconds
         self._spread = False  # the first attempts went one per worker
         self._ramp = 1  # attempts in the last job made before anything was measured
 
@@ -192,9 +195,11 @@ class JobQueue:
         per_attempt = self.per_attempt
         if per_attempt is None:
             return 1  # nothing measured yet: one at a time, spread over the workers
-        if per_attempt > 0:
-            return min(self.batch_max, max(1, int(BATCH_SECONDS / per_attempt)))
-        return self.batch_max
+        cap = int(BATCH_SECONDS / per_attempt) if per_attempt > 0 else self.batch_max
+        size, seconds = self._last
+        if seconds < 2 * BATCH_SECONDS:  # a quick batch: try one twice its size (its time
+            cap = max(cap, 2 * size)  # may be mostly a fixed cost per batch, e.g. Dask's)
+        return min(self.batch_max, max(1, cap))
 
     def job_size(self, ready: int) -> int:
         """How many of ``ready`` attempts a caller should put in one job once attempts are
@@ -204,7 +209,7 @@ class JobQueue:
             return 1
         per_attempt = self.per_attempt
         if per_attempt is None:
-            return max(1, min(UNMEASURED_JOB, math.ceil(ready / (self.workers * 4))))
+            return max(1, min(self.unmeasured, math.ceil(ready / (self.workers * 4))))
         if per_attempt <= 0:
             return JOB_MAX
         return max(1, min(JOB_MAX, int(BATCH_SECONDS / per_attempt / 2)))
@@ -236,13 +241,26 @@ class JobQueue:
         return spans
 
     def measure(self, seconds: float, attempts: int) -> None:
-        """A batch of ``attempts`` took ``seconds`` (from its sending: with any wait behind
-        the batch before it). The estimate weighs batches by their attempts, halving the
-        weight of the past at each batch: a small batch that waited behind a large one
-        cannot make every batch small again."""
-        self._seconds = self._seconds / 2 + seconds
-        self._attempts = self._attempts / 2 + attempts
-        self.per_attempt = self._seconds / self._attempts
+        """A batch of ``attempts`` took ``seconds`` (from its sending: with the round trip
+        and any wait behind the batch before it). The time of one attempt is the slope of
+        ``seconds = overhead + attempts x per_attempt`` over the recent batches (least squares,
+        the weight of the past halved at each batch), so a fixed cost per batch (a Dask round
+        trip, a fresh worker) does not make every batch small; before batches of different
+        sizes are seen, and as a floor against noise, the plain average counts too."""
+        w, n, nn, t, nt = (x / 2 for x in self._sums)
+        w, n, nn, t, nt = (
+            w + 1,
+            n + attempts,
+            nn + attempts**2,
+            t + seconds,
+            nt + attempts * seconds,
+        )
+        self._sums = [w, n, nn, t, nt]
+        self._last = (attempts, seconds)
+        average = t / n
+        spread = w * nn - n * n
+        slope = (w * nt - n * t) / spread if spread > 1e-9 * n * n else average
+        self.per_attempt = max(slope, average / 16)
 
     def requeue(self, jobs: list[Job]) -> None:
         """Put a batch that never ran back at the front."""

@@ -21,7 +21,16 @@ from typing import Any, Protocol
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
 from opero.maps.attempts import Outcome, Results, Segment, attach_remote_traceback
-from opero.maps.jobs import REQUEUE, Failures, Job, JobCallback, JobQueue, OneOutcome, Requeue
+from opero.maps.jobs import (
+    REQUEUE,
+    UNMEASURED_JOB,
+    Failures,
+    Job,
+    JobCallback,
+    JobQueue,
+    OneOutcome,
+    Requeue,
+)
 
 __all__ = ["BatchTransport", "Callback", "Crashed", "Transport"]
 
@@ -90,10 +99,11 @@ class BatchTransport:
         *,
         depth: int,
         held_back: Callable[[], float],
+        unmeasured: int = UNMEASURED_JOB,
     ) -> None:
         self.name = name
         self.workers = workers
-        self.jobs = JobQueue(workers, batch_max)
+        self.jobs = JobQueue(workers, batch_max, unmeasured)
         #: batches outstanding per worker: 2 keep its pipe full; 1 when an attempt's
         #: start must be its send (rate limits, timeouts)
         self.depth = depth
