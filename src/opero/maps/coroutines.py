@@ -58,6 +58,7 @@ class CoroutineWorkers:
         judge = paths.judge
         plain = judge.plain
         invoke, kwargs = paths.invoke, paths.kwargs
+        func = judge.func if judge.timeout is None else None
         completion = paths.completion
         counters = judge.counters
         plain_started = judge.plain_started
@@ -72,7 +73,10 @@ class CoroutineWorkers:
                     continue
                 plain_started()
                 try:
-                    value = await invoke(call_args, kwargs)
+                    if func is not None:  # no timeout: the function itself, no extra frame
+                        value = await func(*call_args, **kwargs)
+                    else:
+                        value = await invoke(call_args, kwargs)
                 except BaseException as exc:  # judged in the item's retry walk
                     await paths.retry(index, None, None, call_args, exc)
                     if completion.fatal is not None:
