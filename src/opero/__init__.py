@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from opero.core.hooks import CacheHitDetails, FallbackDetails, RetryDetails
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.opero import OperoFunction, opero
 from opero.errors import (
@@ -57,16 +56,27 @@ __version__ = "3.0.0.dev0"
 logger.disable("opero")
 
 if TYPE_CHECKING:
+    from opero.core.hooks import CacheHitDetails, FallbackDetails, RetryDetails
     from opero.decorators.operomap import MapFunction, operomap
+
+#: loaded on first use (``import opero`` stays cheap): name -> module
+_LAZY = {
+    "operomap": "opero.decorators.operomap",
+    "MapFunction": "opero.decorators.operomap",
+    "RetryDetails": "opero.core.hooks",
+    "FallbackDetails": "opero.core.hooks",
+    "CacheHitDetails": "opero.core.hooks",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # ``operomap`` (and the map machinery behind it) loads on first use, keeping
-    # ``import opero`` cheap for programs that only use ``@opero``.
-    if name in ("operomap", "MapFunction"):
-        from opero.decorators import operomap as module
+    # ``operomap`` (and the map machinery behind it) and the hook payloads load on first
+    # use, keeping ``import opero`` cheap for programs that only use ``@opero``.
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        value = getattr(module, name)
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'opero' has no attribute {name!r}")

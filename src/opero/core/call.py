@@ -7,7 +7,6 @@ its shared pauses and its counters. Everything is given whole at construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opero.core.fallback import Call as Expanded
@@ -24,16 +23,25 @@ if TYPE_CHECKING:
 __all__ = ["Booking", "Call", "Services"]
 
 
-@dataclass(frozen=True)
 class Services:
-    """What the judge of one decorated function asks before an attempt and tells after."""
+    """What the judge of one decorated function asks before an attempt and tells after
+    (``pauses``: kept where other processes see them, besides this process's own)."""
 
-    counters: Counters = field(default_factory=Counters)
-    limiter: Limiter | None = None
-    slots: RunningLimit | None = None
-    breakers: BreakerSet | None = None
-    #: pauses kept where other processes see them (Redis), besides this process's own
-    pauses: SharedPauses | None = None
+    __slots__ = ("breakers", "counters", "limiter", "pauses", "slots")
+
+    def __init__(
+        self,
+        counters: Counters | None = None,
+        limiter: Limiter | None = None,
+        slots: RunningLimit | None = None,
+        breakers: BreakerSet | None = None,
+        pauses: SharedPauses | None = None,
+    ) -> None:
+        self.counters = counters if counters is not None else Counters()
+        self.limiter = limiter
+        self.slots = slots
+        self.breakers = breakers
+        self.pauses = pauses
 
 
 class Call:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from opero.core.breaker import Ticket
 from opero.core.pauses import Pauses, SharedPauses
 from opero.core.retry import Attempts
 from opero.core.stats import Counters, success_key
 from opero.errors import CircuitOpenError
+
+if TYPE_CHECKING:
+    from opero.core.breaker import Ticket
 
 __all__ = ["BreakerSet", "Choice", "Holds"]
 
@@ -33,15 +35,10 @@ class BreakerSet(Protocol):
     def release(self, key: Hashable, ticket: Ticket | None = None) -> None: ...
 
 
-class Choice(NamedTuple):
-    """Where the next attempt goes: its fallback position, whether it opens the next round
-    (the rest of this one is held back), the seconds to wait before it, and the breaker
-    ticket it starts under (None without cooldowns, or while it must still wait)."""
-
-    position: int
-    next_round: bool
-    wait: float
-    ticket: Ticket | None = None
+#: where the next attempt goes: its fallback position, whether it opens the next round (the
+#: rest of this one is held back), the seconds to wait before it, and the breaker ticket it
+#: starts under (None without cooldowns, or while it must still wait)
+Choice = tuple[int, bool, float, "Ticket | None"]
 
 
 class Holds:
@@ -92,10 +89,10 @@ class Holds:
             if index is None:
                 raise self._nothing_left(attempts, keys)
             if wait > 0 or breakers is None:  # (a probe is taken once the wait is over)
-                return Choice(index, next_round, wait)
+                return index, next_round, wait, None
             ticket = breakers.admit(keys[index])
             if ticket is not None:
-                return Choice(index, next_round, wait, ticket)
+                return index, next_round, wait, ticket
             probing.add(index)  # another caller holds its half-open probe: choose again
 
     def _pick(

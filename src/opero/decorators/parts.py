@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from opero.cache.identity import identify
 from opero.cache.keys import key_prefix
 from opero.cache.layer import CacheLayer, local_store
-from opero.core.breaker import Breakers
 from opero.core.call import Services
 from opero.core.judge import Judge
 from opero.core.stats import Counters
@@ -62,7 +61,11 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
     counters = Counters()
     limiter = _limiter(fn, options, name)
     cooldown, after = options["cooldown"], options["cooldown_after"]
-    breakers: BreakerSet | None = Breakers(cooldown, after, counters) if cooldown else None
+    breakers: BreakerSet | None = None
+    if cooldown:
+        from opero.core.breaker import Breakers
+
+        breakers = Breakers(cooldown, after, counters)
     shared: SharedPauses | None = None
     if limiter is not None and options["rate_limit_backend"] == "redis":
         from opero.backends.redis.pauses import RedisPauses
