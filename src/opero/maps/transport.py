@@ -21,13 +21,13 @@ from typing import Any, Protocol
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
 from opero.maps.attempts import Outcome, Results, Segment, attach_remote_traceback
+from opero.maps.job_queue import JobQueue
 from opero.maps.jobs import (
     REQUEUE,
     UNMEASURED_JOB,
     Failures,
     Job,
     JobCallback,
-    JobQueue,
     OneOutcome,
     Requeue,
 )
