@@ -20,6 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "opero"
 #: a module may import its own room and rooms of a lower rank
 RANK = {
     "errors": 0,
+    "checks": 0,  # the checks of option values
+    "policy": 0,  # retry budgets and fallback values, as users write them
     "rates": 0,  # what a rate limit is, as users write it (options checks it)
     "options": 1,
     "core": 2,

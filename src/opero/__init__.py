@@ -15,19 +15,24 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from opero.core.deadline import deadline
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.opero import OperoFunction, opero
 from opero.errors import (
     AllFailedError,
     Attempt,
     CircuitOpenError,
+    DeadlineExceededError,
+    MapStoppedError,
     OperoBackendWarning,
     OperoError,
     OperomapError,
+    RejectedResultError,
     RemoteError,
     UnpicklableError,
     WorkerCrashedError,
 )
+from opero.policy import RetryBudget, fallback
 from opero.rates import Limit
 
 __all__ = [
@@ -36,18 +41,24 @@ __all__ = [
     "CacheHitDetails",
     "CacheInfo",
     "CircuitOpenError",
+    "DeadlineExceededError",
     "FallbackDetails",
     "Limit",
     "MapFunction",
+    "MapStoppedError",
     "OperoBackendWarning",
     "OperoError",
     "OperoFunction",
     "OperomapError",
+    "RejectedResultError",
     "RemoteError",
+    "RetryBudget",
     "RetryDetails",
     "Stats",
     "UnpicklableError",
     "WorkerCrashedError",
+    "deadline",
+    "fallback",
     "opero",
     "operomap",
 ]

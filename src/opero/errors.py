@@ -14,9 +14,12 @@ __all__ = [
     "AllFailedError",
     "Attempt",
     "CircuitOpenError",
+    "DeadlineExceededError",
+    "MapStoppedError",
     "OperoBackendWarning",
     "OperoError",
     "OperomapError",
+    "RejectedResultError",
     "RemoteError",
     "UnpicklableError",
     "WorkerCrashedError",
@@ -99,6 +102,38 @@ class CircuitOpenError(OperoError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (str(self), self.back_in))
+
+
+class DeadlineExceededError(OperoError, TimeoutError):
+    """The call's time budget (``deadline=``, or an enclosing ``opero.deadline()``) ran out.
+
+    A ``TimeoutError`` too, so ``except TimeoutError`` catches it. ``.attempts`` lists the
+    failed attempts made before it ran out (as :attr:`AllFailedError.attempts` does); the
+    last attempt's exception is its ``__cause__`` (None when no attempt ran).
+    """
+
+    def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.attempts))
+
+
+class RejectedResultError(OperoError):
+    """``retry_on_result`` rejected the result of an attempt; ``.value`` is that result."""
+
+    def __init__(self, message: str, value: object) -> None:
+        super().__init__(message)
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.value))
+
+
+class MapStoppedError(OperoError):
+    """An ``@operomap`` item that was never started: the map stopped (``fail_fast``, or its
+    deadline had passed). Its cause is the error that stopped the map, when there is one."""
 
 
 class WorkerCrashedError(OperoError):

@@ -9,13 +9,35 @@ the same annotations give :data:`OPTIONS` / :data:`MAP_OPTIONS`, the decorators'
 """
 
 import inspect
-import math
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from functools import partial
 from typing import Annotated, Any, NoReturn, TypedDict, cast
 
+from opero.checks import (
+    MODES,
+    RetryOn,
+    check_any,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_concurrency,
+    check_executor,
+    check_hook,
+    check_int,
+    check_mode,
+    check_number,
+    check_parameter,
+    check_path,
+    check_positive_or_none,
+    check_predicate,
+    check_redis_url,
+    check_retry_on,
+    check_text,
+    check_workers,
+)
+from opero.policy import RetryBudget
 from opero.rates import Limit, RateLimit, limits_of
 
 __all__ = [
@@ -36,22 +58,9 @@ __all__ = [
 CACHE_BACKENDS = ("memory", "disk", "redis")
 RATE_LIMIT_BACKENDS = ("memory", "redis")
 SERIALIZERS = ("pickle", "json")
-#: accepted ``mode`` values, with the aliases of the older map helpers
-MODES = {
-    "dask": "dask",
-    "thread": "thread",
-    "process": "process",
-    "async": "async",
-    "process_async": "process_async",
-    "tmap": "thread",
-    "pmap": "process",
-    "amap": "async",
-    "apmap": "process_async",
-}
 
 Check = Callable[[str, Any], Any]  #: ``check(name, value)`` returns the value to keep, or raises
 Hook = Callable[[Any], object]
-RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
 class Opt:
@@ -67,209 +76,75 @@ class Opt:
         return f"Opt({self.default!r})"
 
 
-# ----- checks: each returns the value to keep ---------------------------------------------
-def _bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _int(name: str, value: object, *, minimum: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    accepted = f"an int >= {minimum}" + (" or None" if optional else "")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be {accepted}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {accepted}, got {value!r}")
-    return value
-
-
-def _number(
-    name: str, value: object, *, minimum: float, strict: bool = False, optional: bool = False
-) -> float | None:
-    accepted = f"a number {'>' if strict else '>='} {minimum}" + (" or None" if optional else "")
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be {accepted}, got {value!r}")
-    if math.isnan(value) or value < minimum or (strict and value == minimum) or value == math.inf:
-        raise ValueError(f"{name} must be {accepted} (finite), got {value!r}")
-    return value
-
-
-def _choice(name: str, value: object, *, accepted: tuple[str, ...]) -> str:
-    if value in accepted:
-        return value
-    choices = ", ".join(repr(a) for a in accepted)
-    raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _callable(name: str, value: object) -> Any:
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a callable or None, got {value!r}")
-    return value
-
-
-def _hook(name: str, value: object) -> Any:
-    _callable(name, value)
-    if value is not None and inspect.iscoroutinefunction(value):
-        raise TypeError(
-            f"{name} must be a plain callable, got the coroutine function {value!r}; "
-            "hooks are called synchronously (schedule async work from inside the hook)"
-        )
-    return value
-
-
-def _text(name: str, value: object, *, what: str, empty: bool = True) -> str | None:
-    if value is None and empty:
-        return None
-    if not isinstance(value, str) or (not empty and not value):
-        raise TypeError(f"{name} must be {what}, got {value!r}")
-    return value
-
-
-def _redis_url(name: str, value: object) -> str | None:
-    """A Redis URL that redis-py can read: scheme, numeric port and database, options. The
-    message masks the user part and leaves out the query (where secrets are)."""
-    if value is None or not isinstance(value, str):
-        return _text(name, type(value) if value is not None else None, what="a str or None")
-    import re
-    from urllib.parse import parse_qs, urlsplit
-
-    try:  # urlsplit's own messages are not shown: they may quote a password
-        parts, unix = urlsplit(value), value.startswith("unix://")
-        db = parse_qs(parts.query).get("db", ["" if unix else parts.path.replace("/", "")])[0]
-        ok = value.startswith(("redis://", "rediss://", "unix://")) and (not db or db.isdigit())
-        if not ok or not (unix or parts.port is not None or not parts.netloc.endswith(":")):
-            raise ValueError
-        from redis.connection import parse_url
-
-        cast(Callable[[str], object], parse_url)(value)  # the options it reads (?db=, ...)
-    except ImportError:  # pragma: no cover - without the extra: refused when first used
-        pass
-    except ValueError:
-        shown = re.sub(r"//.*@", "//***@", value.split("?", 1)[0])
-        raise ValueError(
-            f"{name} must be a Redis URL (redis://, rediss:// or unix://; a numeric port and "
-            f"database; options redis-py reads), like 'redis://localhost:6379/0', got {shown!r}"
-        ) from None
-    return value
-
-
-def _path(name: str, value: object) -> Any:
-    if value is not None and not isinstance(value, str | os.PathLike):
-        raise TypeError(f"{name} must be a str or os.PathLike or None, got {value!r}")
-    return value
-
-
-def _retry_on(name: str, value: object) -> RetryOn:
-    if callable(value) and not isinstance(value, type):
-        if inspect.iscoroutinefunction(value):
-            raise TypeError(f"{name} must be a plain predicate (exception) -> bool, got {value!r}")
-        return cast(Callable[[BaseException], bool], value)
-    types = value if isinstance(value, tuple) else (value,)
-    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
-        raise TypeError(
-            f"{name} must be an exception type, a non-empty tuple of exception types, or a "
-            f"predicate (exception) -> bool, got {value!r}"
-        )
-    return types
-
-
-def _parameter(name: str, value: object) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value.isidentifier()):
-        raise TypeError(f"{name} must be the name of a parameter (str) or None, got {value!r}")
-    return value
-
-
-def _mode(name: str, value: object) -> str:
-    if value not in MODES:
-        accepted = ", ".join(repr(m) for m in MODES)
-        raise ValueError(f"{name} must be one of {accepted}, got {value!r}")
-    return MODES[value]
-
-
-def _workers(name: str, value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
-    return value
-
-
-def _executor(name: str, value: object) -> Executor | None:
-    if value is not None and not isinstance(value, Executor):
-        raise TypeError(
-            f"{name} must be a concurrent.futures.Executor (a ThreadPoolExecutor, a "
-            f"ProcessPoolExecutor, Client.get_executor()), got {value!r}"
-        )
-    return value
-
-
-def _any(name: str, value: object) -> object:
-    return value
-
-
-_positive_or_none = partial(_number, minimum=0, strict=True, optional=True)
-
-
 def _rate(name: str, value: object) -> tuple[Limit, ...] | None:
     return limits_of(value, name)
 
 
-def _concurrency(name: str, value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(
-            f"{name} must be an int >= 1 (attempts running at once) or None, got {value!r}"
+def _budget(name: str, value: object) -> RetryBudget | None:
+    if value is None or isinstance(value, RetryBudget):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name} must be None, a fraction from 0 to 1 or an opero.RetryBudget, got {value!r}"
         )
-    return value
+    try:
+        return RetryBudget(ratio=value)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be None, a fraction from 0 to 1 or an opero.RetryBudget, got {value!r}"
+        ) from None
 
 
 # ----- the table ----------------------------------------------------------------------------
 class OperoOptions(TypedDict, total=False):
     """Every option of ``@opero`` (and of ``@operomap``), with its type, default and check."""
 
-    cache: Annotated[bool, Opt(True, _bool)]
-    cache_ttl: Annotated[float | None, Opt(3600, _positive_or_none)]
-    cache_backend: Annotated[str, Opt("memory", partial(_choice, accepted=CACHE_BACKENDS))]
-    cache_key: Annotated[Callable[..., Any] | None, Opt(None, _callable)]
+    cache: Annotated[bool, Opt(True, check_bool)]
+    cache_ttl: Annotated[float | None, Opt(3600, check_positive_or_none)]
+    cache_backend: Annotated[str, Opt("memory", partial(check_choice, accepted=CACHE_BACKENDS))]
+    cache_key: Annotated[Callable[..., Any] | None, Opt(None, check_callable)]
     cache_namespace: Annotated[
-        str, Opt("opero", partial(_text, what="a non-empty str", empty=False))
+        str, Opt("opero", partial(check_text, what="a non-empty str", empty=False))
     ]
-    cache_maxsize: Annotated[int, Opt(10_000, partial(_int, minimum=1))]
-    cache_dir: Annotated[str | os.PathLike[str] | None, Opt(None, _path)]
-    cache_url: Annotated[str | None, Opt(None, _redis_url)]
-    cache_serializer: Annotated[str, Opt("pickle", partial(_choice, accepted=SERIALIZERS))]
-    retries: Annotated[int, Opt(3, partial(_int, minimum=0))]
-    backoff_factor: Annotated[float, Opt(1.5, partial(_number, minimum=1))]
-    min_delay: Annotated[float, Opt(0.1, partial(_number, minimum=0))]
-    max_delay: Annotated[float, Opt(30, partial(_number, minimum=0))]
-    retry_on: Annotated[RetryOn, Opt((Exception,), _retry_on)]
-    jitter: Annotated[bool, Opt(True, _bool)]
-    timeout: Annotated[float | None, Opt(None, _positive_or_none)]
-    arg_fallback: Annotated[str | None, Opt(None, _parameter)]
+    cache_maxsize: Annotated[int, Opt(10_000, partial(check_int, minimum=1))]
+    cache_dir: Annotated[str | os.PathLike[str] | None, Opt(None, check_path)]
+    cache_url: Annotated[str | None, Opt(None, check_redis_url)]
+    cache_serializer: Annotated[str, Opt("pickle", partial(check_choice, accepted=SERIALIZERS))]
+    retries: Annotated[int, Opt(3, partial(check_int, minimum=0))]
+    backoff_factor: Annotated[float, Opt(1.5, partial(check_number, minimum=1))]
+    min_delay: Annotated[float, Opt(0.1, partial(check_number, minimum=0))]
+    max_delay: Annotated[float, Opt(30, partial(check_number, minimum=0))]
+    retry_on: Annotated[RetryOn, Opt((Exception,), check_retry_on)]
+    jitter: Annotated[bool, Opt(True, check_bool)]
+    timeout: Annotated[float | None, Opt(None, check_positive_or_none)]
+    arg_fallback: Annotated[str | None, Opt(None, check_parameter)]
     rate_limit: Annotated[RateLimit | None, Opt(None, _rate)]
     rate_limit_backend: Annotated[
-        str, Opt("memory", partial(_choice, accepted=RATE_LIMIT_BACKENDS))
+        str, Opt("memory", partial(check_choice, accepted=RATE_LIMIT_BACKENDS))
     ]
-    concurrency: Annotated[int | None, Opt(None, _concurrency)]
-    cooldown: Annotated[float | None, Opt(None, _positive_or_none)]
-    cooldown_after: Annotated[int, Opt(3, partial(_int, minimum=1))]
-    on_retry: Annotated[Hook | None, Opt(None, _hook)]
-    on_fallback: Annotated[Hook | None, Opt(None, _hook)]
-    on_cache_hit: Annotated[Hook | None, Opt(None, _hook)]
+    concurrency: Annotated[int | None, Opt(None, check_concurrency)]
+    cooldown: Annotated[float | None, Opt(None, check_positive_or_none)]
+    cooldown_after: Annotated[int, Opt(3, partial(check_int, minimum=1))]
+    deadline: Annotated[float | None, Opt(None, check_positive_or_none)]
+    retry_on_result: Annotated[Callable[[Any], bool] | None, Opt(None, check_predicate)]
+    retry_budget: Annotated[RetryBudget | float | None, Opt(None, _budget)]
+    on_retry: Annotated[Hook | None, Opt(None, check_hook)]
+    on_fallback: Annotated[Hook | None, Opt(None, check_hook)]
+    on_cache_hit: Annotated[Hook | None, Opt(None, check_hook)]
 
 
 class OperomapOptions(OperoOptions, total=False):
     """``@operomap``'s options: every ``@opero`` option, and how items are mapped."""
 
-    mode: Annotated[str, Opt("thread", _mode)]
-    workers: Annotated[int | None, Opt(None, _workers)]
-    ordered: Annotated[bool, Opt(True, _bool)]
-    progress: Annotated[bool, Opt(True, _bool)]
-    return_exceptions: Annotated[bool, Opt(False, _bool)]
-    executor: Annotated[Executor | None, Opt(None, _executor)]
-    address: Annotated[str | None, Opt(None, partial(_text, what="a scheduler address str"))]
-    client: Annotated[Any, Opt(None, _any)]
+    mode: Annotated[str, Opt("thread", check_mode)]
+    workers: Annotated[int | None, Opt(None, check_workers)]
+    ordered: Annotated[bool, Opt(True, check_bool)]
+    progress: Annotated[bool, Opt(True, check_bool)]
+    return_exceptions: Annotated[bool, Opt(False, check_bool)]
+    executor: Annotated[Executor | None, Opt(None, check_executor)]
+    address: Annotated[str | None, Opt(None, partial(check_text, what="a scheduler address str"))]
+    client: Annotated[Any, Opt(None, check_any)]
+    fail_fast: Annotated[int | None, Opt(None, check_workers)]
 
 
 def _table(typed: type) -> dict[str, tuple[Opt, Any]]:
