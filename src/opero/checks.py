@@ -9,6 +9,29 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Any, cast
 
+__all__ = [
+    "MODES",
+    "RetryOn",
+    "check_any",
+    "check_bool",
+    "check_callable",
+    "check_choice",
+    "check_concurrency",
+    "check_executor",
+    "check_hook",
+    "check_int",
+    "check_mode",
+    "check_number",
+    "check_parameter",
+    "check_path",
+    "check_positive_or_none",
+    "check_predicate",
+    "check_redis_url",
+    "check_retry_on",
+    "check_text",
+    "check_workers",
+]
+
 #: accepted ``mode`` values, with the aliases of the older map helpers
 MODES = {
     "dask": "dask",
