@@ -14,6 +14,7 @@ from opero.core.stats import Counters
 
 if TYPE_CHECKING:
     from opero.core.breaker import Ticket
+    from opero.core.budget import Budget
     from opero.core.holds import BreakerSet
     from opero.core.pauses import SharedPauses
     from opero.core.retry import Attempts
@@ -27,7 +28,7 @@ class Services:
     """What the judge of one decorated function asks before an attempt and tells after
     (``pauses``: kept where other processes see them, besides this process's own)."""
 
-    __slots__ = ("breakers", "counters", "limiter", "pauses", "slots")
+    __slots__ = ("breakers", "budget", "counters", "limiter", "pauses", "slots")
 
     def __init__(
         self,
@@ -36,8 +37,10 @@ class Services:
         slots: RunningLimit | None = None,
         breakers: BreakerSet | None = None,
         pauses: SharedPauses | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.counters = counters if counters is not None else Counters()
+        self.budget = budget
         self.limiter = limiter
         self.slots = slots
         self.breakers = breakers
@@ -49,7 +52,7 @@ class Call:
     make, the walk over rounds x values (made when first needed) and the arguments of the
     attempt being made."""
 
-    __slots__ = ("args", "calls", "kwargs", "plain", "ticket", "values", "walk")
+    __slots__ = ("args", "calls", "deadline", "kwargs", "plain", "ticket", "values", "walk")
 
     def __init__(
         self,
@@ -58,8 +61,11 @@ class Call:
         values: list[object] | None,
         calls: list[Expanded] | None,
         plain: bool,
+        deadline: float | None = None,
     ) -> None:
         self.args = args
+        #: when the call's time budget ends (``CLOCK.monotonic()`` time), or None
+        self.deadline = deadline
         self.kwargs = kwargs
         self.values = values
         self.calls = calls

@@ -15,10 +15,15 @@ from __future__ import annotations
 import math
 from contextvars import ContextVar, Token
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from opero.core.clock import CLOCK
+from opero.errors import DeadlineExceededError
 
-__all__ = ["AMBIENT", "DEADLINE", "Ambient", "current", "deadline", "left", "scope"]
+if TYPE_CHECKING:
+    from opero.core.retry import Attempts
+
+__all__ = ["AMBIENT", "DEADLINE", "Ambient", "current", "deadline", "expired", "left", "scope"]
 
 #: the absolute deadline (``CLOCK.monotonic()`` time) of the calls made in this context
 DEADLINE: ContextVar[float | None] = ContextVar("opero_deadline", default=None)
@@ -108,3 +113,16 @@ class deadline:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def expired(name: str, walk: Attempts | None) -> BaseException:
+    """The ``DeadlineExceededError`` of a call whose budget ran out: the attempts made so
+    far, the last one's exception as the cause."""
+    records = walk.records if walk is not None else []
+    cause = walk.errors[-1] if walk is not None and walk.errors else None
+    error = DeadlineExceededError(
+        f"{name}: the call's deadline passed after {len(records)} failed attempt(s)", records
+    )
+    error.__cause__ = cause
+    error.__suppress_context__ = True
+    return error

@@ -17,6 +17,7 @@ from typing import Any
 
 from opero.core.call import Call
 from opero.core.clock import CLOCK
+from opero.core.deadline import scope
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
 
@@ -58,13 +59,37 @@ def invoker_async(judge: Judge) -> AsyncInvoke:
     return invoke_timed
 
 
+def _until(judge: Judge, call: Call) -> Any:
+    """An attempt of a call with a deadline: on a helper thread, cut at the deadline (or
+    at ``timeout``, if that comes first); calls made inside see the deadline."""
+    at = call.deadline
+    assert at is not None
+    left = judge.time_left(call)
+    timeout = judge.timeout
+    cut = timeout is None or timeout > left
+    seconds = left if cut else timeout
+    assert seconds is not None
+    args, kwargs = call.attempt_args()
+    with scope(at):
+        return call_with_timeout(judge.func, args, kwargs, seconds, judge.name, deadline=cut)
+
+
+def _slot(judge: Judge, call: Call) -> None:
+    slots = judge.slots
+    assert slots is not None
+    started = CLOCK.monotonic()
+    if call.deadline is None:
+        slots.acquire()
+    elif not slots.acquire(judge.time_left(call)):
+        raise judge.expired(call)
+    judge.waited(CLOCK.monotonic() - started)
+
+
 def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
     """One attempt on this thread, from its concurrency slot to its outcome."""
     slots = judge.slots
     if slots is not None:
-        started = CLOCK.monotonic()
-        slots.acquire()
-        judge.waited(CLOCK.monotonic() - started)
+        _slot(judge, call)
     try:
         while (wait := judge.gate(call)) > 0:
             CLOCK.sleep(wait)
@@ -77,6 +102,8 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
                 raise
         judge.started(call)
         try:
+            if call.deadline is not None:
+                return True, _until(judge, call)
             return True, invoke(*call.attempt_args())
         except BaseException as exc:
             return False, exc
@@ -102,15 +129,19 @@ async def _attempt_async(
 ) -> Outcome:
     slots = judge.slots
     if slots is not None:
-        started = CLOCK.monotonic()
-        await slots.acquire_async()
-        judge.waited(CLOCK.monotonic() - started)
+        await _slot_async(judge, call)
     if workers is not None:
         try:
-            await workers.acquire()
-        except BaseException:
+            if call.deadline is None:
+                await workers.acquire()
+            else:
+                async with asyncio.timeout(judge.time_left(call)):
+                    await workers.acquire()
+        except BaseException as exc:
             if slots is not None:
                 slots.release()
+            if isinstance(exc, TimeoutError) and call.deadline is not None:
+                raise judge.expired(call) from None
             raise
     try:
         while (wait := judge.gate(call)) > 0:
@@ -124,6 +155,8 @@ async def _attempt_async(
                 raise
         judge.started(call)
         try:
+            if call.deadline is not None:
+                return await _until_async(judge, call, invoke)
             return True, await invoke(*call.attempt_args())
         except BaseException as exc:
             return False, exc
@@ -132,6 +165,35 @@ async def _attempt_async(
             workers.release()
         if slots is not None:
             slots.release()
+
+
+async def _slot_async(judge: Judge, call: Call) -> None:
+    slots = judge.slots
+    assert slots is not None
+    started = CLOCK.monotonic()
+    if call.deadline is None:
+        await slots.acquire_async()
+    elif not await slots.acquire_async(judge.time_left(call)):
+        raise judge.expired(call)
+    judge.waited(CLOCK.monotonic() - started)
+
+
+async def _until_async(judge: Judge, call: Call, invoke: AsyncInvoke) -> Outcome:
+    """An attempt of a call with a deadline, cancelled at the deadline; calls made inside
+    see it."""
+    at = call.deadline
+    assert at is not None
+    cut = asyncio.timeout(judge.time_left(call))
+    with scope(at):
+        try:
+            async with cut:
+                return True, await invoke(*call.attempt_args())
+        except TimeoutError as exc:
+            if cut.expired():
+                error = timeout_error(judge.name, 0, deadline=True)
+                error.__cause__ = exc
+                return False, error
+            raise
 
 
 async def drive_async(

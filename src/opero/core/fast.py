@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opero.core.callables import CoroutineType
+from opero.core.deadline import AMBIENT, DEADLINE
 from opero.core.drive import drive, drive_async, invoker, invoker_async
 from opero.core.judge import Judge
 
@@ -33,10 +34,11 @@ def entry_sync(judge: Judge) -> Callable[..., Any]:
             return drive(judge, call_of(args, kwargs), invoke)
 
         return call
-    fn = judge.func
+    fn, ambient, deadline = judge.func, AMBIENT, DEADLINE.get
 
     def call_direct(*args: Any, **kwargs: Any) -> Any:
-        if pauses.active:  # a server asked every caller to wait
+        # a server asked every caller to wait, or the call has a time budget
+        if pauses.active or (ambient.on and deadline() is not None):
             c.entered += 1
             return drive(judge, call_of(args, kwargs), invoke)
         c.direct += 1
@@ -57,9 +59,10 @@ def core_sync(judge: Judge) -> Core:
     invoke = invoker(judge)
     if not judge.plain:
         return lambda args, kwargs: drive(judge, call_of(args, kwargs), invoke)
+    ambient, deadline = AMBIENT, DEADLINE.get
 
     def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if pauses.active:
+        if pauses.active or (ambient.on and deadline() is not None):
             return drive(judge, call_of(args, kwargs), invoke)
         c.attempts += 1
         try:
@@ -85,10 +88,10 @@ def entry_async(judge: Judge) -> Callable[..., Any]:
             return await drive_async(judge, call_of(args, kwargs), invoke)
 
         return call
-    fn = judge.func
+    fn, ambient, deadline = judge.func, AMBIENT, DEADLINE.get
 
     async def call_direct(*args: Any, **kwargs: Any) -> Any:
-        if pauses.active:
+        if pauses.active or (ambient.on and deadline() is not None):
             c.entered += 1
             return await drive_async(judge, call_of(args, kwargs), invoke)
         c.direct += 1
@@ -111,9 +114,10 @@ def core_async(judge: Judge) -> Callable[..., Any]:
             return await drive_async(judge, call_of(args, kwargs), invoke)
 
         return judged
+    ambient, deadline = AMBIENT, DEADLINE.get
 
     async def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if pauses.active:
+        if pauses.active or (ambient.on and deadline() is not None):
             return await drive_async(judge, call_of(args, kwargs), invoke)
         c.attempts += 1
         try:

@@ -25,12 +25,13 @@ from loguru import logger
 from opero.core.call import Booking, Call, Services
 from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
+from opero.core.deadline import current, expired
 from opero.core.fallback import Fallback
 from opero.core.holds import Holds
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
 from opero.core.signals import retry_after_of, transient_status
 from opero.core.stats import success_key
-from opero.errors import UnpicklableError
+from opero.errors import RejectedResultError, UnpicklableError
 from opero.options import retry_predicate, retry_types
 from opero.rates import Limit, cost_of
 
@@ -83,12 +84,20 @@ class Judge:
         self.timeout: float | None = options["timeout"]
         self.on_retry = options["on_retry"]
         self.on_fallback = options["on_fallback"]
+        #: the function's own time budget per call (seconds), or None
+        self.deadline: float | None = options["deadline"]
+        #: ``retry_on_result``: True rejects a result
+        self.reject: Callable[[Any], object] | None = options["retry_on_result"]
+        self.budget = services.budget
         #: a first success needs no judgement, and nothing is needed before a first attempt
         self.plain = (
             self.fallback is None
             and limiter is None
             and slots is None
             and self.holds.breakers is None
+            and self.deadline is None
+            and self.reject is None
+            and self.budget is None
         )
 
     @property
@@ -98,14 +107,25 @@ class Judge:
         return self.limiter is not None or self.slots is not None or self.holds.breakers is not None
 
     # ----- a call ---------------------------------------------------------------------------
-    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, plain: bool = False) -> Call:
+    def call(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        plain: bool = False,
+        deadline: float | None = None,
+    ) -> Call:
         """A call entering the judge; ``plain``: its first attempt was already made on a
-        fast path (and counted there)."""
+        fast path (and counted there); ``deadline``: when its budget ends (default: the
+        deadline of the context it is made in)."""
+        if self.budget is not None:
+            self.budget.deposit()
+        at = deadline if deadline is not None else current()
         fallback = self.fallback
         expanded = fallback.expand(args, kwargs) if fallback is not None else None
         if expanded is None:
-            return Call(args, kwargs, None, None, plain)
-        return Call(args, kwargs, expanded[0], expanded[1], plain)
+            return Call(args, kwargs, None, None, plain, at)
+        return Call(args, kwargs, expanded[0], expanded[1], plain, at)
 
     def _walk(self, call: Call) -> Attempts:
         walk = call.walk
@@ -118,7 +138,9 @@ class Judge:
     def gate(self, call: Call) -> float:
         """Pauses and cooldowns: choose the value of the next attempt; return how long to
         wait first (0.0: go now; ask again after waiting: a pause may have grown). Raises
-        when no value is left to try."""
+        when no value is left to try, or when the call's deadline would pass first."""
+        if call.deadline is not None:
+            self.time_left(call)
         if not self.holds.active:
             return 0.0
         walk = self._walk(call)
@@ -126,8 +148,24 @@ class Judge:
         walk.move(index, next_round)
         if wait <= 0 or CLOCK.zero_waits:
             return 0.0
+        if call.deadline is not None:
+            self.time_left(call, wait)
         self.counters.waited(wait)
         return wait
+
+    def time_left(self, call: Call, wait: float = 0.0) -> float:
+        """Seconds left of the call's budget after waiting ``wait``; raises
+        ``DeadlineExceededError`` when none would be."""
+        assert call.deadline is not None
+        left = call.deadline - CLOCK.monotonic() - wait
+        if left <= 0:
+            raise self.expired(call)
+        return left
+
+    def expired(self, call: Call) -> BaseException:
+        """The error of a call whose deadline passed (counted)."""
+        self.counters.deadlines += 1
+        return expired(self.name, call.walk)
 
     def waited(self, seconds: float) -> None:
         """The driver waited ``seconds`` for a concurrency slot."""
@@ -148,7 +186,7 @@ class Judge:
         if CLOCK.zero_waits:
             return None
         now = CLOCK.monotonic()
-        return self._booked(now, limiter.reserve(now, costs))
+        return self._booked(call, now, limiter.reserve(now, costs))
 
     async def book_async(self, call: Call) -> Booking | None:
         """:meth:`book` for async callers (a Redis limiter is awaited)."""
@@ -159,11 +197,15 @@ class Judge:
         if CLOCK.zero_waits:
             return None
         now = CLOCK.monotonic()
-        return self._booked(now, await limiter.reserve_async(now, costs))
+        return self._booked(call, now, await limiter.reserve_async(now, costs))
 
-    def _booked(self, now: float, at: float) -> Booking | None:
+    def _booked(self, call: Call, now: float, at: float) -> Booking | None:
         if at <= now:
             return None
+        if call.deadline is not None and at >= call.deadline:  # it could not run: given back
+            assert self.limiter is not None
+            self.limiter.release(at)
+            raise self.expired(call)
         logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
         self.counters.waited(at - now)
         return Booking(at, at - now)
@@ -185,6 +227,10 @@ class Judge:
             if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
                 self._failed_plain(call)
                 refuse_awaitable(self.name, value)
+            if self.reject is not None and self._rejects(call, value):
+                self._failed_plain(call)
+                self.counters.rejected += 1
+                return self._failed(call, RejectedResultError(_rejected(self.name, value), value))
             key = Holds.key(call.values, call.index)
             self.holds.succeeded(key, call.ticket)
             if call.plain:  # counted as a plain success on the fast path
@@ -220,21 +266,55 @@ class Judge:
         if isinstance(exc, TypeError) and not self._fits(*call.attempt_args()):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         permanent = False
-        if self.predicate is not None:
+        if type(exc) is RejectedResultError:
+            pass  # a rejected result: always a failure to retry
+        elif self.predicate is not None:
             if not self._predicate_says_retry(exc):
                 raise exc  # not for retrying: propagates at once, unchanged
         else:
             permanent = transient_status(exc) is False  # e.g. a 404: no more rounds for it
         round_ = walk.round
-        delay = walk.failed(exc, self.on_retry, self.on_fallback, permanent=permanent)
+        may = self._may_retry(call) if call.deadline is not None or self.budget else None
+        delay = walk.failed(exc, self.on_retry, self.on_fallback, permanent=permanent, may=may)
         if walk.round != round_:
             counters.retries += 1
+        if call.deadline is not None and (
+            walk.refused == "deadline" or CLOCK.monotonic() >= call.deadline
+        ):
+            raise self.expired(call)
         if delay is None:
             error = walk.error()
+            if walk.refused == "budget":
+                counters.budget_refusals += 1
+                policy = self.budget.policy if self.budget is not None else None
+                add_note_once(error, f"opero: not retried: the retry budget is spent ({policy})")
             if error is exc:
                 raise exc
             raise error from None
         return delay if not CLOCK.zero_waits else 0.0
+
+    def _may_retry(self, call: Call) -> Callable[[float], str | None]:
+        """Whether a failed round may be retried after ``delay``: None, or why not."""
+        at, budget = call.deadline, self.budget
+
+        def may(delay: float) -> str | None:
+            if at is not None and CLOCK.monotonic() + delay >= at:
+                return "deadline"
+            if budget is not None and not budget.withdraw():
+                return "budget"
+            return None
+
+        return may
+
+    def _rejects(self, call: Call, value: Any) -> bool:
+        """``retry_on_result`` says no to ``value``; a predicate that raises ends the call
+        with its error."""
+        assert self.reject is not None
+        try:
+            return bool(self.reject(value))
+        except BaseException:
+            self.holds.abandoned(Holds.key(call.values, call.index), call.ticket)
+            raise
 
     def _ended(self, call: Call, exc: BaseException) -> None:
         """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an
@@ -290,3 +370,9 @@ class Judge:
         if wait > 0:
             self.counters.waited(wait)
         return max(wait, 0.0)
+
+
+def _rejected(name: str, value: Any) -> str:
+    import reprlib
+
+    return f"{name}: retry_on_result rejected the result {reprlib.repr(value)}"

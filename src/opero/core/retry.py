@@ -97,6 +97,7 @@ class Attempts:
         "name",
         "param",
         "records",
+        "refused",
         "round",
         "schedule",
         "values",
@@ -120,6 +121,8 @@ class Attempts:
         self._hint: float | None = None
         #: fallback positions that failed permanently (no more rounds for them)
         self.dead: set[int] = set()
+        #: why the last failed round was not retried although rounds were left, or None
+        self.refused: str | None = None
 
     @property
     def rounds(self) -> int:
@@ -132,9 +135,11 @@ class Attempts:
         on_fallback: Callable[[Any], object] | None = None,
         *,
         permanent: bool = False,
+        may: Callable[[float], str | None] | None = None,
     ) -> float | None:
         """Record ``exc`` as the outcome of the current attempt; return the next wait or None.
-        ``permanent``: this value gets no more rounds (the other values are still tried)."""
+        ``permanent``: this value gets no more rounds (the other values are still tried);
+        ``may(delay)``: asked before a round is retried, says why not (see :attr:`refused`)."""
         values = self.values
         if values is None:
             where = f"attempt {self.round}/{self.rounds}"
@@ -179,6 +184,10 @@ class Attempts:
         if values is not None and len(self.dead) >= len(values):
             return None  # every value failed for good
         delay = self.schedule.delay(self.round, self._hint)
+        if may is not None:
+            self.refused = may(delay)
+            if self.refused is not None:
+                return None
         logger.debug("{}: round {} failed, sleeping {:.3f}s", self.name, self.round, delay)
         if on_retry is not None:
             from opero.core.hooks import RetryDetails, fire

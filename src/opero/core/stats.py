@@ -41,6 +41,9 @@ class Stats:
     pauses: int = 0  #: server-directed pauses set
     cooldowns: int = 0  #: breakers opened
     wait: float = 0.0  #: seconds waited before attempts (rate limits, concurrency, pauses)
+    rejected: int = 0  #: results rejected by ``retry_on_result`` (each also a failure)
+    budget_refusals: int = 0  #: retries refused because the retry budget was spent
+    deadlines: int = 0  #: calls that ended with ``DeadlineExceededError``
 
 
 def success_key(value: Any, fallback: bool) -> str | None:
@@ -60,7 +63,9 @@ class Counters:
         "_lock",
         "_successes",
         "attempts",
+        "budget_refusals",
         "cooldowns",
+        "deadlines",
         "direct",
         "direct_failed",
         "entered",
@@ -70,6 +75,7 @@ class Counters:
         "misses_base",
         "pauses",
         "plain_ok",
+        "rejected",
         "retries",
         "wait",
     )
@@ -86,6 +92,9 @@ class Counters:
         self.pauses = 0
         self.cooldowns = 0
         self.wait = 0.0
+        self.rejected = 0
+        self.budget_refusals = 0
+        self.deadlines = 0
         self.hits_base = 0  #: cache_info() counts from the last cache_clear()
         self.misses_base = 0
         self._successes: dict[str | None, int] = {}
@@ -118,6 +127,9 @@ class Counters:
             pauses=self.pauses,
             cooldowns=self.cooldowns,
             wait=self.wait,
+            rejected=self.rejected,
+            budget_refusals=self.budget_refusals,
+            deadlines=self.deadlines,
         )
 
     def cache_info(self, maxsize: int | None, currsize: int | None) -> CacheInfo:

@@ -17,7 +17,9 @@ from typing import Any
 __all__ = ["call_with_timeout", "timeout_error"]
 
 
-def timeout_error(name: str, seconds: float) -> TimeoutError:
+def timeout_error(name: str, seconds: float, *, deadline: bool = False) -> TimeoutError:
+    if deadline:
+        return TimeoutError(f"{name}: attempt cut at the call's deadline and abandoned")
     return TimeoutError(f"{name}: attempt exceeded timeout={seconds}s and was abandoned")
 
 
@@ -27,6 +29,8 @@ def call_with_timeout(
     kwargs: dict[str, Any],
     seconds: float,
     name: str,
+    *,
+    deadline: bool = False,
 ) -> Any:
     """``func(*args, **kwargs)`` on a daemon thread; ``TimeoutError`` after ``seconds``."""
     done = threading.Event()
@@ -45,7 +49,7 @@ def call_with_timeout(
         target=context.run, args=(attempt,), name=f"opero-timeout:{name}", daemon=True
     ).start()
     if not done.wait(seconds):
-        raise timeout_error(name, seconds)
+        raise timeout_error(name, seconds, deadline=deadline)
     ok, value = outcome[0]
     if ok:
         return value

@@ -24,7 +24,7 @@ from typing import (
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.observe import attach
 from opero.decorators.parts import build
-from opero.decorators.wrappers import async_wrapper, sync_wrapper
+from opero.decorators.wrappers import async_wrapper, sync_wrapper, within_deadline
 from opero.options import resolve, signature
 
 if TYPE_CHECKING:
@@ -168,6 +168,8 @@ def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
     fn = check_function(fn)
     judge, layer = build(fn, options)
     wrapper = async_wrapper(judge, layer) if judge.is_async else sync_wrapper(judge, layer)
+    if judge.deadline is not None:
+        wrapper = within_deadline(wrapper, judge.deadline, judge.is_async)
     functools.update_wrapper(wrapper, fn)
     attach(wrapper, judge, layer)
     return wrapper

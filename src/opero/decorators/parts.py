@@ -77,7 +77,12 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
 
             key = f"{space}:cooldown:{fn.__module__}.{name}"
             breakers = RedisBreakers(url, key, cooldown, after, counters, owner=name)
-    return Services(counters, limiter, _slots(options), breakers, shared)
+    budget = None
+    if options["retry_budget"] is not None:
+        from opero.core.budget import Budget
+
+        budget = Budget(options["retry_budget"])
+    return Services(counters, limiter, _slots(options), breakers, shared, budget)
 
 
 def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:

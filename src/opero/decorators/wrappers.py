@@ -11,10 +11,12 @@ from typing import Any
 from opero.cache.layer import CacheLayer
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
+from opero.core.clock import CLOCK
+from opero.core.deadline import scope
 from opero.core.fast import core_async, core_sync, entry_async, entry_sync
 from opero.core.judge import Judge
 
-__all__ = ["async_wrapper", "sync_wrapper"]
+__all__ = ["async_wrapper", "sync_wrapper", "within_deadline"]
 
 
 def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
@@ -115,3 +117,22 @@ def async_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
         return await fill(key, core, args, kwargs)
 
     return call_memory
+
+
+def within_deadline(wrapper: Any, seconds: float, is_async: bool) -> Any:
+    """``wrapper`` whose every call, cache lookup included, has ``seconds`` to finish (or
+    the enclosing deadline, if earlier); the calls made inside its attempts see it."""
+    clock = CLOCK
+    if is_async:
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            with scope(clock.monotonic() + seconds):
+                return await wrapper(*args, **kwargs)
+
+        return call_async
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with scope(clock.monotonic() + seconds):
+            return wrapper(*args, **kwargs)
+
+    return call

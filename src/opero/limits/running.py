@@ -35,35 +35,48 @@ class RunningLimit:
         """RunningLimit taken now."""
         return self.size - self._free
 
-    def acquire(self) -> None:
-        """Take a slot, blocking the calling thread until one is free."""
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take a slot, blocking the calling thread until one is free (False: none came
+        within ``timeout`` seconds, and none is held)."""
         with self._lock:
             if self._free > 0 and not self._waiters:
                 self._free -= 1
-                return
+                return True
             event = threading.Event()
             self._waiters.append(event)
         try:
-            event.wait()
+            if event.wait(timeout):
+                return True
         except BaseException:
             self._withdraw(event, handed=event.is_set())
             raise
+        with self._lock:  # timed out: handed one meanwhile, or still waiting
+            if event.is_set():
+                return True
+            self._waiters.remove(event)
+        return False
 
-    async def acquire_async(self) -> None:
-        """Take a slot, awaiting (never blocking the loop) until one is free."""
+    async def acquire_async(self, timeout: float | None = None) -> bool:
+        """Take a slot, awaiting (never blocking the loop) until one is free (False: none
+        came within ``timeout`` seconds, and none is held)."""
         with self._lock:
             if self._free > 0 and not self._waiters:
                 self._free -= 1
-                return
+                return True
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             entry = (loop, future)
             self._waiters.append(entry)
         try:
-            await future
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            self._withdraw(entry, handed=future.done() and not future.cancelled())
+            return False
         except BaseException:
             self._withdraw(entry, handed=future.done() and not future.cancelled())
             raise
+        return True
 
     def _withdraw(self, waiter: _Waiter, *, handed: bool) -> None:
         with self._lock:
