@@ -72,6 +72,7 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
 
     def done(outcome: tuple[Any, ...]) -> tuple[Seen, frozenset[str | None]]:
         stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
+        stats |= {"rejected": 0, "budget_refusals": 0}
         stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
         return Seen(outcome, (), tuple(events), stats | {"wait": 0.0}), frozenset(paused)
 
@@ -82,44 +83,54 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
         value = values[index] if values is not None else "a"
         code = code_of(script, n, value)
         s["attempts"] += 1
-        if code == "ok":
+        if code == "ok" or (code == "B" and config.result != "reject"):
             successes[keys[index]] += 1
-            return done(("value", f"{script}:{value}:{n}"))
+            return done(("value", f"{'bad:' if code == 'B' else ''}{script}:{value}:{n}"))
         if code == "A":  # a coroutine from a sync function: misdeclared, the call fails at once
             return done(("raise", "TypeError", ANY))  # (an attempt, neither failed nor a success)
         if code == "W":  # any other awaitable is a value like any other
             successes[keys[index]] += 1
             return done(("value", "<Awaitable>"))
-        exc = make(code, f"{script}#{n}@{value}")
         n += 1
-        if not isinstance(exc, Exception):
-            return done(("raise", *exc_key(exc)))  # no outcome: not a failure either
-        s["failures"] += 1
-        if hasattr(exc, "retry_after"):
-            paused.add(keys[index])  # every caller holds back this value, retried or not
-        predicate = retry_on == "predicate"
-        if not isinstance(exc, Exception if predicate else RETRY_ON[retry_on]):
-            return done(("raise", *exc_key(exc)))  # outside retry_on: at once, unchanged
-        if predicate and not retry_predicate(exc):
-            return done(("raise", *exc_key(exc)))  # the predicate decides alone
-        # the status rule: a 404 is permanent for its value, unless the server says retry
-        should_retry = getattr(exc, "headers", {}).get("x-should-retry") == "true"
-        permanent = not predicate and getattr(exc, "status_code", 0) == 404 and not should_retry
-        records.append((round_, value if values is not None else None, *exc_key(exc)))
+        if code == "B":  # a rejected result: a failure that is always retried
+            s["failures"] += 1
+            s["rejected"] += 1
+            key: tuple[Any, ...] = ("RejectedResultError", ANY)
+            permanent = False
+        else:
+            exc = make(code, f"{script}#{n - 1}@{value}")
+            key = exc_key(exc)
+            if not isinstance(exc, Exception):
+                return done(("raise", *key))  # no outcome: not a failure either
+            s["failures"] += 1
+            if hasattr(exc, "retry_after"):
+                paused.add(keys[index])  # every caller holds back this value, retried or not
+            predicate = retry_on == "predicate"
+            if not isinstance(exc, Exception if predicate else RETRY_ON[retry_on]):
+                return done(("raise", *key))  # outside retry_on: at once, unchanged
+            if predicate and not retry_predicate(exc):
+                return done(("raise", *key))  # the predicate decides alone
+            # the status rule: a 404 is permanent for its value, unless the server says retry
+            should_retry = getattr(exc, "headers", {}).get("x-should-retry") == "true"
+            permanent = not predicate and getattr(exc, "status_code", 0) == 404 and not should_retry
+        records.append((round_, value if values is not None else None, *key))
         if permanent:
             dead.add(index)
         if values is not None:
             following = [i for i in range(index + 1, len(values)) if i not in dead]
             if following:
-                events.append(("fallback", value, values[following[0]], round_, *exc_key(exc)))
+                events.append(("fallback", value, values[following[0]], round_, *key))
                 index = following[0]
                 continue
         if values is None:
             if permanent or round_ > retries:
-                return done(("raise", *exc_key(exc)))  # the last exception itself
+                return done(("raise", *key))  # the last exception itself
         elif round_ > retries or len(dead) == len(values):
             return done(("all_failed", tuple(records)))
-        events.append(("retry", round_, *exc_key(exc)))
+        if config.budget == "spent":  # the retry is refused: the call ends as if none were left
+            s["budget_refusals"] += 1
+            return done(("raise", *key) if values is None else ("all_failed", tuple(records)))
+        events.append(("retry", round_, *key))
         round_ += 1
         s["retries"] += 1
         index = 0
@@ -143,7 +154,12 @@ def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -
             result.close()  # a value no one will await
         value = result if isinstance(result, str) else f"<{type(result).__qualname__}>"
         return Seen(("value", value), (), tuple(events), stats_of(stats))
-    text: tuple[Any, ...] = (str(result).replace(f"{fn.__qualname__}:", "<fn>:"), notes(result))
+    name = f"{fn.__qualname__}:"
+
+    def plain(exc: BaseException) -> tuple[str, tuple[str, ...]]:
+        return str(exc).replace(name, "<fn>:"), tuple(n.replace(name, "<fn>:") for n in notes(exc))
+
+    text: tuple[Any, ...] = plain(result)
     outcome: tuple[Any, ...] = ("raise", *exc_key(result))
     if isinstance(result, AllFailedError):
         outcome = (
@@ -151,7 +167,7 @@ def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -
             tuple((a.round, a.value, *exc_key(a.exception)) for a in result.attempts),
         )
         same = [a.exception for a in result.attempts] == list(result.exceptions)
-        text += (same, tuple((str(e), notes(e)) for e in result.exceptions))
+        text += (same, tuple(plain(e) for e in result.exceptions))
     return Seen(outcome, text, tuple(events), stats_of(stats))
 
 

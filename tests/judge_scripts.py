@@ -15,6 +15,8 @@ gets a 404, value ``"b"`` succeeds; without fallback the value is ``"a"``). Code
 - ``S``: :class:`HTTPError` 404 with the header ``x-should-retry: true`` (transient after all)
 - ``U``: :class:`HTTPError` 503 holding a lock: it cannot be pickled as it is
 - ``X``: :class:`Halt`, a ``BaseException`` (never retried, ends a map)
+- ``B``: return ``"bad:<item>:<value>:<n>"``, a result ``retry_on_result`` rejects when the
+  config asks for it (:func:`rejects`)
 - ``A``/``W``: return a coroutine / an :class:`Awaitable` object from a sync function (which
   fails the call with ``TypeError``); async functions never get these scripts
 
@@ -35,6 +37,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from opero import RetryBudget
 
 VALUES = ("a", "b")  #: the fallback values of the ``list`` fallback
 
@@ -63,6 +67,10 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "returns_coroutine": ("A",),
     "returns_awaitable": ("W",),
     "returns_awaitable_later": ("E", "W"),
+    "bad_then_ok": ("B", "ok"),
+    "bad_always": ("B",),
+    "a_bad_b_ok": ("B|ok",),
+    "bad_then_fails": ("B", "E"),
 }
 SYNC_ONLY = {"A", "W"}  #: codes only a sync function plays (an async one may return these)
 
@@ -141,6 +149,8 @@ def work(item: str, model: Any = "a", log: str = "") -> str:
     code = code_of(item, n, model)
     if code == "ok":
         return f"{item}:{model}:{n}"
+    if code == "B":
+        return f"bad:{item}:{model}:{n}"
     if code in SYNC_ONLY:
         return asyncio.sleep(0) if code == "A" else Awaitable()
     raise make(code, f"{item}#{n}@{model}")
@@ -155,6 +165,14 @@ def retry_predicate(exc: BaseException) -> bool:
     """The ``retry_on`` predicate: ``ValueError`` and 503 are retried, nothing else."""
     return isinstance(exc, ValueError) or getattr(exc, "status_code", None) == 503
 
+
+def rejects(result: Any) -> bool:
+    """The ``retry_on_result`` predicate: a ``B`` step's result is rejected."""
+    return isinstance(result, str) and result.startswith("bad:")
+
+
+#: ``retry_budget`` that refuses every retry (no reserve, no share of calls)
+SPENT = RetryBudget(ratio=0, minimum=0, window=10)
 
 RETRY_ON: dict[str, Any] = {
     "default": (Exception,),
@@ -171,16 +189,26 @@ class Config:
     #: "none"; "single": ``arg_fallback`` set, one value given (no fallback in play); "list"
     fallback: str = "none"
     retry_on: str = "default"  #: a key of :data:`RETRY_ON`
+    result: str = "none"  #: "reject": ``retry_on_result`` rejects ``B`` results
+    budget: str = "none"  #: "spent": a ``retry_budget`` that refuses every retry
 
     def options(self) -> dict[str, Any]:
         options = {"retries": self.retries, "retry_on": RETRY_ON[self.retry_on]}
+        if self.result == "reject":
+            options["retry_on_result"] = rejects
+        if self.budget == "spent":
+            options["retry_budget"] = SPENT
         return options | ({"arg_fallback": "model"} if self.fallback != "none" else {})
 
     def kwargs(self, log: str) -> dict[str, Any]:
         return {"model": list(VALUES) if self.fallback == "list" else "a", "log": log}
 
     def relevant(self, script: str) -> bool:
-        """False where this ``retry_on`` decides the script like the default does."""
+        """False where this config decides the script like the defaults do."""
+        if self.result == "reject" and "B" not in codes(script):
+            return False
+        if self.budget == "spent" and (self.retries == 0 or codes(script) <= {"ok", "B"}):
+            return self.result == "reject" and self.retries > 0 and "B" in codes(script)
         if self.retry_on == "types":
             return bool(codes(script) & {"K", "T"})
         if self.retry_on == "predicate":

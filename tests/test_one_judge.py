@@ -47,6 +47,8 @@ JUDGED: dict[str, tuple[Any, ...]] = {
     "retries": (0, 1, 2),
     "fallback": ("none", "single", "list"),
     "retry_on": tuple(js.RETRY_ON),
+    "result": ("none", "reject"),
+    "budget": ("none", "spent"),
 }
 ROUTES: dict[str, dict[str, Any]] = {
     "plain": {},
@@ -54,6 +56,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "concurrency": {"concurrency": 4},
     "cooldown": {"cooldown": 60, "cooldown_after": 1000},
     "timeout": {"timeout": 30},
+    "deadline": {"deadline": 30},
 }
 CACHES: dict[str, dict[str, Any]] = {"off": {"cache": False}, "memory": {"cache": True}}
 CALLS = ("sync", "async")
