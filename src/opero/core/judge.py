@@ -53,8 +53,12 @@ class Judge:
         options: OperoOptions,
         name: str,
         services: Services | None = None,
+        holds: Holds | None = None,
     ) -> None:
         services = services if services is not None else Services()
+        self.options = options
+        #: what this judge shares with others of the same function (``with_options``)
+        self.services = services
         self.func = func
         self.name = name
         self.is_async = is_async_callable(func)
@@ -77,7 +81,8 @@ class Judge:
         self.weighted = any(limit.cost is not None for limit in self.limits)
         slots = self.slots = services.slots
         self.counters = services.counters
-        self.holds = Holds(
+        #: pauses and breakers (``holds``: those of another judge of the same function)
+        self.holds = holds or Holds(
             name, self.counters, options["max_delay"], services.breakers, services.pauses
         )
         self.pauses = self.holds.pauses

@@ -18,18 +18,18 @@ from typing import (
     ParamSpec,
     Protocol,
     TypeVar,
+    Unpack,
     overload,
 )
 
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.observe import attach
 from opero.decorators.parts import build
+from opero.decorators.variants import CallOptions, variants
 from opero.decorators.wrappers import async_wrapper, sync_wrapper, within_deadline
 from opero.options import resolve, signature
 
 if TYPE_CHECKING:
-    from typing import Unpack
-
     from opero.options import OperoOptions
 
 __all__ = ["OperoFunction", "check_function", "decorate_with", "opero"]
@@ -58,6 +58,12 @@ class OperoFunction(Protocol, Generic[P, R]):
 
     def stats(self) -> Stats:
         """What happened since decoration (calls, hits, attempts, failures, ...)."""
+        ...
+
+    def with_options(self, **overrides: Unpack[CallOptions]) -> OperoFunction[P, R]:
+        """This function with ``cache`` (True, False, "refresh"), ``retries``,
+        ``deadline``, ``timeout`` or ``retry_on_result`` changed for the calls made through
+        the result; it shares this function's cache, limits, pauses, budget and stats."""
         ...
 
     @overload
@@ -172,4 +178,5 @@ def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
         wrapper = within_deadline(wrapper, judge.deadline, judge.is_async)
     functools.update_wrapper(wrapper, fn)
     attach(wrapper, judge, layer)
+    wrapper.with_options = variants(fn, judge, layer)
     return wrapper

@@ -5,7 +5,7 @@ cache layer of a decorated function, choosing the stores and limiters (the Redis
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opero.cache.identity import identify
 from opero.cache.keys import key_prefix
@@ -13,6 +13,7 @@ from opero.cache.layer import CacheLayer, local_store
 from opero.core.call import Services
 from opero.core.judge import Judge
 from opero.core.stats import Counters
+from opero.policy import RetryBudget
 from opero.rates import limits_of
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
     if options["retry_budget"] is not None:
         from opero.core.budget import Budget
 
-        budget = Budget(options["retry_budget"])
+        budget = Budget(cast(RetryBudget, options["retry_budget"]))
     return Services(counters, limiter, _slots(options), breakers, shared, budget)
 
 

@@ -16,7 +16,7 @@ from opero.core.deadline import scope
 from opero.core.fast import core_async, core_sync, entry_async, entry_sync
 from opero.core.judge import Judge
 
-__all__ = ["async_wrapper", "sync_wrapper", "within_deadline"]
+__all__ = ["async_wrapper", "refresh_wrapper", "sync_wrapper", "within_deadline"]
 
 
 def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
@@ -134,5 +134,31 @@ def within_deadline(wrapper: Any, seconds: float, is_async: bool) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
         with scope(clock.monotonic() + seconds):
             return wrapper(*args, **kwargs)
+
+    return call
+
+
+def refresh_wrapper(judge: Judge, layer: CacheLayer) -> Any:
+    """Calls that do not read the cache: they run and store their result."""
+    c, key_of = judge.counters, layer.key
+    if judge.is_async:
+        core_a, refresh_a = core_async(judge), layer.refresh_async
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            c.entered += 1
+            key = key_of(args, kwargs)
+            if key is None:
+                return await core_a(args, kwargs)
+            return await refresh_a(key, core_a, args, kwargs)
+
+        return call_async
+    core, refresh = core_sync(judge), layer.refresh
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        c.entered += 1
+        key = key_of(args, kwargs)
+        if key is None:
+            return core(args, kwargs)
+        return refresh(key, core, args, kwargs)
 
     return call

@@ -1,0 +1,93 @@
+"""``f.with_options(...)``: the same decorated function with some options changed for the
+calls made through it, sharing the function's cache, limits, pauses, breakers, retry
+budget and stats. A variant is built once per set of overrides and kept."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from opero.core.judge import Judge
+from opero.decorators.observe import attach
+from opero.decorators.wrappers import async_wrapper, refresh_wrapper, sync_wrapper, within_deadline
+from opero.options import OPTIONS
+
+if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
+
+__all__ = ["PER_CALL", "CallOptions", "variants"]
+
+
+class CallOptions(TypedDict, total=False):
+    """What ``with_options`` may change."""
+
+    cache: bool | Literal["refresh"]
+    retries: int
+    deadline: float | None
+    timeout: float | None
+    retry_on_result: Callable[[Any], bool] | None
+
+
+PER_CALL = tuple(CallOptions.__annotations__)
+CACHE_MODES = (True, False, "refresh")
+
+
+def variants(fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None) -> Any:
+    """The ``with_options`` method of the function ``fn`` decorated as ``judge``/``layer``."""
+    made: dict[frozenset[tuple[str, Any]], Any] = {}
+
+    def with_options(**overrides: Any) -> Any:
+        """The function with some options changed for the calls made through what this
+        returns: ``cache`` (True, False: neither read nor write, "refresh": do not read,
+        run, store), ``retries``, ``deadline``, ``timeout``, ``retry_on_result``. It shares
+        this function's cache, limits, pauses, breakers, retry budget and stats."""
+        try:
+            key = frozenset(overrides.items())
+            found = made.get(key)
+        except TypeError:  # an unhashable value: checked (and refused) below
+            key, found = None, None
+        if found is not None:
+            return found
+        variant = _variant(fn, judge, layer, overrides)
+        if key is not None:
+            made[key] = variant
+        return variant
+
+    return with_options
+
+
+def _variant(
+    fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None, overrides: dict[str, Any]
+) -> Any:
+    unknown = sorted(set(overrides) - set(PER_CALL))
+    if unknown:
+        raise TypeError(
+            f"with_options() does not take {', '.join(unknown)}; it takes {', '.join(PER_CALL)}"
+        )
+    cache = overrides.get("cache", layer is not None)
+    if cache not in CACHE_MODES or cache.__class__ not in (bool, str):
+        raise ValueError(f"cache must be True, False or 'refresh', got {cache!r}")
+    if cache and layer is None:
+        raise ValueError(
+            f"cache={cache!r}: {judge.name} was decorated with cache=False; it has no cache"
+        )
+    options = dict(judge.options)
+    for name, value in overrides.items():
+        if name != "cache":
+            options[name] = OPTIONS[name].check(name, value)
+    inner = Judge(fn, options, judge.name, judge.services, judge.holds)  # type: ignore[arg-type]
+    used = layer if cache else None
+    if cache == "refresh":
+        assert layer is not None
+        wrapper = refresh_wrapper(inner, layer)
+    elif inner.is_async:
+        wrapper = async_wrapper(inner, used)
+    else:
+        wrapper = sync_wrapper(inner, used)
+    if inner.deadline is not None:
+        wrapper = within_deadline(wrapper, inner.deadline, inner.is_async)
+    functools.update_wrapper(wrapper, fn)
+    attach(wrapper, inner, layer)
+    wrapper.with_options = variants(fn, inner, layer)
+    return wrapper
