@@ -16,7 +16,6 @@ concurrency limit or cooldown). Such a first attempt may be made directly by the
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +27,10 @@ from opero.core.clock import CLOCK
 from opero.core.deadline import current, expired
 from opero.core.fallback import Fallback
 from opero.core.holds import Holds
-from opero.core.retry import NEVER_RETRY, Attempts, Schedule, add_note_once
+from opero.core.retry import NEVER_RETRY, Attempts, Schedule
 from opero.core.signals import retry_after_of, transient_status
 from opero.core.stats import success_key
+from opero.core.verdicts import budget_spent, fits, may_retry, predicate_says_retry, rejected
 from opero.errors import RejectedResultError, UnpicklableError
 from opero.options import retry_predicate, retry_types
 from opero.rates import Limit, cost_of
@@ -235,7 +235,7 @@ class Judge:
             if self.reject is not None and self._rejects(call, value):
                 self._failed_plain(call)
                 self.counters.rejected += 1
-                return self._failed(call, RejectedResultError(_rejected(self.name, value), value))
+                return self._failed(call, rejected(self.name, value))
             key = Holds.key(call.values, call.index)
             self.holds.succeeded(key, call.ticket)
             if call.plain:  # counted as a plain success on the fast path
@@ -268,18 +268,18 @@ class Judge:
         walk = self._walk(call)
         # every caller holds back this value (server delay, cooldown), retried or not
         self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc), call.ticket)
-        if isinstance(exc, TypeError) and not self._fits(*call.attempt_args()):
+        if isinstance(exc, TypeError) and not fits(self.func, *call.attempt_args()):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         permanent = False
         if type(exc) is RejectedResultError:
             pass  # a rejected result: always a failure to retry
         elif self.predicate is not None:
-            if not self._predicate_says_retry(exc):
+            if not predicate_says_retry(self.predicate, exc):
                 raise exc  # not for retrying: propagates at once, unchanged
         else:
             permanent = transient_status(exc) is False  # e.g. a 404: no more rounds for it
         round_ = walk.round
-        may = self._may_retry(call) if call.deadline is not None or self.budget else None
+        may = may_retry(call.deadline, self.budget) if call.deadline or self.budget else None
         delay = walk.failed(exc, self.on_retry, self.on_fallback, permanent=permanent, may=may)
         if walk.round != round_:
             counters.retries += 1
@@ -291,25 +291,11 @@ class Judge:
             error = walk.error()
             if walk.refused == "budget":
                 counters.budget_refusals += 1
-                policy = self.budget.policy if self.budget is not None else None
-                add_note_once(error, f"opero: not retried: the retry budget is spent ({policy})")
+                budget_spent(error, self.budget)
             if error is exc:
                 raise exc
             raise error from None
         return delay if not CLOCK.zero_waits else 0.0
-
-    def _may_retry(self, call: Call) -> Callable[[float], str | None]:
-        """Whether a failed round may be retried after ``delay``: None, or why not."""
-        at, budget = call.deadline, self.budget
-
-        def may(delay: float) -> str | None:
-            if at is not None and CLOCK.monotonic() + delay >= at:
-                return "deadline"
-            if budget is not None and not budget.withdraw():
-                return "budget"
-            return None
-
-        return may
 
     def _rejects(self, call: Call, value: Any) -> bool:
         """``retry_on_result`` says no to ``value``; a predicate that raises ends the call
@@ -330,27 +316,6 @@ class Judge:
             self.holds.failed(key, retry_after_of(exc), call.ticket)
         else:
             self.holds.abandoned(key, call.ticket)
-
-    def _predicate_says_retry(self, exc: BaseException) -> bool:
-        assert self.predicate is not None
-        try:
-            return bool(self.predicate(exc))
-        except Exception as err:  # a broken predicate: the user's exception, noted
-            add_note_once(exc, f"opero: the retry_on predicate raised {err!r}; not retried")
-            return False
-
-    def _fits(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        """Whether the arguments bind to the function's signature (asked only after an
-        attempt raised ``TypeError``, so the success path never pays for it)."""
-        try:
-            signature = inspect.signature(self.func)
-        except (TypeError, ValueError):  # no signature to check against
-            return True
-        try:
-            signature.bind(*args, **kwargs)
-        except TypeError:
-            return False
-        return True
 
     # ----- what fast paths and workers report ------------------------------------------------
     def plain_started(self, count: int = 1) -> None:
@@ -375,9 +340,3 @@ class Judge:
         if wait > 0:
             self.counters.waited(wait)
         return max(wait, 0.0)
-
-
-def _rejected(name: str, value: Any) -> str:
-    import reprlib
-
-    return f"{name}: retry_on_result rejected the result {reprlib.repr(value)}"
