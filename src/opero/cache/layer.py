@@ -2,7 +2,8 @@
 
 Lookups and stores never fail the call: a store that fails at run time makes the call run
 uncached, and the failure is reported by :func:`opero.core.health.report_backend_failure`.
-Filling a miss lives in :mod:`opero.cache.fill`, refreshing a key in :mod:`opero.cache.refresh`.
+Filling a miss lives in :mod:`opero.cache.fill`; computing a key again without reading it,
+in :mod:`opero.cache.refresh`.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ class CacheLayer:
         """Whether ``key`` has a fresh entry; False (reported as a lookup is) when the store
         fails."""
         try:
-            return self.store.contains(key)
+            return bool(self.store.contains(key))
         except BackendDown:
             return False
         except Exception as exc:
@@ -226,7 +227,7 @@ class CacheLayer:
         """Remove ``key``'s entry: whether a fresh one was there; False (reported as a
         lookup is) when the store fails."""
         try:
-            return self.store.delete(key)
+            return bool(self.store.delete(key))
         except BackendDown:
             return False
         except Exception as exc:
