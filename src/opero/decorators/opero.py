@@ -43,8 +43,8 @@ S = TypeVar("S")
 class OperoFunction(Protocol, Generic[P, R]):
     """A function decorated by ``@opero``: same parameters and return type, plus
     ``cache_clear()``, ``cache_delete(...)`` and ``cache_contains(...)``. As a method it
-    binds like a function (``__get__``), so type checkers
-    accept calls of decorated instance methods and classmethods."""
+    binds like a function (``__get__``), so type checkers accept calls of decorated instance
+    methods and classmethods."""
 
     __wrapped__: Callable[P, R]
 
