@@ -133,6 +133,8 @@ def test_method_self_is_part_of_the_key() -> None:
     assert Box.grow.cache_contains(a, 2) is True
     assert Box.grow.cache_contains(b, 2) is False  # memory keys self by identity
     assert Box.grow.cache_delete(b, 2) is False
+    assert a.grow.cache_contains(2) is False  # the bound method forwards without its self
+    assert a.grow.cache_contains(a, 2) is True
     assert Box.grow.cache_delete(a, 2) is True
     assert a.grow(2) == 3
     assert CALLS == [2, 2]
