@@ -100,7 +100,8 @@ class DiskStore:
     def _decode_other(self, data: bytes) -> Any:
         return loads(data[:-4], self.serializer)
 
-    def get(self, key: Hashable) -> Any:
+    def _opened(self) -> Location:
+        """The location, opened, unless it rests (BackendDown)."""
         loc = self._loc
         if loc is None or loc.cache is None:
             self._open()
@@ -108,8 +109,18 @@ class DiskStore:
             assert loc is not None
         if loc.until and loc.resting():
             raise BackendDown(loc.path)
-        data = loc.read(key)
+        return loc
+
+    def get(self, key: Hashable) -> Any:
+        data = self._opened().read(key)
         return MISS if data is MISS else self._decode(data)
+
+    def contains(self, key: Hashable) -> bool:
+        """Whether ``key`` has a fresh entry, intact (its bytes checked, never decoded)."""
+        return self._opened().read(key) is not MISS
+
+    def delete(self, key: Hashable) -> bool:
+        return self._opened().delete(key)
 
     def set(self, key: Hashable, value: Any) -> None:
         data = seal(dumps(value, self.serializer))

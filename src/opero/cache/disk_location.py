@@ -173,6 +173,18 @@ class Location:
                 raise error from exc
         return results
 
+    def delete(self, key: Hashable) -> bool:
+        """Remove ``key``'s row and its value file: whether a fresh entry was there."""
+        cache = self.open()
+        try:
+            return bool(cache.delete(key, retry=False))
+        except BaseException as exc:
+            self._end_transaction(cache)
+            error = self.failed(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
     @staticmethod
     def _end_transaction(cache: Any) -> None:
         """Never leave this thread's connection inside a failed transaction."""

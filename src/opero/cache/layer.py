@@ -2,7 +2,8 @@
 
 Lookups and stores never fail the call: a store that fails at run time makes the call run
 uncached, and the failure is reported by :func:`opero.core.health.report_backend_failure`.
-Filling a miss lives in :mod:`opero.cache.fill`.
+Filling a miss lives in :mod:`opero.cache.fill`; computing a key again without reading it,
+in :mod:`opero.cache.refresh`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opero.cache.fill import fill, fill_async
 from opero.cache.identity import Identity
 from opero.cache.keys import CallKeys
 from opero.cache.memory import MemoryStore
+from opero.cache.refresh import refresh, refresh_async
 from opero.cache.serialize import Unserializable
 from opero.cache.singleflight import SingleFlight
 from opero.cache.store import MISS, Store
@@ -210,6 +212,28 @@ class CacheLayer:
             if key is not None:
                 self.put(key, value, args)
 
+    def contains(self, key: Hashable) -> bool:
+        """Whether ``key`` has a fresh entry; False (reported as a lookup is) when the store
+        fails."""
+        try:
+            return bool(self.store.contains(key))
+        except BackendDown:
+            return False
+        except Exception as exc:
+            self._report("read", exc)
+            return False
+
+    def delete(self, key: Hashable) -> bool:
+        """Remove ``key``'s entry: whether a fresh one was there; False (reported as a
+        lookup is) when the store fails."""
+        try:
+            return bool(self.store.delete(key))
+        except BackendDown:
+            return False
+        except Exception as exc:
+            self._report("delete", exc)
+            return False
+
     def clear(self) -> None:
         """Remove every entry of this function (in this namespace, for disk and Redis)."""
         self.keys.forget()
@@ -238,3 +262,23 @@ class CacheLayer:
     ) -> Any:
         """Compute a missed key once across tasks and threads; store and return the value."""
         return await fill_async(self, key, run, args, kwargs)
+
+    def refresh(
+        self,
+        key: Hashable,
+        run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Compute ``key`` again without reading the cache; store and return the value."""
+        return refresh(self, key, run, args, kwargs)
+
+    async def refresh_async(
+        self,
+        key: Hashable,
+        run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """:meth:`refresh` for async functions."""
+        return await refresh_async(self, key, run, args, kwargs)

@@ -64,6 +64,17 @@ class MemoryStore:
             if excess > 0:
                 deque(map(data.popitem, repeat(False, excess)), maxlen=0)
 
+    def contains(self, key: Hashable) -> bool:
+        """Whether ``key`` has a fresh entry (the LRU order is left as it is)."""
+        entry = self.data.get(key)
+        return entry is not None and entry[0] > self.timer()
+
+    def delete(self, key: Hashable) -> bool:
+        """Remove ``key``'s entry; whether a fresh one was there."""
+        with self._lock:
+            entry = self.data.pop(key, None)
+        return entry is not None and entry[0] > self.timer()
+
     def discard(self, keys: Iterable[Hashable]) -> None:
         with self._lock:
             for key in keys:

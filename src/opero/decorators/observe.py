@@ -1,4 +1,5 @@
-"""``cache_clear()``, ``cache_info()`` and ``stats()`` on every decorated function."""
+"""``cache_clear()``, ``cache_info()``, ``stats()``, ``cache_delete()`` and
+``cache_contains()`` on every decorated function."""
 
 from __future__ import annotations
 
@@ -40,7 +41,27 @@ def attach(wrapper: Any, judge: Judge, layer: CacheLayer | None) -> None:
         successes by fallback value, pauses, cooldowns and seconds waited."""
         return counters.snapshot()
 
+    def cache_delete(*args: Any, **kwargs: Any) -> bool:
+        """Remove the cached result of the call ``f(*args, **kwargs)`` (the very key that
+        call uses); whether one was there. False without a cache, for a call that is not
+        cached, and when the backend fails (reported as a failed lookup is)."""
+        if layer is None:
+            return False
+        key = layer.key(args, kwargs)
+        return False if key is None else layer.delete(key)
+
+    def cache_contains(*args: Any, **kwargs: Any) -> bool:
+        """Whether a fresh (unexpired) result of the call ``f(*args, **kwargs)`` is cached.
+        False without a cache, for a call that is not cached, and when the backend fails
+        (reported as a failed lookup is)."""
+        if layer is None:
+            return False
+        key = layer.key(args, kwargs)
+        return False if key is None else layer.contains(key)
+
     wrapper.cache_clear = cache_clear
+    wrapper.cache_delete = cache_delete
+    wrapper.cache_contains = cache_contains
     wrapper.cache_info = cache_info
     wrapper.stats = stats
     wrapper.__opero_judge__ = judge

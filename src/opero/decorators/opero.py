@@ -42,8 +42,9 @@ S = TypeVar("S")
 
 class OperoFunction(Protocol, Generic[P, R]):
     """A function decorated by ``@opero``: same parameters and return type, plus
-    ``cache_clear()``. As a method it binds like a function (``__get__``), so type checkers
-    accept calls of decorated instance methods and classmethods."""
+    ``cache_clear()``, ``cache_delete(...)`` and ``cache_contains(...)``. As a method it
+    binds like a function (``__get__``), so type checkers accept calls of decorated instance
+    methods and classmethods."""
 
     __wrapped__: Callable[P, R]
 
@@ -54,6 +55,16 @@ class OperoFunction(Protocol, Generic[P, R]):
 
     def cache_info(self) -> CacheInfo:
         """``(hits, misses, maxsize, currsize)``, as ``functools.lru_cache`` reports them."""
+        ...
+
+    def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Remove the cached result of the call with these arguments (the key that call
+        uses); whether one was there. For a method, call it through the class with the
+        instance first: ``Cls.method.cache_delete(obj, ...)``."""
+        ...
+
+    def cache_contains(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Whether a fresh (unexpired) result of the call with these arguments is cached."""
         ...
 
     def stats(self) -> Stats:

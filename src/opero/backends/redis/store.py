@@ -97,6 +97,22 @@ class RedisStore:
         except self.errors as exc:
             raise self._failed("write", exc) from None
 
+    def contains(self, key: Hashable) -> bool:
+        try:
+            found = self._client().exists(key)
+        except self.errors as exc:
+            raise self._failed("read", exc) from None
+        self.health.ok()
+        return bool(found)
+
+    def delete(self, key: Hashable) -> bool:
+        try:
+            removed = self._client().delete(key)
+        except self.errors as exc:
+            raise self._failed("delete", exc) from None
+        self.health.ok()
+        return bool(removed)
+
     def clear(self) -> None:
         client = self._client()
         try:
