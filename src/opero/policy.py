@@ -52,12 +52,12 @@ def _check(
 
 class Fallbacks(tuple):  # type: ignore[type-arg]
     """The values :func:`fallback` marks: a tuple, tried in order like any tuple value of
-    the ``arg_fallback`` parameter."""
+    the ``arg_fallback`` parameter (and the same cache key as a plain tuple of them)."""
 
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return f"fallback{tuple.__repr__(self)}"
+        return f"fallback({', '.join(map(repr, self))})"
 
 
 def fallback(*values: T) -> T:

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from opero.policy import Fallbacks
+
 __all__ = ["Tag", "Unkeyable", "digest", "encode", "hash_bytes", "short_form"]
 
 
@@ -172,6 +174,8 @@ _NESTED: dict[type, Callable[[Any, list[bytes], int], None]] = {
     set: _members,
     frozenset: _members,
     Tag: _tag,
+    # fallback(...) marks values for type checkers only: the same call as a plain tuple
+    Fallbacks: lambda obj, out, depth: _sequence(tuple(obj), out, depth),
 }
 
 
