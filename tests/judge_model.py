@@ -72,7 +72,7 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
 
     def done(outcome: tuple[Any, ...]) -> tuple[Seen, frozenset[str | None]]:
         stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
-        stats |= {"rejected": 0, "budget_refusals": 0}
+        stats |= {"rejected": 0, "budget_refusals": 0, "deadlines": 0}
         stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
         return Seen(outcome, (), tuple(events), stats | {"wait": 0.0}), frozenset(paused)
 
@@ -103,6 +103,9 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
             if not isinstance(exc, Exception):
                 return done(("raise", *key))  # no outcome: not a failure either
             s["failures"] += 1
+            if code == "D" and config.deadline == "5s":  # the budget ran out during it
+                s["deadlines"] += 1
+                return done(("raise", "DeadlineExceededError", ANY))
             if hasattr(exc, "retry_after"):
                 paused.add(keys[index])  # every caller holds back this value, retried or not
             predicate = retry_on == "predicate"

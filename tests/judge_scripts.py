@@ -17,6 +17,7 @@ gets a 404, value ``"b"`` succeeds; without fallback the value is ``"a"``). Code
 - ``X``: :class:`Halt`, a ``BaseException`` (never retried, ends a map)
 - ``B``: return ``"bad:<item>:<value>:<n>"``, a result ``retry_on_result`` rejects when the
   config asks for it (:func:`rejects`)
+- ``D``: ``ValueError`` after taking 10 s of the injected clock (past a ``deadline`` of 5 s)
 - ``A``/``W``: return a coroutine / an :class:`Awaitable` object from a sync function (which
   fails the call with ``TypeError``); async functions never get these scripts
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opero import RetryBudget
+from opero.core.clock import CLOCK
 
 VALUES = ("a", "b")  #: the fallback values of the ``list`` fallback
 
@@ -71,8 +73,12 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "bad_always": ("B",),
     "a_bad_b_ok": ("B|ok",),
     "bad_then_fails": ("B", "E"),
+    "slow": ("D",),
+    "fails_then_slow": ("E", "D", "ok"),
+    "a_slow_b_ok": ("D|ok",),
 }
 SYNC_ONLY = {"A", "W"}  #: codes only a sync function plays (an async one may return these)
+LOCAL_ONLY = {"D"}  #: codes that move this process's clock: never played in worker processes
 
 
 class HTTPError(Exception):
@@ -91,6 +97,7 @@ class Halt(BaseException):
 #: how each outcome code fails (any other code but "ok" is an HTTP status)
 MAKERS: dict[str, Callable[[str], BaseException]] = {
     "E": ValueError,
+    "D": ValueError,
     "T": TypeError,
     "K": KeyError,
     "X": Halt,
@@ -151,6 +158,8 @@ def work(item: str, model: Any = "a", log: str = "") -> str:
         return f"{item}:{model}:{n}"
     if code == "B":
         return f"bad:{item}:{model}:{n}"
+    if code == "D":
+        CLOCK.sleep(10)  # the injected clock: the attempt took 10 s
     if code in SYNC_ONLY:
         return asyncio.sleep(0) if code == "A" else Awaitable()
     raise make(code, f"{item}#{n}@{model}")
@@ -191,6 +200,7 @@ class Config:
     retry_on: str = "default"  #: a key of :data:`RETRY_ON`
     result: str = "none"  #: "reject": ``retry_on_result`` rejects ``B`` results
     budget: str = "none"  #: "spent": a ``retry_budget`` that refuses every retry
+    deadline: str = "none"  #: "5s": ``deadline=5`` (a ``D`` attempt outlasts it)
 
     def options(self) -> dict[str, Any]:
         options = {"retries": self.retries, "retry_on": RETRY_ON[self.retry_on]}
@@ -198,6 +208,8 @@ class Config:
             options["retry_on_result"] = rejects
         if self.budget == "spent":
             options["retry_budget"] = SPENT
+        if self.deadline == "5s":
+            options["deadline"] = 5
         return options | ({"arg_fallback": "model"} if self.fallback != "none" else {})
 
     def kwargs(self, log: str) -> dict[str, Any]:
@@ -206,6 +218,8 @@ class Config:
     def relevant(self, script: str) -> bool:
         """False where this config decides the script like the defaults do."""
         if self.result == "reject" and "B" not in codes(script):
+            return False
+        if self.deadline == "5s" and "D" not in codes(script):
             return False
         if self.budget == "spent" and (self.retries == 0 or codes(script) <= {"ok", "B"}):
             return self.result == "reject" and self.retries > 0 and "B" in codes(script)

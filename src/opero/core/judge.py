@@ -278,14 +278,15 @@ class Judge:
                 raise exc  # not for retrying: propagates at once, unchanged
         else:
             permanent = transient_status(exc) is False  # e.g. a 404: no more rounds for it
+        if call.deadline is not None and CLOCK.monotonic() >= call.deadline:
+            walk.record(exc)  # the budget ran out during this attempt: nothing follows it
+            raise self.expired(call)
         round_ = walk.round
         may = may_retry(call.deadline, self.budget) if call.deadline or self.budget else None
         delay = walk.failed(exc, self.on_retry, self.on_fallback, permanent=permanent, may=may)
         if walk.round != round_:
             counters.retries += 1
-        if call.deadline is not None and (
-            walk.refused == "deadline" or CLOCK.monotonic() >= call.deadline
-        ):
+        if walk.refused == "deadline":
             raise self.expired(call)
         if delay is None:
             error = walk.error()

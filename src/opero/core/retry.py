@@ -141,14 +141,7 @@ class Attempts:
         ``permanent``: this value gets no more rounds (the other values are still tried);
         ``may(delay)``: asked before a round is retried, says why not (see :attr:`refused`)."""
         values = self.values
-        if values is None:
-            where = f"attempt {self.round}/{self.rounds}"
-        else:
-            where = f"round {self.round}/{self.rounds}, {self.param}={values[self.index]!r}"
-        self.errors.append(exc)
-        value = values[self.index] if values is not None else None
-        self.records.append(Attempt(self.round, value, exc))
-        logger.debug("{}: {} failed: {!r}", self.name, where, exc)
+        self.record(exc)
         hint = retry_after_of(exc)
         if hint is not None and (self._hint is None or hint > self._hint):
             self._hint = hint
@@ -157,7 +150,6 @@ class Attempts:
             if values is None:
                 return None  # one value, and it will not do: raise now
         if values is not None:
-            add_note_once(exc, where)
             following = self._next_alive(self.index + 1)
             if following is not None:
                 previous, self.index = self.index, following
@@ -197,6 +189,21 @@ class Attempts:
         self.index = (self._next_alive(0) or 0) if values is not None else 0
         self._hint = None
         return delay
+
+    def record(self, exc: BaseException) -> str:
+        """Record ``exc`` as the outcome of the current attempt (noted with its round and
+        value when fallback values are in play); return where it happened."""
+        values = self.values
+        if values is None:
+            where = f"attempt {self.round}/{self.rounds}"
+        else:
+            where = f"round {self.round}/{self.rounds}, {self.param}={values[self.index]!r}"
+            add_note_once(exc, where)
+        self.errors.append(exc)
+        value = values[self.index] if values is not None else None
+        self.records.append(Attempt(self.round, value, exc))
+        logger.debug("{}: {} failed: {!r}", self.name, where, exc)
+        return where
 
     def move(self, index: int, next_round: bool) -> None:
         """The next attempt uses fallback position ``index`` (in the next round: the rest of
