@@ -24,7 +24,7 @@ import httpx
 import openai
 import requests
 
-from opero import opero
+from opero import fallback, opero
 
 CHAT = {
     "id": "c",
@@ -92,7 +92,7 @@ oai = openai.OpenAI(
 
 
 @opero(retries=3, arg_fallback="model", cooldown=60, cooldown_after=3)
-def ask_openai(prompt: str, model: list[str] = ["gpt-big", "gpt-small"]) -> str:  # noqa: B006
+def ask_openai(prompt: str, model: str = fallback("gpt-big", "gpt-small")) -> str:
     reply = oai.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": prompt}],  # type: ignore[arg-type]
