@@ -64,6 +64,7 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
     keys = [repr(v) for v in values] if values is not None else [None]
     s: Counter[str] = Counter()
     successes: Counter[str | None] = Counter()
+    errors: Counter[str] = Counter()  #: failed attempts by class name (and HTTP status)
     records: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
     dead: set[int] = set()
@@ -74,6 +75,7 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
         stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
         stats |= {"rejected": 0, "budget_refusals": 0, "deadlines": 0}
         stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
+        stats["errors"] = dict(errors)
         return Seen(outcome, (), tuple(events), stats | {"wait": 0.0}), frozenset(paused)
 
     while True:
@@ -94,6 +96,7 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
         n += 1
         if code == "B":  # a rejected result: a failure that is always retried
             s["failures"] += 1
+            errors["RejectedResultError"] += 1
             s["rejected"] += 1
             key: tuple[Any, ...] = ("RejectedResultError", ANY)
             permanent = False
@@ -103,6 +106,8 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
             if not isinstance(exc, Exception):
                 return done(("raise", *key))  # no outcome: not a failure either
             s["failures"] += 1
+            status = getattr(exc, "status_code", None)
+            errors[type(exc).__name__ + (f" {status}" if status else "")] += 1
             if code == "D" and config.deadline == "5s":  # the budget ran out during it
                 s["deadlines"] += 1
                 return done(("raise", "DeadlineExceededError", ANY))
@@ -176,7 +181,7 @@ def seen(result: Any, fn: Callable[..., Any], events: list[Any], stats: Stats) -
 
 def stats_of(stats: Stats) -> dict[str, Any]:
     found = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
-    return found | {"successes": dict(stats.successes)}
+    return found | {"successes": dict(stats.successes), "errors": dict(stats.errors)}
 
 
 def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
@@ -184,7 +189,7 @@ def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
     total = stats_of(Stats())
     for want in wants:
         for name, value in want.stats.items():
-            if name == "successes":
+            if name in ("successes", "errors"):
                 for key, count in value.items():
                     total[name][key] = total[name].get(key, 0) + count
             else:

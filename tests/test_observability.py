@@ -19,7 +19,9 @@ def log() -> list[str]:
     records: list[str] = []
     logger.enable("opero")
     sink = logger.add(
-        lambda m: records.append(m.record["message"]), level="DEBUG", format="{message}"
+        lambda m: records.append(f"{m.record['level'].name} {m.record['message']}"),
+        level="TRACE",
+        format="{message}",
     )
     yield records
     logger.remove(sink)
@@ -53,11 +55,14 @@ def test_debug_events_when_enabled(clock, log: list[str]) -> None:
     with pytest.raises(AllFailedError):
         ask()
     text = "\n".join(log)
-    assert "cache miss" in text
+    assert "TRACE ask: cache miss" in text.replace("test_debug_events_when_enabled.<locals>.", "")
     assert "round 1/2, model='a' failed" in text
-    assert "falling back to model='b'" in text
-    assert "round 1 failed, sleeping 0.100s" in text
-    assert "rate limit, waiting 1.000s" in text
+    assert "DEBUG" in next(line for line in log if "falling back to model='b'" in line)
+    assert "DEBUG" in next(line for line in log if "round 1 failed, sleeping 0.100s" in line)
+    assert "TRACE" in next(line for line in log if "rate limit, waiting 1.000s" in line)
+    final = [line for line in log if line.startswith("WARNING")]
+    assert len(final) == 1 and "call failed: AllFailedError" in final[0]
+    assert "ask" in final[0] and "args: " in final[0]
 
 
 def test_memory_hit_emits_no_record(log: list[str]) -> None:

@@ -38,11 +38,14 @@ from opero.rates import Limit
 __all__ = [
     "AllFailedError",
     "Attempt",
+    "AttemptDetails",
+    "BreakerDetails",
     "CacheHitDetails",
     "CacheInfo",
     "CircuitOpenError",
     "DeadlineExceededError",
     "FallbackDetails",
+    "GiveUpDetails",
     "Limit",
     "MapFunction",
     "MapStoppedError",
@@ -56,6 +59,7 @@ __all__ = [
     "RetryDetails",
     "Stats",
     "UnpicklableError",
+    "WaitDetails",
     "WorkerCrashedError",
     "deadline",
     "fallback",
@@ -67,7 +71,15 @@ __version__ = "3.0.0.dev0"
 logger.disable("opero")
 
 if TYPE_CHECKING:
-    from opero.core.hooks import CacheHitDetails, FallbackDetails, RetryDetails
+    from opero.core.hooks import (
+        AttemptDetails,
+        BreakerDetails,
+        CacheHitDetails,
+        FallbackDetails,
+        GiveUpDetails,
+        RetryDetails,
+        WaitDetails,
+    )
     from opero.decorators.operomap import MapFunction, operomap
 
 #: loaded on first use (``import opero`` stays cheap): name -> module
@@ -77,6 +89,10 @@ _LAZY = {
     "RetryDetails": "opero.core.hooks",
     "FallbackDetails": "opero.core.hooks",
     "CacheHitDetails": "opero.core.hooks",
+    "AttemptDetails": "opero.core.hooks",
+    "WaitDetails": "opero.core.hooks",
+    "GiveUpDetails": "opero.core.hooks",
+    "BreakerDetails": "opero.core.hooks",
 }
 
 

@@ -131,6 +131,10 @@ class OperoOptions(TypedDict, total=False):
     on_retry: Annotated[Hook | None, Opt(None, check_hook)]
     on_fallback: Annotated[Hook | None, Opt(None, check_hook)]
     on_cache_hit: Annotated[Hook | None, Opt(None, check_hook)]
+    on_attempt: Annotated[Hook | None, Opt(None, check_hook)]
+    on_wait: Annotated[Hook | None, Opt(None, check_hook)]
+    on_give_up: Annotated[Hook | None, Opt(None, check_hook)]
+    on_breaker: Annotated[Hook | None, Opt(None, check_hook)]
 
 
 class OperomapOptions(OperoOptions, total=False):
@@ -228,6 +232,10 @@ def _check_effect(given: Mapping[str, Any], checked: dict[str, Any]) -> None:
         raise ValueError(
             f"cooldown_after={given['cooldown_after']!r} has no effect without cooldown= "
             "(the seconds a failing value is skipped)"
+        )
+    if given.get("on_breaker") is not None and checked["cooldown"] is None:
+        raise ValueError(
+            "on_breaker has no effect without cooldown= (breakers open only with cooldowns)"
         )
     if given.get("on_cache_hit") is not None and not checked["cache"]:
         raise ValueError("on_cache_hit has no effect with cache=False: nothing is cached")

@@ -33,7 +33,7 @@ def fill(
     kwargs: dict[str, Any],
 ) -> Any:
     """Compute a missed key once across threads; store and return the value."""
-    logger.debug("{}: cache miss", layer.name)
+    logger.trace("{}: cache miss", layer.name)
     flights = layer.flights
     while True:
         flight, leader = flights.join(key)
@@ -69,7 +69,7 @@ async def fill_async(
     kwargs: dict[str, Any],
 ) -> Any:
     """Compute a missed key once across tasks and threads; store and return the value."""
-    logger.debug("{}: cache miss", layer.name)
+    logger.trace("{}: cache miss", layer.name)
     flights = layer.flights
     while True:
         flight, leader = flights.join(key)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import NamedTuple
 
 from opero.core.clock import CLOCK
@@ -57,9 +57,17 @@ class _State:
 class Breakers:
     """The breakers of one decorated function, by value key (None: the function)."""
 
-    __slots__ = ("_ids", "_lock", "after", "cooldown", "counters", "states")
+    __slots__ = ("_ids", "_lock", "after", "cooldown", "counters", "listener", "states")
 
-    def __init__(self, cooldown: float, after: int, counters: Counters) -> None:
+    def __init__(
+        self,
+        cooldown: float,
+        after: int,
+        counters: Counters,
+        listener: Callable[[Hashable, bool], None] | None = None,
+    ) -> None:
+        #: told ``(key, opened)`` when a breaker opens (True) or closes (False), unlocked
+        self.listener = listener
         self.cooldown = cooldown
         self.after = after
         self.counters = counters
@@ -95,6 +103,7 @@ class Breakers:
 
     def succeeded(self, key: Hashable, ticket: Ticket | None = None) -> None:
         """An attempt of ``key`` that started under ``ticket`` succeeded."""
+        closed = False
         with self._lock:
             state = self.states.get(key)
             if state is None:
@@ -103,14 +112,17 @@ class Breakers:
                 if state.open_until == 0.0:
                     state.failures = 0
                 elif state.probing:
-                    self._close(state)
+                    closed = self._close(state)
             elif ticket.probe and ticket.probe == state.probing:
-                self._close(state)
+                closed = self._close(state)
             elif state.open_until == 0.0 and ticket.generation == state.generation:
                 state.failures = 0
+        if closed and self.listener is not None:
+            self.listener(key, False)
 
     def failed(self, key: Hashable, ticket: Ticket | None = None) -> None:
         """An attempt of ``key`` that started under ``ticket`` failed."""
+        opened = False
         with self._lock:
             state = self.states.get(key)
             if state is None:
@@ -118,12 +130,14 @@ class Breakers:
             state.failures += 1
             if ticket is None or ticket.shared:
                 if state.probing or state.failures >= self.after:
-                    self._open(state)
+                    opened = self._open(state)
             elif ticket.probe:
                 if ticket.probe == state.probing:
-                    self._open(state)
+                    opened = self._open(state)
             elif state.open_until == 0.0 and state.failures >= self.after:
-                self._open(state)
+                opened = self._open(state)
+        if opened and self.listener is not None:
+            self.listener(key, True)
 
     def release(self, key: Hashable, ticket: Ticket | None = None) -> None:
         """An attempt ended without an outcome (cancelled): if it was the probe, another
@@ -135,15 +149,19 @@ class Breakers:
             if ticket is None or ticket.shared or ticket.probe == state.probing:
                 state.probing = 0
 
-    def _open(self, state: _State) -> None:
-        if state.open_until == 0.0 or state.probing:
+    def _open(self, state: _State) -> bool:
+        """Open (or keep open longer); True when it was closed or probing (counted)."""
+        opened = state.open_until == 0.0 or bool(state.probing)
+        if opened:
             self.counters.cooldowns += 1
             state.generation += 1
         state.open_until = CLOCK.monotonic() + self.cooldown
         state.probing = 0
+        return opened
 
     @staticmethod
-    def _close(state: _State) -> None:
+    def _close(state: _State) -> bool:
         state.failures = 0
         state.open_until = 0.0
         state.probing = 0
+        return True

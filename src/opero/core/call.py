@@ -52,7 +52,18 @@ class Call:
     make, the walk over rounds x values (made when first needed) and the arguments of the
     attempt being made."""
 
-    __slots__ = ("args", "calls", "deadline", "kwargs", "plain", "ticket", "values", "walk")
+    __slots__ = (
+        "args",
+        "attempts",
+        "calls",
+        "deadline",
+        "kwargs",
+        "plain",
+        "ticket",
+        "values",
+        "walk",
+        "watching",
+    )
 
     def __init__(
         self,
@@ -74,6 +85,10 @@ class Call:
         self.plain = plain
         #: the cooldown breaker's ticket of the attempt being made (None without cooldowns)
         self.ticket: Ticket | None = None
+        #: attempts started (a fast path's first attempt included)
+        self.attempts = 1 if plain else 0
+        #: what the observers of the attempt being made gave back (None: not watched)
+        self.watching: list[Any] | None = None
 
     @property
     def index(self) -> int:

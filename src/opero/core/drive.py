@@ -82,7 +82,9 @@ def _slot(judge: Judge, call: Call) -> None:
         slots.acquire()
     elif not slots.acquire(judge.time_left(call)):
         raise judge.expired(call)
-    judge.waited(CLOCK.monotonic() - started)
+    waited = CLOCK.monotonic() - started
+    judge.waited(waited)
+    judge.slept("concurrency", waited)
 
 
 def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
@@ -93,6 +95,7 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
     try:
         while (wait := judge.gate(call)) > 0:
             CLOCK.sleep(wait)
+            judge.slept("pause", wait)
         booking = judge.book(call)
         if booking is not None:
             try:
@@ -100,6 +103,7 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
             except BaseException:
                 judge.unbook(booking)
                 raise
+            judge.slept("rate_limit", booking.wait)
         judge.started(call)
         try:
             if call.deadline is not None:
@@ -114,14 +118,19 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
 
 def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
     """Run ``call`` to its end on this thread."""
-    outcome = first if first is not None else _attempt(judge, call, invoke)
-    while True:
-        wait = judge.settle(call, *outcome)
-        if wait is None:
-            return outcome[1]
-        if wait > 0:
-            CLOCK.sleep(wait)
-        outcome = _attempt(judge, call, invoke)
+    try:
+        outcome = first if first is not None else _attempt(judge, call, invoke)
+        while True:
+            wait = judge.settle(call, *outcome)
+            if wait is None:
+                return outcome[1]
+            if wait > 0:
+                CLOCK.sleep(wait)
+                judge.slept("backoff", wait)
+            outcome = _attempt(judge, call, invoke)
+    except Exception as exc:
+        judge.gave_up(call, exc)
+        raise
 
 
 async def _attempt_async(
@@ -146,6 +155,7 @@ async def _attempt_async(
     try:
         while (wait := judge.gate(call)) > 0:
             await CLOCK.async_sleep(wait)
+            judge.slept("pause", wait)
         booking = await judge.book_async(call)
         if booking is not None:
             try:
@@ -153,6 +163,7 @@ async def _attempt_async(
             except BaseException:
                 judge.unbook(booking)
                 raise
+            judge.slept("rate_limit", booking.wait)
         judge.started(call)
         try:
             if call.deadline is not None:
@@ -175,7 +186,9 @@ async def _slot_async(judge: Judge, call: Call) -> None:
         await slots.acquire_async()
     elif not await slots.acquire_async(judge.time_left(call)):
         raise judge.expired(call)
-    judge.waited(CLOCK.monotonic() - started)
+    waited = CLOCK.monotonic() - started
+    judge.waited(waited)
+    judge.slept("concurrency", waited)
 
 
 async def _until_async(judge: Judge, call: Call, invoke: AsyncInvoke) -> Outcome:
@@ -204,11 +217,16 @@ async def drive_async(
     workers: asyncio.Semaphore | None = None,
 ) -> Any:
     """Run ``call`` to its end in this task."""
-    outcome = first if first is not None else await _attempt_async(judge, call, invoke, workers)
-    while True:
-        wait = judge.settle(call, *outcome)
-        if wait is None:
-            return outcome[1]
-        if wait > 0:
-            await CLOCK.async_sleep(wait)
-        outcome = await _attempt_async(judge, call, invoke, workers)
+    try:
+        outcome = first if first is not None else await _attempt_async(judge, call, invoke, workers)
+        while True:
+            wait = judge.settle(call, *outcome)
+            if wait is None:
+                return outcome[1]
+            if wait > 0:
+                await CLOCK.async_sleep(wait)
+                judge.slept("backoff", wait)
+            outcome = await _attempt_async(judge, call, invoke, workers)
+    except Exception as exc:
+        judge.gave_up(call, exc)
+        raise

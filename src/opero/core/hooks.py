@@ -8,7 +8,16 @@ from typing import Any
 
 from loguru import logger
 
-__all__ = ["CacheHitDetails", "FallbackDetails", "RetryDetails", "fire"]
+__all__ = [
+    "AttemptDetails",
+    "BreakerDetails",
+    "CacheHitDetails",
+    "FallbackDetails",
+    "GiveUpDetails",
+    "RetryDetails",
+    "WaitDetails",
+    "fire",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,54 @@ class CacheHitDetails:
     name: str
     backend: str  #: ``"memory"`` or ``"disk"``
     key: Any  #: the cache key that was hit
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDetails:
+    """Passed to ``on_attempt`` before every attempt. The hook may return a context
+    manager: it is entered around the attempt and told its outcome through ``__exit__``
+    (the attempt's exception, or a ``RejectedResultError`` for a rejected result)."""
+
+    name: str
+    round: int  #: 1-based
+    value: Any  #: the fallback value of this attempt (None without fallback)
+    attempt: int  #: this call's attempt number, 1-based
+
+
+@dataclass(frozen=True, slots=True)
+class WaitDetails:
+    """Passed to ``on_wait`` when a wait before an attempt is over."""
+
+    name: str
+    reason: str  #: ``"rate_limit"``, ``"concurrency"``, ``"pause"`` or ``"backoff"``
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUpDetails:
+    """Passed to ``on_give_up`` once per call that ends with an exception."""
+
+    name: str
+    error: BaseException  #: what the call raises
+    attempts: int  #: attempts the call made
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerDetails:
+    """Passed to ``on_breaker`` when a value's cooldown breaker opens or closes."""
+
+    name: str
+    value: str | None  #: the fallback value's repr (None: the function itself)
+    opened: bool  #: True: opened (the value is skipped); False: closed again
+
+
+def call_hook(hook: Callable[[Any], object], payload: object) -> object:
+    """``hook(payload)``'s return value; an exception from the hook is logged, None returned."""
+    try:
+        return hook(payload)
+    except Exception as exc:
+        logger.opt(exception=exc).warning("opero hook {!r} raised; ignored", hook)
+        return None
 
 
 def fire(hook: Callable[[Any], object] | None, payload: object) -> None:

@@ -21,19 +21,29 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from opero.core.call import Booking, Call, Services
+from opero.core.before import BeforeAttempt
+from opero.core.call import Call, Services
 from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
-from opero.core.deadline import current, expired
+from opero.core.deadline import current
 from opero.core.fallback import Fallback
 from opero.core.holds import Holds
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule
 from opero.core.signals import retry_after_of, transient_status
 from opero.core.stats import success_key
-from opero.core.verdicts import budget_spent, fits, may_retry, predicate_says_retry, rejected
+from opero.core.verdicts import (
+    budget_spent,
+    fits,
+    kind_of,
+    may_retry,
+    predicate_says_retry,
+    rejected,
+    short_args,
+)
+from opero.core.watch import Watch
 from opero.errors import RejectedResultError, UnpicklableError
 from opero.options import retry_predicate, retry_types
-from opero.rates import Limit, cost_of
+from opero.rates import Limit
 
 if TYPE_CHECKING:
     from opero.options import OperoOptions
@@ -44,7 +54,7 @@ __all__ = ["Judge"]
 _FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 
 
-class Judge:
+class Judge(BeforeAttempt):
     """What happens to the attempts of one decorated function (one per decoration)."""
 
     def __init__(
@@ -94,6 +104,8 @@ class Judge:
         #: ``retry_on_result``: True rejects a result
         self.reject: Callable[[Any], object] | None = options["retry_on_result"]
         self.budget = services.budget
+        #: the hooks and observers told of each attempt, wait and give-up (None: none)
+        self.watch = Watch.of(name, options)
         #: a first success needs no judgement, and nothing is needed before a first attempt
         self.plain = (
             self.fallback is None
@@ -103,6 +115,7 @@ class Judge:
             and self.deadline is None
             and self.reject is None
             and self.budget is None
+            and self.watch is None
         )
 
     @property
@@ -139,90 +152,40 @@ class Judge:
             walk = call.walk = Attempts(self.schedule, self.name, param, call.values)
         return walk
 
-    # ----- before an attempt ----------------------------------------------------------------
-    def gate(self, call: Call) -> float:
-        """Pauses and cooldowns: choose the value of the next attempt; return how long to
-        wait first (0.0: go now; ask again after waiting: a pause may have grown). Raises
-        when no value is left to try, or when the call's deadline would pass first."""
-        if call.deadline is not None:
-            self.time_left(call)
-        if not self.holds.active:
-            return 0.0
-        walk = self._walk(call)
-        index, next_round, wait, call.ticket = self.holds.choose(walk)
-        walk.move(index, next_round)
-        if wait <= 0 or CLOCK.zero_waits:
-            return 0.0
-        if call.deadline is not None:
-            self.time_left(call, wait)
-        self.counters.waited(wait)
-        return wait
-
-    def time_left(self, call: Call, wait: float = 0.0) -> float:
-        """Seconds left of the call's budget after waiting ``wait``; raises
-        ``DeadlineExceededError`` when none would be."""
-        assert call.deadline is not None
-        left = call.deadline - CLOCK.monotonic() - wait
-        if left <= 0:
-            raise self.expired(call)
-        return left
-
-    def expired(self, call: Call) -> BaseException:
-        """The error of a call whose deadline passed (counted)."""
-        self.counters.deadlines += 1
-        return expired(self.name, call.walk)
-
-    def waited(self, seconds: float) -> None:
-        """The driver waited ``seconds`` for a concurrency slot."""
-        if seconds > 0:
-            self.counters.waited(seconds)
-
-    def _costs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[float] | None:
-        if not self.weighted:
-            return None
-        return [cost_of(limit, args, kwargs) for limit in self.limits]
-
-    def book(self, call: Call) -> Booking | None:
-        """Book the rate-limit admission of the next attempt (None: it may start now)."""
-        limiter = self.limiter
-        if limiter is None:
-            return None
-        costs = self._costs(*call.attempt_args())
-        if CLOCK.zero_waits:
-            return None
-        now = CLOCK.monotonic()
-        return self._booked(call, now, limiter.reserve(now, costs))
-
-    async def book_async(self, call: Call) -> Booking | None:
-        """:meth:`book` for async callers (a Redis limiter is awaited)."""
-        limiter = self.limiter
-        if limiter is None or not hasattr(limiter, "reserve_async"):
-            return self.book(call)
-        costs = self._costs(*call.attempt_args())
-        if CLOCK.zero_waits:
-            return None
-        now = CLOCK.monotonic()
-        return self._booked(call, now, await limiter.reserve_async(now, costs))
-
-    def _booked(self, call: Call, now: float, at: float) -> Booking | None:
-        if at <= now:
-            return None
-        if call.deadline is not None and at >= call.deadline:  # it could not run: given back
-            assert self.limiter is not None
-            self.limiter.release(at)
-            raise self.expired(call)
-        logger.debug("{}: rate limit, waiting {:.3f}s", self.name, at - now)
-        self.counters.waited(at - now)
-        return Booking(at, at - now)
-
-    def unbook(self, booking: Booking) -> None:
-        """The attempt was cancelled while it waited for its slot: give the slot back."""
-        assert self.limiter is not None
-        self.limiter.release(booking.at)
-
+    # ----- an attempt ------------------------------------------------------------------------
     def started(self, call: Call) -> None:
         """An attempt starts now."""
         self.counters.attempts += 1
+        call.attempts += 1
+        watch = self.watch
+        if watch is not None:
+            walk = call.walk
+            value = call.values[call.index] if call.values is not None else None
+            call.watching = watch.started(walk.round if walk else 1, value, call.attempts)
+
+    def slept(self, reason: str, seconds: float) -> None:
+        """The driver waited ``seconds`` before an attempt, for ``reason`` (``rate_limit``,
+        ``concurrency``, ``pause``, ``backoff``)."""
+        if self.watch is not None and seconds > 0:
+            self.watch.waited(reason, seconds)
+
+    def gave_up(self, call: Call, exc: BaseException) -> None:
+        """The call ends with ``exc`` (said once, at WARNING, and to ``on_give_up``); not
+        for arguments that do not fit the function."""
+        if isinstance(exc, TypeError) and not fits(self.func, *call.attempt_args()):
+            return
+        logger.warning(
+            "{}: call failed: {!r} ({})", self.name, exc, short_args(call.args, call.kwargs)
+        )
+        if self.watch is not None:
+            self.watch.gave_up(exc, call.attempts)
+
+    def _told(self, call: Call, outcome: str, error: BaseException | None) -> None:
+        tokens = call.watching
+        if tokens is not None:
+            call.watching = None
+            assert self.watch is not None
+            self.watch.ended(tokens, outcome, error)
 
     # ----- after an attempt -----------------------------------------------------------------
     def settle(self, call: Call, ok: bool, value: Any) -> float | None:
@@ -231,11 +194,15 @@ class Judge:
         if ok:
             if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
                 self._failed_plain(call)
+                self._told(call, "failure", None)
                 refuse_awaitable(self.name, value)
             if self.reject is not None and self._rejects(call, value):
                 self._failed_plain(call)
                 self.counters.rejected += 1
-                return self._failed(call, rejected(self.name, value))
+                error = rejected(self.name, value)
+                self._told(call, "rejected", error)
+                return self._failed(call, error)
+            self._told(call, "success", None)
             key = Holds.key(call.values, call.index)
             self.holds.succeeded(key, call.ticket)
             if call.plain:  # counted as a plain success on the fast path
@@ -246,6 +213,7 @@ class Judge:
                 self.counters.success(success_key(call.values[call.index], True))  # type: ignore[index]
             return None
         self._failed_plain(call)
+        self._told(call, "timeout" if isinstance(value, TimeoutError) else "failure", value)
         if not isinstance(value, self.retry_on):
             self._ended(call, value)
             raise value
@@ -265,6 +233,7 @@ class Judge:
             self._ended(call, exc)  # (a cancelled half-open probe is given back)
             raise exc
         counters.failures += 1
+        counters.error(kind_of(exc))
         walk = self._walk(call)
         # every caller holds back this value (server delay, cooldown), retried or not
         self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc), call.ticket)
@@ -304,7 +273,8 @@ class Judge:
         assert self.reject is not None
         try:
             return bool(self.reject(value))
-        except BaseException:
+        except BaseException as exc:
+            self._told(call, "failure", exc)
             self.holds.abandoned(Holds.key(call.values, call.index), call.ticket)
             raise
 
@@ -314,6 +284,7 @@ class Judge:
         key = Holds.key(call.values, call.index)
         if isinstance(exc, Exception):
             self.counters.failures += 1
+            self.counters.error(kind_of(exc))
             self.holds.failed(key, retry_after_of(exc), call.ticket)
         else:
             self.holds.abandoned(key, call.ticket)

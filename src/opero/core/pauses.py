@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
+from loguru import logger
+
 from opero.core.clock import CLOCK
 from opero.core.signals import retry_after_of
 from opero.core.stats import Counters
@@ -59,9 +61,12 @@ class Pauses:
                 return
             self.until[key] = end
             self.active = True
-            if previous <= now:  # a new pause (not one prolonged)
+            fresh = previous <= now  # a new pause (not one prolonged)
+            if fresh:
                 self.counters.pauses += 1
             listeners = list(self.listeners)
+        if fresh:
+            logger.info("opero: a server asked to wait {:.3f}s (pause of {!r})", seconds, key)
         for listener in listeners:
             listener(key, seconds)
         if self.shared is not None:

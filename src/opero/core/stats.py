@@ -24,6 +24,7 @@ __all__ = ["CacheInfo", "Counters", "Stats", "success_key"]
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
 
 MAX_KEYS = 1000  #: distinct fallback values counted by name; the rest under "<other>"
+MAX_ERRORS = 100  #: distinct kinds of failure counted by name; the rest under "<other>"
 OTHER = "<other>"
 
 
@@ -44,6 +45,8 @@ class Stats:
     rejected: int = 0  #: results rejected by ``retry_on_result`` (each also a failure)
     budget_refusals: int = 0  #: retries refused because the retry budget was spent
     deadlines: int = 0  #: calls that ended with ``DeadlineExceededError``
+    #: failed attempts by kind: the exception's class name, with its HTTP status if it has one
+    errors: Mapping[str, int] = field(default_factory=dict)
 
 
 def success_key(value: Any, fallback: bool) -> str | None:
@@ -60,6 +63,7 @@ class Counters:
     """The live counts behind :class:`Stats` (see the module docstring)."""
 
     __slots__ = (
+        "_errors",
         "_lock",
         "_successes",
         "attempts",
@@ -98,6 +102,7 @@ class Counters:
         self.hits_base = 0  #: cache_info() counts from the last cache_clear()
         self.misses_base = 0
         self._successes: dict[str | None, int] = {}
+        self._errors: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def success(self, key: str | None) -> None:
@@ -107,6 +112,14 @@ class Counters:
                 key = OTHER
             table[key] = table.get(key, 0) + 1
 
+    def error(self, kind: str) -> None:
+        """A failed attempt of this kind (at most :data:`MAX_ERRORS` kinds by name)."""
+        with self._lock:
+            table = self._errors
+            if kind not in table and len(table) >= MAX_ERRORS:
+                kind = OTHER
+            table[kind] = table.get(kind, 0) + 1
+
     def waited(self, seconds: float) -> None:
         with self._lock:
             self.wait += seconds
@@ -114,6 +127,7 @@ class Counters:
     def snapshot(self) -> Stats:
         with self._lock:
             successes = dict(self._successes)
+            errors = dict(self._errors)
         direct_ok = self.direct - self.direct_failed + self.plain_ok
         if direct_ok:
             successes[None] = successes.get(None, 0) + direct_ok
@@ -130,6 +144,7 @@ class Counters:
             rejected=self.rejected,
             budget_refusals=self.budget_refusals,
             deadlines=self.deadlines,
+            errors=MappingProxyType(errors),
         )
 
     def cache_info(self, maxsize: int | None, currsize: int | None) -> CacheInfo:

@@ -10,12 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 from opero.core.clock import CLOCK
 from opero.core.retry import add_note_once
+from opero.core.signals import http_status
 from opero.errors import RejectedResultError
 
 if TYPE_CHECKING:
     from opero.core.budget import Budget
 
-__all__ = ["budget_spent", "fits", "may_retry", "predicate_says_retry", "rejected"]
+__all__ = [
+    "budget_spent",
+    "fits",
+    "kind_of",
+    "may_retry",
+    "predicate_says_retry",
+    "rejected",
+    "short_args",
+]
 
 
 def fits(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -67,3 +76,21 @@ def rejected(name: str, value: Any) -> RejectedResultError:
 
     message = f"{name}: retry_on_result rejected the result {reprlib.repr(value)}"
     return RejectedResultError(message, value)
+
+
+def kind_of(exc: BaseException) -> str:
+    """The kind of a failure in ``stats().errors``: its class, with its HTTP status."""
+    status = http_status(exc)
+    name = type(exc).__name__
+    return name if status is None else f"{name} {status}"
+
+
+def short_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A short account of a call's arguments, for a log line."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 40
+    short.maxlist = short.maxtuple = short.maxdict = 4
+    parts = [short.repr(a) for a in args] + [f"{k}={short.repr(v)}" for k, v in kwargs.items()]
+    return "args: " + ", ".join(parts)[:200]

@@ -4,7 +4,7 @@ cache layer of a decorated function, choosing the stores and limiters (the Redis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, cast
 
 from opero.cache.identity import identify
@@ -66,7 +66,7 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
     if cooldown:
         from opero.core.breaker import Breakers
 
-        breakers = Breakers(cooldown, after, counters)
+        breakers = Breakers(cooldown, after, counters, _breaker_told(name, options))
     shared: SharedPauses | None = None
     if limiter is not None and options["rate_limit_backend"] == "redis":
         from opero.backends.redis.pauses import RedisPauses
@@ -77,7 +77,8 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
             from opero.backends.redis.breaker import RedisBreakers
 
             key = f"{space}:cooldown:{fn.__module__}.{name}"
-            breakers = RedisBreakers(url, key, cooldown, after, counters, owner=name)
+            told = _breaker_told(name, options)
+            breakers = RedisBreakers(url, key, cooldown, after, counters, name, told)
     budget = None
     if options["retry_budget"] is not None:
         from opero.core.budget import Budget
@@ -107,3 +108,21 @@ def _slots(options: OperoOptions) -> RunningLimit | None:
     from opero.limits.running import RunningLimit
 
     return RunningLimit(size)
+
+
+def _breaker_told(name: str, options: OperoOptions) -> Callable[[Hashable, bool], None]:
+    """What happens when a cooldown breaker opens or closes: an INFO record, and
+    ``on_breaker`` if given."""
+    from loguru import logger
+
+    from opero.core.hooks import BreakerDetails, fire
+
+    hook = options["on_breaker"]
+
+    def told(key: Hashable, opened: bool) -> None:
+        what = "the function" if key is None else f"value {key}"
+        logger.info("{}: cooldown of {} {}", name, what, "opened" if opened else "closed")
+        if hook is not None:
+            fire(hook, BreakerDetails(name, None if key is None else str(key), opened))
+
+    return told

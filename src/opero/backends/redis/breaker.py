@@ -13,6 +13,7 @@ process decide alone until it answers again.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Hashable
 
 from opero.backends.redis.client import RedisHealth, redis_errors, resolve_url, sync_client
 from opero.core.breaker import Breakers, Ticket
@@ -117,13 +118,16 @@ class RedisBreakers:
         after: int,
         counters: Counters,
         owner: str | None = None,
+        listener: Callable[[Hashable, bool], None] | None = None,
     ) -> None:
+        self.listener = listener
         self.url = resolve_url(url)
         self.prefix = prefix
         self.cooldown_ms = max(1, round(cooldown * 1000))
         self.after = after
         self.counters = counters
-        self.local = Breakers(cooldown, after, counters)  # while the server is unreachable
+        # while the server is unreachable
+        self.local = Breakers(cooldown, after, counters, listener)
         self.health = RedisHealth(self.url, "redis cooldowns", owner)
         self.skip: tuple[type[BaseException], ...] = (BackendDown, *redis_errors())
 
@@ -186,6 +190,8 @@ class RedisBreakers:
             self.local.failed(key, _local(ticket))
         elif got:
             self.counters.cooldowns += 1
+            if self.listener is not None:
+                self.listener(key, True)
 
     def succeeded(self, key: object, ticket: Ticket | None = None) -> None:
         keys = self._keys(key, "fails", "open", "tripped", "probe", "gen")
@@ -196,6 +202,8 @@ class RedisBreakers:
         )
         if got is None:
             self.local.succeeded(key, _local(ticket))
+        elif got and self.listener is not None:
+            self.listener(key, False)
 
     def release(self, key: object, ticket: Ticket | None = None) -> None:
         if ticket is not None and not ticket.shared:
