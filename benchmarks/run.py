@@ -37,6 +37,7 @@ from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
+from benchmarks.policy_cases import p21
 
 
 @dataclass
@@ -670,6 +671,7 @@ CASES = (
     "P15",
     "P16",
     "P17",
+    "P21",
     "P24",
 )
 
@@ -699,6 +701,7 @@ def main() -> int:
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
+        "P21": lambda: p21(Row, 300 if quick else 1000),
         "P24": lambda: p24(1 if quick else 3, Row),
     }
     names = [n.strip() for n in args.cases.split(",")]
