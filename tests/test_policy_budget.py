@@ -46,13 +46,6 @@ def test_the_reserve_then_the_ratio_then_a_new_window(clock: FakeClock) -> None:
     assert len(made) == 4  # a lone failing call makes all its retries again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the budget counts ten whole buckets of window/10 seconds, so its window is "
-    "9 to 10 s long depending on where the first call falls in a bucket: the retries of "
-    "the oldest bucket are forgotten up to one bucket early, and a span shorter than the "
-    "window holds more retries than ratio x its calls + the reserve",
-)
 def test_no_span_of_one_window_holds_more_retries_than_the_cap(clock: FakeClock) -> None:
     clock.now = 1000.5  # the first call halfway through a bucket
     f, made = _failing()

@@ -2,17 +2,18 @@
 of the last ``window`` seconds, plus ``minimum`` retries a second (a reserve of
 ``minimum * window`` from the start).
 
-Calls and retries are counted in time buckets of a tenth of the window, so the check costs
-the same however many calls there are. Bucketing errs on the safe side: retries are counted
-over the current bucket and the ten before it (at least a window), calls over the current
-bucket and the nine before it (at most a window), so no span of one window ever holds more
-retries than the cap. Shared by every caller, map worker and
-``with_options`` variant of the function (retries are always decided in the caller).
+Calls are counted in time buckets of a tenth of the window (the current bucket and the nine
+before it: never more than a window), so counting them costs the same however many calls
+there are; retries, which the cap keeps few, are kept by time and forgotten exactly one
+window later. So no span of one window ever holds more retries than the cap. Shared by every
+caller, map worker and ``with_options`` variant of the function (retries are always decided
+in the caller).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from opero.core.clock import CLOCK
 from opero.policy import RetryBudget
@@ -20,7 +21,6 @@ from opero.policy import RetryBudget
 __all__ = ["Budget"]
 
 _BUCKETS = 10  #: buckets per window
-_KEPT = _BUCKETS + 1  #: buckets kept: the current one and a whole window before it
 
 
 class Budget:
@@ -32,25 +32,25 @@ class Budget:
         self.policy = policy
         self.reserve = policy.minimum * policy.window
         self._slot = policy.window / _BUCKETS
-        self._calls = [0] * _KEPT
-        self._retries = [0] * _KEPT
+        self._calls = [0] * _BUCKETS
+        #: the times of the retries made in the last window
+        self._retries: deque[float] = deque()
         #: the bucket number (time // slot) each bucket holds counts of
-        self._stamps = [-1] * _KEPT
+        self._stamps = [-1] * _BUCKETS
         self._lock = threading.Lock()
 
     def _bucket(self) -> int:
         number = int(CLOCK.monotonic() // self._slot)
-        i = number % _KEPT
+        i = number % _BUCKETS
         if self._stamps[i] != number:
             self._stamps[i] = number
             self._calls[i] = 0
-            self._retries[i] = 0
         return i
 
-    def _live(self, counts: list[int], span: int) -> int:
-        """The counts of the current bucket and the ``span - 1`` before it."""
-        oldest = int(CLOCK.monotonic() // self._slot) - span + 1
-        return sum(c for c, s in zip(counts, self._stamps, strict=True) if s >= oldest)
+    def _live_calls(self) -> int:
+        """Calls in the current bucket and the nine before it."""
+        oldest = int(CLOCK.monotonic() // self._slot) - _BUCKETS + 1
+        return sum(c for c, s in zip(self._calls, self._stamps, strict=True) if s >= oldest)
 
     def deposit(self) -> None:
         """A call was made."""
@@ -60,9 +60,12 @@ class Budget:
     def withdraw(self) -> bool:
         """May one retry be made? (Counted when it may.)"""
         with self._lock:
-            i = self._bucket()
-            allowed = self.policy.ratio * self._live(self._calls, _BUCKETS) + self.reserve
-            if self._live(self._retries, _KEPT) + 1 > allowed:
+            now = CLOCK.monotonic()
+            retries = self._retries
+            while retries and retries[0] <= now - self.policy.window:
+                retries.popleft()
+            allowed = self.policy.ratio * self._live_calls() + self.reserve
+            if len(retries) + 1 > allowed:
                 return False
-            self._retries[i] += 1
+            retries.append(now)
             return True
