@@ -72,6 +72,9 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
     round_, index, n = 1, 0, 0
 
     def done(outcome: tuple[Any, ...]) -> tuple[Seen, frozenset[str | None]]:
+        if config.hooks == "watched" and outcome[0] != "value" and outcome[1:2] != ("Halt",):
+            given_up = "AllFailedError" if outcome[0] == "all_failed" else outcome[1]
+            events.append(("give_up", given_up))
         stats = {"calls": 1, "cache_hits": 0, "attempts": 0, "failures": 0, "retries": 0}
         stats |= {"rejected": 0, "budget_refusals": 0, "deadlines": 0}
         stats |= s | {"successes": dict(successes), "pauses": len(paused), "cooldowns": 0}
@@ -85,6 +88,8 @@ def model(script: str, config: Config) -> tuple[Seen, frozenset[str | None]]:
         value = values[index] if values is not None else "a"
         code = code_of(script, n, value)
         s["attempts"] += 1
+        if config.hooks == "watched":
+            events.append(("attempt", round_, value if values is not None else None))
         if code == "ok" or (code == "B" and config.result != "reject"):
             successes[keys[index]] += 1
             return done(("value", f"{'bad:' if code == 'B' else ''}{script}:{value}:{n}"))
@@ -208,8 +213,9 @@ def differences(got: Seen, want: Seen) -> dict[str, Any]:
     }
 
 
-def hook_events(into: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """``on_retry`` and ``on_fallback`` hooks appending what they are told to ``into``."""
+def hook_events(into: list[tuple[Any, ...]], options: dict[str, Any]) -> dict[str, Any]:
+    """``on_retry`` and ``on_fallback`` hooks appending what they are told to ``into``, and
+    ``on_attempt``/``on_give_up`` too when ``options`` say ``watched`` (taken out of them)."""
 
     def on_retry(d: Any) -> None:
         into.append(("retry", d.round, *exc_key(d.error)))
@@ -217,7 +223,17 @@ def hook_events(into: list[tuple[Any, ...]]) -> dict[str, Any]:
     def on_fallback(d: Any) -> None:
         into.append(("fallback", d.failed_value, d.next_value, d.round, *exc_key(d.error)))
 
-    return {"on_retry": on_retry, "on_fallback": on_fallback}
+    hooks = {"on_retry": on_retry, "on_fallback": on_fallback}
+    if options.pop("watched", False):
+
+        def on_attempt(d: Any) -> None:
+            into.append(("attempt", d.round, d.value))
+
+        def on_give_up(d: Any) -> None:
+            into.append(("give_up", type(d.error).__qualname__))
+
+        hooks |= {"on_attempt": on_attempt, "on_give_up": on_give_up}
+    return hooks
 
 
 # ----- running a path (options as the decorators take them) --------------------------
@@ -226,7 +242,8 @@ def call(
 ) -> Seen:
     """One ``@opero`` call of ``script``, as its user sees it."""
     events: list[Any] = []
-    decorated: Any = opero(**options, **hook_events(events))(fn)
+    options = dict(options)
+    decorated: Any = opero(**hook_events(events, options), **options)(fn)
     try:
         result = decorated(script, **kwargs)
         if inspect.iscoroutine(result):
@@ -242,7 +259,9 @@ def mapped(
     """One ``@operomap`` call over ``items``: each item as its user sees it, and with several
     items, the map's stats and hook calls under :data:`MAP_STATS`."""
     events: list[Any] = []
-    decorated: Any = operomap(**options, **hook_events(events), return_exceptions=True)(fn)
+    options = dict(options)
+    hooks = hook_events(events, options)
+    decorated: Any = operomap(**options, **hooks, return_exceptions=True)(fn)
     try:
         results = decorated(items, **kwargs)
         if asyncio.iscoroutine(results):

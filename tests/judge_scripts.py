@@ -201,6 +201,7 @@ class Config:
     result: str = "none"  #: "reject": ``retry_on_result`` rejects ``B`` results
     budget: str = "none"  #: "spent": a ``retry_budget`` that refuses every retry
     deadline: str = "none"  #: "5s": ``deadline=5`` (a ``D`` attempt outlasts it)
+    hooks: str = "none"  #: "watched": ``on_attempt`` and ``on_give_up`` hooks too
 
     def options(self) -> dict[str, Any]:
         options = {"retries": self.retries, "retry_on": RETRY_ON[self.retry_on]}
@@ -210,6 +211,8 @@ class Config:
             options["retry_budget"] = SPENT
         if self.deadline == "5s":
             options["deadline"] = 5
+        if self.hooks == "watched":
+            options["watched"] = True  # (the model's runner turns it into hooks)
         return options | ({"arg_fallback": "model"} if self.fallback != "none" else {})
 
     def kwargs(self, log: str) -> dict[str, Any]:
@@ -217,6 +220,9 @@ class Config:
 
     def relevant(self, script: str) -> bool:
         """False where this config decides the script like the defaults do."""
+        others = (self.result, self.budget, self.deadline, self.retry_on)
+        if self.hooks == "watched" and others != ("none", "none", "none", "default"):
+            return False  # hooks are told the same under every other option
         if self.result == "reject" and "B" not in codes(script):
             return False
         if self.deadline == "5s" and "D" not in codes(script):

@@ -50,6 +50,7 @@ JUDGED: dict[str, tuple[Any, ...]] = {
     "result": ("none", "reject"),
     "budget": ("none", "spent"),
     "deadline": ("none", "5s"),
+    "hooks": ("none", "watched"),
 }
 ROUTES: dict[str, dict[str, Any]] = {
     "plain": {},
