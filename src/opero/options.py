@@ -95,6 +95,18 @@ def _budget(name: str, value: object) -> RetryBudget | None:
         ) from None
 
 
+def _telemetry(name: str, value: object) -> bool | None:
+    """True, False or None (follow :func:`opero.telemetry.enable`); True needs the
+    OpenTelemetry API (the ``opero[otel]`` extra), checked here, at decoration."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be True, False or None, got {value!r}")
+    if value:
+        from opero.telemetry import require
+
+        require()
+    return value
+
+
 # ----- the table ----------------------------------------------------------------------------
 class OperoOptions(TypedDict, total=False):
     """Every option of ``@opero`` (and of ``@operomap``), with its type, default and check."""
@@ -135,6 +147,7 @@ class OperoOptions(TypedDict, total=False):
     on_wait: Annotated[Hook | None, Opt(None, check_hook)]
     on_give_up: Annotated[Hook | None, Opt(None, check_hook)]
     on_breaker: Annotated[Hook | None, Opt(None, check_hook)]
+    telemetry: Annotated[bool | None, Opt(None, _telemetry)]
 
 
 class OperomapOptions(OperoOptions, total=False):

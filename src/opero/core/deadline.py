@@ -30,12 +30,15 @@ DEADLINE: ContextVar[float | None] = ContextVar("opero_deadline", default=None)
 
 
 class Ambient:
-    """Whether any deadline was ever set in this process (then calls read :data:`DEADLINE`)."""
+    """Whether any deadline was ever set in this process (then calls read :data:`DEADLINE`),
+    and whether telemetry is enabled for every function (``traced``, looked at only once
+    ``on`` is set: :func:`opero.telemetry.enable` sets both)."""
 
-    __slots__ = ("on",)
+    __slots__ = ("on", "traced")
 
     def __init__(self) -> None:
         self.on = False
+        self.traced = False
 
 
 AMBIENT = Ambient()

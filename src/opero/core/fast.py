@@ -5,7 +5,9 @@ the driver, exactly as if the driver had made that attempt. While a pause runs, 
 the driver from the start.
 
 ``entry`` variants are the whole uncached call (``f(*args, **kwargs)``, one frame);
-``core`` variants run the attempts of a call that missed the cache.
+``core`` variants run the attempts of a call that missed the cache. An entry given a
+``twin`` (the same function with telemetry on) hands each call to it while
+:func:`opero.telemetry.enable` is in effect (looked at only once :data:`AMBIENT` is on).
 """
 
 from __future__ import annotations
@@ -23,22 +25,30 @@ __all__ = ["core_async", "core_sync", "entry_async", "entry_sync"]
 Core = Callable[[tuple[Any, ...], dict[str, Any]], Any]
 
 
-def entry_sync(judge: Judge) -> Callable[..., Any]:
+def entry_sync(judge: Judge, twin: Callable[..., Any] | None = None) -> Callable[..., Any]:
     """The uncached sync call: counts itself (calls past the cache are counted here)."""
     c, pauses, call_of = judge.counters, judge.pauses, judge.call
     invoke = invoker(judge)
+    ambient = AMBIENT
     if not judge.plain or judge.timeout is not None:
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if ambient.traced and twin is not None:
+                return twin(*args, **kwargs)
             c.entered += 1
             return drive(judge, call_of(args, kwargs), invoke)
 
         return call
-    fn, ambient, deadline = judge.func, AMBIENT, DEADLINE.get
+    fn, deadline = judge.func, DEADLINE.get
+    watched = twin is not None
 
     def call_direct(*args: Any, **kwargs: Any) -> Any:
-        # a server asked every caller to wait, or the call has a time budget
-        if pauses.active or (ambient.on and deadline() is not None):
+        # a server asked every caller to wait, the call has a time budget, or is traced
+        if pauses.active or (
+            ambient.on and ((watched and ambient.traced) or deadline() is not None)
+        ):
+            if watched and ambient.traced:
+                return twin(*args, **kwargs)  # type: ignore[misc]
             c.entered += 1
             return drive(judge, call_of(args, kwargs), invoke)
         c.direct += 1
@@ -77,21 +87,29 @@ def core_sync(judge: Judge) -> Core:
     return core
 
 
-def entry_async(judge: Judge) -> Callable[..., Any]:
+def entry_async(judge: Judge, twin: Callable[..., Any] | None = None) -> Callable[..., Any]:
     """The uncached async call."""
     c, pauses, call_of = judge.counters, judge.pauses, judge.call
     invoke = invoker_async(judge)
+    ambient = AMBIENT
     if not judge.plain or judge.timeout is not None:
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            if ambient.traced and twin is not None:
+                return await twin(*args, **kwargs)
             c.entered += 1
             return await drive_async(judge, call_of(args, kwargs), invoke)
 
         return call
-    fn, ambient, deadline = judge.func, AMBIENT, DEADLINE.get
+    fn, deadline = judge.func, DEADLINE.get
+    watched = twin is not None
 
     async def call_direct(*args: Any, **kwargs: Any) -> Any:
-        if pauses.active or (ambient.on and deadline() is not None):
+        if pauses.active or (
+            ambient.on and ((watched and ambient.traced) or deadline() is not None)
+        ):
+            if watched and ambient.traced:
+                return await twin(*args, **kwargs)  # type: ignore[misc]
             c.entered += 1
             return await drive_async(judge, call_of(args, kwargs), invoke)
         c.direct += 1

@@ -93,11 +93,17 @@ class Watch:
         self.on_wait = on_wait
         self.on_give_up = on_give_up
         hooks: list[Observer] = [_Hooks(on_attempt)] if on_attempt is not None else []
-        self.observers = (*hooks, *observers)
+        self.observers = (*observers, *hooks)
 
     @staticmethod
     def of(name: str, options: Any, observers: Sequence[Observer] = ()) -> Watch | None:
-        """The watch ``options`` ask for, or None when nothing watches."""
+        """The watch ``options`` ask for, or None when nothing watches; ``telemetry=True``
+        adds the OpenTelemetry observer, told first (its attempt span is current while
+        the ``on_attempt`` hook runs)."""
+        if options.get("telemetry"):
+            from opero.telemetry import observer
+
+            observers = (observer(), *observers)
         hooks = (options["on_attempt"], options["on_wait"], options["on_give_up"])
         if all(h is None for h in hooks) and not observers:
             return None

@@ -25,8 +25,7 @@ from typing import (
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.observe import attach
 from opero.decorators.parts import build
-from opero.decorators.variants import CallOptions, variants
-from opero.decorators.wrappers import async_wrapper, sync_wrapper, within_deadline
+from opero.decorators.variants import CallOptions, assemble, variants
 from opero.options import resolve, signature
 
 if TYPE_CHECKING:
@@ -184,9 +183,7 @@ def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
     """Build the wrapper of ``fn`` for already validated ``options``."""
     fn = check_function(fn)
     judge, layer = build(fn, options)
-    wrapper = async_wrapper(judge, layer) if judge.is_async else sync_wrapper(judge, layer)
-    if judge.deadline is not None:
-        wrapper = within_deadline(wrapper, judge.deadline, judge.is_async)
+    wrapper = assemble(fn, judge, layer, layer is not None)
     functools.update_wrapper(wrapper, fn)
     attach(wrapper, judge, layer)
     wrapper.with_options = variants(fn, judge, layer)

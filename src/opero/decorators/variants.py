@@ -16,7 +16,7 @@ from opero.options import OPTIONS
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
 
-__all__ = ["PER_CALL", "CallOptions", "variants"]
+__all__ = ["PER_CALL", "CallOptions", "assemble", "variants"]
 
 
 class CallOptions(TypedDict, total=False):
@@ -77,17 +77,57 @@ def _variant(
         if name != "cache":
             options[name] = OPTIONS[name].check(name, value)
     inner = Judge(fn, options, judge.name, judge.services, judge.holds)  # type: ignore[arg-type]
-    used = layer if cache else None
-    if cache == "refresh":
-        assert layer is not None
-        wrapper = refresh_wrapper(inner, layer)
-    elif inner.is_async:
-        wrapper = async_wrapper(inner, used)
-    else:
-        wrapper = sync_wrapper(inner, used)
-    if inner.deadline is not None:
-        wrapper = within_deadline(wrapper, inner.deadline, inner.is_async)
+    wrapper = assemble(fn, inner, layer, cache)
     functools.update_wrapper(wrapper, fn)
     attach(wrapper, inner, layer)
     wrapper.with_options = variants(fn, inner, layer)
     return wrapper
+
+
+def assemble(
+    fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None, cache: bool | str
+) -> Any:
+    """The wrapper of ``judge`` with the cache mode ``cache`` (True, False, "refresh"):
+    its deadline, and its telemetry (``telemetry=True``: every call a span; None: a twin
+    with telemetry on, made on first use, takes the calls while telemetry is enabled)."""
+    setting = judge.options["telemetry"]
+    twin: Callable[..., Any] | None = None
+    if setting is None:
+        twin = _Twin(fn, judge, layer, cache)
+    used = layer if cache else None
+    if cache == "refresh":
+        assert layer is not None
+        wrapper = refresh_wrapper(judge, layer, twin)
+    elif judge.is_async:
+        wrapper = async_wrapper(judge, used, twin)
+    else:
+        wrapper = sync_wrapper(judge, used, twin)
+    if judge.deadline is not None:
+        wrapper = within_deadline(wrapper, judge.deadline, judge.is_async)
+    if setting:
+        from opero.telemetry import traced
+
+        wrapper = traced(wrapper, judge.name, judge.is_async, cache is True)
+    return wrapper
+
+
+class _Twin:
+    """A function left at ``telemetry=None`` with telemetry on: built on first use; it
+    shares the function's cache, limits, pauses, budget and stats."""
+
+    __slots__ = ("args", "made")
+
+    def __init__(
+        self, fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None, cache: bool | str
+    ) -> None:
+        self.args = (fn, judge, layer, cache)
+        self.made: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        made = self.made
+        if made is None:
+            fn, judge, layer, cache = self.args
+            options = {**judge.options, "telemetry": True}
+            twin = Judge(fn, options, judge.name, judge.services, judge.holds)  # type: ignore[arg-type]
+            made = self.made = assemble(fn, twin, layer, cache)
+        return made(*args, **kwargs)

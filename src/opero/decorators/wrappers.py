@@ -2,27 +2,35 @@
 (:mod:`opero.core.fast`), each picking the variant that does the least work per call: a
 memory-cache hit is a tuple and a dict lookup; a miss runs the call's attempts once for
 every caller waiting on the key. Calls and cache hits are counted here, where they enter;
-everything about attempts is counted by the judge."""
+everything about attempts is counted by the judge.
+
+A ``twin`` (the same function with telemetry on, :mod:`opero.telemetry`) takes every call
+while telemetry is enabled for all functions; it is looked at only once :data:`AMBIENT`
+is on, so programs that never enable it pay one attribute test on a cache hit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from opero.cache.layer import CacheLayer
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
 from opero.core.clock import CLOCK
-from opero.core.deadline import scope
+from opero.core.deadline import AMBIENT, scope
 from opero.core.fast import core_async, core_sync, entry_async, entry_sync
 from opero.core.judge import Judge
 
 __all__ = ["async_wrapper", "refresh_wrapper", "sync_wrapper", "within_deadline"]
 
+Twin = Callable[..., Any] | None
 
-def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
+
+def sync_wrapper(judge: Judge, layer: CacheLayer | None, twin: Twin = None) -> Any:
     if layer is None:
-        return entry_sync(judge)
-    c = judge.counters
+        return entry_sync(judge, twin)
+    c, ambient = judge.counters, AMBIENT
     core = core_sync(judge)
     key_of, get, fill = layer.key, layer.get, layer.fill
 
@@ -41,6 +49,8 @@ def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     if not (layer.fast and layer.on_hit is None):
 
         def call_cached(*args: Any, **kwargs: Any) -> Any:
+            if ambient.on and ambient.traced and twin is not None:
+                return twin(*args, **kwargs)
             return cached(args, kwargs)
 
         return call_cached
@@ -50,6 +60,8 @@ def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     lookup, touch, timer = store.data.get, store.data.move_to_end, store.timer
 
     def call_memory(*args: Any, **kwargs: Any) -> Any:
+        if ambient.on and ambient.traced and twin is not None:
+            return twin(*args, **kwargs)
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args
         try:
             entry = lookup(key)
@@ -68,10 +80,10 @@ def sync_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     return call_memory
 
 
-def async_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
+def async_wrapper(judge: Judge, layer: CacheLayer | None, twin: Twin = None) -> Any:
     if layer is None:
-        return entry_async(judge)
-    c = judge.counters
+        return entry_async(judge, twin)
+    c, ambient = judge.counters, AMBIENT
     core = core_async(judge)
     key_of, get, aget, fill = layer.key, layer.get, layer.aget, layer.fill_async
     # Redis: await the lookup; disk: on a worker thread; memory: inline
@@ -92,6 +104,8 @@ def async_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     if not (layer.fast and layer.on_hit is None):
 
         async def call_cached(*args: Any, **kwargs: Any) -> Any:
+            if ambient.on and ambient.traced and twin is not None:
+                return await twin(*args, **kwargs)
             return await cached(args, kwargs)
 
         return call_cached
@@ -101,6 +115,8 @@ def async_wrapper(judge: Judge, layer: CacheLayer | None) -> Any:
     lookup, touch, timer = store.data.get, store.data.move_to_end, store.timer
 
     async def call_memory(*args: Any, **kwargs: Any) -> Any:
+        if ambient.on and ambient.traced and twin is not None:
+            return await twin(*args, **kwargs)
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args
         try:
             entry = lookup(key)
@@ -138,13 +154,15 @@ def within_deadline(wrapper: Any, seconds: float, is_async: bool) -> Any:
     return call
 
 
-def refresh_wrapper(judge: Judge, layer: CacheLayer) -> Any:
+def refresh_wrapper(judge: Judge, layer: CacheLayer, twin: Twin = None) -> Any:
     """Calls that do not read the cache: they run and store their result."""
-    c, key_of = judge.counters, layer.key
+    c, key_of, ambient = judge.counters, layer.key, AMBIENT
     if judge.is_async:
         core_a, refresh_a = core_async(judge), layer.refresh_async
 
         async def call_async(*args: Any, **kwargs: Any) -> Any:
+            if ambient.traced and twin is not None:
+                return await twin(*args, **kwargs)
             c.entered += 1
             key = key_of(args, kwargs)
             if key is None:
@@ -155,6 +173,8 @@ def refresh_wrapper(judge: Judge, layer: CacheLayer) -> Any:
     core, refresh = core_sync(judge), layer.refresh
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        if ambient.traced and twin is not None:
+            return twin(*args, **kwargs)
         c.entered += 1
         key = key_of(args, kwargs)
         if key is None:
