@@ -37,6 +37,7 @@ PUBLIC = {
     "fallback",
     "opero",
     "operomap",
+    "telemetry",
 }
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "fallback",
     "opero",
     "operomap",
+    "telemetry",
 ]
 __version__ = "3.0.0.dev0"
 
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
         RetryDetails,
         WaitDetails,
     )
+    from opero import telemetry
     from opero.decorators.operomap import MapFunction, operomap
 
 #: loaded on first use (``import opero`` stays cheap): name -> module
@@ -99,6 +101,10 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     # ``operomap`` (and the map machinery behind it) and the hook payloads load on first
     # use, keeping ``import opero`` cheap for programs that only use ``@opero``.
+    if name == "telemetry":  # OpenTelemetry support (the API itself loads on first use)
+        import importlib
+
+        return importlib.import_module("opero.telemetry")
     module = _LAZY.get(name)
     if module is not None:
         import importlib
