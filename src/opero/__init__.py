@@ -72,6 +72,7 @@ __version__ = "3.0.0.dev0"
 logger.disable("opero")
 
 if TYPE_CHECKING:
+    from opero import telemetry
     from opero.core.hooks import (
         AttemptDetails,
         BreakerDetails,
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
         RetryDetails,
         WaitDetails,
     )
-    from opero import telemetry
     from opero.decorators.operomap import MapFunction, operomap
 
 #: loaded on first use (``import opero`` stays cheap): name -> module

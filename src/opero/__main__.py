@@ -1,12 +1,16 @@
 """``python -m opero``: a tour of every mechanism against a simulated flaky service.
 
 No network, embedded defaults, a few seconds. Each section prints what happened.
+``--trace`` also records the tour with OpenTelemetry (it needs ``opentelemetry-sdk``) and
+prints the tree of its spans at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
+import re
 import sys
 import time
 from typing import Any
@@ -45,12 +49,120 @@ def on_fallback(d: FallbackDetails) -> None:
     say(f"    fallback: {d.param}={d.failed_value!r} failed ({d.error}); trying {d.next_value!r}")
 
 
+#: the span of the section being run (``--trace``): (span, context token)
+_OPEN: list[Any] = []
+
+
 def section(title: str) -> None:
     say()
     say(f"== {title}")
+    if _OPEN or TRACE:
+        _close_section()
+        from opentelemetry import context, trace
+
+        span = trace.get_tracer("opero.demo").start_span(title)
+        _OPEN.append((span, context.attach(trace.set_span_in_context(span))))
 
 
-def main() -> int:
+def _close_section() -> None:
+    if _OPEN:
+        from opentelemetry import context
+
+        span, token = _OPEN.pop()
+        context.detach(token)
+        span.end()
+
+
+TRACE: list[Any] = []  #: the in-memory exporter of ``--trace``
+
+
+def _start_tracing() -> str | None:
+    """Send the tour's spans to memory; what is missing, if something is."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+    except ImportError:
+        return "--trace needs the OpenTelemetry SDK: pip install 'opero[otel]' opentelemetry-sdk"
+    from opero import telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    telemetry.enable()
+    TRACE.append(exporter)
+    return None
+
+
+def _print_tree() -> None:
+    """The recorded spans as a tree; identical neighbours (durations aside) shown once."""
+    _close_section()
+    spans = TRACE[0].get_finished_spans()
+    kids: dict[Any, list[Any]] = {}
+    for span in sorted(spans, key=lambda s: s.start_time or 0):
+        kids.setdefault(span.parent.span_id if span.parent else None, []).append(span)
+
+    def lines(span: Any, depth: int) -> list[str]:
+        skip = ("opero.function", "opero.attempt.round")
+        shown = {k: v for k, v in (span.attributes or {}).items() if k not in skip}
+        text = " ".join(f"{k.removeprefix('opero.')}={v}" for k, v in shown.items())
+        out = [f"{'  ' * depth}{span.name} {text}".rstrip()]
+        for event in span.events:
+            if event.name == "opero.wait":
+                got = event.attributes or {}
+                out.append(
+                    f"{'  ' * (depth + 1)}~ wait {got.get('opero.wait.reason')} "
+                    f"{got.get('opero.wait.seconds', 0):.3f}s"
+                )
+        for child in group(kids.get(span.context.span_id, []), depth + 1):
+            out += child
+        return out
+
+    def group(siblings: list[Any], depth: int) -> list[list[str]]:
+        blocks: list[list[str]] = []
+        last, times = None, 0
+        for sibling in siblings:
+            block = lines(sibling, depth)
+            if last is not None and _shape(block) == _shape(last):
+                times += 1
+                continue
+            if last is not None:
+                blocks.append(_times(last, times))
+            last, times = block, 1
+        if last is not None:
+            blocks.append(_times(last, times))
+        return blocks
+
+    say()
+    say(f"== the span tree of the tour ({len(spans)} spans)")
+    for block in group(kids.get(None, []), 0):
+        for line in block:
+            say(line)
+
+
+def _shape(block: list[str]) -> list[str]:
+    """A block without the lengths of its waits."""
+    return [re.sub(r" [0-9.]+s$", "", line) for line in block]
+
+
+def _times(block: list[str], times: int) -> list[str]:
+    return block if times == 1 else [f"{block[0]}  (x{times})", *block[1:]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args != ["--trace"]:
+        say("usage: python -m opero [--trace]")
+        return 2
+    if args:
+        missing = _start_tracing()
+        if missing is not None:
+            print(missing, file=sys.stderr)
+            return 1
     service = FlakyService()
 
     section("1. cache: the second identical call is answered from memory")
@@ -121,8 +233,9 @@ def main() -> int:
         starts.append(time.monotonic())
         return i
 
+    here = contextvars.copy_context()  # the threads' calls belong to this section (--trace)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(tick, range(16)))
+        list(pool.map(lambda i: here.copy().run(tick, i), range(16)))
     starts.sort()
     span = starts[-1] - starts[0]
     say(f"    16 calls in {span:.2f}s = {15 / span:.1f} calls/s")
@@ -178,6 +291,8 @@ def main() -> int:
 
     say()
     say("all mechanisms worked: cache, retry, fallback, errors, rate limit, async, map")
+    if TRACE:
+        _print_tree()
     return 0
 
 
