@@ -4,7 +4,7 @@
 
 Prints a table (case, opero, peer, ratio, target, PASS/FAIL). Every figure is the best of
 several repeats measured in this one process, so ratios compare like with like on a noisy
-machine. docs/performance.md defines each case P1-P17: what it measures, its peers, its
+machine. docs/performance.md defines each case: what it measures, its peers, its
 target as a ratio, and the latest figures.
 
 Exit status: 0 when every case ran, whether or not its target was met (missed targets are
@@ -37,6 +37,7 @@ from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
+from benchmarks.otel_cases import p22
 from benchmarks.policy_cases import p21
 
 
@@ -672,6 +673,7 @@ CASES = (
     "P16",
     "P17",
     "P21",
+    "P22",
     "P24",
 )
 
@@ -702,6 +704,7 @@ def main() -> int:
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
         "P21": lambda: p21(Row, 300 if quick else 1000),
+        "P22": lambda: p22(number, repeat, Row),
         "P24": lambda: p24(1 if quick else 3, Row),
     }
     names = [n.strip() for n in args.cases.split(",")]
