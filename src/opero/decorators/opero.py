@@ -143,6 +143,10 @@ def opero(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
             for every process using the same Redis).
     Hooks (plain callables receiving a frozen dataclass; their errors are logged and ignored):
         on_retry, on_fallback, on_cache_hit.
+    Telemetry:
+        telemetry: True: every call is an OpenTelemetry span with a child span per attempt,
+            and metrics (needs the ``opero[otel]`` extra); None (default): only while
+            ``opero.telemetry.enable()`` is in effect; False: never.
 
     Errors: without fallback values, the last original exception (earlier attempts in its
     notes); with them, :class:`~opero.AllFailedError` holding every attempt's exception.
