@@ -96,6 +96,11 @@ def operomap(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         address: with mode="dask", the scheduler to connect to ("tcp://host:8786").
         client: with mode="dask", a ``dask.distributed.Client`` to use (not closed by opero).
             With neither, mode="dask" starts a ``LocalCluster`` for the call and closes it.
+        fail_fast: None (default) or N: after N items in a row have failed (in completion
+            order), start no further item; the items not started fail with
+            :class:`~opero.MapStoppedError` (caused by the last failure), without an
+            attempt. An item starts when its first attempt is given a worker; in a process
+            or executor map fed in bulk, when the job holding it is handed to a worker.
 
     Every item runs to its own end; then, if any failed, ``OperomapError`` is raised with
     ``.results`` holding every result and each failed item's exception in its place.
@@ -200,6 +205,7 @@ def _decorate_map(
         batch_max=batch,
         handle_factory=handle_factory,
         target=target,
+        fail_fast=options["fail_fast"],
     )
     runner = MapRunner(spec, options["progress"], options["return_exceptions"])
 

@@ -77,7 +77,13 @@ class ThreadTransport:
         self.inbox.put((callback, args, kwargs))
 
     def submit_job(
-        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, bare: bool
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        *,
+        bare: bool,
+        fresh: bool = False,
     ) -> None:
         whole = Whole(callback, len(rows))
         for n, row in enumerate(rows):
@@ -85,6 +91,9 @@ class ThreadTransport:
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return [(n, n + 1) for n in range(ready)]
+
+    def withdraw(self, marker: BaseException) -> None:
+        pass  # a thread map that may stop feeds no job in bulk
 
     def set_in_flight(self, count: int) -> None:
         pass  # threads start as attempts arrive

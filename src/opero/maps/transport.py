@@ -52,9 +52,20 @@ class Transport(Protocol):
         """Run one attempt; ``callback(outcome)`` runs in the caller's loop."""
 
     def submit_job(
-        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, bare: bool
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        *,
+        bare: bool,
+        fresh: bool = False,
     ) -> None:
-        """Run several attempts; ``callback(values, failures)`` runs once all are done."""
+        """Run several attempts; ``callback(values, failures)`` runs once all are done.
+        ``fresh``: the first attempts of items fed in bulk (see :meth:`withdraw`)."""
+
+    def withdraw(self, marker: BaseException) -> None:
+        """The map stopped: fresh jobs not yet handed to a worker answer at once, every
+        attempt failed with ``marker``, without running."""
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         """How to cut ``ready`` attempts into jobs."""
@@ -125,6 +136,7 @@ class BatchTransport:
         callback: JobCallback,
         *,
         bare: bool = False,
+        fresh: bool = False,
     ) -> None:
         if not self.started:
             self.started = True
@@ -135,7 +147,10 @@ class BatchTransport:
             failures: Failures = dict.fromkeys(range(n), (self.broken, None))
             asyncio.get_running_loop().call_soon(callback, [None] * n, failures)
             return
-        self.jobs.put(Job(rows, kwargs, callback, bare=bare))
+        self.jobs.put(Job(rows, kwargs, callback, bare=bare, fresh=fresh))
+
+    def withdraw(self, marker: BaseException) -> None:
+        self.jobs.withdraw(marker)
 
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return await invoke_on(self, args, kwargs)
