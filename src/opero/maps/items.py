@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opero.cache.store import MISS
 from opero.core.callables import CoroutineType
+from opero.core.clock import CLOCK
 from opero.core.drive import AsyncInvoke, drive_async, invoker_async
 from opero.maps.stop import ItemGate, Stopped
 
@@ -53,6 +54,7 @@ class ItemPaths:
         *,
         first_fast: bool,
         gate: asyncio.Semaphore | WorkerGate | None = None,
+        ambient: float | None = None,
     ) -> None:
         self.completion = completion
         self.judge = judge
@@ -73,6 +75,17 @@ class ItemPaths:
         #: (a :class:`WorkerGate` when the map may stop: see :mod:`opero.maps.stop`)
         self.gate = gate
         self.stop = completion.stop
+        #: the deadline enclosing the map call (``CLOCK.monotonic()`` time), or None
+        self.ambient = ambient
+
+    def deadline(self) -> float | None:
+        """The deadline of an item taken up now: the function's own ``deadline=`` from now,
+        or the one enclosing the map call if that is earlier."""
+        own, ambient = self.judge.deadline, self.ambient
+        if own is None:
+            return ambient
+        at = CLOCK.monotonic() + own
+        return at if ambient is None or at < ambient else ambient
 
     def gate_of(self, started: bool) -> Any:
         """What an item's attempts take before they run: the map's free workers; when the
@@ -210,9 +223,10 @@ class ItemPaths:
         layer = self.layer
         kwargs = self.kwargs
         invoke, gate = self.invoke, self.gate_of(False)
+        at = self.deadline()  # the item's budget counts from here (its cache lookup)
 
         async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-            return await drive_async(judge, judge.call(a, k), invoke, None, gate)
+            return await drive_async(judge, judge.call(a, k, deadline=at), invoke, None, gate)
 
         try:
             if layer is not None and key is not None:

@@ -64,6 +64,15 @@ class JobQueue:
             job.callback([None] * n, dict.fromkeys(range(n), (exc, None)))
         self.queued = 0
 
+    def remove(self, job: Job) -> bool:
+        """Take ``job`` out of the queue (False: it is not there)."""
+        for queued in self.jobs:
+            if queued is job:
+                self.jobs.remove(job)
+                self.queued -= len(job.rows)
+                return True
+        return False
+
     def withdraw(self, marker: BaseException) -> None:
         """The map stopped: every queued job of first attempts fed in bulk answers at once,
         each attempt failed with ``marker`` (never run)."""

@@ -90,8 +90,12 @@ class MapDriver:
         #: paced: an attempt is sent only to a free worker, one at a time
         paced = judge.paced
         self.transport: Transport | None = None
+        # attempts that may be cut at a deadline run one at a time on a worker process,
+        # and few items are taken up ahead of a worker (an item's budget runs from then)
+        alone = deadline is not None or judge.deadline is not None
+        self.bound = min(spec.bound, spec.workers * 4) if alone else spec.bound
         if spec.mode != "async":
-            self.transport = _TRANSPORTS[spec.mode](spec, paced)
+            self.transport = _TRANSPORTS[spec.mode](spec, paced, alone)
         # first attempts may skip the per-item task (not in a thread map that may stop, nor
         # under a deadline: there an item starts when its first attempt is given a worker) ...
         first_fast = self.transport is not None and judge.plain
@@ -111,6 +115,7 @@ class MapDriver:
             kwargs,
             first_fast=first_fast,
             gate=gate,
+            ambient=deadline,
         )
         #: how one item starts, and (optionally) how many items start at once
         self.start: Callable[[int, Any], None] = self.paths.start
@@ -140,7 +145,7 @@ class MapDriver:
         """Chunks of result runs, in input order (``ordered``) or completion order."""
         completion = self.completion
         completion.wake = asyncio.Event()
-        bound = self.spec.bound
+        bound = self.bound
         bulk, start, feed = self.bulk, self.start, self.feed
         transport = self.transport
         stop, halted = self.stop, False
@@ -188,9 +193,13 @@ class MapDriver:
             await self._close(abort=aborted)
 
     def _refuse(self, index: int, item: Any) -> None:
-        """The map stopped: item ``index`` is not started."""
-        assert self.stop is not None
-        self.completion.refuse(index, self.stop.error())
+        """The map stopped: item ``index`` is not started (past the map's deadline, a cache
+        hit still answers it)."""
+        stop = self.stop
+        assert stop is not None
+        if not stop.tripped and self.layer is not None and self.paths.lookup(index, item) is None:
+            return
+        self.completion.refuse(index, stop.error())
 
     async def _close(self, *, abort: bool) -> None:
         """End the map. What must not outlive it is stopped synchronously first, so a close
@@ -214,7 +223,7 @@ class MapDriver:
                 await self.transport.close(abort=abort)
 
 
-def _threads(spec: MapSpec, paced: bool) -> Transport:
+def _threads(spec: MapSpec, paced: bool, alone: bool) -> Transport:
     from opero.maps.threads import ThreadTransport
 
     judge = spec.judge
@@ -228,7 +237,7 @@ def _threads(spec: MapSpec, paced: bool) -> Transport:
     )
 
 
-def _processes(spec: MapSpec, paced: bool) -> Transport:
+def _processes(spec: MapSpec, paced: bool, alone: bool) -> Transport:
     from opero.maps.attempts import process_target
     from opero.maps.processes import ProcessTransport
 
@@ -242,10 +251,11 @@ def _processes(spec: MapSpec, paced: bool) -> Transport:
         paced=paced,
         pauses=judge.pauses,
         held_back=judge.held_back,
+        alone=alone,
     )
 
 
-def _executor(spec: MapSpec, paced: bool) -> Transport:
+def _executor(spec: MapSpec, paced: bool, alone: bool) -> Transport:
     from opero.maps.executors import ExecutorTransport
 
     assert spec.handle_factory is not None
@@ -254,16 +264,16 @@ def _executor(spec: MapSpec, paced: bool) -> Transport:
         spec.fn,
         spec.handle_factory(),
         spec.workers,
-        1 if paced else spec.batch_max,
+        1 if paced or alone else spec.batch_max,
         name=spec.name,
         timeout=judge.timeout,
-        paced=paced,
+        paced=paced or alone,
         held_back=judge.held_back,
     )
 
 
 #: the transport of each place attempts run (``mode="async"`` awaits them in the loop)
-_TRANSPORTS: dict[str, Callable[[MapSpec, bool], Transport]] = {
+_TRANSPORTS: dict[str, Callable[[MapSpec, bool, bool], Transport]] = {
     "thread": _threads,
     "process": _processes,
     "executor": _executor,
