@@ -52,14 +52,19 @@ class MapRunner:
         self.return_exceptions = return_exceptions
 
     async def collect(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> list[Any]:
+        """Every result (``deadline``: the one enclosing the map call, read by the caller)."""
         from opero.maps.map_driver import MapDriver
 
         results: list[Any] = []
         failures: list[Exception] = []
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline).stream()
         try:
             async for chunk in stream:
                 before = len(results)
@@ -82,14 +87,18 @@ class MapRunner:
         return results
 
     async def iterate(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> AsyncIterator[Any]:
         from opero.maps.map_driver import MapDriver
 
         failures: list[Exception] = []
         count = 0
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline).stream()
         try:
             async for chunk in stream:
                 for value, failure in _unroll(chunk, failures):
@@ -107,7 +116,11 @@ class MapRunner:
             )
 
     def iterate_sync(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
         from opero.maps.map_driver import MapDriver
@@ -120,7 +133,7 @@ class MapRunner:
             control["loop"] = asyncio.get_running_loop()
             control["task"] = asyncio.current_task()
             ready.set()
-            stream = MapDriver(self.spec, items, args, kwargs).stream()
+            stream = MapDriver(self.spec, items, args, kwargs, deadline).stream()
             try:
                 async for chunk in stream:
                     await _put(handoff, ("chunk", chunk))

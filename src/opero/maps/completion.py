@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opero.maps.stop import MapStop
 
 __all__ = ["FAILED", "Completion", "Run"]
 
@@ -15,12 +18,33 @@ Run = tuple[int, list[Any], frozenset[int] | None]
 FAILED = frozenset({0})  # the one value of a single-item run is an exception
 
 
+class Counted(deque[Run]):
+    """Finished runs that tell the map's stop rule of each item as it ends (every path
+    appends its results here, in completion order)."""
+
+    def __init__(self, stop: MapStop) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def append(self, run: Run, /) -> None:
+        super().append(run)
+        _, values, failed = run
+        ended = self.stop.ended
+        if failed is None:
+            ended(True, None)
+            return
+        for pos, value in enumerate(values):
+            ended(pos not in failed, value)
+
+
 class Completion:
     """Where finished results wait until the stream hands them out."""
 
-    def __init__(self, ordered: bool) -> None:
+    def __init__(self, ordered: bool, stop: MapStop | None = None) -> None:
         self.ordered = ordered
-        self.done: deque[Run] = deque()
+        #: when the map stops starting items (``fail_fast``, its deadline), or None
+        self.stop = stop
+        self.done: deque[Run] = deque() if stop is None else Counted(stop)
         self.wake: asyncio.Event | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._held: dict[int, Run] = {}
@@ -34,6 +58,13 @@ class Completion:
     def finish(self, index: int, ok: bool, value: Any) -> None:
         """Item ``index`` ended with ``value`` (its result, or its exception)."""
         self.done.append((index, [value], None if ok else FAILED))
+        if self.sleeping:
+            self.notify()
+
+    def refuse(self, index: int, exc: Exception) -> None:
+        """Item ``index`` was never started: the map stopped (not counted as an item that
+        failed)."""
+        deque.append(self.done, (index, [exc], FAILED))
         if self.sleeping:
             self.notify()
 
