@@ -198,8 +198,6 @@ def param(case: Case) -> Any:
 
 def cases(api: str) -> list[Any]:
     ways = [(f, "", tuple(ROUTES), {}) for f in CALLS] if api == "call" else MAP_WAYS
-    if api == "map":  # items' own deadlines in maps: not yet
-        ways = [(f, i, r, {"deadline": ("none",)} | k) for f, i, r, k in ways]
     every = [
         Case(api, flavor, items, cache, route, js.Config(**dict(zip(JUDGED, judged))))
         for flavor, items, routes, kept in ways
