@@ -13,20 +13,21 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, overload
 
 from opero.core.callables import is_async_callable
 from opero.core.deadline import current
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.map_api import MapRunner, run_sync
+from opero.decorators.map_variants import map_variants
 from opero.decorators.observe import attach
 from opero.decorators.opero import check_function
 from opero.decorators.parts import build, name_of
 from opero.options import MODES, resolve, signature
 
 if TYPE_CHECKING:
-    from typing import Unpack
-
+    from opero.decorators.variants import CallOptions
+    from opero.maps.map_driver import MapSpec
     from opero.options import OperomapOptions
 
 __all__ = ["MODES", "MapFunction", "operomap"]
@@ -56,6 +57,12 @@ class MapFunction(Protocol, Generic[R_co]):
 
     def stats(self) -> Stats:
         """What happened since decoration (each item is a call)."""
+        ...
+
+    def with_options(self, **overrides: Unpack[CallOptions]) -> MapFunction[R_co]:
+        """This map with ``cache`` (True, False, "refresh"), ``retries``, ``deadline``,
+        ``timeout`` or ``retry_on_result`` changed for its items; it shares the map's cache,
+        limits, pauses, budget and stats."""
         ...
 
 
@@ -212,6 +219,11 @@ def _decorate_map(
         target=target,
         fail_fast=options["fail_fast"],
     )
+    return _wrap(fn, spec, options, is_async)
+
+
+def _wrap(fn: Callable[..., Any], spec: MapSpec, options: OperomapOptions, is_async: bool) -> Any:
+    """The map function of ``spec``: its call, ``.iter``, observability and variants."""
     runner = MapRunner(spec, options["progress"], options["return_exceptions"])
 
     if is_async:
@@ -239,8 +251,9 @@ def _decorate_map(
     del wrapper.__wrapped__  # the map wrapper takes items, not the function's parameters
     wrapper.__signature__ = _map_signature(fn)
     wrapper.__opero_map_target__ = fn
-    attach(wrapper, judge, layer)
+    attach(wrapper, spec.judge, spec.layer)
     wrapper.__opero_map__ = spec
+    wrapper.with_options = map_variants(fn, spec, lambda s: _wrap(fn, s, options, is_async))
     return wrapper
 
 
