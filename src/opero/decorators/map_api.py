@@ -64,17 +64,15 @@ class MapRunner:
         results: list[Any] = []
         failures: list[Exception] = []
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs, deadline).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
         try:
             async for chunk in stream:
-                before = len(results)
                 for first, values, failed in chunk:
                     if failed is not None:
                         for pos in failed:
                             values[pos] = _noted(values[pos], first + pos)
                             failures.append(values[pos])
                     results.extend(values)
-                bar.update(len(results) - before)
         finally:
             bar.close()
             await stream.aclose()
@@ -98,7 +96,7 @@ class MapRunner:
         failures: list[Exception] = []
         count = 0
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs, deadline).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
         try:
             async for chunk in stream:
                 for value, failure in _unroll(chunk, failures):
@@ -106,7 +104,6 @@ class MapRunner:
                     if failure and not self.return_exceptions:
                         continue
                     yield value
-                bar.update(sum(len(run[1]) for run in chunk))
         finally:
             bar.close()
             await stream.aclose()
@@ -125,6 +122,7 @@ class MapRunner:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
         from opero.maps.map_driver import MapDriver
 
+        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
         control: dict[str, Any] = {}
         ready = threading.Event()
@@ -133,7 +131,7 @@ class MapRunner:
             control["loop"] = asyncio.get_running_loop()
             control["task"] = asyncio.current_task()
             ready.set()
-            stream = MapDriver(self.spec, items, args, kwargs, deadline).stream()
+            stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
             try:
                 async for chunk in stream:
                     await _put(handoff, ("chunk", chunk))
@@ -160,18 +158,17 @@ class MapRunner:
         helper.daemon = True
         helper.start()
         ready.wait()
-        return ClosingIterator(self._consume(handoff, control, helper, items))
+        return ClosingIterator(self._consume(handoff, control, helper, bar))
 
     def _consume(
         self,
         handoff: queue.Queue[tuple[str, Any]],
         control: dict[str, Any],
         helper: threading.Thread,
-        items: Iterable[Any],
+        bar: Progress,
     ) -> Generator[Any, None, None]:
         failures: list[Exception] = []
         count = 0
-        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         finished = False
         try:
             while True:
@@ -183,7 +180,6 @@ class MapRunner:
                     finished = True
                     raise payload
                 chunk: list[Run] = payload
-                bar.update(sum(len(run[1]) for run in chunk))
                 for value, failure in _unroll(chunk, failures):
                     count += 1
                     if failure and not self.return_exceptions:

@@ -76,7 +76,10 @@ class MapDriver:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: float | None = None,
+        tally: Callable[[bool], None] | None = None,
     ) -> None:
+        """``deadline``: the one enclosing the map call; ``tally``: told of each item as it
+        ends (the progress bar)."""
         self.spec = spec
         self.items: Iterator[Any] = iter(items)
         self.layer = spec.layer
@@ -86,7 +89,7 @@ class MapDriver:
         self.stop = None
         if spec.fail_fast is not None or deadline is not None:
             self.stop = MapStop(spec.name, spec.fail_fast, deadline)
-        self.completion = Completion(spec.ordered, self.stop)
+        self.completion = Completion(spec.ordered, self.stop, tally)
         #: paced: an attempt is sent only to a free worker, one at a time
         paced = judge.paced
         self.transport: Transport | None = None
