@@ -185,7 +185,7 @@ class ItemPaths:
         layer = self.layer
         judge = self.judge
         try:
-            call = judge.call(call_args, self.kwargs, plain=True)
+            call = judge.call(call_args, self.kwargs, plain=True, item=index)
             outcome = first if isinstance(first, tuple) else (False, first)
             value = await drive_async(judge, call, self.invoke, outcome, self.gate_of(True))
         except BaseException as exc:
@@ -226,7 +226,8 @@ class ItemPaths:
         at = self.deadline()  # the item's budget counts from here (its cache lookup)
 
         async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-            return await drive_async(judge, judge.call(a, k, deadline=at), invoke, None, gate)
+            call = judge.call(a, k, deadline=at, item=index)
+            return await drive_async(judge, call, invoke, None, gate)
 
         try:
             if layer is not None and key is not None:
