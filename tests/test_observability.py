@@ -164,3 +164,19 @@ def test_cache_hit_hook_and_stats_agree_under_many_threads(tmp_path) -> None:
     stats = slow.stats()
     assert stats.calls == 64 * 200
     assert len(hits) == stats.cache_hits == slow.cache_info().hits
+
+
+def test_a_failed_map_item_is_logged_once_with_its_index(log: list[str]) -> None:
+    from opero import operomap
+
+    @operomap(
+        mode="thread", workers=2, retries=1, min_delay=0, progress=False, return_exceptions=True
+    )
+    def work(x: int) -> int:
+        if x == 3:
+            raise ValueError("bad item")
+        return x
+
+    assert work(range(5))[3].args == ("bad item",)
+    warnings = [line for line in log if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "item 3 failed" in warnings[0] and "args: 3" in warnings[0]

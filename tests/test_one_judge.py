@@ -198,15 +198,14 @@ def param(case: Case) -> Any:
 
 def cases(api: str) -> list[Any]:
     ways = [(f, "", tuple(ROUTES), {}) for f in CALLS] if api == "call" else MAP_WAYS
-    if api == "map":  # items' own deadlines in maps: not yet
-        ways = [(f, i, r, {"deadline": ("none",)} | k) for f, i, r, k in ways]
-    return [
-        param(Case(api, flavor, items, cache, route, js.Config(**dict(zip(JUDGED, judged)))))
+    every = [
+        Case(api, flavor, items, cache, route, js.Config(**dict(zip(JUDGED, judged))))
         for flavor, items, routes, kept in ways
         for cache in CACHES
         for route in routes
         for judged in itertools.product(*(kept.get(k, v) for k, v in JUDGED.items()))
     ]
+    return [param(case) for case in every if case.scripts()]  # (a case of no script: none)
 
 
 def check(case: Case, got: dict[str, jm.Seen], want: dict[str, jm.Seen]) -> None:

@@ -57,6 +57,7 @@ class Call:
         "attempts",
         "calls",
         "deadline",
+        "item",
         "kwargs",
         "plain",
         "ticket",
@@ -77,6 +78,8 @@ class Call:
         self.args = args
         #: when the call's time budget ends (``CLOCK.monotonic()`` time), or None
         self.deadline = deadline
+        #: in a map: the item's index (for what is said of it), else None
+        self.item: int | None = None
         self.kwargs = kwargs
         self.values = values
         self.calls = calls

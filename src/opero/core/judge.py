@@ -132,18 +132,22 @@ class Judge(BeforeAttempt):
         *,
         plain: bool = False,
         deadline: float | None = None,
+        item: int | None = None,
     ) -> Call:
         """A call entering the judge; ``plain``: its first attempt was already made on a
         fast path (and counted there); ``deadline``: when its budget ends (default: the
-        deadline of the context it is made in)."""
+        deadline of the context it is made in); ``item``: a map item's index."""
         if self.budget is not None:
             self.budget.deposit()
         at = deadline if deadline is not None else current()
         fallback = self.fallback
         expanded = fallback.expand(args, kwargs) if fallback is not None else None
         if expanded is None:
-            return Call(args, kwargs, None, None, plain, at)
-        return Call(args, kwargs, expanded[0], expanded[1], plain, at)
+            call = Call(args, kwargs, None, None, plain, at)
+        else:
+            call = Call(args, kwargs, expanded[0], expanded[1], plain, at)
+        call.item = item
+        return call
 
     def _walk(self, call: Call) -> Attempts:
         walk = call.walk
@@ -174,9 +178,9 @@ class Judge(BeforeAttempt):
         for arguments that do not fit the function."""
         if isinstance(exc, TypeError) and not fits(self.func, *call.attempt_args()):
             return
-        logger.warning(
-            "{}: call failed: {!r} ({})", self.name, exc, short_args(call.args, call.kwargs)
-        )
+        what = "call" if call.item is None else f"item {call.item}"
+        args = short_args(call.args, call.kwargs)
+        logger.warning("{}: {} failed: {!r} ({})", self.name, what, exc, args)
         if self.watch is not None:
             self.watch.gave_up(exc, call.attempts)
 

@@ -52,24 +52,27 @@ class MapRunner:
         self.return_exceptions = return_exceptions
 
     async def collect(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> list[Any]:
+        """Every result (``deadline``: the one enclosing the map call, read by the caller)."""
         from opero.maps.map_driver import MapDriver
 
         results: list[Any] = []
         failures: list[Exception] = []
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
         try:
             async for chunk in stream:
-                before = len(results)
                 for first, values, failed in chunk:
                     if failed is not None:
                         for pos in failed:
                             values[pos] = _noted(values[pos], first + pos)
                             failures.append(values[pos])
                     results.extend(values)
-                bar.update(len(results) - before)
         finally:
             bar.close()
             await stream.aclose()
@@ -82,14 +85,18 @@ class MapRunner:
         return results
 
     async def iterate(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> AsyncIterator[Any]:
         from opero.maps.map_driver import MapDriver
 
         failures: list[Exception] = []
         count = 0
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
         try:
             async for chunk in stream:
                 for value, failure in _unroll(chunk, failures):
@@ -97,7 +104,6 @@ class MapRunner:
                     if failure and not self.return_exceptions:
                         continue
                     yield value
-                bar.update(sum(len(run[1]) for run in chunk))
         finally:
             bar.close()
             await stream.aclose()
@@ -107,11 +113,16 @@ class MapRunner:
             )
 
     def iterate_sync(
-        self, items: Iterable[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        items: Iterable[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
         from opero.maps.map_driver import MapDriver
 
+        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
         control: dict[str, Any] = {}
         ready = threading.Event()
@@ -120,7 +131,7 @@ class MapRunner:
             control["loop"] = asyncio.get_running_loop()
             control["task"] = asyncio.current_task()
             ready.set()
-            stream = MapDriver(self.spec, items, args, kwargs).stream()
+            stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
             try:
                 async for chunk in stream:
                     await _put(handoff, ("chunk", chunk))
@@ -147,18 +158,17 @@ class MapRunner:
         helper.daemon = True
         helper.start()
         ready.wait()
-        return ClosingIterator(self._consume(handoff, control, helper, items))
+        return ClosingIterator(self._consume(handoff, control, helper, bar))
 
     def _consume(
         self,
         handoff: queue.Queue[tuple[str, Any]],
         control: dict[str, Any],
         helper: threading.Thread,
-        items: Iterable[Any],
+        bar: Progress,
     ) -> Generator[Any, None, None]:
         failures: list[Exception] = []
         count = 0
-        bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
         finished = False
         try:
             while True:
@@ -170,7 +180,6 @@ class MapRunner:
                     finished = True
                     raise payload
                 chunk: list[Run] = payload
-                bar.update(sum(len(run[1]) for run in chunk))
                 for value, failure in _unroll(chunk, failures):
                     count += 1
                     if failure and not self.return_exceptions:

@@ -13,19 +13,21 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, overload
 
 from opero.core.callables import is_async_callable
+from opero.core.deadline import current
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.map_api import MapRunner, run_sync
+from opero.decorators.map_variants import map_variants
 from opero.decorators.observe import attach
 from opero.decorators.opero import check_function
 from opero.decorators.parts import build, name_of
 from opero.options import MODES, resolve, signature
 
 if TYPE_CHECKING:
-    from typing import Unpack
-
+    from opero.decorators.variants import CallOptions
+    from opero.maps.map_driver import MapSpec
     from opero.options import OperomapOptions
 
 __all__ = ["MODES", "MapFunction", "operomap"]
@@ -55,6 +57,12 @@ class MapFunction(Protocol, Generic[R_co]):
 
     def stats(self) -> Stats:
         """What happened since decoration (each item is a call)."""
+        ...
+
+    def with_options(self, **overrides: Unpack[CallOptions]) -> MapFunction[R_co]:
+        """This map with ``cache`` (True, False, "refresh"), ``retries``, ``deadline``,
+        ``timeout`` or ``retry_on_result`` changed for its items; it shares the map's cache,
+        limits, pauses, budget and stats."""
         ...
 
 
@@ -96,6 +104,15 @@ def operomap(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         address: with mode="dask", the scheduler to connect to ("tcp://host:8786").
         client: with mode="dask", a ``dask.distributed.Client`` to use (not closed by opero).
             With neither, mode="dask" starts a ``LocalCluster`` for the call and closes it.
+        fail_fast: None (default) or N: after N items in a row have failed (in completion
+            order), start no further item; the items not started fail with
+            :class:`~opero.MapStoppedError` (caused by the last failure), without an
+            attempt. An item starts when its first attempt is given a worker; in a process
+            or executor map fed in bulk, when the job holding it is handed to a worker.
+
+    With ``deadline=``, each item's budget counts from when the map takes it up (its cache
+    lookup). A map called inside ``opero.deadline()`` starts no item after that deadline:
+    those fail with :class:`~opero.DeadlineExceededError` without an attempt.
 
     Every item runs to its own end; then, if any failed, ``OperomapError`` is raised with
     ``.results`` holding every result and each failed item's exception in its place.
@@ -200,26 +217,33 @@ def _decorate_map(
         batch_max=batch,
         handle_factory=handle_factory,
         target=target,
+        fail_fast=options["fail_fast"],
     )
+    return _wrap(fn, spec, options, is_async)
+
+
+def _wrap(fn: Callable[..., Any], spec: MapSpec, options: OperomapOptions, is_async: bool) -> Any:
+    """The map function of ``spec``: its call, ``.iter``, observability and variants."""
     runner = MapRunner(spec, options["progress"], options["return_exceptions"])
 
     if is_async:
 
         async def call_async(items: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
-            return await runner.collect(items, args, kwargs)
+            return await runner.collect(items, args, kwargs, current())
 
         def iter_async(items: Iterable[Any], *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            return runner.iterate(items, args, kwargs)
+            return runner.iterate(items, args, kwargs, current())
 
         wrapper: Any = call_async
         wrapper.iter = iter_async
     else:
-
+        # the deadline enclosing the call is read here: the map's loop may run on a helper
+        # thread, which does not see the caller's context
         def call(items: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
-            return run_sync(runner.collect(items, args, kwargs))
+            return run_sync(runner.collect(items, args, kwargs, current()))
 
         def iter_sync(items: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
-            return runner.iterate_sync(items, args, kwargs)
+            return runner.iterate_sync(items, args, kwargs, current())
 
         wrapper = call
         wrapper.iter = iter_sync
@@ -227,8 +251,9 @@ def _decorate_map(
     del wrapper.__wrapped__  # the map wrapper takes items, not the function's parameters
     wrapper.__signature__ = _map_signature(fn)
     wrapper.__opero_map_target__ = fn
-    attach(wrapper, judge, layer)
+    attach(wrapper, spec.judge, spec.layer)
     wrapper.__opero_map__ = spec
+    wrapper.with_options = map_variants(fn, spec, lambda s: _wrap(fn, s, options, is_async))
     return wrapper
 
 

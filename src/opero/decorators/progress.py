@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,8 +14,9 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """A tqdm bar on stderr when stderr is a terminal; nothing otherwise. Beside the count it
-    shows this map's cache hits, retried rounds and failed attempts (at most ten times a
+    """A tqdm bar on stderr when stderr is a terminal; nothing otherwise. It advances as
+    items end (also while ordered results wait for an earlier one) and shows, beside the
+    count, this map's cache hits, retried rounds and items failed (at most ten times a
     second)."""
 
     def __init__(
@@ -25,6 +26,7 @@ class Progress:
         self.counters = counters
         self.base: Stats | None = None
         self.shown = 0.0
+        self.failed = 0  #: items that ended with an exception
         if not enabled:
             return
         try:
@@ -42,13 +44,20 @@ class Progress:
         if counters is not None:
             self.base = counters.snapshot()
 
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            now = time.monotonic()
-            if now - self.shown >= 0.1:
-                self.shown = now
-                self._postfix()
-            self.bar.update(n)
+    @property
+    def tally(self) -> Callable[[bool], None] | None:
+        """What the map tells of each item as it ends (None: no bar to advance)."""
+        return self.ended if self.bar is not None else None
+
+    def ended(self, ok: bool) -> None:
+        """An item ended (``ok``: with a result)."""
+        if not ok:
+            self.failed += 1
+        now = time.monotonic()
+        if now - self.shown >= 0.1:
+            self.shown = now
+            self._postfix()
+        self.bar.update(1)
 
     def _postfix(self) -> None:
         if self.counters is None or self.base is None:
@@ -57,7 +66,7 @@ class Progress:
         self.bar.set_postfix(
             hits=now.cache_hits - base.cache_hits,
             retries=now.retries - base.retries,
-            failed=now.failures - base.failures,
+            failed=self.failed,
             refresh=False,
         )
 

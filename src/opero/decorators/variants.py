@@ -57,9 +57,10 @@ def variants(fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None) -> 
     return with_options
 
 
-def _variant(
-    fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None, overrides: dict[str, Any]
-) -> Any:
+def checked(
+    judge: Judge, layer: object, overrides: dict[str, Any]
+) -> tuple[bool | str, dict[str, Any]]:
+    """The cache mode and the options of a variant with ``overrides`` (checked)."""
     unknown = sorted(set(overrides) - set(PER_CALL))
     if unknown:
         raise TypeError(
@@ -76,6 +77,13 @@ def _variant(
     for name, value in overrides.items():
         if name != "cache":
             options[name] = OPTIONS[name].check(name, value)
+    return cache, options
+
+
+def _variant(
+    fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None, overrides: dict[str, Any]
+) -> Any:
+    cache, options = checked(judge, layer, overrides)
     inner = Judge(fn, options, judge.name, judge.services, judge.holds)  # type: ignore[arg-type]
     wrapper = assemble(fn, inner, layer, cache)
     functools.update_wrapper(wrapper, fn)

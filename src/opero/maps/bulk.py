@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
+from opero.maps.stop import Stopped
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
@@ -79,6 +80,7 @@ class BulkFeed:
                 kwargs,
                 partial(self._uncached_done, index + start, part, bare),
                 bare=bare,
+                fresh=True,
             )
         return len(items)
 
@@ -148,9 +150,9 @@ class BulkFeed:
                 failure = failures.get(n)
                 if failure is None:
                     done.append((first + n, [value], None))
-                else:  # judged in the item's retry walk
+                else:
                     args = (rows[n],) if bare else rows[n]
-                    self.completion.spawn(self.paths.retry(first + n, None, None, args, failure[0]))
+                    self._failed(first + n, None, None, args, failure[0])
         self.completion.notify()
 
     def submit_pending(self) -> None:
@@ -185,9 +187,10 @@ class BulkFeed:
             )
             self.open_jobs.add(job)
             if bare:  # the item alone travels: no argument tuple to pickle
-                transport.submit_job([row[0] for row in job.rows], kwargs, job.done, bare=True)
+                items = [row[0] for row in job.rows]
+                transport.submit_job(items, kwargs, job.done, bare=True, fresh=True)
             else:
-                transport.submit_job(job.rows, kwargs, job.done, bare=False)
+                transport.submit_job(job.rows, kwargs, job.done, bare=False, fresh=True)
 
     def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
         self.open_jobs.discard(job)
@@ -206,14 +209,31 @@ class BulkFeed:
         else:
             for n, index in enumerate(indices):
                 failure = failures.get(n)
-                if failure is not None:  # judged in the item's retry walk
-                    self.completion.spawn(
-                        self.paths.retry(index, keys[n], flights[n], rows[n], failure[0])
-                    )
+                if failure is not None:
+                    self._failed(index, keys[n], flights[n], rows[n], failure[0])
                     continue
                 self.paths.store(keys[n], flights[n], values[n], rows[n])
                 done.append((index, [values[n]], None))
         self.completion.notify()
+
+    def _failed(
+        self,
+        index: int,
+        key: Hashable | None,
+        flight: Flight | None,
+        row: tuple[Any, ...],
+        exc: BaseException,
+    ) -> None:
+        """A failed first attempt goes on in the item's retry walk, where the judge settles
+        it; an item withdrawn from the queue when the map stopped was never started."""
+        stop = self.completion.stop
+        if stop is None or not isinstance(exc, Stopped):
+            self.completion.spawn(self.paths.retry(index, key, flight, row, exc))
+            return
+        if key is not None and flight is not None:
+            assert self.layer is not None
+            self.layer.flights.fail(key, flight, exc)  # abandoned: a waiter takes over
+        self.completion.refuse(index, stop.error())
 
     def abandon(self, error: BaseException) -> None:
         """The map stopped: fail the flights of jobs still out (a waiter elsewhere takes over)."""

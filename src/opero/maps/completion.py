@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opero.maps.stop import MapStop
 
 __all__ = ["FAILED", "Completion", "Run"]
 
@@ -15,12 +18,43 @@ Run = tuple[int, list[Any], frozenset[int] | None]
 FAILED = frozenset({0})  # the one value of a single-item run is an exception
 
 
+#: told of each item as it ends: whether it succeeded
+Tally = Callable[[bool], None]
+
+
+class Counted(deque[Run]):
+    """Finished runs that tell the map's stop rule (and its progress bar) of each item as
+    it ends (every path appends its results here, in completion order)."""
+
+    def __init__(self, stop: MapStop | None, tally: Tally | None = None) -> None:
+        super().__init__()
+        self.stop = stop
+        self.tally = tally
+
+    def append(self, run: Run, /) -> None:
+        super().append(run)
+        _, values, failed = run
+        stop, tally = self.stop, self.tally
+        for pos, value in enumerate(values):
+            ok = failed is None or pos not in failed
+            if stop is not None:
+                stop.ended(ok, value if not ok else None)
+            if tally is not None:
+                tally(ok)
+
+
 class Completion:
     """Where finished results wait until the stream hands them out."""
 
-    def __init__(self, ordered: bool) -> None:
+    def __init__(
+        self, ordered: bool, stop: MapStop | None = None, tally: Tally | None = None
+    ) -> None:
         self.ordered = ordered
-        self.done: deque[Run] = deque()
+        #: when the map stops starting items (``fail_fast``, its deadline), or None
+        self.stop = stop
+        self.tally = tally
+        counted = stop is not None or tally is not None
+        self.done: deque[Run] = Counted(stop, tally) if counted else deque()
         self.wake: asyncio.Event | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._held: dict[int, Run] = {}
@@ -34,6 +68,15 @@ class Completion:
     def finish(self, index: int, ok: bool, value: Any) -> None:
         """Item ``index`` ended with ``value`` (its result, or its exception)."""
         self.done.append((index, [value], None if ok else FAILED))
+        if self.sleeping:
+            self.notify()
+
+    def refuse(self, index: int, exc: Exception) -> None:
+        """Item ``index`` was never started: the map stopped (not counted as an item that
+        failed)."""
+        deque.append(self.done, (index, [exc], FAILED))
+        if self.tally is not None:
+            self.tally(False)
         if self.sleeping:
             self.notify()
 

@@ -56,7 +56,7 @@ class CoroutineWorkers:
     async def _work(self) -> None:
         queue, paths = self.queue, self.paths
         judge = paths.judge
-        plain = judge.plain
+        plain = judge.plain and paths.stop is None  # a map that may stop: every item judged
         invoke, kwargs = paths.invoke, paths.kwargs
         func = judge.func if judge.timeout is None else None
         completion = paths.completion

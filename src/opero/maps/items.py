@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opero.cache.store import MISS
 from opero.core.callables import CoroutineType
+from opero.core.clock import CLOCK
 from opero.core.drive import AsyncInvoke, drive_async, invoker_async
+from opero.maps.stop import ItemGate, Stopped
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from opero.core.judge import Judge
     from opero.maps.attempts import Outcome
     from opero.maps.completion import Completion
+    from opero.maps.stop import WorkerGate
     from opero.maps.transport import Transport
 
 __all__ = ["ItemPaths", "Missed"]
@@ -50,7 +53,8 @@ class ItemPaths:
         kwargs: dict[str, Any],
         *,
         first_fast: bool,
-        gate: asyncio.Semaphore | None = None,
+        gate: asyncio.Semaphore | WorkerGate | None = None,
+        ambient: float | None = None,
     ) -> None:
         self.completion = completion
         self.judge = judge
@@ -68,7 +72,28 @@ class ItemPaths:
         #: flights this map leads through the task-free first attempt (abandoned on abort)
         self.leading: dict[Hashable, Flight] = {}
         #: a rate-limited map's free workers: an attempt takes one before booking its admission
-        self.gate: asyncio.Semaphore | None = gate
+        #: (a :class:`WorkerGate` when the map may stop: see :mod:`opero.maps.stop`)
+        self.gate = gate
+        self.stop = completion.stop
+        #: the deadline enclosing the map call (``CLOCK.monotonic()`` time), or None
+        self.ambient = ambient
+
+    def deadline(self) -> float | None:
+        """The deadline of an item taken up now: the function's own ``deadline=`` from now,
+        or the one enclosing the map call if that is earlier."""
+        own, ambient = self.judge.deadline, self.ambient
+        if own is None:
+            return ambient
+        at = CLOCK.monotonic() + own
+        return at if ambient is None or at < ambient else ambient
+
+    def gate_of(self, started: bool) -> Any:
+        """What an item's attempts take before they run: the map's free workers; when the
+        map may stop, the item's own gate (its first attempt refused once it has)."""
+        if self.stop is None:
+            return self.gate
+        assert not isinstance(self.gate, asyncio.Semaphore)
+        return ItemGate(self.gate, self.stop, started)
 
     def lookup(self, index: int, item: Any) -> Missed | None:
         """Answer item ``index`` from the cache (None), or say what to compute."""
@@ -160,9 +185,9 @@ class ItemPaths:
         layer = self.layer
         judge = self.judge
         try:
-            call = judge.call(call_args, self.kwargs, plain=True)
+            call = judge.call(call_args, self.kwargs, plain=True, item=index)
             outcome = first if isinstance(first, tuple) else (False, first)
-            value = await drive_async(judge, call, self.invoke, outcome, self.gate)
+            value = await drive_async(judge, call, self.invoke, outcome, self.gate_of(True))
         except BaseException as exc:
             if key is not None and flight is not None:
                 assert layer is not None
@@ -197,10 +222,12 @@ class ItemPaths:
         judge = self.judge
         layer = self.layer
         kwargs = self.kwargs
-        invoke, gate = self.invoke, self.gate
+        invoke, gate = self.invoke, self.gate_of(False)
+        at = self.deadline()  # the item's budget counts from here (its cache lookup)
 
         async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-            return await drive_async(judge, judge.call(a, k), invoke, None, gate)
+            call = judge.call(a, k, deadline=at, item=index)
+            return await drive_async(judge, call, invoke, None, gate)
 
         try:
             if layer is not None and key is not None:
@@ -209,6 +236,9 @@ class ItemPaths:
                 value = await run(call_args, kwargs)
         except Exception as exc:
             self.completion.finish(index, False, exc)
+        except Stopped:
+            assert self.stop is not None
+            self.completion.refuse(index, self.stop.error())
         except BaseException as exc:
             if not self.fatal(exc):
                 raise

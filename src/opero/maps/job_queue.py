@@ -64,6 +64,28 @@ class JobQueue:
             job.callback([None] * n, dict.fromkeys(range(n), (exc, None)))
         self.queued = 0
 
+    def remove(self, job: Job) -> bool:
+        """Take ``job`` out of the queue (False: it is not there)."""
+        for queued in self.jobs:
+            if queued is job:
+                self.jobs.remove(job)
+                self.queued -= len(job.rows)
+                return True
+        return False
+
+    def withdraw(self, marker: BaseException) -> None:
+        """The map stopped: every queued job of first attempts fed in bulk answers at once,
+        each attempt failed with ``marker`` (never run)."""
+        kept: deque[Job] = deque()
+        withdrawn: list[Job] = []
+        for job in self.jobs:
+            (withdrawn if job.fresh else kept).append(job)
+        self.jobs = kept
+        self.queued = sum(len(job.rows) for job in kept)
+        for job in withdrawn:
+            n = len(job.rows)
+            job.callback([None] * n, dict.fromkeys(range(n), (marker, None)))
+
     def take(self) -> list[Job]:
         """The next batch: the first job (its first part, if it holds more than about
         BATCH_SECONDS of work), and more while they fit in one batch."""

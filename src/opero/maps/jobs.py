@@ -39,7 +39,7 @@ class Job:
     """Attempts with one shared ``kwargs``; ``callback(values, failures)`` gets their results
     (positions local to the job)."""
 
-    __slots__ = ("alone", "bare", "callback", "kwargs", "rows")
+    __slots__ = ("alone", "bare", "callback", "fresh", "kwargs", "rows")
 
     def __init__(
         self,
@@ -48,12 +48,16 @@ class Job:
         callback: JobCallback,
         alone: bool = False,
         bare: bool = False,
+        fresh: bool = False,
     ) -> None:
         self.rows = rows  # positional arguments per attempt (the argument itself if bare)
         self.kwargs = kwargs
         self.callback = callback
         self.alone = alone
         self.bare = bare
+        #: the first attempts of items fed in bulk: withdrawn, unstarted, if the map stops
+        #: while they wait in the queue
+        self.fresh = fresh
 
 
 class OneOutcome:
@@ -114,8 +118,9 @@ def split(job: Job, n: int) -> tuple[Job, Job]:
     else:
         whole, base = Whole(callback, len(job.rows)), 0
     rows = job.rows
-    head = Job(rows[:n], job.kwargs, Piece(whole, base), bare=job.bare)
-    return head, Job(rows[n:], job.kwargs, Piece(whole, base + n), bare=job.bare)
+    head = Job(rows[:n], job.kwargs, Piece(whole, base), bare=job.bare, fresh=job.fresh)
+    rest = Job(rows[n:], job.kwargs, Piece(whole, base + n), bare=job.bare, fresh=job.fresh)
+    return head, rest
 
 
 class Requeue:

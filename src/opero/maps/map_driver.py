@@ -20,6 +20,7 @@ from opero.maps.bulk import BulkFeed
 from opero.maps.completion import Completion, Run
 from opero.maps.coroutines import CoroutineWorkers
 from opero.maps.items import ItemPaths
+from opero.maps.stop import MapStop, Stopped, WorkerGate
 from opero.maps.transport import Transport
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class MapSpec:
         batch_max: int,
         handle_factory: Callable[[], ExecutorHandle] | None = None,
         target: Any = None,
+        fail_fast: int | None = None,
     ) -> None:
         self.fn = fn
         self.target = target  # process mode: how workers find fn (FunctionRef / ByValue)
@@ -60,6 +62,8 @@ class MapSpec:
         self.bound = bound
         self.batch_max = batch_max
         self.name = judge.name
+        #: after this many items in a row failed, the map starts no further item
+        self.fail_fast = fail_fast
 
 
 class MapDriver:
@@ -71,19 +75,40 @@ class MapDriver:
         items: Iterable[Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        deadline: float | None = None,
+        tally: Callable[[bool], None] | None = None,
     ) -> None:
+        """``deadline``: the one enclosing the map call; ``tally``: told of each item as it
+        ends (the progress bar)."""
         self.spec = spec
         self.items: Iterator[Any] = iter(items)
         self.layer = spec.layer
-        self.completion = Completion(spec.ordered)
         judge = spec.judge
+        #: when the map stops starting items (``fail_fast``; ``deadline``: the one enclosing
+        #: the map call), or None
+        self.stop = None
+        if spec.fail_fast is not None or deadline is not None:
+            self.stop = MapStop(spec.name, spec.fail_fast, deadline)
+        self.completion = Completion(spec.ordered, self.stop, tally)
         #: paced: an attempt is sent only to a free worker, one at a time
         paced = judge.paced
         self.transport: Transport | None = None
+        # attempts that may be cut at a deadline run one at a time on a worker process,
+        # and few items are taken up ahead of a worker (an item's budget runs from then)
+        alone = deadline is not None or judge.deadline is not None
+        self.bound = min(spec.bound, spec.workers * 4) if alone else spec.bound
         if spec.mode != "async":
-            self.transport = _TRANSPORTS[spec.mode](spec, paced)
-        # first attempts may skip the per-item task ...
+            self.transport = _TRANSPORTS[spec.mode](spec, paced, alone)
+        # first attempts may skip the per-item task (not in a thread map that may stop, nor
+        # under a deadline: there an item starts when its first attempt is given a worker) ...
         first_fast = self.transport is not None and judge.plain
+        if self.stop is not None and (spec.mode == "thread" or deadline is not None):
+            first_fast = False
+        gate: asyncio.Semaphore | WorkerGate | None = None
+        if self.transport is not None and self.stop is not None:
+            gate = WorkerGate(spec.workers)
+        elif self.transport is not None and paced:
+            gate = asyncio.Semaphore(spec.workers)
         self.paths = ItemPaths(
             self.completion,
             judge,
@@ -92,7 +117,8 @@ class MapDriver:
             args,
             kwargs,
             first_fast=first_fast,
-            gate=asyncio.Semaphore(spec.workers) if paced and self.transport else None,
+            gate=gate,
+            ambient=deadline,
         )
         #: how one item starts, and (optionally) how many items start at once
         self.start: Callable[[int, Any], None] = self.paths.start
@@ -122,9 +148,10 @@ class MapDriver:
         """Chunks of result runs, in input order (``ordered``) or completion order."""
         completion = self.completion
         completion.wake = asyncio.Event()
-        bound = self.spec.bound
+        bound = self.bound
         bulk, start, feed = self.bulk, self.start, self.feed
         transport = self.transport
+        stop, halted = self.stop, False
         index = 0
         in_flight = 0
         exhausted = False
@@ -133,6 +160,10 @@ class MapDriver:
             while True:
                 if completion.fatal is not None:
                     raise completion.fatal
+                if stop is not None and not halted and stop.stopped():
+                    halted, feed, start = True, None, self._refuse
+                    if bulk is not None and transport is not None:
+                        transport.withdraw(Stopped())
                 if feed is not None and not exhausted and in_flight < bound:
                     room = bound - in_flight
                     fed = feed(index, room)
@@ -164,6 +195,15 @@ class MapDriver:
         finally:
             await self._close(abort=aborted)
 
+    def _refuse(self, index: int, item: Any) -> None:
+        """The map stopped: item ``index`` is not started (past the map's deadline, a cache
+        hit still answers it)."""
+        stop = self.stop
+        assert stop is not None
+        if not stop.tripped and self.layer is not None and self.paths.lookup(index, item) is None:
+            return
+        self.completion.refuse(index, stop.error())
+
     async def _close(self, *, abort: bool) -> None:
         """End the map. What must not outlive it is stopped synchronously first, so a close
         that is itself cancelled at its first ``await`` still leaves nothing running."""
@@ -186,7 +226,7 @@ class MapDriver:
                 await self.transport.close(abort=abort)
 
 
-def _threads(spec: MapSpec, paced: bool) -> Transport:
+def _threads(spec: MapSpec, paced: bool, alone: bool) -> Transport:
     from opero.maps.threads import ThreadTransport
 
     judge = spec.judge
@@ -200,7 +240,7 @@ def _threads(spec: MapSpec, paced: bool) -> Transport:
     )
 
 
-def _processes(spec: MapSpec, paced: bool) -> Transport:
+def _processes(spec: MapSpec, paced: bool, alone: bool) -> Transport:
     from opero.maps.attempts import process_target
     from opero.maps.processes import ProcessTransport
 
@@ -214,10 +254,11 @@ def _processes(spec: MapSpec, paced: bool) -> Transport:
         paced=paced,
         pauses=judge.pauses,
         held_back=judge.held_back,
+        alone=alone,
     )
 
 
-def _executor(spec: MapSpec, paced: bool) -> Transport:
+def _executor(spec: MapSpec, paced: bool, alone: bool) -> Transport:
     from opero.maps.executors import ExecutorTransport
 
     assert spec.handle_factory is not None
@@ -226,16 +267,16 @@ def _executor(spec: MapSpec, paced: bool) -> Transport:
         spec.fn,
         spec.handle_factory(),
         spec.workers,
-        1 if paced else spec.batch_max,
+        1 if paced or alone else spec.batch_max,
         name=spec.name,
         timeout=judge.timeout,
-        paced=paced,
+        paced=paced or alone,
         held_back=judge.held_back,
     )
 
 
 #: the transport of each place attempts run (``mode="async"`` awaits them in the loop)
-_TRANSPORTS: dict[str, Callable[[MapSpec, bool], Transport]] = {
+_TRANSPORTS: dict[str, Callable[[MapSpec, bool, bool], Transport]] = {
     "thread": _threads,
     "process": _processes,
     "executor": _executor,

@@ -6,7 +6,9 @@ when its feeder first has a job, together with one worker per other job waiting 
 flight, forked before any of their helper threads start. A worker that dies is replaced;
 what it had finished stays done (see :mod:`opero.maps.spill`). With ``timeout``, a
 batch holds one attempt, its clock starts when the worker begins it, and a worker that
-overruns is killed and replaced. A pause of the function holds every worker back.
+overruns is killed and replaced; so is a worker whose attempt its caller gave up (cut at
+the call's deadline: with deadlines, too, a batch holds one attempt). A pause of the
+function holds every worker back.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ class ProcessTransport(BatchTransport):
         paced: bool,
         pauses: Pauses,
         held_back: Callable[[], float],
+        alone: bool = False,
     ) -> None:
-        # a process attempt under a timeout runs alone, so killing its worker hits only it
+        # a process attempt under a timeout (or a deadline: ``alone``) runs alone, so killing
+        # its worker hits only it
+        alone = alone or timeout is not None
         super().__init__(
             name,
             workers,
-            1 if timeout is not None else batch_max,
-            depth=1 if (timeout is not None or paced) else 2,
+            1 if alone else batch_max,
+            depth=1 if (alone or paced) else 2,
             held_back=held_back,
         )
         self.target = target
@@ -124,6 +129,11 @@ class ProcessTransport(BatchTransport):
         started = procs[i]
         assert started is not None
         return started
+
+    def cut(self, i: int) -> None:
+        worker = self.procs[i] if i < len(self.procs) else None
+        if worker is not None:
+            self._replace(i, worker)  # its batch fails as a crash, which nobody awaits
 
     def _replace(self, i: int, dead: ProcessWorker) -> None:
         """Kill ``dead``; its feeder starts a new worker when it next has a job."""

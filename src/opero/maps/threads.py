@@ -5,6 +5,11 @@ slow attempt never holds others back), runs it, and appends the outcome to an ou
 caller's loop is woken once for however many outcomes are waiting, so the cost of crossing
 between threads is shared by every attempt that finished meanwhile. An ``async def`` runs on
 an event loop of the thread's own.
+
+An attempt runs under the deadline it was submitted under (calls made inside it see it). An
+attempt its caller gave up (cut at its deadline) is dropped if no thread has taken it yet;
+one already running runs on, and a thread is added meanwhile so other attempts do not wait
+for it (the thread that ran it ends afterwards).
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from typing import Any
 
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
+from opero.core.deadline import current, scope
 from opero.maps.attempts import Outcome, attach_remote_traceback, run_one
 from opero.maps.jobs import JobCallback, Whole
-from opero.maps.transport import Callback, invoke_on
+from opero.maps.transport import Callback
+
+QUEUED, RUNNING, GIVEN_UP = 0, 1, 2
 
 __all__ = ["ThreadTransport"]
 
@@ -45,9 +53,7 @@ class ThreadTransport:
         self.noticed = noticed
         self.fn = fn
         self.timeout = timeout
-        self.inbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...], dict[str, Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self.inbox: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
         self.outbox: deque[tuple[Callback, Outcome]] = deque()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake_pending = False
@@ -60,24 +66,40 @@ class ThreadTransport:
         self._count_lock = threading.Lock()
         self._idle = 0  # threads waiting for an attempt
         self._waiting = 0  # attempts not yet taken by a thread
+        self._live = 0  # threads started and not ended
 
     def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+        self._put(_Attempt(callback, args, kwargs, current()))
+
+    def _put(self, attempt: _Attempt) -> None:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         with self._count_lock:
             self._waiting += 1
-            start = self._waiting > self._idle and len(self.threads) < self.max_workers
-            if start:
-                thread = threading.Thread(
-                    target=self._main, name=f"opero:{self.name}:{len(self.threads)}", daemon=True
-                )
-                self.threads.append(thread)
-        if start:
+            thread = self._more()
+        if thread is not None:
             thread.start()
-        self.inbox.put((callback, args, kwargs))
+        self.inbox.put(attempt)
+
+    def _more(self) -> threading.Thread | None:
+        """A thread to start, when attempts wait and a thread may be added (under the lock)."""
+        if self._waiting <= self._idle or self._live >= self.max_workers:
+            return None
+        self._live += 1
+        thread = threading.Thread(
+            target=self._main, name=f"opero:{self.name}:{len(self.threads)}", daemon=True
+        )
+        self.threads.append(thread)
+        return thread
 
     def submit_job(
-        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, bare: bool
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        *,
+        bare: bool,
+        fresh: bool = False,
     ) -> None:
         whole = Whole(callback, len(rows))
         for n, row in enumerate(rows):
@@ -86,11 +108,41 @@ class ThreadTransport:
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return [(n, n + 1) for n in range(ready)]
 
+    def withdraw(self, marker: BaseException) -> None:
+        pass  # a thread map that may stop feeds no job in bulk
+
     def set_in_flight(self, count: int) -> None:
         pass  # threads start as attempts arrive
 
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return await invoke_on(self, args, kwargs)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+        def done(outcome: Outcome) -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        attempt = _Attempt(done, args, kwargs, current())
+        self._put(attempt)
+        try:
+            ok, value, _tb = await future
+        except asyncio.CancelledError:
+            self._give_up(attempt)
+            raise
+        if ok:
+            return value
+        raise value
+
+    def _give_up(self, attempt: _Attempt) -> None:
+        """Its caller stopped waiting for ``attempt`` (cut at its deadline)."""
+        with self._count_lock:
+            running = attempt.state == RUNNING
+            attempt.state = GIVEN_UP
+            if not running:
+                return  # the thread that takes it drops it
+            self.max_workers += 1  # it runs on: another thread may start meanwhile
+            thread = self._more()
+        if thread is not None:
+            thread.start()
 
     def _main(self) -> None:
         own_loop = asyncio.new_event_loop() if self._is_async else None
@@ -103,17 +155,24 @@ class ThreadTransport:
                     self._idle -= 1
                     if job is not None:
                         self._waiting -= 1
+                        given_up = job.state == GIVEN_UP
+                        job.state = RUNNING
                 if job is None or self._stopped:
                     return
-                callback, args, kwargs = job
+                if given_up:
+                    continue
                 while (wait := self.held_back()) > 0:  # a server asked every caller to wait
                     CLOCK.sleep(wait)  # then look again: the pause may have grown
-                outcome = run_one(self.fn, args, kwargs, self.timeout, own_loop)
+                outcome = self._run(job, own_loop)
                 if not outcome[0]:
                     self.noticed(outcome[1])  # before the other workers send theirs
                 if self._stopped:
                     return  # abandoned: the result is dropped
-                self.outbox.append((callback, outcome))
+                with self._count_lock:
+                    if job.state == GIVEN_UP:  # a thread was added for it: this one ends
+                        self.max_workers -= 1
+                        return
+                self.outbox.append((job.callback, outcome))
                 if not self._wake_pending:
                     self._wake_pending = True
                     assert self.loop is not None
@@ -122,8 +181,16 @@ class ThreadTransport:
                     except RuntimeError:  # the caller's loop is closed
                         return
         finally:
+            with self._count_lock:
+                self._live -= 1
             if own_loop is not None:
                 own_loop.close()
+
+    def _run(self, job: _Attempt, own_loop: asyncio.AbstractEventLoop | None) -> Outcome:
+        if job.at is None:
+            return run_one(self.fn, job.args, job.kwargs, self.timeout, own_loop)
+        with scope(job.at):  # calls made inside see the deadline of the attempt's call
+            return run_one(self.fn, job.args, job.kwargs, self.timeout, own_loop)
 
     def _flush(self) -> None:
         self._wake_pending = False
@@ -159,6 +226,26 @@ class ThreadTransport:
             deadline = time.monotonic() + 0.2
             for thread in self.threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class _Attempt:
+    """One attempt waiting for (or run by) a thread: ``at`` is the deadline it was submitted
+    under, ``state`` whether a thread took it and whether its caller gave it up."""
+
+    __slots__ = ("args", "at", "callback", "kwargs", "state")
+
+    def __init__(
+        self,
+        callback: Callback,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        at: float | None,
+    ) -> None:
+        self.callback = callback
+        self.args = args
+        self.kwargs = kwargs
+        self.at = at
+        self.state = QUEUED
 
 
 def _one(whole: Whole, n: int) -> Callback:

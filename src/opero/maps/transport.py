@@ -52,9 +52,20 @@ class Transport(Protocol):
         """Run one attempt; ``callback(outcome)`` runs in the caller's loop."""
 
     def submit_job(
-        self, rows: list[Any], kwargs: dict[str, Any], callback: JobCallback, *, bare: bool
+        self,
+        rows: list[Any],
+        kwargs: dict[str, Any],
+        callback: JobCallback,
+        *,
+        bare: bool,
+        fresh: bool = False,
     ) -> None:
-        """Run several attempts; ``callback(values, failures)`` runs once all are done."""
+        """Run several attempts; ``callback(values, failures)`` runs once all are done.
+        ``fresh``: the first attempts of items fed in bulk (see :meth:`withdraw`)."""
+
+    def withdraw(self, marker: BaseException) -> None:
+        """The map stopped: fresh jobs not yet handed to a worker answer at once, every
+        attempt failed with ``marker``, without running."""
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         """How to cut ``ready`` attempts into jobs."""
@@ -71,21 +82,6 @@ class Transport(Protocol):
 
     def shutdown(self, *, abort: bool) -> None:
         """The synchronous part of :meth:`close` (safe to call twice)."""
-
-
-async def invoke_on(transport: Transport, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """One attempt on ``transport``, awaited."""
-    future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-
-    def done(outcome: Outcome) -> None:
-        if not future.done():
-            future.set_result(outcome)
-
-    transport.submit(args, kwargs, done)
-    ok, value, _tb = await future
-    if ok:
-        return value
-    raise value
 
 
 class BatchTransport:
@@ -111,6 +107,8 @@ class BatchTransport:
         self.started = False
         self.closed = False
         self.feeders: list[asyncio.Task[None]] = []
+        #: the batch each feeder has out: its worker and jobs
+        self.running: dict[int, tuple[int, list[Job]]] = {}
         #: why no attempt can run (the executor could not be opened), or None
         self.broken: BaseException | None = None
 
@@ -125,20 +123,45 @@ class BatchTransport:
         callback: JobCallback,
         *,
         bare: bool = False,
+        fresh: bool = False,
     ) -> None:
+        self._put(Job(rows, kwargs, callback, bare=bare, fresh=fresh))
+
+    def _put(self, job: Job) -> None:
         if not self.started:
             self.started = True
             self.jobs.ready = asyncio.Event()
             self.start()
         if self.broken is not None:
-            n = len(rows)
+            n = len(job.rows)
             failures: Failures = dict.fromkeys(range(n), (self.broken, None))
-            asyncio.get_running_loop().call_soon(callback, [None] * n, failures)
+            asyncio.get_running_loop().call_soon(job.callback, [None] * n, failures)
             return
-        self.jobs.put(Job(rows, kwargs, callback, bare=bare))
+        self.jobs.put(job)
+
+    def withdraw(self, marker: BaseException) -> None:
+        self.jobs.withdraw(marker)
 
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return await invoke_on(self, args, kwargs)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+        def done(outcome: Outcome) -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        job = Job([args], kwargs, OneOutcome(done))
+        self._put(job)
+        try:
+            ok, value, _tb = await future
+        except asyncio.CancelledError:  # its caller gave it up (cut at its deadline)
+            if not self.jobs.remove(job):  # queued: dropped; else its worker is cut
+                for i, jobs in list(self.running.values()):
+                    if any(j is job for j in jobs):
+                        self.cut(i)
+            raise
+        if ok:
+            return value
+        raise value
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return self.jobs.spans(ready)
@@ -161,13 +184,17 @@ class BatchTransport:
         alone (a foreign pool failed the whole batch)."""
         raise NotImplementedError
 
+    def cut(self, i: int) -> None:
+        """An attempt running on worker ``i`` was given up by its caller (one runs alone
+        there when attempts may be cut): stop it if this kind of worker can."""
+
     def start_feeders(self) -> None:
         loop = asyncio.get_running_loop()
         count = self.workers * self.depth
-        self.feeders = [loop.create_task(self._feed(i % self.workers)) for i in range(count)]
+        self.feeders = [loop.create_task(self._feed(n % self.workers, n)) for n in range(count)]
 
     # ----- feeding ---------------------------------------------------------------------------
-    async def _feed(self, i: int) -> None:
+    async def _feed(self, i: int, n: int) -> None:
         queue = self.jobs
         assert queue.ready is not None
         ready = queue.ready
@@ -185,7 +212,11 @@ class BatchTransport:
             payload: list[Segment] = [(job.rows, job.kwargs, job.bare) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
             started = loop.time()
-            results = await self.run_batch(i, payload, size)
+            self.running[n] = (i, jobs)
+            try:
+                results = await self.run_batch(i, payload, size)
+            finally:
+                del self.running[n]
             queue.measure(loop.time() - started, size)
             self._hand_back(jobs, size, results)
 
