@@ -33,7 +33,17 @@ from opero.core.signals import http_status
 if TYPE_CHECKING:
     from opero.core.hooks import AttemptDetails, GiveUpDetails, WaitDetails
 
-__all__ = ["Telemetry", "disable", "enable", "enabled", "observer", "require", "traced"]
+__all__ = [
+    "Calls",
+    "Telemetry",
+    "current",
+    "disable",
+    "enable",
+    "enabled",
+    "observer",
+    "require",
+    "traced",
+]
 
 MISSING = (
     "opero's telemetry needs the OpenTelemetry API, which is not installed: "
@@ -212,23 +222,30 @@ def observer() -> Telemetry:
     return _OBSERVERS[0]
 
 
-def traced(wrapper: Callable[..., Any], name: str, is_async: bool, cached: bool) -> Any:
-    """``wrapper`` whose every call is a span ``opero <name>`` (the cache lookup included):
-    ``cached``: a call that returns without an attempt was answered by the cache."""
-    parts = _parts()
-    span_name, base = f"opero {name}", {"opero.function": name}
-    tracer, attach, detach, in_context = parts.tracer, parts.attach, parts.detach, parts.in_context
+class Calls:
+    """The call spans of one function: ``begin`` one (a child of ``parent``, else of the
+    current span), ``end`` it; ``cached``: a call that returns without an attempt was
+    answered by the cache (or by an identical call in flight)."""
 
-    def begin() -> tuple[CallState, Any, Any]:
-        span = tracer.start_span(span_name, attributes=base)
-        state = CallState(span, in_context(span))
-        return state, CALL.set(state), attach(state.context)
+    __slots__ = ("base", "cached", "name", "parts")
 
-    def end(state: CallState, token: Any, attached: Any, error: BaseException | None) -> None:
-        detach(attached)
+    def __init__(self, name: str, cached: bool) -> None:
+        self.parts = _parts()
+        self.name, self.base, self.cached = f"opero {name}", {"opero.function": name}, cached
+
+    def begin(self, parent: Any = None) -> tuple[CallState, Any, Any]:
+        parts = self.parts
+        span = parts.tracer.start_span(self.name, parent, attributes=self.base)
+        state = CallState(span, parts.in_context(span, parent))
+        return state, CALL.set(state), parts.attach(state.context)
+
+    def end(self, opened: tuple[CallState, Any, Any], error: BaseException | None) -> None:
+        state, token, attached = opened
+        parts, base = self.parts, self.base
+        parts.detach(attached)
         CALL.reset(token)
         span = state.span
-        hit = error is None and cached and not state.attempted
+        hit = error is None and self.cached and not state.attempted
         span.set_attribute("opero.cache.hit", hit)
         if error is not None:
             _failed(parts, span, error)
@@ -237,28 +254,45 @@ def traced(wrapper: Callable[..., Any], name: str, is_async: bool, cached: bool)
         if hit:
             parts.hits.add(1, base)
 
+    def hit(self, parent: Any) -> None:
+        """A map item answered by its cache lookup."""
+        self.end(self.begin(parent), None)
+
+
+def current() -> Any:
+    """The OpenTelemetry context current here (a map's items are its children)."""
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+def traced(wrapper: Callable[..., Any], name: str, is_async: bool, cached: bool) -> Any:
+    """``wrapper`` whose every call is a span ``opero <name>`` (the cache lookup included)."""
+    calls = Calls(name, cached)
+    begin, end = calls.begin, calls.end
+
     if is_async:
 
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            state, token, attached = begin()
+            opened = begin()
             try:
                 result = await wrapper(*args, **kwargs)
             except BaseException as exc:
-                end(state, token, attached, exc)
+                end(opened, exc)
                 raise
-            end(state, token, attached, None)
+            end(opened, None)
             return result
 
         return call_async
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        state, token, attached = begin()
+        opened = begin()
         try:
             result = wrapper(*args, **kwargs)
         except BaseException as exc:
-            end(state, token, attached, exc)
+            end(opened, exc)
             raise
-        end(state, token, attached, None)
+        end(opened, None)
         return result
 
     return call

@@ -57,6 +57,7 @@ class MapRunner:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: float | None = None,
+        parent: Any = None,
     ) -> list[Any]:
         """Every result (``deadline``: the one enclosing the map call, read by the caller)."""
         from opero.maps.map_driver import MapDriver
@@ -64,7 +65,7 @@ class MapRunner:
         results: list[Any] = []
         failures: list[Exception] = []
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally, parent).stream()
         try:
             async for chunk in stream:
                 for first, values, failed in chunk:
@@ -90,13 +91,14 @@ class MapRunner:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: float | None = None,
+        parent: Any = None,
     ) -> AsyncIterator[Any]:
         from opero.maps.map_driver import MapDriver
 
         failures: list[Exception] = []
         count = 0
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
+        stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally, parent).stream()
         try:
             async for chunk in stream:
                 for value, failure in _unroll(chunk, failures):
@@ -118,6 +120,7 @@ class MapRunner:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: float | None = None,
+        parent: Any = None,
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
         from opero.maps.map_driver import MapDriver
@@ -131,7 +134,7 @@ class MapRunner:
             control["loop"] = asyncio.get_running_loop()
             control["task"] = asyncio.current_task()
             ready.set()
-            stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally).stream()
+            stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally, parent).stream()
             try:
                 async for chunk in stream:
                     await _put(handoff, ("chunk", chunk))

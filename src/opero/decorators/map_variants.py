@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opero.cache.singleflight import SingleFlight
 from opero.cache.store import MISS
+from opero.core.deadline import AMBIENT
 from opero.core.judge import Judge
 from opero.decorators.variants import checked
 
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.maps.map_driver import MapSpec
 
-__all__ = ["map_variants"]
+__all__ = ["map_variants", "runner_for"]
+
+R = TypeVar("R")
 
 
 class Refreshing:
@@ -79,3 +82,32 @@ def map_variants(fn: Callable[..., Any], spec: MapSpec, wrap: Callable[[MapSpec]
         return mapped
 
     return with_options
+
+
+def runner_for(
+    fn: Callable[..., Any], spec: MapSpec, runner: R, make: Callable[[MapSpec], R]
+) -> Callable[[], tuple[R, Any]]:
+    """Which runner a call of the map uses, and the OpenTelemetry context its items' spans
+    are children of (None: not traced): with ``telemetry=True``, ``runner`` and the context
+    current at the call; with None, while :func:`opero.telemetry.enable` is in effect, a
+    twin with telemetry on (``make`` makes a runner of a spec; made once)."""
+    setting = spec.judge.options["telemetry"]
+    twin: list[R] = []
+    ambient = AMBIENT
+
+    def pick() -> tuple[R, Any]:
+        if not (setting or (setting is None and ambient.traced)):
+            return runner, None
+        from opero.telemetry import current
+
+        if setting:
+            return runner, current()
+        if not twin:
+            judge = spec.judge
+            traced = copy.copy(spec)
+            options = {**judge.options, "telemetry": True}
+            traced.judge = Judge(fn, options, judge.name, judge.services, judge.holds)  # type: ignore[arg-type]
+            twin.append(make(traced))
+        return twin[0], current()
+
+    return pick

@@ -19,7 +19,7 @@ from opero.core.callables import is_async_callable
 from opero.core.deadline import current
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.map_api import MapRunner, run_sync
-from opero.decorators.map_variants import map_variants
+from opero.decorators.map_variants import map_variants, runner_for
 from opero.decorators.observe import attach
 from opero.decorators.opero import check_function
 from opero.decorators.parts import build, name_of
@@ -224,15 +224,22 @@ def _decorate_map(
 
 def _wrap(fn: Callable[..., Any], spec: MapSpec, options: OperomapOptions, is_async: bool) -> Any:
     """The map function of ``spec``: its call, ``.iter``, observability and variants."""
-    runner = MapRunner(spec, options["progress"], options["return_exceptions"])
+
+    def runner_of(of: MapSpec) -> MapRunner:
+        return MapRunner(of, options["progress"], options["return_exceptions"])
+
+    # telemetry: the runner (a twin while telemetry is enabled) and the items' parent span
+    pick = runner_for(fn, spec, runner_of(spec), runner_of)
 
     if is_async:
 
         async def call_async(items: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
-            return await runner.collect(items, args, kwargs, current())
+            runner, parent = pick()
+            return await runner.collect(items, args, kwargs, current(), parent)
 
         def iter_async(items: Iterable[Any], *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            return runner.iterate(items, args, kwargs, current())
+            runner, parent = pick()
+            return runner.iterate(items, args, kwargs, current(), parent)
 
         wrapper: Any = call_async
         wrapper.iter = iter_async
@@ -240,10 +247,12 @@ def _wrap(fn: Callable[..., Any], spec: MapSpec, options: OperomapOptions, is_as
         # the deadline enclosing the call is read here: the map's loop may run on a helper
         # thread, which does not see the caller's context
         def call(items: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
-            return run_sync(runner.collect(items, args, kwargs, current()))
+            runner, parent = pick()
+            return run_sync(runner.collect(items, args, kwargs, current(), parent))
 
         def iter_sync(items: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
-            return runner.iterate_sync(items, args, kwargs, current())
+            runner, parent = pick()
+            return runner.iterate_sync(items, args, kwargs, current(), parent)
 
         wrapper = call
         wrapper.iter = iter_sync

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from opero.maps.completion import Completion
     from opero.maps.stop import WorkerGate
     from opero.maps.transport import Transport
+    from opero.telemetry import Calls
 
 __all__ = ["ItemPaths", "Missed"]
 
@@ -55,6 +56,8 @@ class ItemPaths:
         first_fast: bool,
         gate: asyncio.Semaphore | WorkerGate | None = None,
         ambient: float | None = None,
+        calls: Calls | None = None,
+        parent: Any = None,
     ) -> None:
         self.completion = completion
         self.judge = judge
@@ -77,6 +80,10 @@ class ItemPaths:
         self.stop = completion.stop
         #: the deadline enclosing the map call (``CLOCK.monotonic()`` time), or None
         self.ambient = ambient
+        #: telemetry: the items' call spans, children of ``parent`` (the OpenTelemetry
+        #: context current at the map call), or None
+        self.calls = calls
+        self.parent = parent
 
     def deadline(self) -> float | None:
         """The deadline of an item taken up now: the function's own ``deadline=`` from now,
@@ -106,6 +113,8 @@ class ItemPaths:
                 value = layer.get(key)
                 if value is not MISS:
                     self.counters.hits += 1
+                    if self.calls is not None:
+                        self.calls.hit(self.parent)
                     self.completion.finish(index, True, value)
                     return None
         return Missed(key, call_args)
@@ -229,19 +238,31 @@ class ItemPaths:
             call = judge.call(a, k, deadline=at, item=index)
             return await drive_async(judge, call, invoke, None, gate)
 
+        calls = self.calls  # telemetry: the item's span, current while it runs
+        opened = calls.begin(self.parent) if calls is not None else None
         try:
             if layer is not None and key is not None:
                 value = await layer.fill_async(key, run, call_args, kwargs)
             else:
                 value = await run(call_args, kwargs)
         except Exception as exc:
+            self._traced(opened, exc)
             self.completion.finish(index, False, exc)
         except Stopped:
             assert self.stop is not None
-            self.completion.refuse(index, self.stop.error())
+            error = self.stop.error()
+            self._traced(opened, error)
+            self.completion.refuse(index, error)
         except BaseException as exc:
+            self._traced(opened, exc)
             if not self.fatal(exc):
                 raise
             self.completion.stop_map(exc)
         else:
+            self._traced(opened, None)
             self.completion.finish(index, True, value)
+
+    def _traced(self, opened: Any, error: BaseException | None) -> None:
+        if opened is not None:
+            assert self.calls is not None
+            self.calls.end(opened, error)

@@ -77,9 +77,11 @@ class MapDriver:
         kwargs: dict[str, Any],
         deadline: float | None = None,
         tally: Callable[[bool], None] | None = None,
+        parent: Any = None,
     ) -> None:
         """``deadline``: the one enclosing the map call; ``tally``: told of each item as it
-        ends (the progress bar)."""
+        ends (the progress bar); ``parent``: with telemetry, the OpenTelemetry context of
+        the map call (each item's span is its child)."""
         self.spec = spec
         self.items: Iterator[Any] = iter(items)
         self.layer = spec.layer
@@ -119,6 +121,8 @@ class MapDriver:
             first_fast=first_fast,
             gate=gate,
             ambient=deadline,
+            calls=_calls(judge, self.layer),
+            parent=parent,
         )
         #: how one item starts, and (optionally) how many items start at once
         self.start: Callable[[int, Any], None] = self.paths.start
@@ -224,6 +228,15 @@ class MapDriver:
         finally:  # also when this close is itself cancelled
             if self.transport is not None:
                 await self.transport.close(abort=abort)
+
+
+def _calls(judge: Judge, layer: Any) -> Any:
+    """The items' call spans, with ``telemetry=True`` (else None)."""
+    if not judge.options["telemetry"]:
+        return None
+    from opero.telemetry import Calls
+
+    return Calls(judge.name, layer is not None)
 
 
 def _threads(spec: MapSpec, paced: bool, alone: bool) -> Transport:
