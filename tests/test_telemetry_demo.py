@@ -25,6 +25,12 @@ def test_the_demo_prints_the_span_tree_of_its_tour() -> None:
     assert (
         "    opero.attempt fallback.value='small' attempt.outcome=success" in lines
     )  # section 3: the third model answered
+    items = lines[
+        lines.index(
+            "7. operomap: 40 prompts over 4 threads, fallbacks per item, one global rate limit"
+        ) :
+    ]
+    assert any(line.startswith("  opero main.<locals>.answer cache.hit=False") for line in items)
 
 
 def test_without_the_sdk_the_demo_says_what_to_install() -> None:

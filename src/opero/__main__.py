@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
-import re
 import sys
 import time
 from typing import Any
@@ -99,7 +98,7 @@ def _start_tracing() -> str | None:
 
 
 def _print_tree() -> None:
-    """The recorded spans as a tree; identical neighbours (durations aside) shown once."""
+    """The recorded spans as a tree; siblings alike (waits aside) shown once."""
     _close_section()
     spans = TRACE[0].get_finished_spans()
     kids: dict[Any, list[Any]] = {}
@@ -123,19 +122,17 @@ def _print_tree() -> None:
         return out
 
     def group(siblings: list[Any], depth: int) -> list[list[str]]:
-        blocks: list[list[str]] = []
-        last, times = None, 0
-        for sibling in siblings:
+        """Calls alike are shown once; attempts alike only when they follow each other."""
+        shapes: dict[Any, list[Any]] = {}  # first seen first
+        for n, sibling in enumerate(siblings):
             block = lines(sibling, depth)
-            if last is not None and _shape(block) == _shape(last):
-                times += 1
+            key = (n, *block) if sibling.name == "opero.attempt" else _shape(block)
+            last = list(shapes.values())[-1] if shapes else None
+            if last is not None and sibling.name == "opero.attempt" and last[0] == block:
+                last[1] += 1
                 continue
-            if last is not None:
-                blocks.append(_times(last, times))
-            last, times = block, 1
-        if last is not None:
-            blocks.append(_times(last, times))
-        return blocks
+            shapes.setdefault(key, [block, 0])[1] += 1
+        return [_times(block, times) for block, times in shapes.values()]
 
     say()
     say(f"== the span tree of the tour ({len(spans)} spans)")
@@ -144,13 +141,17 @@ def _print_tree() -> None:
             say(line)
 
 
-def _shape(block: list[str]) -> list[str]:
-    """A block without the lengths of its waits."""
-    return [re.sub(r" [0-9.]+s$", "", line) for line in block]
+def _shape(block: list[str]) -> tuple[str, ...]:
+    """A block without its waits."""
+    return tuple(line for line in block if not line.lstrip().startswith("~ wait"))
 
 
 def _times(block: list[str], times: int) -> list[str]:
-    return block if times == 1 else [f"{block[0]}  (x{times})", *block[1:]]
+    if times == 1:
+        return block
+    waits = any(line.lstrip().startswith("~ wait") for line in block)
+    note = f"x{times}, the waits of the first" if waits else f"x{times}"
+    return [f"{block[0]}  ({note})", *block[1:]]
 
 
 def main(argv: list[str] | None = None) -> int:
