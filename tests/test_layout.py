@@ -30,6 +30,7 @@ RANK = {
     "backends": 4,
     "maps": 5,
     "decorators": 6,
+    "telemetry": 6,  # the public switch of telemetry (its parts live in core)
     "testing": 7,
     "__main__": 7,
     "": 8,  # the package's __init__: re-exports only

@@ -101,7 +101,7 @@ class Watch:
         adds the OpenTelemetry observer, told first (its attempt span is current while
         the ``on_attempt`` hook runs)."""
         if options.get("telemetry"):
-            from opero.telemetry import observer
+            from opero.core.telemetry import observer
 
             observers = (observer(), *observers)
         hooks = (options["on_attempt"], options["on_wait"], options["on_give_up"])

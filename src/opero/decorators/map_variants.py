@@ -98,7 +98,7 @@ def runner_for(
     def pick() -> tuple[R, Any]:
         if not (setting or (setting is None and ambient.traced)):
             return runner, None
-        from opero.telemetry import current
+        from opero.core.telemetry import current
 
         if setting:
             return runner, current()

@@ -113,7 +113,7 @@ def assemble(
     if judge.deadline is not None:
         wrapper = within_deadline(wrapper, judge.deadline, judge.is_async)
     if setting:
-        from opero.telemetry import traced
+        from opero.core.telemetry import traced
 
         wrapper = traced(wrapper, judge.name, judge.is_async, cache is True)
     return wrapper

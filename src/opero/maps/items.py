@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
     from opero.core.judge import Judge
+    from opero.core.telemetry import Calls
     from opero.maps.attempts import Outcome
     from opero.maps.completion import Completion
     from opero.maps.stop import WorkerGate
     from opero.maps.transport import Transport
-    from opero.telemetry import Calls
 
 __all__ = ["ItemPaths", "Missed"]
 

@@ -234,7 +234,7 @@ def _calls(judge: Judge, layer: Any) -> Any:
     """The items' call spans, with ``telemetry=True`` (else None)."""
     if not judge.options["telemetry"]:
         return None
-    from opero.telemetry import Calls
+    from opero.core.telemetry import Calls
 
     return Calls(judge.name, layer is not None)
 
