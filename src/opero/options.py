@@ -95,24 +95,19 @@ def _budget(name: str, value: object) -> RetryBudget | None:
         ) from None
 
 
-OTEL_MISSING = (
-    "opero's telemetry needs the OpenTelemetry API, which is not installed: "
-    "pip install 'opero[otel]' (or opentelemetry-api)"
-)
+OTEL_MISSING = "opero's telemetry needs the OpenTelemetry API: pip install 'opero[otel]'"
 
 
 def require_otel() -> None:
     """Raise ``ImportError`` naming the ``opero[otel]`` extra when the API is missing."""
     try:
-        import opentelemetry.metrics
-        import opentelemetry.trace  # noqa: F401
+        import opentelemetry.trace  # noqa: F401 (it imports the rest of the API it needs)
     except ImportError as exc:
         raise ImportError(OTEL_MISSING) from exc
 
 
 def _telemetry(name: str, value: object) -> bool | None:
-    """True, False or None (follow :func:`opero.telemetry.enable`); True needs the
-    OpenTelemetry API (the ``opero[otel]`` extra), checked here, at decoration."""
+    """True, False or None (follow ``opero.telemetry.enable()``); True needs the API."""
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"{name} must be True, False or None, got {value!r}")
     if value:
