@@ -189,8 +189,10 @@ def test_a_cooldown_is_shared_by_two_processes_through_redis(redis_url: str) -> 
 async def test_cancelled_waits_give_their_redis_slots_back(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, limits: object, first_wait: float
 ) -> None:
-    """100 waits cancelled by ``asyncio.wait_for`` at 2/s: the next call waits as if they had
-    never been made (the server's schedule, not only its last booking, is given back)."""
+    """40 waits cancelled by ``asyncio.wait_for`` at 2/s: the next call waits as if they had
+    never been made (the server's schedule, not only its last booking, is given back). (40,
+    not more: a burst of connections to one server on a loaded machine may outlast the
+    client's 0.5 s timeout, and a call whose limiter is unreachable is admitted at once.)"""
     from opero.core.clock import CLOCK
 
     monkeypatch.setattr(CLOCK, "monotonic", lambda: 0.0)
@@ -216,10 +218,12 @@ async def test_cancelled_waits_give_their_redis_slots_back(
 
     assert await f() == 1  # admitted at once
     outcomes = await asyncio.gather(
-        *(asyncio.wait_for(f(), 2.0) for _ in range(100)), return_exceptions=True
+        *(asyncio.wait_for(f(), 2.0) for _ in range(40)), return_exceptions=True
     )
-    assert all(isinstance(o, TimeoutError) for o in outcomes)
-    assert len(asked) == 100 and max(asked) > 40  # all were booked on the server
+    assert all(isinstance(o, TimeoutError) for o in outcomes), [
+        o for o in outcomes if not isinstance(o, TimeoutError)
+    ][:3]
+    assert len(asked) == 40 and max(asked) > 15  # all were booked on the server
     hang = False
     asked.clear()
     assert await f() == 1
