@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -113,34 +110,3 @@ def test_public_api() -> None:
     assert issubclass(opero_pkg.AllFailedError, opero_pkg.OperoError)
     assert issubclass(opero_pkg.OperomapError, ExceptionGroup)
     assert issubclass(opero_pkg.OperoBackendWarning, Warning)
-
-
-def test_type_hints_preserved_for_type_checkers() -> None:
-    """tests/typing/api.py is never run: mypy reads its assert_type lines."""
-    root = Path(__file__).parent
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-incremental",
-            str(root / "typing" / "api.py"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=root.parent,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_type_hints_seen_by_pyright() -> None:
-    """pyright reads the same file: options and wrappers keep their types there too."""
-    root = Path(__file__).parent
-    result = subprocess.run(
-        [sys.executable, "-m", "pyright", str(root / "typing" / "api.py")],
-        capture_output=True,
-        text=True,
-        cwd=root.parent,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

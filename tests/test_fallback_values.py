@@ -212,28 +212,3 @@ print(ask("hi", model=fallback("x", "y")), ask("hi"), ask("hi", model=("a", "b")
     ]
     assert outputs[0] == "computed\ncomputed\nhix hia hia\n"
     assert outputs[1] == "hix hia hia\n"
-
-
-# ----- what type checkers see ---------------------------------------------------------
-TYPING_CASES = ROOT / "tests" / "typing" / "fallback_values.py"
-
-
-@pytest.mark.parametrize(
-    "checker",
-    [
-        ["-m", "mypy", "--strict", "--no-incremental"],
-        ["-m", "pyright"],
-    ],
-    ids=["mypy", "pyright"],
-)
-def test_type_checkers_accept_fallback_and_report_wrong_values(checker: list[str]) -> None:
-    """tests/typing/fallback_values.py: each reported error has its ignore comment, and
-    both checkers fail on an ignore comment that is not needed."""
-    result = subprocess.run(
-        [sys.executable, *checker, str(TYPING_CASES)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
