@@ -5,6 +5,7 @@ in worker processes (the spans are recorded in the caller)."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -39,17 +40,22 @@ def check_tree(name: str, caller: Any, items: int, failed_first: int) -> None:
     assert outcomes == ["failure"] * failed_first + ["success"] * items
 
 
-@pytest.mark.parametrize("mode", ["thread", "process"])
+@pytest.mark.parametrize("mode", ["thread", "process", "executor"])
 def test_item_spans_are_children_of_the_span_current_at_the_map_call(
     otel: Any, mode: str, tmp_path: Any
 ) -> None:
+    where: dict[str, Any] = {"mode": mode}
+    if mode == "executor":  # (Dask maps take this path too)
+        where = {"executor": ThreadPoolExecutor(2)}
     squares = operomap(
-        mode=mode, workers=2, cache=False, retries=1, min_delay=0, progress=False, telemetry=True
+        **where, workers=2, cache=False, retries=1, min_delay=0, progress=False, telemetry=True
     )(flaky_square)
     xs = list(range(6))
     with trace.get_tracer("test").start_as_current_span("caller") as caller:
         assert squares(xs, str(tmp_path)) == [x * x for x in xs]
     check_tree(flaky_square.__qualname__, caller, 6, 3)
+    if mode == "executor":
+        where["executor"].shutdown()
 
 
 def test_cache_hits_of_a_map_and_enable_on_a_map_decorated_before(otel: Any) -> None:
