@@ -39,40 +39,43 @@ def _pid_after(args: tuple[float, str]) -> int:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_a_slow_item_fails_at_its_deadline_and_the_others_succeed(mode: str) -> None:
-    mapped = operomap(mode=mode, workers=2, deadline=0.3, **QUIET)(nap)
-    mapped([0.0, 0.0])  # process workers started and warm
+    # a budget wide enough for a worker to start on a busy machine (an item's budget counts
+    # from when the map takes it up, waiting for a worker included)
+    mapped = operomap(mode=mode, workers=2, deadline=1.5, **QUIET)(nap)
+    mapped([0.0] * 4)  # process workers started and warm
     started = time.monotonic()
-    results = mapped([2.0] + [0.01] * 8)
+    results = mapped([6.0] + [0.01] * 8)
     elapsed = time.monotonic() - started
     assert isinstance(results[0], DeadlineExceededError), results[0]
     assert isinstance(results[0], TimeoutError) and isinstance(results[0], OperoError)
     assert results[1:] == [0.01] * 8
-    assert elapsed < 1.5, elapsed  # not the 2 s of the slow item
+    assert elapsed < 4.5, elapsed  # not the 6 s of the slow item
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_an_item_cut_at_its_deadline_does_not_hold_its_worker(mode: str) -> None:
-    """One worker: the first item sleeps 2 s and is cut at 0.3 s. Items taken up after that
-    still get a worker (a thread is added while the cut attempt runs on; the process running
-    it is replaced) and succeed."""
-    mapped = operomap(mode=mode, workers=1, deadline=0.3, **QUIET)(nap)
+    """One worker: the first item sleeps 6 s and is cut at 1.5 s (wide enough for a new
+    worker process to start on a busy machine). Items taken up after that still get a worker
+    (a thread is added while the cut attempt runs on; the process running it is replaced) and
+    succeed."""
+    mapped = operomap(mode=mode, workers=1, deadline=1.5, **QUIET)(nap)
     mapped([0.0])
     started = time.monotonic()
-    results = mapped([2.0] + [0.01] * 20)
+    results = mapped([6.0] + [0.01] * 20)
     elapsed = time.monotonic() - started
     assert isinstance(results[0], DeadlineExceededError)
     # the items taken up with the slow one (while it held the worker) may run out of time;
     # those taken up after it was cut succeed
     assert results[-8:] == [0.01] * 8, results
-    assert elapsed < 1.8, elapsed
+    assert elapsed < 5, elapsed  # not the 6 s of the slow item
 
 
 @pytest.mark.timeout(60)
 def test_a_process_whose_attempt_was_cut_is_replaced(tmp_path: Any) -> None:
     note = str(tmp_path / "pid")
-    mapped = operomap(mode="process", workers=1, deadline=0.3, **QUIET)(_pid_after)
-    results = mapped([(2.0, note)] + [(0.0, "")] * 12)
+    mapped = operomap(mode="process", workers=1, deadline=1.5, **QUIET)(_pid_after)
+    results = mapped([(6.0, note)] + [(0.0, "")] * 12)
     assert isinstance(results[0], DeadlineExceededError)
     with open(note) as inp:
         cut = int(inp.read())
