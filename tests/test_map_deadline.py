@@ -116,16 +116,17 @@ def test_a_map_inside_a_deadline_starts_no_item_after_it(mode: str) -> None:
     mapped = operomap(mode=mode, workers=1, **QUIET)(nap)
     mapped([0.0])
     started = time.monotonic()
-    with opero.deadline(0.5):
-        results = mapped([0.2] * 10)
+    with opero.deadline(2.5):  # wide: a worker process may be slow to start on a busy machine
+        results = mapped([0.5] * 10)
     elapsed = time.monotonic() - started
-    done = [r for r in results if r == 0.2]
+    done = [r for r in results if r == 0.5]
     refused = [r for r in results if isinstance(r, DeadlineExceededError)]
-    assert 1 <= len(done) <= 3
+    assert 1 <= len(done) <= 5
     assert len(done) + len(refused) == 10
     assert any("not started" in str(r) for r in refused)
-    assert elapsed < 1.5, elapsed
-    assert mapped.stats().attempts <= 1 + 4  # the warm-up, and at most 4 attempts under it
+    assert elapsed < 4.5, elapsed  # not the 5 s of every item
+    # the warm-up, the items done and at most one attempt cut at the deadline
+    assert mapped.stats().attempts <= 1 + len(done) + 1
 
 
 def test_an_async_map_inside_a_deadline_starts_no_item_after_it() -> None:
