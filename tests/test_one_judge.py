@@ -75,13 +75,17 @@ MAPS: dict[str, tuple[Callable[..., Any], str]] = {
 #: all run in async maps and in calls; "single" fallback and retries 0/1 in thread maps.
 FEW = ("plain", "rate_limit", "timeout")
 Way = tuple[str, str, tuple[str, ...], dict[str, tuple[Any, ...]]]
+#: rules decided in the caller alike for every transport: budgets and hooks run in thread and
+#: async maps and in calls; process maps keep the result check and deadlines (their
+#: outcomes cross the process boundary)
+CALLER: dict[str, tuple[Any, ...]] = {"budget": ("none",), "hooks": ("none",)}
 MAP_WAYS: list[Way] = [
     ("thread", "one", ("plain",), {"retries": (2,)}),
     ("thread", "all", FEW, {}),
     ("async", "one", FEW, {"retries": (2,)}),
     ("async", "all", tuple(ROUTES), {}),
-    ("process", "all", FEW, {"retries": (2,), "fallback": ("none", "list")}),
-    ("process_async", "all", ("plain",), {"retries": (2,), "fallback": ("none", "list")}),
+    ("process", "all", FEW, {"retries": (2,), "fallback": ("none", "list")} | CALLER),
+    ("process_async", "all", ("plain",), {"retries": (2,), "fallback": ("none", "list")} | CALLER),
 ]
 MAP_STATS = jm.MAP_STATS
 
