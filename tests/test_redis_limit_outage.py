@@ -77,5 +77,7 @@ def test_no_burst_when_redis_dies_and_comes_back(
     assert any(issubclass(w.category, OperoBackendWarning) for w in caught)  # it did fall back
     assert own_redis.client().keys("*"), "the restarted server was never used again"
     most = _most_in_a_window(starts)
-    assert most <= RATE + 1 + 5, (most, sorted(round(s - min(starts), 3) for s in starts))
+    # a burst would be the 32 workers at once on top of the rate; a busy machine (coverage, other
+    # processes) may bunch a few admissions into one window: 20 % of slack, not more
+    assert most <= RATE * 1.2, (most, sorted(round(s - min(starts), 3) for s in starts))
     assert max(starts) - min(starts) >= 299 / RATE * 0.95  # the limit held on the whole
