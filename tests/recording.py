@@ -12,9 +12,16 @@ class RecordingLimiter:
     def __init__(self, decorated: Any) -> None:
         self.real = decorated.__opero_judge__.limiter
         self.limits = self.real.limits
+        self.listens = self.real.listens
         self.booked: list[float] = []
         self._lock = threading.Lock()
         decorated.__opero_judge__.limiter = self
+
+    def peek(self, now: float, costs: Any = None) -> float:
+        return float(self.real.peek(now, costs))
+
+    def heard(self, ok: bool, outcome: Any, costs: Any) -> None:
+        self.real.heard(ok, outcome, costs)
 
     def reserve(self, now: float, costs: Any = None) -> float:
         at: float = self.real.reserve(now, costs)

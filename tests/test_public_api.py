@@ -8,6 +8,7 @@ import pkgutil
 import opero
 
 PUBLIC = {
+    "Adaptive",
     "AllFailedError",
     "Attempt",
     "AttemptDetails",
@@ -29,6 +30,7 @@ PUBLIC = {
     "RemoteError",
     "RetryBudget",
     "RetryDetails",
+    "Service",
     "Stats",
     "UnpicklableError",
     "WaitDetails",

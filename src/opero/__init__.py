@@ -32,10 +32,12 @@ from opero.errors import (
     UnpicklableError,
     WorkerCrashedError,
 )
-from opero.policy import RetryBudget, fallback
+from opero.policy import Adaptive, RetryBudget, fallback
 from opero.rates import Limit
+from opero.service import Service
 
 __all__ = [
+    "Adaptive",
     "AllFailedError",
     "Attempt",
     "AttemptDetails",
@@ -57,6 +59,7 @@ __all__ = [
     "RemoteError",
     "RetryBudget",
     "RetryDetails",
+    "Service",
     "Stats",
     "UnpicklableError",
     "WaitDetails",

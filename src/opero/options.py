@@ -23,9 +23,11 @@ from opero.checks import (
     check_callable,
     check_choice,
     check_concurrency,
+    check_effect,
     check_executor,
     check_hook,
     check_int,
+    check_map,
     check_mode,
     check_number,
     check_parameter,
@@ -37,8 +39,9 @@ from opero.checks import (
     check_text,
     check_workers,
 )
-from opero.policy import RetryBudget
-from opero.rates import Limit, RateLimit, limits_of
+from opero.policy import Adaptive, RetryBudget
+from opero.rates import RateLimit
+from opero.service import Service, pacing_of
 
 __all__ = [
     "CACHE_BACKENDS",
@@ -58,6 +61,7 @@ __all__ = [
 CACHE_BACKENDS = ("memory", "disk", "redis")
 RATE_LIMIT_BACKENDS = ("memory", "redis")
 SERIALIZERS = ("pickle", "json")
+STRATEGIES = ("order", "spread")
 
 Check = Callable[[str, Any], Any]  #: ``check(name, value)`` returns the value to keep, or raises
 Hook = Callable[[Any], object]
@@ -76,8 +80,8 @@ class Opt:
         return f"Opt({self.default!r})"
 
 
-def _rate(name: str, value: object) -> tuple[Limit, ...] | None:
-    return limits_of(value, name)
+def _rate(name: str, value: object) -> object:
+    return pacing_of(name, value)
 
 
 def _budget(name: str, value: object) -> RetryBudget | None:
@@ -138,7 +142,10 @@ class OperoOptions(TypedDict, total=False):
     jitter: Annotated[bool, Opt(True, check_bool)]
     timeout: Annotated[float | None, Opt(None, check_positive_or_none)]
     arg_fallback: Annotated[str | None, Opt(None, check_parameter)]
-    rate_limit: Annotated[RateLimit | None, Opt(None, _rate)]
+    rate_limit: Annotated[
+        RateLimit | Adaptive | Service | Mapping[Any, RateLimit | Adaptive | Service] | None,
+        Opt(None, _rate),
+    ]
     rate_limit_backend: Annotated[
         str, Opt("memory", partial(check_choice, accepted=RATE_LIMIT_BACKENDS))
     ]
@@ -148,6 +155,10 @@ class OperoOptions(TypedDict, total=False):
     deadline: Annotated[float | None, Opt(None, check_positive_or_none)]
     retry_on_result: Annotated[Callable[[Any], bool] | None, Opt(None, check_predicate)]
     retry_budget: Annotated[RetryBudget | float | None, Opt(None, _budget)]
+    fallback_strategy: Annotated[str, Opt("order", partial(check_choice, accepted=STRATEGIES))]
+    hedge: Annotated[float | None, Opt(None, check_positive_or_none)]
+    hedge_max: Annotated[int, Opt(1, partial(check_int, minimum=1))]
+    cache_stream_max: Annotated[int, Opt(10_000, partial(check_int, minimum=0))]
     on_retry: Annotated[Hook | None, Opt(None, check_hook)]
     on_fallback: Annotated[Hook | None, Opt(None, check_hook)]
     on_cache_hit: Annotated[Hook | None, Opt(None, check_hook)]
@@ -220,58 +231,10 @@ def resolve(values: Mapping[str, Any], *, map_options: bool = False) -> Any:
             f"max_delay must be >= min_delay, got max_delay={checked['max_delay']!r} "
             f"< min_delay={checked['min_delay']!r}"
         )
-    _check_effect(values, checked)
+    check_effect(values, checked)
     if map_options:
-        _check_map(checked)
+        check_map(checked)
     return _Frozen(checked)
-
-
-def _check_effect(given: Mapping[str, Any], checked: dict[str, Any]) -> None:
-    """Refuse an explicitly given option that cannot have an effect with the others."""
-    backend = checked["cache_backend"]
-    if given.get("cache_dir") is not None and backend != "disk":
-        raise ValueError(
-            f"cache_dir={given['cache_dir']!r} has no effect with cache_backend={backend!r}: "
-            "cache_dir is the directory of cache_backend='disk'"
-        )
-    if given.get("cache_url") is not None and "redis" not in (
-        backend,
-        checked["rate_limit_backend"],
-    ):
-        raise ValueError(
-            "cache_url has no effect unless cache_backend='redis' or rate_limit_backend='redis' "
-            f"(got cache_backend={backend!r}, rate_limit_backend="
-            f"{checked['rate_limit_backend']!r})"
-        )
-    if "cache_serializer" in given and backend == "memory":
-        raise ValueError(
-            f"cache_serializer={given['cache_serializer']!r} has no effect with "
-            "cache_backend='memory' (memory keeps the objects themselves); it applies to "
-            "'disk' and 'redis'"
-        )
-    if "cooldown_after" in given and checked["cooldown"] is None:
-        raise ValueError(
-            f"cooldown_after={given['cooldown_after']!r} has no effect without cooldown= "
-            "(the seconds a failing value is skipped)"
-        )
-    if given.get("on_breaker") is not None and checked["cooldown"] is None:
-        raise ValueError(
-            "on_breaker has no effect without cooldown= (breakers open only with cooldowns)"
-        )
-    if given.get("on_cache_hit") is not None and not checked["cache"]:
-        raise ValueError("on_cache_hit has no effect with cache=False: nothing is cached")
-
-
-def _check_map(checked: dict[str, Any]) -> None:
-    mode, executor = checked["mode"], checked["executor"]
-    address, client = checked["address"], checked["client"]
-    if (address is not None or client is not None) and (mode != "dask" or executor is not None):
-        raise ValueError(
-            f"address= and client= go with mode='dask' (and no executor=), got mode={mode!r}"
-            + (" and an executor" if executor is not None else "")
-        )
-    if address is not None and client is not None:
-        raise ValueError("give address= or client=, not both")
 
 
 def retry_types(options: OperoOptions) -> tuple[type[BaseException], ...]:

@@ -1,12 +1,16 @@
-"""What users write to say how attempts are judged: a retry budget, and the values to fall
-back through (typed as one value, so type checkers accept them where one value goes)."""
+"""What users write to say how attempts are judged: a retry budget, a rate limit that learns
+(:class:`Adaptive`), and the values to fall back through (typed as one value, so type
+checkers accept them where one value goes)."""
 
 from __future__ import annotations
 
 import math
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-__all__ = ["Fallbacks", "RetryBudget", "fallback"]
+from opero.rates import per_second
+
+__all__ = ["Adaptive", "Fallbacks", "RetryBudget", "fallback"]
 
 T = TypeVar("T")
 
@@ -70,3 +74,52 @@ def fallback(*values: T) -> T:
     if not values:
         raise ValueError("fallback() needs at least one value to try")
     return Fallbacks(values)  # type: ignore[return-value]
+
+
+class Adaptive:
+    """A rate limit that learns what the server accepts: it starts at ``start`` (a rate:
+    a number per second or ``"N/minute"``-style text), lowers the rate by ``decrease``
+    (x 0.7) on each throttling signal (a 429, or a failure carrying a server-directed
+    delay; one burst of them counts once) and raises it again on successes along a CUBIC
+    curve (scaling constant ``scale``, 0.4), never above ``max`` (None: no ceiling) nor
+    below ``min``. Successful results that carry rate-limit headers (``x-ratelimit-*``,
+    ``anthropic-ratelimit-*``; found on ``result.headers`` or by ``headers_of(result)``)
+    spread the requests that remain evenly until the reset."""
+
+    __slots__ = ("decrease", "given", "headers_of", "max", "min", "scale", "start")
+
+    def __init__(
+        self,
+        start: float | str = "1/s",
+        max: float | str | None = None,
+        min: float | str = "1/minute",
+        *,
+        headers_of: Callable[[Any], Mapping[str, str] | None] | None = None,
+        decrease: float = 0.7,
+        scale: float = 0.4,
+    ) -> None:
+        self.given = (start, max, min)
+        self.start = per_second(start, "Adaptive(start)")
+        self.max = None if max is None else per_second(max, "Adaptive(max)")
+        self.min = per_second(min, "Adaptive(min)")
+        if self.max is not None and self.max < self.start:
+            raise ValueError(f"Adaptive: max={max!r} is below start={start!r}")
+        if self.min > self.start:
+            raise ValueError(f"Adaptive: min={min!r} is above start={start!r}")
+        if isinstance(decrease, bool) or not isinstance(decrease, int | float):
+            raise TypeError(f"Adaptive(decrease=) must be a number, got {decrease!r}")
+        if not 0 < decrease < 1:
+            raise ValueError(f"Adaptive(decrease=) must be between 0 and 1, got {decrease!r}")
+        if isinstance(scale, bool) or not isinstance(scale, int | float):
+            raise TypeError(f"Adaptive(scale=) must be a number, got {scale!r}")
+        if not scale > 0 or math.isinf(scale):
+            raise ValueError(f"Adaptive(scale=) must be a finite number > 0, got {scale!r}")
+        if headers_of is not None and not callable(headers_of):
+            raise TypeError(f"Adaptive(headers_of=) must be a callable, got {headers_of!r}")
+        self.decrease = float(decrease)
+        self.scale = float(scale)
+        self.headers_of = headers_of
+
+    def __repr__(self) -> str:
+        start, top, bottom = self.given
+        return f"Adaptive(start={start!r}, max={top!r}, min={bottom!r})"

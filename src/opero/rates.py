@@ -63,11 +63,18 @@ class Limit:
     """One rate limit: ``rate`` units per second (a number, or a string like
     ``"30000/minute"``), each attempt using ``cost(*args, **kwargs)`` units (1 without
     ``cost``). ``cost`` gets the arguments of the attempt as the function gets them (the
-    fallback value of that attempt in place) and returns a number >= 0."""
+    fallback value of that attempt in place) and returns a number >= 0. ``actual``, if given,
+    gets the result of a successful attempt and returns the units it really used (an LLM
+    answer's ``usage.total_tokens``): the schedule is moved by the difference."""
 
-    __slots__ = ("cost", "given", "rate")
+    __slots__ = ("actual", "cost", "given", "rate")
 
-    def __init__(self, rate: float | str, cost: Callable[..., float] | None = None) -> None:
+    def __init__(
+        self,
+        rate: float | str,
+        cost: Callable[..., float] | None = None,
+        actual: Callable[[Any], float] | None = None,
+    ) -> None:
         self.rate = per_second(rate, "Limit(rate)")
         self.given = rate
         if cost is not None:
@@ -79,6 +86,9 @@ class Limit:
                     f"book its admission, got the coroutine function {cost!r}"
                 )
         self.cost = cost
+        if actual is not None and not callable(actual):
+            raise TypeError(f"Limit(actual=) must be a callable, got {actual!r}")
+        self.actual = actual
 
     def __repr__(self) -> str:
         cost = "" if self.cost is None else f", cost={getattr(self.cost, '__name__', self.cost)}"
@@ -87,10 +97,10 @@ class Limit:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Limit):
             return NotImplemented
-        return self.rate == other.rate and self.cost is other.cost
+        return (self.rate, self.cost, self.actual) == (other.rate, other.cost, other.actual)
 
     def __hash__(self) -> int:
-        return hash((self.rate, id(self.cost)))
+        return hash((self.rate, id(self.cost), id(self.actual)))
 
 
 RateLimit: TypeAlias = float | str | Limit | Sequence[float | str | Limit]

@@ -5,20 +5,22 @@ rate-limit admission. :class:`~opero.core.judge.Judge` is built on it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from opero.core.call import Booking, Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import expired
+from opero.core.holds import Holds
 from opero.rates import Limit, cost_of
 
 if TYPE_CHECKING:
-    from opero.core.holds import Holds
     from opero.core.retry import Attempts
+    from opero.core.routes import Route
     from opero.core.stats import Counters
     from opero.limits.base import Limiter
+    from opero.limits.running import RunningLimit
 
 __all__ = ["BeforeAttempt"]
 
@@ -33,6 +35,12 @@ class BeforeAttempt:
     #: the limits the limiter books, and whether any is weighted (a cost per attempt)
     limits: tuple[Limit, ...]
     weighted: bool
+    #: per fallback value: the budget each value answers to (None: the function's)
+    route: Route | None
+    #: ``fallback_strategy="spread"``: each attempt goes to the value admitted soonest
+    spread: bool
+    #: the concurrency cap of a service the whole function uses
+    service_slots: RunningLimit | None
     _walk: Callable[[Call], Attempts]
 
     def gate(self, call: Call) -> float:
@@ -41,10 +49,15 @@ class BeforeAttempt:
         when no value is left to try, or when the call's deadline would pass first."""
         if call.deadline is not None:
             self.time_left(call)
-        if not self.holds.active:
+        if self.spread and call.values is not None:
+            walk = self._walk(call)
+            choice = self.holds.choose(walk, lambda n: self._soonest(call, n))
+        elif not self.holds.active:
             return 0.0
-        walk = self._walk(call)
-        index, next_round, wait, call.ticket = self.holds.choose(walk)
+        else:
+            walk = self._walk(call)
+            choice = self.holds.choose(walk, single=call.single)
+        index, next_round, wait, call.ticket = choice
         walk.move(index, next_round)
         if wait <= 0 or CLOCK.zero_waits:
             return 0.0
@@ -72,45 +85,83 @@ class BeforeAttempt:
         if seconds > 0:
             self.counters.waited(seconds)
 
-    def _costs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[float] | None:
-        if not self.weighted:
+    def limiter_of(self, call: Call, index: int | None = None) -> Limiter | None:
+        """The limiter of the next attempt (or of fallback position ``index``)."""
+        route = self.route
+        if route is None:
+            return self.limiter
+        key = call.key if index is None else Holds.key(call.values, index)
+        gate = route.gate(key)
+        return None if gate is None else gate.limiter
+
+    def value_slots(self, call: Call) -> RunningLimit | None:
+        """The concurrency cap of the value (or service) of the next attempt, taken after
+        its value is chosen, besides the function's own (``concurrency=``)."""
+        route = self.route
+        if route is None:
+            return self.service_slots
+        gate = route.gate(call.key)
+        return None if gate is None else gate.slots
+
+    def _costs(self, limiter: Limiter, call: Call, index: int | None = None) -> list[float] | None:
+        limits: tuple[Limit, ...] = limiter.limits if limiter is not self.limiter else self.limits
+        if limiter is self.limiter and not self.weighted:
             return None
-        return [cost_of(limit, args, kwargs) for limit in self.limits]
+        if not any(limit.cost is not None for limit in limits):
+            return None
+        calls = call.calls
+        if calls is None:
+            args, kwargs = call.args, call.kwargs
+        else:
+            args, kwargs = calls[call.index if index is None else index]
+        return [cost_of(limit, args, kwargs) for limit in limits]
+
+    def _soonest(self, call: Call, index: int) -> float:
+        """Seconds until fallback position ``index`` would be admitted (spread strategy)."""
+        limiter = self.limiter_of(call, index)
+        if limiter is None:
+            return 0.0
+        now = CLOCK.monotonic()
+        return limiter.peek(now, self._costs(limiter, call, index)) - now
 
     def book(self, call: Call) -> Booking | None:
         """Book the rate-limit admission of the next attempt (None: it may start now)."""
-        limiter = self.limiter
+        limiter = self.limiter_of(call)
         if limiter is None:
             return None
-        costs = self._costs(*call.attempt_args())
+        costs = self._costs(limiter, call)
+        if limiter.listens:
+            call.limiter, call.costs = limiter, costs
         if CLOCK.zero_waits:
             return None
         now = CLOCK.monotonic()
-        return self._booked(call, now, limiter.reserve(now, costs))
+        return self._booked(call, limiter, now, limiter.reserve(now, costs))
 
     async def book_async(self, call: Call) -> Booking | None:
         """:meth:`book` for async callers (a Redis limiter is awaited)."""
-        limiter = self.limiter
+        limiter = self.limiter_of(call)
         if limiter is None or not hasattr(limiter, "reserve_async"):
             return self.book(call)
-        costs = self._costs(*call.attempt_args())
+        costs = self._costs(limiter, call)
+        if limiter.listens:
+            call.limiter, call.costs = limiter, costs
         if CLOCK.zero_waits:
             return None
         now = CLOCK.monotonic()
-        return self._booked(call, now, await limiter.reserve_async(now, costs))
+        return self._booked(call, limiter, now, await limiter.reserve_async(now, costs))
 
-    def _booked(self, call: Call, now: float, at: float) -> Booking | None:
+    def _booked(self, call: Call, limiter: Limiter, now: float, at: float) -> Booking | None:
         if at <= now:
             return None
         if call.deadline is not None and at >= call.deadline:  # it could not run: given back
-            assert self.limiter is not None
-            self.limiter.release(at)
+            limiter.release(at)
+            call.limiter = None
             raise self.expired(call)
         logger.trace("{}: rate limit, waiting {:.3f}s", self.name, at - now)
         self.counters.waited(at - now)
-        return Booking(at, at - now)
+        return Booking(at, at - now, limiter)
 
-    def unbook(self, booking: Booking) -> None:
+    def unbook(self, call: Call, booking: Booking) -> None:
         """The attempt was cancelled while it waited for its slot: give the slot back."""
-        assert self.limiter is not None
-        self.limiter.release(booking.at)
+        booking.limiter.release(booking.at)
+        call.limiter = None

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opero.core.fallback import Call as Expanded
-from opero.core.stats import Counters
+from opero.core.stats import Counters, success_key
 
 if TYPE_CHECKING:
     from opero.core.breaker import Ticket
     from opero.core.budget import Budget
     from opero.core.holds import BreakerSet
-    from opero.core.pauses import SharedPauses
+    from opero.core.pauses import Pauses, SharedPauses
     from opero.core.retry import Attempts
+    from opero.core.routes import Route
     from opero.limits.base import Limiter
     from opero.limits.running import RunningLimit
 
@@ -28,7 +29,17 @@ class Services:
     """What the judge of one decorated function asks before an attempt and tells after
     (``pauses``: kept where other processes see them, besides this process's own)."""
 
-    __slots__ = ("breakers", "budget", "counters", "limiter", "pauses", "slots")
+    __slots__ = (
+        "breakers",
+        "budget",
+        "counters",
+        "limiter",
+        "pauses",
+        "pausing",
+        "route",
+        "service_slots",
+        "slots",
+    )
 
     def __init__(
         self,
@@ -38,6 +49,10 @@ class Services:
         breakers: BreakerSet | None = None,
         pauses: SharedPauses | None = None,
         budget: Budget | None = None,
+        *,
+        pausing: Pauses | None = None,
+        route: Route | None = None,
+        service_slots: RunningLimit | None = None,
     ) -> None:
         self.counters = counters if counters is not None else Counters()
         self.budget = budget
@@ -45,6 +60,12 @@ class Services:
         self.slots = slots
         self.breakers = breakers
         self.pauses = pauses
+        #: the pauses the function uses, if not its own (a service's, or routed per value)
+        self.pausing = pausing
+        #: per fallback value: each value's limiter, concurrency cap, pauses and breaker
+        self.route = route
+        #: the concurrency cap of the service the whole function uses (beside its own)
+        self.service_slots = service_slots
 
 
 class Call:
@@ -56,10 +77,13 @@ class Call:
         "args",
         "attempts",
         "calls",
+        "costs",
         "deadline",
         "item",
         "kwargs",
+        "limiter",
         "plain",
+        "single",
         "ticket",
         "values",
         "walk",
@@ -92,11 +116,27 @@ class Call:
         self.attempts = 1 if plain else 0
         #: what the observers of the attempt being made gave back (None: not watched)
         self.watching: list[Any] | None = None
+        #: the limiter that admitted the attempt being made, if it hears outcomes, and the
+        #: units booked for it per limit (None: one each)
+        self.limiter: Limiter | None = None
+        self.costs: list[float] | None = None
+        #: the key of the one fallback value of a call that gives no list of them, when
+        #: values have budgets of their own (else None)
+        self.single: str | None = None
 
     @property
     def index(self) -> int:
         walk = self.walk
         return walk.index if walk is not None else 0
+
+    @property
+    def key(self) -> str | None:
+        """The key of the next attempt's value (pauses, breakers and budgets go by it)."""
+        values = self.values
+        if values is None:
+            return self.single
+        walk = self.walk
+        return success_key(values[walk.index if walk is not None else 0], True)
 
     def attempt_args(self) -> Expanded:
         """The positional and keyword arguments of the next attempt."""
@@ -105,10 +145,12 @@ class Call:
 
 
 class Booking:
-    """A rate-limit admission booked for an attempt: when it is admitted, and the wait till then."""
+    """A rate-limit admission booked for an attempt: when it is admitted, the wait till
+    then, and the limiter that booked it."""
 
-    __slots__ = ("at", "wait")
+    __slots__ = ("at", "limiter", "wait")
 
-    def __init__(self, at: float, wait: float) -> None:
+    def __init__(self, at: float, wait: float, limiter: Limiter) -> None:
         self.at = at
         self.wait = wait
+        self.limiter = limiter

@@ -20,6 +20,7 @@ from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
+from opero.limits.running import RunningLimit
 
 __all__ = ["AsyncInvoke", "Invoke", "drive", "drive_async", "invoker", "invoker_async"]
 
@@ -74,8 +75,8 @@ def _until(judge: Judge, call: Call) -> Any:
         return call_with_timeout(judge.func, args, kwargs, seconds, judge.name, deadline=cut)
 
 
-def _slot(judge: Judge, call: Call) -> None:
-    slots = judge.slots
+def _slot(judge: Judge, call: Call, slots: RunningLimit | None = None) -> None:
+    slots = slots if slots is not None else judge.slots
     assert slots is not None
     started = CLOCK.monotonic()
     if call.deadline is None:
@@ -92,16 +93,21 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
     slots = judge.slots
     if slots is not None:
         _slot(judge, call)
+    held = None
     try:
         while (wait := judge.gate(call)) > 0:
             CLOCK.sleep(wait)
             judge.slept("pause", wait)
+        if judge.shared:
+            held = judge.value_slots(call)
+            if held is not None:
+                _slot(judge, call, held)
         booking = judge.book(call)
         if booking is not None:
             try:
                 CLOCK.sleep(booking.wait)
             except BaseException:
-                judge.unbook(booking)
+                judge.unbook(call, booking)
                 raise
             judge.slept("rate_limit", booking.wait)
         judge.started(call)
@@ -112,6 +118,8 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
         except BaseException as exc:
             return False, exc
     finally:
+        if held is not None:
+            held.release()
         if slots is not None:
             slots.release()
 
@@ -152,16 +160,21 @@ async def _attempt_async(
             if isinstance(exc, TimeoutError) and call.deadline is not None:
                 raise judge.expired(call) from None
             raise
+    held = None
     try:
         while (wait := judge.gate(call)) > 0:
             await CLOCK.async_sleep(wait)
             judge.slept("pause", wait)
+        if judge.shared:
+            held = judge.value_slots(call)
+            if held is not None:
+                await _slot_async(judge, call, held)
         booking = await judge.book_async(call)
         if booking is not None:
             try:
                 await CLOCK.async_sleep(booking.wait)
             except BaseException:
-                judge.unbook(booking)
+                judge.unbook(call, booking)
                 raise
             judge.slept("rate_limit", booking.wait)
         judge.started(call)
@@ -172,14 +185,16 @@ async def _attempt_async(
         except BaseException as exc:
             return False, exc
     finally:
+        if held is not None:
+            held.release()
         if workers is not None:
             workers.release()
         if slots is not None:
             slots.release()
 
 
-async def _slot_async(judge: Judge, call: Call) -> None:
-    slots = judge.slots
+async def _slot_async(judge: Judge, call: Call, slots: RunningLimit | None = None) -> None:
+    slots = slots if slots is not None else judge.slots
     assert slots is not None
     started = CLOCK.monotonic()
     if call.deadline is None:

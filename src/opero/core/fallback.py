@@ -49,21 +49,24 @@ class Fallback:
         self.index = positional.index(param) if param in positional else None
         self.name = getattr(func, "__qualname__", repr(func))
 
+    def _find(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str]:
+        index = self.index
+        if index is not None and index < len(args):
+            return args[index], "args"
+        if self.param in kwargs:
+            return kwargs[self.param], "kwargs"
+        return self.parameter.default, "default"
+
+    def given(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The value the call gives the parameter (one value: not a list of them)."""
+        return self._find(args, kwargs)[0]
+
     def expand(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[list[object], list[Call]] | None:
         """``(values, calls)`` for a list/tuple value, or None when a single value is given."""
         self.signature.bind(*args, **kwargs)  # a call that does not fit raises here
-        index = self.index
-        if index is not None and index < len(args):
-            value = args[index]
-            where = "args"
-        elif self.param in kwargs:
-            value = kwargs[self.param]
-            where = "kwargs"
-        else:
-            value = self.parameter.default
-            where = "default"
+        value, where = self._find(args, kwargs)
         if not isinstance(value, list | tuple):
             return None
         if not value:
@@ -74,6 +77,7 @@ class Fallback:
         calls: list[Call] = []
         for v in value:
             if where == "args":
+                index = self.index
                 assert index is not None
                 calls.append(((*args[:index], v, *args[index + 1 :]), kwargs))
             elif where == "kwargs" or self.parameter.kind is not self.parameter.POSITIONAL_ONLY:

@@ -11,7 +11,7 @@ reported back, so pauses and breakers learn from every caller.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from opero.core.pauses import Pauses, SharedPauses
@@ -44,7 +44,7 @@ Choice = tuple[int, bool, float, "Ticket | None"]
 class Holds:
     """The pauses and breakers of one decorated function."""
 
-    __slots__ = ("breakers", "max_delay", "name", "pauses")
+    __slots__ = ("breakers", "counters", "max_delay", "name", "pauses")
 
     def __init__(
         self,
@@ -53,10 +53,13 @@ class Holds:
         max_delay: float,
         breakers: BreakerSet | None = None,
         shared: SharedPauses | None = None,
+        pauses: Pauses | None = None,
     ) -> None:
         self.name = name
         self.max_delay = max_delay
-        self.pauses = Pauses(counters, max_delay, shared)
+        self.counters = counters
+        #: the function's own pauses, a service's, or both by value (``RoutedPauses``)
+        self.pauses = pauses if pauses is not None else Pauses(counters, max_delay, shared)
         #: the local :class:`~opero.core.breaker.Breakers`, or their Redis twin
         self.breakers = breakers
 
@@ -72,19 +75,36 @@ class Holds:
             return None
         return success_key(values[index], True)
 
-    def choose(self, attempts: Attempts) -> Choice:
+    def choose(
+        self,
+        attempts: Attempts,
+        soonest: Callable[[int], float] | None = None,
+        single: str | None = None,
+    ) -> Choice:
         """The fallback position the next attempt uses, whether it opens the next round,
-        and how long to wait first; raise when no value is left to try."""
+        and how long to wait first; raise when no value is left to try. ``soonest(n)``
+        (the spread strategy): seconds until position ``n`` would be admitted; among the
+        values not yet failed in this round, the one that can start soonest is chosen.
+        ``single``: the key of the one value of a call that gives no list of them, when
+        values have budgets of their own."""
         breakers = self.breakers
         values = attempts.values
-        keys: list[Hashable] = [None] if values is None else [success_key(v, True) for v in values]
+        keys: list[Hashable] = (
+            [single] if values is None else [success_key(v, True) for v in values]
+        )
         probing: set[int] = set()  # half-open values whose one probe another caller holds
         while True:
-            index, wait = self._pick(attempts, keys, attempts.index, probing)
+            if soonest is None:
+                index, wait = self._pick(attempts, keys, attempts.index, probing)
+            else:
+                index, wait = self._spread(attempts, keys, attempts.tried, probing, soonest)
             next_round = False
             if index is None and values is not None and attempts.round <= attempts.rounds - 1:
                 # nothing left in this round: the next round (a skip, not a failure)
-                index, wait = self._pick(attempts, keys, 0, probing)
+                if soonest is None:
+                    index, wait = self._pick(attempts, keys, 0, probing)
+                else:
+                    index, wait = self._spread(attempts, keys, set(), probing, soonest)
                 next_round = index is not None
             if index is None:
                 raise self._nothing_left(attempts, keys)
@@ -113,6 +133,30 @@ class Holds:
                 best, best_wait = n, wait
         return best, (0.0 if best is None else best_wait)
 
+    def _spread(
+        self,
+        attempts: Attempts,
+        keys: list[Hashable],
+        tried: set[int],
+        probing: set[int],
+        soonest: Callable[[int], float],
+    ) -> tuple[int | None, float]:
+        """The live value that can start soonest (its pause and its rate limit alike; ties:
+        the given order), and its pause."""
+        breakers = self.breakers
+        best: int | None = None
+        best_start = best_pause = math.inf
+        for n in range(len(keys)):
+            if n in attempts.dead or n in tried or n in probing:
+                continue
+            if breakers is not None and breakers.back_in(keys[n]) > 0:
+                continue
+            pause = max(self.pauses.remaining(keys[n]), 0.0)
+            start = max(pause, soonest(n))
+            if start < best_start - 1e-9:
+                best, best_start, best_pause = n, start, pause
+        return best, (0.0 if best is None else best_pause)
+
     def _nothing_left(self, attempts: Attempts, keys: list[Hashable]) -> BaseException:
         if attempts.errors:
             return attempts.error()
@@ -130,7 +174,10 @@ class Holds:
     def failed(self, key: str | None, hint: float | None, ticket: Ticket | None = None) -> None:
         """A failed attempt of value ``key``: pause it (server delay) and count it."""
         if hint is not None:
-            self.pauses.pause(key, min(hint, self.max_delay))
+            pauses = self.pauses
+            fresh = pauses.pause(key, min(hint, self.max_delay))
+            if fresh and pauses.counters is not self.counters:
+                self.counters.pauses += 1  # a service's pause, counted by the function too
         if self.breakers is not None:
             self.breakers.failed(key, ticket)
 

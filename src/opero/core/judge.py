@@ -93,8 +93,18 @@ class Judge(BeforeAttempt):
         self.counters = services.counters
         #: pauses and breakers (``holds``: those of another judge of the same function)
         self.holds = holds or Holds(
-            name, self.counters, options["max_delay"], services.breakers, services.pauses
+            name,
+            self.counters,
+            options["max_delay"],
+            services.breakers,
+            services.pauses,
+            services.pausing,
         )
+        self.route = services.route
+        self.service_slots = services.service_slots
+        #: something beside the function's own limits paces it (a service, per-value budgets)
+        self.shared = self.route is not None or self.service_slots is not None
+        self.spread = options["fallback_strategy"] == "spread"
         self.pauses = self.holds.pauses
         self.timeout: float | None = options["timeout"]
         self.on_retry = options["on_retry"]
@@ -109,6 +119,7 @@ class Judge(BeforeAttempt):
         #: a first success needs no judgement, and nothing is needed before a first attempt
         self.plain = (
             self.fallback is None
+            and not self.shared
             and limiter is None
             and slots is None
             and self.holds.breakers is None
@@ -122,7 +133,12 @@ class Judge(BeforeAttempt):
     def paced(self) -> bool:
         """An attempt's admission is decided when it can start (rate limit, concurrency,
         cooldowns): a map sends an attempt only to a free worker, one at a time."""
-        return self.limiter is not None or self.slots is not None or self.holds.breakers is not None
+        return (
+            self.limiter is not None
+            or self.slots is not None
+            or self.holds.breakers is not None
+            or self.shared
+        )
 
     # ----- a call ---------------------------------------------------------------------------
     def call(
@@ -144,6 +160,9 @@ class Judge(BeforeAttempt):
         expanded = fallback.expand(args, kwargs) if fallback is not None else None
         if expanded is None:
             call = Call(args, kwargs, None, None, plain, at)
+            if self.route is not None:  # one value, with a budget of its own
+                assert fallback is not None
+                call.single = success_key(fallback.given(args, kwargs), True)
         else:
             call = Call(args, kwargs, expanded[0], expanded[1], plain, at)
         call.item = item
@@ -153,7 +172,7 @@ class Judge(BeforeAttempt):
         walk = call.walk
         if walk is None:
             param = self.fallback.param if self.fallback is not None else None
-            walk = call.walk = Attempts(self.schedule, self.name, param, call.values)
+            walk = call.walk = Attempts(self.schedule, self.name, param, call.values, self.spread)
         return walk
 
     # ----- an attempt ------------------------------------------------------------------------
@@ -195,6 +214,9 @@ class Judge(BeforeAttempt):
     def settle(self, call: Call, ok: bool, value: Any) -> float | None:
         """What the outcome of the attempt means: None to return ``value``, or the seconds
         to wait before the next attempt. Raises the exception that ends the call."""
+        if call.limiter is not None:  # it learns from outcomes (Limit(actual=), Adaptive)
+            limiter, call.limiter = call.limiter, None
+            limiter.heard(ok, value, call.costs)  # type: ignore[attr-defined]
         if ok:
             if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
                 self._failed_plain(call)
@@ -207,14 +229,14 @@ class Judge(BeforeAttempt):
                 self._told(call, "rejected", error)
                 return self._failed(call, error)
             self._told(call, "success", None)
-            key = Holds.key(call.values, call.index)
+            key = call.key
             self.holds.succeeded(key, call.ticket)
             if call.plain:  # counted as a plain success on the fast path
                 call.plain = False
             elif key is None:
                 self.counters.plain_ok += 1
             else:
-                self.counters.success(success_key(call.values[call.index], True))  # type: ignore[index]
+                self.counters.success(key)
             return None
         self._failed_plain(call)
         self._told(call, "timeout" if isinstance(value, TimeoutError) else "failure", value)
@@ -240,7 +262,7 @@ class Judge(BeforeAttempt):
         counters.error(kind_of(exc))
         walk = self._walk(call)
         # every caller holds back this value (server delay, cooldown), retried or not
-        self.holds.failed(Holds.key(walk.values, walk.index), retry_after_of(exc), call.ticket)
+        self.holds.failed(call.key, retry_after_of(exc), call.ticket)
         if isinstance(exc, TypeError) and not fits(self.func, *call.attempt_args()):
             raise exc  # the call itself is wrong: Python's own TypeError, at once
         permanent = False
@@ -279,13 +301,13 @@ class Judge(BeforeAttempt):
             return bool(self.reject(value))
         except BaseException as exc:
             self._told(call, "failure", exc)
-            self.holds.abandoned(Holds.key(call.values, call.index), call.ticket)
+            self.holds.abandoned(call.key, call.ticket)
             raise
 
     def _ended(self, call: Call, exc: BaseException) -> None:
         """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an
         ``Exception``), or no outcome at all (cancelled, interrupted)."""
-        key = Holds.key(call.values, call.index)
+        key = call.key
         if isinstance(exc, Exception):
             self.counters.failures += 1
             self.counters.error(kind_of(exc))

@@ -51,14 +51,15 @@ class Pauses:
         #: pauses shared with other processes and hosts (the Redis limiter), or None
         self.shared = shared
 
-    def pause(self, key: Hashable, seconds: float) -> None:
-        """Hold ``key`` back for ``seconds`` from now (a longer pause already set stays)."""
+    def pause(self, key: Hashable, seconds: float) -> bool:
+        """Hold ``key`` back for ``seconds`` from now (a longer pause already set stays);
+        True when this starts a new pause (not one prolonged)."""
         now = CLOCK.monotonic()
         end = now + seconds
         with self._lock:
             previous = self.until.get(key, -math.inf)
             if end <= previous:
-                return
+                return False
             self.until[key] = end
             self.active = True
             fresh = previous <= now  # a new pause (not one prolonged)
@@ -71,6 +72,7 @@ class Pauses:
             listener(key, seconds)
         if self.shared is not None:
             self.shared.publish(key, seconds)
+        return fresh
 
     def server_said(self, exc: BaseException) -> None:
         """A worker saw ``exc`` fail an attempt of the function (no fallback): pause every

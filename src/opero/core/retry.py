@@ -100,6 +100,8 @@ class Attempts:
         "refused",
         "round",
         "schedule",
+        "spread",
+        "tried",
         "values",
     )
 
@@ -109,8 +111,13 @@ class Attempts:
         name: str,
         param: str | None = None,
         values: Sequence[object] | None = None,
+        spread: bool = False,
     ) -> None:
         self.schedule = schedule
+        #: the spread strategy: after a failure, any value not yet failed in this round
+        self.spread = spread
+        #: fallback positions that failed in this round
+        self.tried: set[int] = set()
         self.name = name
         self.param = param
         self.values = values  # None: no fallback in play
@@ -150,7 +157,8 @@ class Attempts:
             if values is None:
                 return None  # one value, and it will not do: raise now
         if values is not None:
-            following = self._next_alive(self.index + 1)
+            self.tried.add(self.index)
+            following = self._untried() if self.spread else self._next_alive(self.index + 1)
             if following is not None:
                 previous, self.index = self.index, following
                 logger.debug(
@@ -186,6 +194,7 @@ class Attempts:
 
             fire(on_retry, RetryDetails(self.name, self.round, self.rounds, delay, exc))
         self.round += 1
+        self.tried.clear()
         self.index = (self._next_alive(0) or 0) if values is not None else 0
         self._hint = None
         return delay
@@ -211,12 +220,21 @@ class Attempts:
         self.index = index
         if next_round:
             self.round += 1
+            self.tried.clear()
 
     def _next_alive(self, start: int) -> int | None:
         """The first fallback position from ``start`` on that may still be tried."""
         assert self.values is not None
         for n in range(start, len(self.values)):
             if n not in self.dead:
+                return n
+        return None
+
+    def _untried(self) -> int | None:
+        """The first fallback position not yet failed in this round, nor for good."""
+        assert self.values is not None
+        for n in range(len(self.values)):
+            if n not in self.dead and n not in self.tried:
                 return n
         return None
 

@@ -13,15 +13,16 @@ from opero.cache.layer import CacheLayer, local_store
 from opero.core.call import Services
 from opero.core.judge import Judge
 from opero.core.stats import Counters
-from opero.policy import RetryBudget
-from opero.rates import limits_of
+from opero.policy import Adaptive, RetryBudget
+from opero.service import Pacing, PerValue, Service, make_limiter
 
 if TYPE_CHECKING:
     from opero.core.holds import BreakerSet
-    from opero.core.pauses import SharedPauses
-    from opero.limits.base import Limiter
+    from opero.core.pauses import Pauses, SharedPauses
+    from opero.core.routes import Route
     from opero.limits.running import RunningLimit
     from opero.options import OperoOptions
+    from opero.rates import Limit
 
 __all__ = ["build", "name_of"]
 
@@ -58,47 +59,95 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLa
 
 def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Services:
     """The limiter, concurrency limit, breakers and shared pauses of ``fn``: in this
-    process, or in Redis with ``rate_limit_backend="redis"``."""
+    process, or in Redis with ``rate_limit_backend="redis"``; a ``Service``'s, or one
+    budget per fallback value, when ``rate_limit`` names them."""
     counters = Counters()
-    limiter = _limiter(fn, options, name)
+    pacing = options["rate_limit"]
+    redis = options["rate_limit_backend"] == "redis"
+    url, space = options["cache_url"], options["cache_namespace"]
+    key = f"{space}:ratelimit:{fn.__module__}.{name}"
+    told = _breaker_told(name, options)
+    service = pacing if isinstance(pacing, Service) else None
+    route = None
+    limiter = None
+    if isinstance(pacing, dict):
+        route = _route(pacing, redis, url, key, name)
+    elif service is not None:
+        limiter = service.limiter
+    else:
+        fixed = cast("tuple[Limit, ...] | Adaptive | None", pacing)
+        limiter = make_limiter(fixed, "redis" if redis else "memory", url, key, name)
     cooldown, after = options["cooldown"], options["cooldown_after"]
     breakers: BreakerSet | None = None
     if cooldown:
         from opero.core.breaker import Breakers
 
-        breakers = Breakers(cooldown, after, counters, _breaker_told(name, options))
+        breakers = Breakers(cooldown, after, counters, told)
     shared: SharedPauses | None = None
-    if limiter is not None and options["rate_limit_backend"] == "redis":
+    if redis and service is None and (limiter is not None or route is not None):
         from opero.backends.redis.pauses import RedisPauses
 
-        url, space = options["cache_url"], options["cache_namespace"]
         shared = RedisPauses(url, f"{space}:pause:{fn.__module__}.{name}", owner=name)
         if cooldown is not None:
             from opero.backends.redis.breaker import RedisBreakers
 
             key = f"{space}:cooldown:{fn.__module__}.{name}"
-            told = _breaker_told(name, options)
             breakers = RedisBreakers(url, key, cooldown, after, counters, name, told)
+    services = _named(pacing)
+    for each in services:
+        each.listen(told)
+    pausing: Pauses | None = None
+    if service is not None:
+        pausing = service.pauses
+        breakers = service.breakers if service.breakers is not None else breakers
+    elif route is not None:
+        from opero.core.routes import RoutedBreakers, RoutedPauses
+
+        pausing = RoutedPauses(counters, options["max_delay"], route, shared=shared)
+        if breakers is not None or any(s.breakers is not None for s in services):
+            breakers = RoutedBreakers(breakers, route)
     budget = None
     if options["retry_budget"] is not None:
         from opero.core.budget import Budget
 
         budget = Budget(cast(RetryBudget, options["retry_budget"]))
-    return Services(counters, limiter, _slots(options), breakers, shared, budget)
+    return Services(
+        counters,
+        limiter,
+        _slots(options),
+        breakers,
+        shared,
+        budget,
+        pausing=pausing,
+        route=route,
+        service_slots=service.slots if service is not None else None,
+    )
 
 
-def _limiter(fn: Callable[..., Any], options: OperoOptions, name: str) -> Limiter | None:
-    limits = limits_of(options["rate_limit"])
-    if not limits:
-        return None
-    if options["rate_limit_backend"] == "redis":
-        from opero.backends.redis.rate_limit import RedisRateLimiter
+def _named(pacing: object) -> list[Service]:
+    """The services ``rate_limit`` names (itself, or entries of a per-value mapping)."""
+    found = pacing.values() if isinstance(pacing, dict) else [pacing]
+    return [p for p in found if isinstance(p, Service)]
 
-        key = f"{options['cache_namespace']}:ratelimit:{fn.__module__}.{name}"
-        return RedisRateLimiter(limits, options["cache_url"], key, owner=name)
-    from opero.limits.rate import RateLimiter
 
-    return RateLimiter(limits)
+def _route(pacing: PerValue, redis: bool, url: str | None, key: str, name: str) -> Route:
+    """Each fallback value's budget: its entry, else one built from the ``"*"`` entry."""
+    from opero.core.routes import Gate, Route
+
+    backend = "redis" if redis else "memory"
+
+    def gate(value_key: str, entry: Pacing) -> Gate:
+        if isinstance(entry, Service):
+            return Gate(entry.limiter, entry.slots, entry)
+        return Gate(make_limiter(entry, backend, url, f"{key}:{value_key}", name))
+
+    template = pacing.get("*")
+    gates = {k: gate(k, entry) for k, entry in pacing.items() if k != "*"}
+
+    def make(value_key: str) -> Gate | None:
+        return None if template is None else gate(value_key, template)
+
+    return Route(gates, make)
 
 
 def _slots(options: OperoOptions) -> RunningLimit | None:

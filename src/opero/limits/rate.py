@@ -38,7 +38,17 @@ _Gap = tuple[float, float]
 class RateLimiter:
     """Evenly spaced admissions under one or more (weighted) limits."""
 
-    __slots__ = ("_booked", "_due", "_gaps", "_lock", "_next", "intervals", "limits", "rate")
+    __slots__ = (
+        "_booked",
+        "_due",
+        "_gaps",
+        "_lock",
+        "_next",
+        "intervals",
+        "limits",
+        "listens",
+        "rate",
+    )
 
     def __init__(self, limits: float | Sequence[Limit]) -> None:
         if isinstance(limits, int | float):
@@ -54,6 +64,8 @@ class RateLimiter:
         self._booked: dict[float, tuple[_Gap, ...]] = {}
         self._due: list[float] = []  # heap of those times, to forget the passed ones
         self._lock = threading.Lock()
+        #: told of outcomes: a limit corrects its costs by what attempts really used
+        self.listens = any(limit.actual is not None for limit in self.limits)
 
     @property
     def schedule_end(self) -> list[float]:
@@ -84,6 +96,15 @@ class RateLimiter:
             if at > now:
                 self._remember(at, spans)
             return at
+
+    def peek(self, now: float, costs: Sequence[float] | None = None) -> float:
+        """When an admission booked at ``now`` would be, without booking it."""
+        with self._lock:
+            if costs is None:
+                lengths: Sequence[float] = self.intervals
+            else:
+                lengths = [c * step for c, step in zip(costs, self.intervals, strict=True)]
+            return self._fit(now, lengths) if any(self._gaps) else max(now, *self._next)
 
     def hold(self, until: Sequence[float]) -> None:
         """Let no limit's schedule end before ``until`` (per limit): time booked elsewhere

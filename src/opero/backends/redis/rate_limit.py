@@ -56,6 +56,7 @@ class RedisRateLimiter:
     ) -> None:
         self.local = RateLimiter(limits)  # used while Redis is unreachable
         self.limits = self.local.limits
+        self.listens = self.local.listens
         self.rate = self.limits[0].rate
         #: microseconds per unit, per limit
         self.steps_us = [1_000_000 / limit.rate for limit in self.limits]
