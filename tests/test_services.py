@@ -103,9 +103,7 @@ def test_a_429_seen_by_one_function_pauses_the_other(server: LimitedServer) -> N
 
 
 def test_each_fallback_value_has_its_own_budget(server: LimitedServer) -> None:
-    @opero.opero(
-        rate_limit={"k1": "5/s", "k2": "5/s"}, arg_fallback="key", cache=False, retries=0
-    )
+    @opero.opero(rate_limit={"k1": "5/s", "k2": "5/s"}, arg_fallback="key", cache=False, retries=0)
     def call(i: int, key: str = "k1") -> str:
         return ask(server.url, key)
 
@@ -141,7 +139,7 @@ def test_spread_over_three_keys_serves_three_times_one_key(server: LimitedServer
     @opero.operomap(
         mode="thread",
         workers=8,
-        rate_limit={k: "5/s" for k in keys},
+        rate_limit=dict.fromkeys(keys, "5/s"),
         arg_fallback="key",
         fallback_strategy="spread",
         cache=False,
@@ -162,7 +160,7 @@ def test_spread_over_three_keys_serves_three_times_one_key(server: LimitedServer
 def test_order_mode_stays_on_the_first_key(server: LimitedServer) -> None:
     keys = ["k1", "k2", "k3"]
 
-    @opero.opero(rate_limit={k: "50/s" for k in keys}, arg_fallback="key", cache=False)
+    @opero.opero(rate_limit=dict.fromkeys(keys, "50/s"), arg_fallback="key", cache=False)
     def call(i: int, key: list[str] = keys) -> str:
         return ask(server.url, key)
 
@@ -184,7 +182,7 @@ def test_spread_moves_on_from_a_failing_value_like_order_mode(server: LimitedSer
         min_delay=0,
         max_delay=0.01,
     )
-    def call(i: int, key: list[str] = ["k1", "k2"]) -> str:  # noqa: B006
+    def call(i: int, key: list[str] = ["k1", "k2"]) -> str:
         seen.append(key)
         return ask(server.url, key)
 

@@ -144,7 +144,7 @@ def test_spread_prefers_the_value_admitted_soonest(clock: FakeClock) -> None:
         fallback_strategy="spread",
         cache=False,
     )
-    def ask(x: int, model: list[str] = ["big", "small"]) -> str:  # noqa: B006
+    def ask(x: int, model: list[str] = ["big", "small"]) -> str:
         return model  # type: ignore[return-value]
 
     start = clock.now
