@@ -39,6 +39,7 @@ from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
 from benchmarks.otel_cases import p22
 from benchmarks.policy_cases import p21
+from benchmarks.service_cases import p20
 
 
 @dataclass
@@ -672,6 +673,7 @@ CASES = (
     "P15",
     "P16",
     "P17",
+    "P20",
     "P21",
     "P22",
     "P24",
@@ -703,6 +705,7 @@ def main() -> int:
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
+        "P20": lambda: p20(Row, 60 if quick else 300),
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),
         "P24": lambda: p24(1 if quick else 3, Row),
