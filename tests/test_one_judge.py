@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from opero import Service
 from opero.testing import set_testing
 from tests import judge_model as jm
 from tests import judge_scripts as js
@@ -59,6 +60,9 @@ ROUTES: dict[str, dict[str, Any]] = {
     "cooldown": {"cooldown": 60, "cooldown_after": 1000},
     "timeout": {"timeout": 30},
     "deadline": {"deadline": 1e6},  # never reached, even by slow (D) attempts
+    "service": {},  # a Service of its own per decoration (see Case.options)
+    #: a budget per fallback value, and the spread strategy (with arg_fallback only)
+    "per_value": {"rate_limit": {"*": 1000}, "fallback_strategy": "spread"},
 }
 CACHES: dict[str, dict[str, Any]] = {"off": {"cache": False}, "memory": {"cache": True}}
 CALLS = ("sync", "async")
@@ -104,7 +108,10 @@ class Case:
         return "-".join([f for f in fields if f] + [str(v) for v in vars(self.config).values()])
 
     def options(self) -> dict[str, Any]:
-        return CACHES[self.cache] | ROUTES[self.route] | self.config.options()
+        route = ROUTES[self.route]
+        if self.route == "service":  # shared state: a fresh one per decorated function
+            route = {"rate_limit": Service(1000, concurrency=8, cooldown=60, cooldown_after=1000)}
+        return CACHES[self.cache] | route | self.config.options()
 
     def call(self, script: str) -> jm.Seen:
         fn = js.awork if self.flavor == "async" else js.work
@@ -209,7 +216,11 @@ def cases(api: str) -> list[Any]:
         for route in routes
         for judged in itertools.product(*(kept.get(k, v) for k, v in JUDGED.items()))
     ]
-    return [param(case) for case in every if case.scripts()]  # (a case of no script: none)
+    return [  # (a case of no script: none; budgets per value need fallback values)
+        param(case)
+        for case in every
+        if case.scripts() and not (case.route == "per_value" and case.config.fallback == "none")
+    ]
 
 
 def check(case: Case, got: dict[str, jm.Seen], want: dict[str, jm.Seen]) -> None:

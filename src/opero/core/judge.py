@@ -233,7 +233,7 @@ class Judge(BeforeAttempt):
             self.holds.succeeded(key, call.ticket)
             if call.plain:  # counted as a plain success on the fast path
                 call.plain = False
-            elif key is None:
+            elif call.values is None:  # (a single value is counted as no fallback)
                 self.counters.plain_ok += 1
             else:
                 self.counters.success(key)
