@@ -196,3 +196,72 @@ def test_values_not_listed_and_no_star_are_unlimited(clock: FakeClock) -> None:
     for i in range(5):
         ask(i, model="other")
     assert clock.now == start
+
+
+class Throttled(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds}")
+        self.retry_after = seconds
+
+
+def test_spread_skips_a_paused_value_while_another_can_start(clock: FakeClock) -> None:
+    calls: list[str] = []
+
+    @opero.opero(
+        rate_limit={"k1": "100/s", "k2": "1/s"},
+        arg_fallback="key",
+        fallback_strategy="spread",
+        cache=False,
+        retries=0,
+    )
+    def ask(x: int, key: list[str] = ["k1", "k2"]) -> str:
+        calls.append(key)  # type: ignore[arg-type]
+        if key == "k1" and x == 0:
+            raise Throttled(30)
+        return key  # type: ignore[return-value]
+
+    assert ask(0) == "k2"  # k1 throttled: the server paused it for 30 s
+    assert ask(1) == "k2"  # k2 waits a second for its admission; k1 is paused for longer
+    assert calls == ["k1", "k2", "k2"]
+    clock.advance(30)
+    assert ask(2) == "k1"
+
+
+def test_spread_in_async_callers(clock: FakeClock) -> None:
+    @opero.opero(
+        rate_limit={"big": "1/s", "small": "4/s"},
+        arg_fallback="model",
+        fallback_strategy="spread",
+        cache=False,
+    )
+    async def ask(x: int, model: list[str] = ["big", "small"]) -> str:
+        return model  # type: ignore[return-value]
+
+    async def main() -> list[str]:
+        return [await ask(i) for i in range(6)]
+
+    start = clock.now
+    used = asyncio.run(main())
+    assert used.count("big") == 2 and clock.now - start < 1.01
+
+
+def test_a_per_value_service_breaker_tells_on_breaker(clock: FakeClock) -> None:
+    told: list[object] = []
+    flaky = Service(cooldown=10, cooldown_after=1)
+
+    @opero.opero(
+        rate_limit={"a": flaky},
+        arg_fallback="key",
+        retries=0,
+        cache=False,
+        on_breaker=told.append,
+    )
+    def ask(x: int, key: list[str] = ["a", "b"]) -> str:
+        if key == "a":
+            raise ConnectionError("a is down")
+        return key  # type: ignore[return-value]
+
+    assert ask(0) == "b"
+    assert len(told) == 1
+    assert ask(1) == "b"
+    assert ask.stats().attempts == 3  # the open value is skipped
