@@ -16,6 +16,8 @@ from opero.core.holds import Holds
 from opero.rates import Limit, cost_of
 
 if TYPE_CHECKING:
+    from opero.core.fallback import Fallback
+    from opero.core.pauses import Pauses
     from opero.core.retry import Attempts
     from opero.core.routes import Route
     from opero.core.stats import Counters
@@ -41,6 +43,8 @@ class BeforeAttempt:
     spread: bool
     #: the concurrency cap of a service the whole function uses
     service_slots: RunningLimit | None
+    fallback: Fallback | None
+    pauses: Pauses
     _walk: Callable[[Call], Attempts]
 
     def gate(self, call: Call) -> float:
@@ -165,3 +169,27 @@ class BeforeAttempt:
         """The attempt was cancelled while it waited for its slot: give the slot back."""
         booking.limiter.release(booking.at)
         call.limiter = None
+
+    # ----- what fast paths and workers report ------------------------------------------------
+    def plain_started(self, count: int = 1) -> None:
+        """``count`` calls made their first attempt on a fast path (each a call and an
+        attempt, and a success unless it reaches :meth:`settle` as a failure)."""
+        self.counters.direct += count
+
+    def noticed(self, exc: BaseException) -> None:
+        """A worker thread saw ``exc`` end an attempt, before the outcome reaches
+        :meth:`settle`: a server delay on the function (no fallback) pauses every caller at
+        once, before the other workers send theirs."""
+        if self.fallback is None:
+            self.pauses.server_said(exc)
+
+    def held_back(self) -> float:
+        """Seconds every attempt of the function must still wait (a pause of the function);
+        the wait is counted."""
+        pauses = self.pauses
+        if not pauses.active or CLOCK.zero_waits:
+            return 0.0
+        wait = pauses.remaining(None)
+        if wait > 0:
+            self.counters.waited(wait)
+        return max(wait, 0.0)

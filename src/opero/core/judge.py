@@ -314,27 +314,3 @@ class Judge(BeforeAttempt):
             self.holds.failed(key, retry_after_of(exc), call.ticket)
         else:
             self.holds.abandoned(key, call.ticket)
-
-    # ----- what fast paths and workers report ------------------------------------------------
-    def plain_started(self, count: int = 1) -> None:
-        """``count`` calls made their first attempt on a fast path (each a call and an
-        attempt, and a success unless it reaches :meth:`settle` as a failure)."""
-        self.counters.direct += count
-
-    def noticed(self, exc: BaseException) -> None:
-        """A worker thread saw ``exc`` end an attempt, before the outcome reaches
-        :meth:`settle`: a server delay on the function (no fallback) pauses every caller at
-        once, before the other workers send theirs."""
-        if self.fallback is None:
-            self.pauses.server_said(exc)
-
-    def held_back(self) -> float:
-        """Seconds every attempt of the function must still wait (a pause of the function);
-        the wait is counted."""
-        pauses = self.pauses
-        if not pauses.active or CLOCK.zero_waits:
-            return 0.0
-        wait = pauses.remaining(None)
-        if wait > 0:
-            self.counters.waited(wait)
-        return max(wait, 0.0)
