@@ -18,11 +18,12 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "opero"
 
 #: a module may import its own room and rooms of a lower rank
-RANK = {
+RANK: dict[str, float] = {
     "errors": 0,
     "checks": 0,  # the checks of option values
-    "policy": 0,  # retry budgets and fallback values, as users write them
     "rates": 0,  # what a rate limit is, as users write it (options checks it)
+    "policy": 0.25,  # retry budgets, learning limits and fallback values, as users write them
+    "service": 0.5,  # opero.Service's settings, and reading rate_limit in every form
     "options": 1,
     "core": 2,
     "cache": 3,

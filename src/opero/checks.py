@@ -280,10 +280,10 @@ def check_effect(given: Mapping[str, Any], checked: dict[str, Any]) -> None:
 
 
 def _services(pacing: object) -> list[object]:
-    """The ``Service`` objects a checked ``rate_limit`` names (found by their ``cooldown``
-    attribute: this module comes before the service module)."""
+    """The ``Service`` objects a checked ``rate_limit`` names (known by their
+    ``cooldown_after`` attribute: this module comes before the service module)."""
     found = pacing.values() if isinstance(pacing, Mapping) else [pacing]
-    return [p for p in found if hasattr(p, "pauses")]
+    return [p for p in found if hasattr(p, "cooldown_after")]
 
 
 def check_map(checked: dict[str, Any]) -> None:

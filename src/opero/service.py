@@ -3,30 +3,24 @@ and map given the same object (its rate limits, concurrency cap, the pauses its 
 for and its cooldown breakers), in this process or, with ``backend="redis"``, in every
 process and host that builds a ``Service`` of the same name.
 
-A decorated function holds a reference to its service: one for the whole function
-(``rate_limit=Service(...)``), or one per fallback value (``rate_limit={value: ...}``, where
-a value's entry is a ``Service`` or limits that get a service of their own). The judge asks
-the service before an attempt and tells it after (:mod:`opero.core.routes`).
+This module holds what users write (the service's settings, checked at construction) and
+reads the ``rate_limit`` option in all its forms (:func:`pacing_of`). The parts a service
+holds at run time are built by :mod:`opero.decorators.services` when a decorated function
+first uses it; the judge asks them before an attempt and tells them after
+(:mod:`opero.core.routes`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from collections.abc import Mapping
+from typing import Any, TypeAlias
 
 from opero.checks import check_concurrency, check_int, check_positive_or_none, check_redis_url
-from opero.core.pauses import Pauses
-from opero.core.stats import Counters, success_key
 from opero.policy import Adaptive
 from opero.rates import Limit, limits_of
 
-if TYPE_CHECKING:
-    from opero.core.holds import BreakerSet
-    from opero.limits.base import Limiter
-    from opero.limits.running import RunningLimit
-
-__all__ = ["Pacing", "PerValue", "Service", "make_limiter", "pacing_of"]
+__all__ = ["Pacing", "PerValue", "Service", "pacing_of", "value_key"]
 
 #: one budget: fixed limits, a learning limit, or a service
 Pacing: TypeAlias = "tuple[Limit, ...] | Adaptive | Service"
@@ -42,19 +36,14 @@ class Service:
     service, shared by every decorated function and map given this object."""
 
     __slots__ = (
-        "_listeners",
-        "_lock",
         "backend",
-        "breakers",
         "concurrency",
         "cooldown",
         "cooldown_after",
-        "counters",
-        "limiter",
+        "lock",
         "name",
-        "pauses",
         "rate_limit",
-        "slots",
+        "state",
         "url",
     )
 
@@ -90,47 +79,10 @@ class Service:
         if cooldown is None and cooldown_after != 3:
             raise ValueError("Service(cooldown_after=) has no effect without cooldown=")
         self.cooldown_after = after
-        #: counts of the service's own pauses and breakers (functions count theirs too)
-        self.counters = Counters()
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[Hashable, bool], None]] = []
-        label = name or "service"
-        space = f"opero:service:{name}"
-        self.limiter = make_limiter(self.rate_limit, backend, self.url, f"{space}:ratelimit", label)
-        self.slots = _slots(self.concurrency)
-        shared = None
-        if backend == "redis":
-            from opero.backends.redis.pauses import RedisPauses
-
-            shared = RedisPauses(self.url, f"{space}:pause", owner=label)
-        self.pauses = Pauses(self.counters, shared=shared)
-        self.breakers = self._breakers(f"{space}:cooldown", label)
-
-    def _breakers(self, key: str, label: str) -> BreakerSet | None:
-        cooldown = self.cooldown
-        if cooldown is None:
-            return None
-        if self.backend == "redis":
-            from opero.backends.redis.breaker import RedisBreakers
-
-            return RedisBreakers(
-                self.url, key, cooldown, self.cooldown_after, self.counters, label, self._told
-            )
-        from opero.core.breaker import Breakers
-
-        return Breakers(cooldown, self.cooldown_after, self.counters, self._told)
-
-    def listen(self, listener: Callable[[Hashable, bool], None]) -> None:
-        """Tell ``listener(key, opened)`` when one of this service's breakers opens or closes
-        (each function using the service says so in its own log and ``on_breaker``)."""
-        with self._lock:
-            self._listeners.append(listener)
-
-    def _told(self, key: Hashable, opened: bool) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(key, opened)
+        #: what the service holds at run time (limiter, pauses, breakers), built when a
+        #: decorated function first uses it (``opero.decorators.services``)
+        self.state: Any = None
+        self.lock = threading.Lock()
 
     def __repr__(self) -> str:
         parts = [f"rate_limit={self.rate_limit!r}"] if self.rate_limit is not None else []
@@ -171,49 +123,22 @@ def pacing_of(name: str, value: object) -> tuple[Limit, ...] | Adaptive | Servic
         for key, entry in value.items():
             where = f"{name}[{key!r}]"
             if isinstance(entry, Service):
-                out[_key(key)] = entry
+                out[value_key(key)] = entry
                 continue
             limits = _pacing_limits(entry, where)
             if limits is None:
                 raise ValueError(f"{where}: None; leave the value out to leave it unlimited")
-            out[_key(key)] = limits
+            out[value_key(key)] = limits
         return out
     return _pacing_limits(value, name)
 
 
-def _key(value: object) -> str:
-    """The key a fallback value goes by in pauses, breakers and per-value budgets."""
+def value_key(value: object) -> str:
+    """The key a fallback value goes by in pauses, breakers, per-value budgets and
+    ``stats().successes``: its ``repr`` (``"*"`` stays the template's key)."""
     if value == "*" and isinstance(value, str):
         return "*"
-    key = success_key(value, True)
-    assert key is not None
-    return key
-
-
-def make_limiter(
-    limits: tuple[Limit, ...] | Adaptive | None,
-    backend: str,
-    url: str | None,
-    key: str,
-    owner: str,
-) -> Limiter | None:
-    """The limiter of ``limits``: in this process, or in Redis under ``key``."""
-    if limits is None:
-        return None
-    if isinstance(limits, Adaptive):
-        raise NotImplementedError("opero.Adaptive limits are not built yet")
-    if backend == "redis":
-        from opero.backends.redis.rate_limit import RedisRateLimiter
-
-        return cast("Limiter", RedisRateLimiter(limits, url, key, owner=owner))
-    from opero.limits.rate import RateLimiter
-
-    return RateLimiter(limits)
-
-
-def _slots(size: int | None) -> RunningLimit | None:
-    if size is None:
-        return None
-    from opero.limits.running import RunningLimit
-
-    return RunningLimit(size)
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
-from opero.limits.running import RunningLimit
+
+if TYPE_CHECKING:
+    from opero.limits.running import RunningLimit
 
 __all__ = ["AsyncInvoke", "Invoke", "drive", "drive_async", "invoker", "invoker_async"]
 

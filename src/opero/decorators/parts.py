@@ -13,8 +13,9 @@ from opero.cache.layer import CacheLayer, local_store
 from opero.core.call import Services
 from opero.core.judge import Judge
 from opero.core.stats import Counters
+from opero.decorators.services import make_limiter, slots_of, state_of
 from opero.policy import Adaptive, RetryBudget
-from opero.service import Pacing, PerValue, Service, make_limiter
+from opero.service import Pacing, PerValue, Service
 
 if TYPE_CHECKING:
     from opero.core.holds import BreakerSet
@@ -67,7 +68,7 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
     url, space = options["cache_url"], options["cache_namespace"]
     key = f"{space}:ratelimit:{fn.__module__}.{name}"
     told = _breaker_told(name, options)
-    service = pacing if isinstance(pacing, Service) else None
+    service = state_of(pacing) if isinstance(pacing, Service) else None
     route = None
     limiter = None
     if isinstance(pacing, dict):
@@ -93,7 +94,7 @@ def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Servi
 
             key = f"{space}:cooldown:{fn.__module__}.{name}"
             breakers = RedisBreakers(url, key, cooldown, after, counters, name, told)
-    services = _named(pacing)
+    services = [state_of(each) for each in _named(pacing)]
     for each in services:
         each.listen(told)
     pausing: Pauses | None = None
@@ -138,7 +139,8 @@ def _route(pacing: PerValue, redis: bool, url: str | None, key: str, name: str) 
 
     def gate(value_key: str, entry: Pacing) -> Gate:
         if isinstance(entry, Service):
-            return Gate(entry.limiter, entry.slots, entry)
+            state = state_of(entry)
+            return Gate(state.limiter, state.slots, state)
         return Gate(make_limiter(entry, backend, url, f"{key}:{value_key}", name))
 
     template = pacing.get("*")
@@ -151,12 +153,7 @@ def _route(pacing: PerValue, redis: bool, url: str | None, key: str, name: str) 
 
 
 def _slots(options: OperoOptions) -> RunningLimit | None:
-    size = options["concurrency"]
-    if size is None:
-        return None
-    from opero.limits.running import RunningLimit
-
-    return RunningLimit(size)
+    return slots_of(options["concurrency"])
 
 
 def _breaker_told(name: str, options: OperoOptions) -> Callable[[Hashable, bool], None]:
