@@ -1,14 +1,13 @@
 """The map driver: every item's call driven from one event loop in the caller.
 
 Items are read lazily; at most ``bound`` are in flight (started, not finished). With
-``ordered=True``, finished results held back for an earlier item still pending do not count
-there but toward a bound of their own (``HELD_MAX``, or ``bound`` if larger), so one slow
-item early in the map does not stall the others. For each item the driver looks up the cache; a miss is an attempt
-handed to a transport (threads or processes) or run as a task in the loop (async mode).
-Cache lookups, stores and rate-limit admissions all happen in the caller: they are global.
-The parts: :mod:`~opero.maps.items` (one item's path),
-:mod:`~opero.maps.bulk` (process maps fed in bulk),
-:mod:`~opero.maps.completion` (results handed out in order).
+``ordered=True``, finished results held back for an earlier item still pending count toward
+a bound of their own (``HELD_MAX``, or ``bound`` if larger), so one slow item early in the
+map does not stall the others. For each item the driver looks up the cache; a miss is an
+attempt handed to a transport (threads or processes) or run as a task in the loop (async
+mode). Cache lookups, stores and rate-limit admissions all happen in the caller: they are
+global. The parts: :mod:`~opero.maps.items` (one item's path), :mod:`~opero.maps.bulk`
+(process maps fed in bulk), :mod:`~opero.maps.completion` (results handed out in order).
 """
 
 from __future__ import annotations
