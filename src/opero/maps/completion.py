@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opero.maps.stop import MapStop
 
-__all__ = ["FAILED", "Completion", "Run"]
+__all__ = ["FAILED", "HELD_MAX", "Completion", "Run"]
+
+#: an ordered map holds at most this many finished results (or its window of items in
+#: flight, if larger) for an earlier item still pending, on top of that window: one slow
+#: item does not stop the others until that many results wait behind it
+HELD_MAX = 16_384
 
 #: a run of consecutive results: (first index, values, positions that hold an exception)
 Run = tuple[int, list[Any], frozenset[int] | None]

@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opero.maps.bulk import BulkFeed
-from opero.maps.completion import Completion, Run
+from opero.maps.completion import HELD_MAX, Completion, Run
 from opero.maps.coroutines import CoroutineWorkers
 from opero.maps.items import ItemPaths
 from opero.maps.stop import MapStop, Stopped, WorkerGate
@@ -29,12 +29,7 @@ if TYPE_CHECKING:
     from opero.core.judge import Judge
     from opero.maps.executors import ExecutorHandle
 
-__all__ = ["HELD_MAX", "MapDriver", "MapSpec", "Run"]
-
-#: an ordered map holds at most this many finished results (or its window, if larger) for
-#: an earlier item still pending, on top of its window of unfinished items: one slow item
-#: does not stop the others (until that many results wait behind it)
-HELD_MAX = 16_384
+__all__ = ["MapDriver", "MapSpec", "Run"]
 
 
 class MapSpec:
@@ -165,10 +160,8 @@ class MapDriver:
         transport = self.transport
         stop, halted = self.stop, False
         index = 0
-        in_flight = 0  # items read and not yet handed out (finished results held included)
-        # at most `bound` of them unfinished; past a pending item, the finished results held
-        # for order (``completion.held``) count toward `limit` only
-        limit = bound + self.held_max
+        # items read, not handed out: at most `bound` unfinished, `limit` with results held
+        in_flight, limit = 0, bound + self.held_max
         exhausted = False
         aborted = True
         try:
