@@ -37,6 +37,7 @@ from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
+from benchmarks.order_cases import p26
 from benchmarks.otel_cases import p22
 from benchmarks.policy_cases import p21
 from benchmarks.service_cases import p20
@@ -677,6 +678,7 @@ CASES = (
     "P21",
     "P22",
     "P24",
+    "P26",
 )
 
 
@@ -709,6 +711,7 @@ def main() -> int:
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),
         "P24": lambda: p24(1 if quick else 3, Row),
+        "P26": lambda: p26(quick, Row),
     }
     names = [n.strip() for n in args.cases.split(",")]
     unknown = [n for n in names if n not in jobs]

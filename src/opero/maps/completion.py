@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opero.maps.stop import MapStop
 
-__all__ = ["FAILED", "Completion", "Run"]
+__all__ = ["FAILED", "HELD_MAX", "Completion", "Run"]
+
+#: an ordered map holds at most this many finished results (or its window of items in
+#: flight, if larger) for an earlier item still pending, on top of that window: one slow
+#: item does not stop the others until that many results wait behind it
+HELD_MAX = 16_384
 
 #: a run of consecutive results: (first index, values, positions that hold an exception)
 Run = tuple[int, list[Any], frozenset[int] | None]
@@ -58,6 +63,9 @@ class Completion:
         self.wake: asyncio.Event | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._held: dict[int, Run] = {}
+        #: how many finished results ``_held`` keeps for an earlier item still pending
+        #: (``ordered``); they do not count toward the map's window of items in flight
+        self.held = 0
         self._next_out = 0
         #: a BaseException raised by the function (SystemExit, KeyboardInterrupt, ...): the
         #: map stops and it propagates to the caller
@@ -109,6 +117,7 @@ class Completion:
             return chunk
         held = self._held
         next_out = self._next_out
+        count = self.held
         while done:
             run = done.popleft()
             if run[0] == next_out:
@@ -117,10 +126,14 @@ class Completion:
                 while held and next_out in held:
                     run = held.pop(next_out)
                     chunk.append(run)
-                    next_out += len(run[1])
+                    n = len(run[1])
+                    next_out += n
+                    count -= n
             else:
                 held[run[0]] = run
+                count += len(run[1])
         self._next_out = next_out
+        self.held = count
         return chunk
 
     async def wait(self) -> None:

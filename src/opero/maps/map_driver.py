@@ -1,12 +1,13 @@
 """The map driver: every item's call driven from one event loop in the caller.
 
-Items are read lazily; at most ``bound`` are in flight (results held back for
-``ordered=True`` count). For each item the driver looks up the cache; a miss is an attempt
-handed to a transport (threads or processes) or run as a task in the loop (async mode).
-Cache lookups, stores and rate-limit admissions all happen in the caller: they are global.
-The parts: :mod:`~opero.maps.items` (one item's path),
-:mod:`~opero.maps.bulk` (process maps fed in bulk),
-:mod:`~opero.maps.completion` (results handed out in order).
+Items are read lazily; at most ``bound`` are in flight (started, not finished). With
+``ordered=True``, finished results held back for an earlier item still pending count toward
+a bound of their own (``HELD_MAX``, or ``bound`` if larger), so one slow item early in the
+map does not stall the others. For each item the driver looks up the cache; a miss is an
+attempt handed to a transport (threads or processes) or run as a task in the loop (async
+mode). Cache lookups, stores and rate-limit admissions all happen in the caller: they are
+global. The parts: :mod:`~opero.maps.items` (one item's path), :mod:`~opero.maps.bulk`
+(process maps fed in bulk), :mod:`~opero.maps.completion` (results handed out in order).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opero.maps.bulk import BulkFeed
-from opero.maps.completion import Completion, Run
+from opero.maps.completion import HELD_MAX, Completion, Run
 from opero.maps.coroutines import CoroutineWorkers
 from opero.maps.items import ItemPaths
 from opero.maps.stop import MapStop, Stopped, WorkerGate
@@ -99,6 +100,8 @@ class MapDriver:
         # and few items are taken up ahead of a worker (an item's budget runs from then)
         alone = deadline is not None or judge.deadline is not None
         self.bound = min(spec.bound, spec.workers * 4) if alone else spec.bound
+        #: ordered: finished results held for an earlier pending item, beyond the window
+        self.held_max = max(HELD_MAX, self.bound) if spec.ordered else 0
         if spec.mode != "async":
             self.transport = _TRANSPORTS[spec.mode](spec, paced, alone)
         # first attempts may skip the per-item task (not in a thread map that may stop, nor
@@ -157,7 +160,8 @@ class MapDriver:
         transport = self.transport
         stop, halted = self.stop, False
         index = 0
-        in_flight = 0
+        # items read, not handed out: at most `bound` unfinished, `limit` with results held
+        in_flight, limit = 0, bound + self.held_max
         exhausted = False
         aborted = True
         try:
@@ -168,23 +172,26 @@ class MapDriver:
                     halted, feed, start = True, None, self._refuse
                     if bulk is not None and transport is not None:
                         transport.withdraw(Stopped())
-                if feed is not None and not exhausted and in_flight < bound:
-                    room = bound - in_flight
+                room = min(bound - in_flight + completion.held, limit - in_flight)
+                if feed is not None and not exhausted and room > 0:
                     fed = feed(index, room)
                     exhausted = fed < room
                     in_flight += fed
                     index += fed
-                while not exhausted and in_flight < bound:
+                    room -= fed
+                while not exhausted and room > 0:
                     try:
                         item = next(self.items)
                     except StopIteration:
                         exhausted = True
                         break
                     in_flight += 1
+                    room -= 1
                     start(index, item)
                     index += 1
+                held = completion.held
                 if transport is not None:
-                    transport.set_in_flight(in_flight)
+                    transport.set_in_flight(in_flight - held)
                 if bulk is not None and bulk.pending:
                     bulk.submit_pending()
                 chunk = completion.take()
@@ -194,6 +201,8 @@ class MapDriver:
                     continue
                 if exhausted and in_flight == 0:
                     break
+                if completion.held > held and not exhausted:
+                    continue  # results now held for an earlier item: room for more items
                 await completion.wait()
             aborted = False
         finally:
