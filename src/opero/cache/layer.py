@@ -27,6 +27,7 @@ from opero.cache.serialize import Unserializable
 from opero.cache.singleflight import SingleFlight
 from opero.cache.store import MISS, Store
 from opero.core.callables import is_stream
+from opero.core.collect import Unkept
 from opero.core.health import BackendDown, report_backend_failure
 
 if TYPE_CHECKING:
@@ -144,6 +145,8 @@ class CacheLayer:
         back used up; said once per decorated function."""
         if type(value) in _PLAIN:
             return True
+        if type(value) is Unkept:  # a stream's items, more than cache_stream_max
+            return False
         if is_stream(value) or inspect.isawaitable(value):
             if not self._warned_stream:
                 self._warned_stream = True
