@@ -118,7 +118,7 @@ def test_a_rejected_first_item_is_retried() -> None:
 
 
 def test_arguments_that_do_not_fit_raise_at_once() -> None:
-    runs, gen = flaky(0)
+    _runs, gen = flaky(0)
     f = opero(cache=False, retries=3, min_delay=0)(gen)
     with pytest.raises(TypeError):
         list(f(1, 2, 3))
@@ -175,7 +175,7 @@ def _waits_for_slot(f: object) -> tuple[threading.Thread, threading.Event]:
 
 @pytest.mark.parametrize("how", ["close", "end", "drop"])
 def test_the_concurrency_slot_is_held_until_the_stream_ends_or_is_closed(how: str) -> None:
-    runs, gen = flaky(0)
+    _runs, gen = flaky(0)
     f = opero(cache=False, concurrency=1)(gen)
     first = f(1)
     assert next(first) == 1
@@ -193,14 +193,14 @@ def test_the_concurrency_slot_is_held_until_the_stream_ends_or_is_closed(how: st
 
 
 def test_a_failed_attempt_gives_its_slot_back() -> None:
-    runs, gen = flaky(3)
+    _runs, gen = flaky(3)
     f = opero(cache=False, concurrency=1, retries=3, min_delay=0)(gen)
     assert list(f(1)) == [1, 2, 3]
     assert list(f(1)) == [1, 2, 3]  # would hang on a slot left taken
 
 
 def test_the_rate_limit_gates_each_attempt_not_each_item(clock: object) -> None:
-    runs, gen = flaky(1, items=tuple(range(10)))
+    _runs, gen = flaky(1, items=tuple(range(10)))
     f = opero(cache=False, rate_limit=1, retries=2, min_delay=0, jitter=False)(gen)
     assert len(list(f(1))) == 10
     waits = [w for w in clock.sleeps if w > 0]  # type: ignore[attr-defined]
@@ -218,5 +218,5 @@ def test_cache_stream_max_needs_a_generator_function() -> None:
         make = opero if decorator == "opero" else operomap
         with pytest.raises(ValueError, match="cache_stream_max.*generator function"):
             make(cache_stream_max=5)(plain)
-    runs, gen = flaky(0)
+    _runs, gen = flaky(0)
     assert list(opero(cache_stream_max=5)(gen)(1)) == [1, 2, 3]

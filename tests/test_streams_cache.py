@@ -64,7 +64,7 @@ def test_an_abandoned_stream_is_not_stored() -> None:
 
 
 def test_a_stream_consumed_to_its_last_item_but_not_its_end_is_not_stored() -> None:
-    runs, gen = counted(2)
+    _runs, gen = counted(2)
     f = opero(gen)
     a, b = f(1), f(1)
     assert [next(a), next(a)] == [1, 2]  # the caller never asked past the last item
@@ -85,10 +85,10 @@ def test_a_stream_longer_than_cache_stream_max_is_passed_through() -> None:
 
 
 def test_the_default_cache_stream_max_is_ten_thousand() -> None:
-    runs, gen = counted(10_001)
+    _runs, gen = counted(10_001)
     f = opero(gen)
     assert len(list(f(0))) == 10_001 and not f.cache_contains(0)
-    runs, gen = counted(10_000)
+    _runs, gen = counted(10_000)
     g = opero(gen)
     assert len(list(g(0))) == 10_000 and g.cache_contains(0)
 
@@ -177,7 +177,7 @@ def test_methods_stream_too() -> None:
 
 def test_on_cache_hit_is_told_of_a_replay() -> None:
     hits: list[Any] = []
-    runs, gen = counted()
+    _runs, gen = counted()
     f = opero(on_cache_hit=hits.append)(gen)
     list(f(1))
     assert list(f(1)) == [1, 2, 3]

@@ -169,7 +169,7 @@ def _decorate_map(
     address, client = options["address"], options["client"]
 
     fn = check_function(fn, "operomap")
-    kind = stream_kind(fn)
+    raw, kind = fn, stream_kind(fn)
     if kind is not None:  # a stream: each item's result is the list of its items
         fn = collected(fn, kind, options["cache_stream_max"])
     is_async = is_async_callable(fn)
@@ -211,7 +211,9 @@ def _decorate_map(
         batch, bound = THREAD_BATCH, n * 4
     else:  # worker coroutines; items queued for them count toward the bound
         batch, bound = 1, n * 4
-    judge, layer = build(fn, options)
+    judge, layer = build(raw, options)  # keys from the generator function itself
+    if kind is not None:
+        judge.func, judge.is_async = fn, is_async  # its attempts collect the stream
     spec = MapSpec(
         fn,
         judge,
