@@ -39,6 +39,7 @@ from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
 from benchmarks.otel_cases import p22
 from benchmarks.policy_cases import p21
+from benchmarks.stream_cases import p23
 
 
 @dataclass
@@ -674,6 +675,7 @@ CASES = (
     "P17",
     "P21",
     "P22",
+    "P23",
     "P24",
 )
 
@@ -705,6 +707,7 @@ def main() -> int:
         "P17": lambda: p17(Row),
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),
+        "P23": lambda: p23(Row, quick),
         "P24": lambda: p24(1 if quick else 3, Row),
     }
     names = [n.strip() for n in args.cases.split(",")]
