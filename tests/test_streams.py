@@ -220,3 +220,17 @@ def test_cache_stream_max_needs_a_generator_function() -> None:
             make(cache_stream_max=5)(plain)
     _runs, gen = flaky(0)
     assert list(opero(cache_stream_max=5)(gen)(1)) == [1, 2, 3]
+
+
+def test_retry_on_result_sees_the_first_item_or_no_items() -> None:
+    seen: list[object] = []
+
+    def check(value: object) -> bool:
+        seen.append(value)
+        return False
+
+    _runs, gen = flaky(0, items=(7, 8))
+    assert list(opero(cache=False, retry_on_result=check)(gen)(1)) == [7, 8]
+    _runs, empty = flaky(0, items=())
+    assert list(opero(cache=False, retry_on_result=check)(empty)(1)) == []
+    assert seen == [7, []]

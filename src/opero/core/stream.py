@@ -33,8 +33,6 @@ __all__ = ["END", "deadline_of", "release", "stream_sync"]
 
 #: what ``next(stream, END)`` gives at the end of a stream
 END: Any = object()
-#: the value the judge sees for a stream that ended without an item
-NO_ITEMS: list[Any] = []
 
 
 def deadline_of(judge: Judge) -> float | None:
@@ -127,7 +125,7 @@ def _attempt(judge: Judge, call: Call, held: list[RunningLimit]) -> tuple[bool, 
         return False, exc, None
     if first is END:
         release(held)
-        return True, NO_ITEMS, None
+        return True, [], None  # judged as no items
     return True, first, gen
 
 

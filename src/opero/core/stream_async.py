@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
-from opero.core.stream import END, NO_ITEMS, deadline_of, release
+from opero.core.stream import END, deadline_of, release
 from opero.core.timeout import timeout_error
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ async def _attempt(judge: Judge, call: Call, held: list[RunningLimit]) -> tuple[
         return False, exc, None
     if first is END:
         release(held)
-        return True, NO_ITEMS, None
+        return True, [], None  # judged as no items
     return True, first, gen
 
 
