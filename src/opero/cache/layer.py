@@ -153,7 +153,8 @@ class CacheLayer:
                 warnings.warn(
                     f"opero: {self.name} returned {type(value).__qualname__}, an iterator or "
                     "stream, which is consumed once: it is returned as it is and never cached "
-                    "(return a list, or decorate with cache=False)",
+                    "(decorate a generator function that yields the items instead: its items "
+                    "are cached as a list; or return a list, or decorate with cache=False)",
                     UserWarning,
                     stacklevel=4,
                 )

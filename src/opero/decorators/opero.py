@@ -111,6 +111,9 @@ def opero(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
     Use as ``@opero`` or ``@opero(...)``. A sync function stays sync and an ``async def``
     function stays a coroutine function; name, docstring, signature and type hints are kept.
+    A generator or async-generator function is a stream and stays one: retried until its
+    first item (``timeout`` bounds the wait for it), its items cached as a list when it ends
+    normally (at most ``cache_stream_max`` items, default 10_000) and replayed on a hit.
 
     Cache (checked first; a hit makes no attempt and takes no rate-limit admission):
         cache: cache successful results (default True; use False for calls with side effects).
