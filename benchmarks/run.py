@@ -41,6 +41,7 @@ from benchmarks.order_cases import p26
 from benchmarks.otel_cases import p22
 from benchmarks.policy_cases import p21
 from benchmarks.service_cases import p20
+from benchmarks.stream_cases import p23
 
 
 @dataclass
@@ -677,6 +678,7 @@ CASES = (
     "P20",
     "P21",
     "P22",
+    "P23",
     "P24",
     "P26",
 )
@@ -710,6 +712,7 @@ def main() -> int:
         "P20": lambda: p20(Row, 60 if quick else 300),
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),
+        "P23": lambda: p23(Row, quick),
         "P24": lambda: p24(1 if quick else 3, Row),
         "P26": lambda: p26(quick, Row),
     }

@@ -30,6 +30,7 @@ __all__ = [
     "check_predicate",
     "check_redis_url",
     "check_retry_on",
+    "check_stream_max",
     "check_text",
     "check_workers",
 ]
@@ -277,6 +278,17 @@ def check_effect(given: Mapping[str, Any], checked: dict[str, Any]) -> None:
         )
     if given.get("on_cache_hit") is not None and not checked["cache"]:
         raise ValueError("on_cache_hit has no effect with cache=False: nothing is cached")
+
+
+def check_stream_max(given: Mapping[str, Any], fn: object, stream: bool) -> None:
+    """``cache_stream_max`` given for a function that is not a generator function."""
+    if "cache_stream_max" in given and not stream:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise ValueError(
+            f"cache_stream_max={given['cache_stream_max']!r} has no effect on {name!r}: "
+            "cache_stream_max needs a generator function (or async generator function), "
+            "whose items are cached as a list"
+        )
 
 
 def _services(pacing: object) -> list[object]:

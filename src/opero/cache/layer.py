@@ -27,6 +27,7 @@ from opero.cache.serialize import Unserializable
 from opero.cache.singleflight import SingleFlight
 from opero.cache.store import MISS, Store
 from opero.core.callables import is_stream
+from opero.core.collect import Unkept
 from opero.core.health import BackendDown, report_backend_failure
 
 if TYPE_CHECKING:
@@ -144,13 +145,16 @@ class CacheLayer:
         back used up; said once per decorated function."""
         if type(value) in _PLAIN:
             return True
+        if type(value) is Unkept:  # a stream's items, more than cache_stream_max
+            return False
         if is_stream(value) or inspect.isawaitable(value):
             if not self._warned_stream:
                 self._warned_stream = True
                 warnings.warn(
                     f"opero: {self.name} returned {type(value).__qualname__}, an iterator or "
                     "stream, which is consumed once: it is returned as it is and never cached "
-                    "(return a list, or decorate with cache=False)",
+                    "(decorate a generator function that yields the items instead: its items "
+                    "are cached as a list; or return a list, or decorate with cache=False)",
                     UserWarning,
                     stacklevel=4,
                 )

@@ -8,9 +8,16 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import CoroutineType
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
-__all__ = ["CoroutineType", "is_async_callable", "is_stream", "refuse_awaitable", "refused"]
+__all__ = [
+    "CoroutineType",
+    "is_async_callable",
+    "is_stream",
+    "refuse_awaitable",
+    "refused",
+    "stream_kind",
+]
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -58,3 +65,14 @@ def refused(name: str, value: Any) -> TypeError:
 def is_stream(value: Any) -> bool:
     """An iterator, generator or async iterator: consumed once, so never cached."""
     return isinstance(value, Iterator | AsyncIterator)
+
+
+def stream_kind(fn: object) -> Literal["sync", "async"] | None:
+    """``"sync"`` for a generator function, ``"async"`` for an async-generator function
+    (methods and ``functools.partial`` of them included), else None: a function that merely
+    returns an iterator is not a stream."""
+    if inspect.isasyncgenfunction(fn):
+        return "async"
+    if inspect.isgeneratorfunction(fn):
+        return "sync"
+    return None

@@ -8,7 +8,6 @@ the least work per call.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import (
     TYPE_CHECKING,
@@ -22,13 +21,18 @@ from typing import (
     overload,
 )
 
+from opero.cache.replay import async_stream, sync_stream
+from opero.checks import check_stream_max
+from opero.core.callables import stream_kind
+from opero.core.judge import Judge
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.observe import attach
 from opero.decorators.parts import build
-from opero.decorators.variants import CallOptions, assemble, variants
+from opero.decorators.variants import CallOptions, assemble, checked, variants
 from opero.options import resolve, signature
 
 if TYPE_CHECKING:
+    from opero.cache.layer import CacheLayer
     from opero.options import OperoOptions
 
 __all__ = ["OperoFunction", "check_function", "decorate_with", "opero"]
@@ -107,6 +111,9 @@ def opero(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
     Use as ``@opero`` or ``@opero(...)``. A sync function stays sync and an ``async def``
     function stays a coroutine function; name, docstring, signature and type hints are kept.
+    A generator or async-generator function is a stream and stays one: retried until its
+    first item (``timeout`` bounds the wait for it), its items cached as a list when it ends
+    normally (at most ``cache_stream_max`` items, default 10_000) and replayed on a hit.
 
     Cache (checked first; a hit makes no attempt and takes no rate-limit admission):
         cache: cache successful results (default True; use False for calls with side effects).
@@ -155,6 +162,7 @@ def opero(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     resolved: OperoOptions = resolve(options)
 
     def decorate(fn: Callable[..., Any]) -> Any:
+        check_stream_max(options, fn, stream_kind(fn) is not None)
         return decorate_with(fn, resolved)
 
     if func is None:
@@ -174,12 +182,6 @@ def check_function(fn: object, decorator: str = "opero") -> Callable[..., Any]:
         )
     if not callable(fn):
         raise TypeError(f"@{decorator} decorates a function, got {fn!r}")
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        name = getattr(fn, "__qualname__", fn)
-        raise TypeError(
-            f"@{decorator} cannot wrap the generator function {name!r}: a retry "
-            "cannot replay a half-consumed stream; return a list instead"
-        )
     return fn
 
 
@@ -187,8 +189,43 @@ def decorate_with(fn: Callable[..., Any], options: OperoOptions) -> Any:
     """Build the wrapper of ``fn`` for already validated ``options``."""
     fn = check_function(fn)
     judge, layer = build(fn, options)
+    if stream_kind(fn) is not None:
+        return _stream(fn, judge, layer, layer is not None)
     wrapper = assemble(fn, judge, layer, layer is not None)
     functools.update_wrapper(wrapper, fn)
     attach(wrapper, judge, layer)
     wrapper.with_options = variants(fn, judge, layer)
+    return wrapper
+
+
+def _stream(
+    fn: Callable[..., Any], judge: Judge, layer: CacheLayer | None, cache: bool | str
+) -> Any:
+    """The wrapper of a generator or async-generator function (a generator function of the
+    same kind; no call span: its attempts are watched as any), with the cache mode
+    ``cache`` (True, False, "refresh")."""
+    make = async_stream if stream_kind(fn) == "async" else sync_stream
+    wrapper = make(judge, layer if cache else None, read=cache is True)
+    functools.update_wrapper(wrapper, fn)
+    attach(wrapper, judge, layer)
+    made: dict[frozenset[tuple[str, Any]], Any] = {}
+
+    def with_options(**overrides: Any) -> Any:
+        """This stream function with ``cache``, ``retries``, ``deadline``, ``timeout`` or
+        ``retry_on_result`` changed; it shares the function's cache, limits and stats."""
+        try:
+            key: frozenset[tuple[str, Any]] | None = frozenset(overrides.items())
+            found = made.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value: checked (and refused) below
+            key, found = None, None
+        if found is not None:
+            return found
+        mode, options = checked(judge, layer, overrides)
+        inner = Judge(fn, options, judge.name, judge.services, judge.holds)  # type: ignore[arg-type]
+        variant = _stream(fn, inner, layer, mode)
+        if key is not None:
+            made[key] = variant
+        return variant
+
+    wrapper.with_options = with_options
     return wrapper

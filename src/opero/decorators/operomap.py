@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, overload
 
-from opero.core.callables import is_async_callable
+from opero.checks import check_stream_max
+from opero.core.callables import is_async_callable, stream_kind
+from opero.core.collect import collected
 from opero.core.deadline import current
 from opero.core.stats import CacheInfo, Stats
 from opero.decorators.map_api import MapRunner, run_sync
@@ -126,6 +128,7 @@ def operomap(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
             raise ImportError(missing)
 
     def decorate(fn: Callable[..., Any]) -> Any:
+        check_stream_max(options, fn, stream_kind(fn) is not None)
         return _decorate_map(fn, resolved)
 
     if func is None:
@@ -166,6 +169,9 @@ def _decorate_map(
     address, client = options["address"], options["client"]
 
     fn = check_function(fn, "operomap")
+    raw, kind = fn, stream_kind(fn)
+    if kind is not None:  # a stream: each item's result is the list of its items
+        fn = collected(fn, kind, options["cache_stream_max"])
     is_async = is_async_callable(fn)
     name = name_of(fn)
     handle_factory: Callable[[], ExecutorHandle] | None = None
@@ -205,7 +211,9 @@ def _decorate_map(
         batch, bound = THREAD_BATCH, n * 4
     else:  # worker coroutines; items queued for them count toward the bound
         batch, bound = 1, n * 4
-    judge, layer = build(fn, options)
+    judge, layer = build(raw, options)  # keys from the generator function itself
+    if kind is not None:
+        judge.func, judge.is_async = fn, is_async  # its attempts collect the stream
     spec = MapSpec(
         fn,
         judge,
