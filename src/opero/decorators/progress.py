@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ class Progress:
         self.base: Stats | None = None
         self.shown = 0.0
         self.failed = 0  #: items that ended with an exception
+        self.catch_up: asyncio.TimerHandle | None = None  #: a redraw of a stale count
         if not enabled:
             return
         try:
@@ -58,6 +60,17 @@ class Progress:
             self.shown = now
             self._postfix()
         self.bar.update(1)
+        if self.catch_up is None and self.bar.n != self.bar.last_print_n:
+            try:  # tqdm skipped this redraw: show the count if nothing ends for 0.1 s
+                self.catch_up = asyncio.get_running_loop().call_later(0.1, self._redraw)
+            except RuntimeError:
+                pass
+
+    def _redraw(self) -> None:
+        self.catch_up = None
+        if self.bar is not None and self.bar.n != self.bar.last_print_n:
+            self.bar.refresh()
+            self.bar.last_print_n = self.bar.n
 
     def _postfix(self) -> None:
         if self.counters is None or self.base is None:
@@ -71,6 +84,9 @@ class Progress:
         )
 
     def close(self) -> None:
+        if self.catch_up is not None:
+            self.catch_up.cancel()
+            self.catch_up = None
         if self.bar is not None:
             self._postfix()
             self.bar.close()
