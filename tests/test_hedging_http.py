@@ -36,7 +36,7 @@ def test_sync_hedge_goes_to_the_next_fallback_value(server: LatencyServer) -> No
     server.defaults["/fast"] = FAST
 
     @opero(hedge=0.2, arg_fallback="path", cache=False)
-    def fetch(path: list[str] = ["/slow", "/fast"]) -> str:  # noqa: B006
+    def fetch(path: list[str] = ["/slow", "/fast"]) -> str:
         return get(server.url + path)
 
     start = time.monotonic()
@@ -119,7 +119,7 @@ def test_a_hedge_skips_a_value_whose_rate_limit_is_saturated(server: LatencyServ
         rate_limit={"/b": "1/minute", "*": 100},
         cache=False,
     )
-    def fetch(path: list[str] = ["/slow", "/b", "/c"]) -> str:  # noqa: B006
+    def fetch(path: list[str] = ["/slow", "/b", "/c"]) -> str:
         return get(server.url + path)
 
     assert fetch(path=["/b"]) == '{"path": "/b"}'  # /b's one admission a minute is used
@@ -135,7 +135,7 @@ async def test_async_loser_is_cancelled(server: LatencyServer) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
 
         @opero(hedge=0.2, arg_fallback="path", cache=False)
-        async def fetch(path: list[str] = ["/slow", "/fast"]) -> str:  # noqa: B006
+        async def fetch(path: list[str] = ["/slow", "/fast"]) -> str:
             response = await client.get(path)
             response.raise_for_status()
             return response.text
@@ -215,7 +215,7 @@ async def test_async_map_hedges_on_the_next_value(server: LatencyServer) -> None
         @operomap(
             mode="async", workers=4, hedge=0.2, arg_fallback="host", cache=False, progress=False
         )
-        async def fetch(i: int, host: list[str] = ["/slow", "/fast"]) -> str:  # noqa: B006
+        async def fetch(i: int, host: list[str] = ["/slow", "/fast"]) -> str:
             return (await client.get(f"{host}/{i}" if host != "/slow" else "/slow")).text
 
         start = time.monotonic()
