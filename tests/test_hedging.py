@@ -188,6 +188,33 @@ def test_an_open_breaker_is_skipped_by_a_hedge() -> None:
     assert tried == ["slow", "c"]
 
 
+class TooMany(Exception):
+    status_code = 429
+    headers = {"retry-after": "30"}
+
+
+def test_a_paused_value_is_skipped_by_a_hedge() -> None:
+    tried: list[str] = []
+
+    @opero(hedge=0.1, arg_fallback="v", retries=0, cache=False)
+    def f(v: list[str] = ["slow", "paused", "c"]) -> str:
+        tried.append(v)
+        if v == "paused":
+            raise TooMany("wait 30 s")
+        if v == "slow":
+            time.sleep(0.6)
+        return v
+
+    with pytest.raises(AllFailedError):
+        f(v=["paused"])  # the server asks callers of this value to wait 30 s
+    tried.clear()
+    start = time.monotonic()
+    assert f() == "c"
+    assert time.monotonic() - start < 0.5
+    assert tried == ["slow", "c"]
+    assert f.stats().pauses == 1
+
+
 async def test_async_hedge_and_cancelled_loser() -> None:
     cancelled = asyncio.Event()
 
