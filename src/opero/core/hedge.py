@@ -148,7 +148,7 @@ def _flight(judge: Judge, call: Call, invoke: Invoke) -> tuple[bool, Any]:
             if verdict != HELD:
                 return (True, value) if verdict is None else (False, verdict)
     finally:
-        for loser in flight.running:
+        for loser in reversed(flight.running):  # (the latest started first)
             judge.dropped(call, loser)
 
 
@@ -246,7 +246,7 @@ async def _flight_async(
                 if verdict != HELD:
                     return (True, value) if verdict is None else (False, verdict)
     finally:
-        for loser in flight.running:
+        for loser in reversed(flight.running):  # (the latest started first)
             judge.dropped(call, loser)
         for task in tasks:
             task.cancel()
