@@ -151,10 +151,10 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
 
 def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
     """Run ``call`` to its end on this thread."""
-    if judge.hedge is not None:
+    if judge.hedge is not None and first is None:  # (a hedged call is never plain)
         from opero.core.hedge import drive_hedged
 
-        return drive_hedged(judge, call, invoke, first)
+        return drive_hedged(judge, call, invoke)
     try:
         outcome = first if first is not None else _attempt(judge, call, invoke)
         while True:
@@ -269,12 +269,12 @@ async def drive_async(
     workers: asyncio.Semaphore | None = None,
 ) -> Any:
     """Run ``call`` to its end in this task."""
-    if judge.hedge is not None:
+    if judge.hedge is not None and first is None:
         from opero.core.hedge import drive_hedged_async, room_of
 
         room = room_of(judge, invoke)
         if room is not None:  # (process maps do not hedge)
-            return await drive_hedged_async(judge, call, invoke, first, workers, room)
+            return await drive_hedged_async(judge, call, invoke, workers, room)
     try:
         outcome = first if first is not None else await _attempt_async(judge, call, invoke, workers)
         while True:

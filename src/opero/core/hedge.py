@@ -94,14 +94,9 @@ def _cut(judge: Judge, call: Call, flight: Flight) -> tuple[bool, Any]:
 
 
 # ----- sync ---------------------------------------------------------------------------------
-def drive_hedged(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
+def drive_hedged(judge: Judge, call: Call, invoke: Invoke) -> Any:
     """Run ``call`` to its end, attempts on threads of their own, hedged."""
     try:
-        if first is not None:
-            wait = judge.settle(call, *first)
-            if wait is None:
-                return first[1]
-            _backoff(judge, wait)
         while True:
             done, result = _flight(judge, call, invoke)
             if done:
@@ -188,17 +183,11 @@ async def drive_hedged_async(
     judge: Judge,
     call: Call,
     invoke: AsyncInvoke,
-    first: Outcome | None,
     workers: Any,
     room: Room,
 ) -> Any:
     """Run ``call`` to its end in this task, attempts in tasks of their own, hedged."""
     try:
-        if first is not None:
-            wait = judge.settle(call, *first)
-            if wait is None:
-                return first[1]
-            await _backoff_async(judge, wait)
         while True:
             done, result = await _flight_async(judge, call, invoke, workers, room)
             if done:
@@ -298,9 +287,7 @@ def _spawn(
     call: Call, leg: Leg, invoke: AsyncInvoke, tasks: dict[asyncio.Task[Outcome], Leg]
 ) -> None:
     args, kwargs = call.attempt_args()
-    task = asyncio.create_task(_run(invoke, args, kwargs, call.deadline, leg))
-    leg.handle = task
-    tasks[task] = leg
+    tasks[asyncio.create_task(_run(invoke, args, kwargs, call.deadline, leg))] = leg
 
 
 async def _run(

@@ -51,7 +51,7 @@ _FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 class Leg:
     """One attempt of a call that may run beside others."""
 
-    __slots__ = ("costs", "handle", "hedge", "held", "index", "limiter", "ticket", "watching")
+    __slots__ = ("costs", "hedge", "held", "index", "limiter", "ticket", "watching")
 
     def __init__(self, hedge: bool, held: list[Release]) -> None:
         #: a hedge (not the call's first attempt of its flight)
@@ -63,8 +63,6 @@ class Leg:
         self.limiter: Limiter | None = None
         self.costs: list[float] | None = None
         self.watching: list[Any] | None = None
-        #: the driver's handle on the running attempt (its task)
-        self.handle: Any = None
 
     def capture(self, call: Call) -> Leg:
         """Take over the state of the attempt the call just started (the call is left
