@@ -18,6 +18,7 @@ from typing import Any
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
+from opero.core.hedge import drive_hedged, drive_hedged_async, room_of
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.limits.running import RunningLimit
@@ -152,9 +153,7 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
 def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
     """Run ``call`` to its end on this thread."""
     if judge.hedge is not None and first is None:  # (a hedged call is never plain)
-        from opero.core.hedge import drive_hedged
-
-        return drive_hedged(judge, call, invoke)
+        return drive_hedged(judge, call, invoke, before)
     try:
         outcome = first if first is not None else _attempt(judge, call, invoke)
         while True:
@@ -270,11 +269,9 @@ async def drive_async(
 ) -> Any:
     """Run ``call`` to its end in this task."""
     if judge.hedge is not None and first is None:
-        from opero.core.hedge import drive_hedged_async, room_of
-
         room = room_of(judge, invoke)
         if room is not None:  # (process maps do not hedge)
-            return await drive_hedged_async(judge, call, invoke, workers, room)
+            return await drive_hedged_async(judge, call, invoke, workers, room, before_async)
     try:
         outcome = first if first is not None else await _attempt_async(judge, call, invoke, workers)
         while True:

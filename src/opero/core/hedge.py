@@ -24,14 +24,13 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
-from opero.core.drive import AsyncInvoke, Invoke, before, before_async
 from opero.core.hedge_rules import HELD, Flight, Leg, Release
 from opero.core.judge import Judge
 from opero.core.timeout import timeout_error
@@ -44,6 +43,11 @@ Room = Callable[[], Release | None]
 SPARE: ContextVar[tuple[Judge, Room] | None] = ContextVar("opero_hedge_spare", default=None)
 
 Outcome = tuple[bool, Any]
+Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+#: how an attempt gets ready (its waits taken, started): what it holds (``drive.before``)
+Before = Callable[[Judge, Call], list[Release]]
+BeforeAsync = Callable[[Judge, Call, Any], Awaitable[list[Release]]]
 
 #: tasks of dropped attempts, kept until their cancellation is over
 _DROPPED: set[asyncio.Task[Outcome]] = set()
@@ -94,11 +98,11 @@ def _cut(judge: Judge, call: Call, flight: Flight) -> tuple[bool, Any]:
 
 
 # ----- sync ---------------------------------------------------------------------------------
-def drive_hedged(judge: Judge, call: Call, invoke: Invoke) -> Any:
+def drive_hedged(judge: Judge, call: Call, invoke: Invoke, before: Before) -> Any:
     """Run ``call`` to its end, attempts on threads of their own, hedged."""
     try:
         while True:
-            done, result = _flight(judge, call, invoke)
+            done, result = _flight(judge, call, invoke, before)
             if done:
                 return result
             _backoff(judge, result)
@@ -113,7 +117,7 @@ def _backoff(judge: Judge, wait: float) -> None:
         judge.slept("backoff", wait)
 
 
-def _flight(judge: Judge, call: Call, invoke: Invoke) -> tuple[bool, Any]:
+def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[bool, Any]:
     """One flight: (True, the call's value) or (False, the wait before the next)."""
     outcomes: queue.SimpleQueue[tuple[Leg, bool, Any]] = queue.SimpleQueue()
     leg = Leg(False, before(judge, call)).capture(call)
@@ -185,11 +189,12 @@ async def drive_hedged_async(
     invoke: AsyncInvoke,
     workers: Any,
     room: Room,
+    before: BeforeAsync,
 ) -> Any:
     """Run ``call`` to its end in this task, attempts in tasks of their own, hedged."""
     try:
         while True:
-            done, result = await _flight_async(judge, call, invoke, workers, room)
+            done, result = await _flight_async(judge, call, invoke, workers, room, before)
             if done:
                 return result
             await _backoff_async(judge, result)
@@ -205,9 +210,14 @@ async def _backoff_async(judge: Judge, wait: float) -> None:
 
 
 async def _flight_async(
-    judge: Judge, call: Call, invoke: AsyncInvoke, workers: Any, room: Room
+    judge: Judge,
+    call: Call,
+    invoke: AsyncInvoke,
+    workers: Any,
+    room: Room,
+    before: BeforeAsync,
 ) -> tuple[bool, Any]:
-    leg = Leg(False, await before_async(judge, call, workers)).capture(call)
+    leg = Leg(False, await before(judge, call, workers)).capture(call)
     flight = Flight(CLOCK.monotonic())
     tasks: dict[asyncio.Task[Outcome], Leg] = {}
     _spawn(call, leg, invoke, tasks)
