@@ -1,21 +1,13 @@
-"""The hedging drivers (``hedge=``): a call's attempts, with another started alongside
-whenever the ones in flight are slow, once sync and once async. Like the plain drivers
-(:mod:`opero.core.drive`) they wait and run; the judge decides
-(:mod:`opero.core.hedge_rules`).
+"""The hedging drivers (``hedge=``), sync and async: when the attempts in flight are slow,
+another starts alongside. They wait and run; the judge decides (:mod:`opero.core.hedge_rules`).
 
-A flight starts with an attempt made as usual (its waits taken); the k-th hedge is due k x
-``hedge`` seconds after it started, and starts if fewer than ``1 + hedge_max`` attempts are
-in flight, none has succeeded, the call's deadline is not reached, and the judge finds a
-value that can start at once (else that hedge is skipped, never started later). Outcomes
-are judged as they come; the first success ends the call and the others are dropped:
-cancelled in a task, abandoned on a thread (its function runs on, its result unread; the
-thread ends when the function returns). Every sync attempt of a hedged call runs on a
-thread of its own, so the caller can return while a loser runs on. When every attempt in
-flight failed, the judge's wait is slept and the next flight starts.
-
-In a map, a hedge also needs a free worker (:func:`room_of`): a thread of the map's
-thread transport, a worker coroutine of an async map (:data:`SPARE`); process maps do
-not hedge.
+A flight starts with an attempt made as usual; the k-th hedge is due k x ``hedge`` after it
+started and starts only if fewer than ``1 + hedge_max`` attempts are in flight, the deadline is
+not reached and the judge finds a value that can start at once (else it is skipped). The first
+success ends the call; the others are dropped: a task cancelled, a thread abandoned (it ends
+when its function returns; every sync attempt of a hedged call runs on a thread of its own).
+When all in flight failed, the judge's wait is slept and the next flight starts. In a map, a
+hedge also needs a free worker (:func:`room_of`); process maps do not hedge.
 """
 
 from __future__ import annotations
