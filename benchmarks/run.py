@@ -35,6 +35,7 @@ from opero import opero
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
+from benchmarks.hedge_cases import p19
 from benchmarks.http_cases import p17
 from benchmarks.map_cases import p12, p13, p14
 from benchmarks.order_cases import p26
@@ -675,6 +676,7 @@ CASES = (
     "P15",
     "P16",
     "P17",
+    "P19",
     "P20",
     "P21",
     "P22",
@@ -709,6 +711,7 @@ def main() -> int:
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
+        "P19": lambda: p19(Row, quick),
         "P20": lambda: p20(Row, 60 if quick else 300),
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),

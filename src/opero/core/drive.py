@@ -18,15 +18,26 @@ from typing import TYPE_CHECKING, Any
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
+from opero.core.hedge import drive_hedged, drive_hedged_async, room_of
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
 
 if TYPE_CHECKING:
     from opero.limits.running import RunningLimit
 
-__all__ = ["AsyncInvoke", "Invoke", "drive", "drive_async", "invoker", "invoker_async"]
+__all__ = [
+    "AsyncInvoke",
+    "Invoke",
+    "before",
+    "before_async",
+    "drive",
+    "drive_async",
+    "invoker",
+    "invoker_async",
+]
 
 Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+Release = Callable[[], None]
 AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 Outcome = tuple[bool, Any]
 
@@ -90,20 +101,24 @@ def _slot(judge: Judge, call: Call, slots: RunningLimit | None = None) -> None:
     judge.slept("concurrency", waited)
 
 
-def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
-    """One attempt on this thread, from its concurrency slot to its outcome."""
-    slots = judge.slots
-    if slots is not None:
-        _slot(judge, call)
-    held = None
+def before(judge: Judge, call: Call) -> list[Release]:
+    """Everything before an attempt starts, waiting where told: its concurrency slot, its
+    pauses, its value's slot, its rate-limit admission; then it is started. Returns what
+    to give back when it ends (given back here if this raises)."""
+    held: list[Release] = []
     try:
+        slots = judge.slots
+        if slots is not None:
+            _slot(judge, call)
+            held.append(slots.release)
         while (wait := judge.gate(call)) > 0:
             CLOCK.sleep(wait)
             judge.slept("pause", wait)
         if judge.shared:
-            held = judge.value_slots(call)
-            if held is not None:
-                _slot(judge, call, held)
+            value_slots = judge.value_slots(call)
+            if value_slots is not None:
+                _slot(judge, call, value_slots)
+                held.append(value_slots.release)
         booking = judge.book(call)
         if booking is not None:
             try:
@@ -113,21 +128,34 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
                 raise
             judge.slept("rate_limit", booking.wait)
         judge.started(call)
-        try:
-            if call.deadline is not None:
-                return True, _until(judge, call)
-            return True, invoke(*call.attempt_args())
-        except BaseException as exc:
-            return False, exc
+    except BaseException:
+        _give_back(held)
+        raise
+    return held
+
+
+def _give_back(held: list[Release]) -> None:
+    for release in reversed(held):
+        release()
+
+
+def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
+    """One attempt on this thread, from its concurrency slot to its outcome."""
+    held = before(judge, call)
+    try:
+        if call.deadline is not None:
+            return True, _until(judge, call)
+        return True, invoke(*call.attempt_args())
+    except BaseException as exc:
+        return False, exc
     finally:
-        if held is not None:
-            held.release()
-        if slots is not None:
-            slots.release()
+        _give_back(held)
 
 
 def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
     """Run ``call`` to its end on this thread."""
+    if judge.hedge is not None and first is None:  # (a hedged call is never plain)
+        return drive_hedged(judge, call, invoke, before)
     try:
         outcome = first if first is not None else _attempt(judge, call, invoke)
         while True:
@@ -143,34 +171,37 @@ def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None
         raise
 
 
-async def _attempt_async(
-    judge: Judge, call: Call, invoke: AsyncInvoke, workers: asyncio.Semaphore | None
-) -> Outcome:
-    slots = judge.slots
-    if slots is not None:
-        await _slot_async(judge, call)
-    if workers is not None:
-        try:
-            if call.deadline is None:
-                await workers.acquire()
-            else:
-                async with asyncio.timeout(judge.time_left(call)):
-                    await workers.acquire()
-        except BaseException as exc:
-            if slots is not None:
-                slots.release()
-            if isinstance(exc, TimeoutError) and call.deadline is not None:
-                raise judge.expired(call) from None
-            raise
-    held = None
+async def before_async(
+    judge: Judge, call: Call, workers: asyncio.Semaphore | None
+) -> list[Release]:
+    """:func:`before` in a task; ``workers``: a map's free workers, one taken after the
+    concurrency slot and before the rate-limit booking."""
+    held: list[Release] = []
     try:
+        slots = judge.slots
+        if slots is not None:
+            await _slot_async(judge, call)
+            held.append(slots.release)
+        if workers is not None:
+            try:
+                if call.deadline is None:
+                    await workers.acquire()
+                else:
+                    async with asyncio.timeout(judge.time_left(call)):
+                        await workers.acquire()
+            except TimeoutError:
+                if call.deadline is not None:
+                    raise judge.expired(call) from None
+                raise
+            held.append(workers.release)
         while (wait := judge.gate(call)) > 0:
             await CLOCK.async_sleep(wait)
             judge.slept("pause", wait)
         if judge.shared:
-            held = judge.value_slots(call)
-            if held is not None:
-                await _slot_async(judge, call, held)
+            value_slots = judge.value_slots(call)
+            if value_slots is not None:
+                await _slot_async(judge, call, value_slots)
+                held.append(value_slots.release)
         booking = await judge.book_async(call)
         if booking is not None:
             try:
@@ -180,19 +211,24 @@ async def _attempt_async(
                 raise
             judge.slept("rate_limit", booking.wait)
         judge.started(call)
-        try:
-            if call.deadline is not None:
-                return await _until_async(judge, call, invoke)
-            return True, await invoke(*call.attempt_args())
-        except BaseException as exc:
-            return False, exc
+    except BaseException:
+        _give_back(held)
+        raise
+    return held
+
+
+async def _attempt_async(
+    judge: Judge, call: Call, invoke: AsyncInvoke, workers: asyncio.Semaphore | None
+) -> Outcome:
+    held = await before_async(judge, call, workers)
+    try:
+        if call.deadline is not None:
+            return await _until_async(judge, call, invoke)
+        return True, await invoke(*call.attempt_args())
+    except BaseException as exc:
+        return False, exc
     finally:
-        if held is not None:
-            held.release()
-        if workers is not None:
-            workers.release()
-        if slots is not None:
-            slots.release()
+        _give_back(held)
 
 
 async def _slot_async(judge: Judge, call: Call, slots: RunningLimit | None = None) -> None:
@@ -234,6 +270,10 @@ async def drive_async(
     workers: asyncio.Semaphore | None = None,
 ) -> Any:
     """Run ``call`` to its end in this task."""
+    if judge.hedge is not None and first is None:
+        room = room_of(judge, invoke)
+        if room is not None:  # (process maps do not hedge)
+            return await drive_hedged_async(judge, call, invoke, workers, room, before_async)
     try:
         outcome = first if first is not None else await _attempt_async(judge, call, invoke, workers)
         while True:

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from opero.core.before import BeforeAttempt
 from opero.core.call import Call, Services
 from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current
 from opero.core.fallback import Fallback
+from opero.core.hedge_rules import Hedging
 from opero.core.holds import Holds
 from opero.core.retry import NEVER_RETRY, Attempts, Schedule
 from opero.core.signals import retry_after_of, transient_status
@@ -54,7 +54,7 @@ __all__ = ["Judge"]
 _FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 
 
-class Judge(BeforeAttempt):
+class Judge(Hedging):
     """What happens to the attempts of one decorated function (one per decoration)."""
 
     def __init__(
@@ -114,6 +114,10 @@ class Judge(BeforeAttempt):
         #: ``retry_on_result``: True rejects a result
         self.reject: Callable[[Any], object] | None = options["retry_on_result"]
         self.budget = services.budget
+        #: seconds after which a slow attempt gets a hedge alongside (None: never), and
+        #: how many hedges may run at once
+        self.hedge: float | None = options["hedge"]
+        self.hedge_max: int = options["hedge_max"]
         #: the hooks and observers told of each attempt, wait and give-up (None: none)
         self.watch = Watch.of(name, options)
         #: a first success needs no judgement, and nothing is needed before a first attempt
@@ -127,6 +131,7 @@ class Judge(BeforeAttempt):
             and self.reject is None
             and self.budget is None
             and self.watch is None
+            and self.hedge is None
         )
 
     @property

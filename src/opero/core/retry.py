@@ -223,10 +223,11 @@ class Attempts:
             self.tried.clear()
 
     def _next_alive(self, start: int) -> int | None:
-        """The first fallback position from ``start`` on that may still be tried."""
+        """The first fallback position from ``start`` on that may still be tried (not
+        failed for good, nor in this round: a hedge may have tried a later one)."""
         assert self.values is not None
         for n in range(start, len(self.values)):
-            if n not in self.dead:
+            if n not in self.dead and n not in self.tried:
                 return n
         return None
 

@@ -45,6 +45,8 @@ class Stats:
     rejected: int = 0  #: results rejected by ``retry_on_result`` (each also a failure)
     budget_refusals: int = 0  #: retries refused because the retry budget was spent
     deadlines: int = 0  #: calls that ended with ``DeadlineExceededError``
+    hedges: int = 0  #: hedged attempts started (``hedge=``)
+    hedge_wins: int = 0  #: hedged attempts whose result was the call's
     #: failed attempts by kind: the exception's class name, with its HTTP status if it has one
     errors: Mapping[str, int] = field(default_factory=dict)
 
@@ -74,6 +76,8 @@ class Counters:
         "direct_failed",
         "entered",
         "failures",
+        "hedge_wins",
+        "hedges",
         "hits",
         "hits_base",
         "misses_base",
@@ -99,6 +103,8 @@ class Counters:
         self.rejected = 0
         self.budget_refusals = 0
         self.deadlines = 0
+        self.hedges = 0
+        self.hedge_wins = 0
         self.hits_base = 0  #: cache_info() counts from the last cache_clear()
         self.misses_base = 0
         self._successes: dict[str | None, int] = {}
@@ -144,6 +150,8 @@ class Counters:
             rejected=self.rejected,
             budget_refusals=self.budget_refusals,
             deadlines=self.deadlines,
+            hedges=self.hedges,
+            hedge_wins=self.hedge_wins,
             errors=MappingProxyType(errors),
         )
 

@@ -56,6 +56,15 @@ class RunningLimit:
             self._waiters.remove(event)
         return False
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now, never waiting (a waiter queued first keeps its
+        turn): False when none is."""
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return True
+        return False
+
     async def acquire_async(self, timeout: float | None = None) -> bool:
         """Take a slot, awaiting (never blocking the loop) until one is free (False: none
         came within ``timeout`` seconds, and none is held)."""

@@ -4,14 +4,18 @@ A task per item costs more than the item itself when the function is quick (crea
 scheduling and collecting a task is ~1-2 µs); a few long-lived worker coroutines, started
 lazily (never more than items waiting), run item after item without a task each. When the
 judge needs nothing before the first attempt (plain) and the item has no cache key, the
-worker awaits the attempt itself; any other outcome is settled by the judge.
+worker awaits the attempt itself; any other outcome is settled by the judge. A hedge of an
+item (``hedge=``) runs beside it only while fewer than ``workers`` are busy, and counts as
+a busy worker meanwhile.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from opero.core.hedge import SPARE
 
 if TYPE_CHECKING:
     from opero.maps.items import ItemPaths
@@ -64,6 +68,8 @@ class CoroutineWorkers:
         plain_started = judge.plain_started
         pauses = judge.pauses
         done = completion.done
+        if judge.hedge is not None:
+            SPARE.set((judge, self._spare))  # (this task's own context)
         try:
             while queue:
                 index, key, call_args = queue.popleft()
@@ -87,3 +93,14 @@ class CoroutineWorkers:
                         completion.notify()
         finally:
             self.live -= 1
+
+    def _spare(self) -> Callable[[], None] | None:
+        """A worker for a hedge of an item, if fewer than ``workers`` are busy: counted
+        as one while the hedge runs (None: none is free, the hedge is skipped)."""
+        if self.live >= self.limit:
+            return None
+        self.live += 1
+        return self._spare_back
+
+    def _spare_back(self) -> None:
+        self.live -= 1

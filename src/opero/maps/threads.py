@@ -132,6 +132,13 @@ class ThreadTransport:
             return value
         raise value
 
+    def hedge_room(self) -> Callable[[], None] | None:
+        """A thread for a hedge now: one idle with no attempt waiting for it, or one that
+        may still be started (None: every worker is busy, the hedge is skipped)."""
+        with self._count_lock:
+            free = self._idle > self._waiting or self._live < self.max_workers
+        return _nothing if free else None
+
     def _give_up(self, attempt: _Attempt) -> None:
         """Its caller stopped waiting for ``attempt`` (cut at its deadline)."""
         with self._count_lock:
@@ -246,6 +253,10 @@ class _Attempt:
         self.kwargs = kwargs
         self.at = at
         self.state = QUEUED
+
+
+def _nothing() -> None:
+    pass
 
 
 def _one(whole: Whole, n: int) -> Callback:

@@ -1,0 +1,313 @@
+"""The hedging drivers (``hedge=``), sync and async: when the attempts in flight are slow,
+another starts alongside. They wait and run; the judge decides (:mod:`opero.core.hedge_rules`).
+
+A flight starts with an attempt made as usual; the k-th hedge is due k x ``hedge`` after it
+started and starts only if fewer than ``1 + hedge_max`` attempts are in flight, the deadline is
+not reached and the judge finds a value that can start at once (else it is skipped). The first
+success ends the call; the others are dropped: a task cancelled, a thread abandoned (it ends
+when its function returns; every sync attempt of a hedged call runs on a thread of its own).
+When all in flight failed, the judge's wait is slept and the next flight starts. In a map, a
+hedge also needs a free worker (:func:`room_of`); process maps do not hedge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+from opero.core.call import Call
+from opero.core.clock import CLOCK
+from opero.core.deadline import scope
+from opero.core.hedge_rules import HELD, Flight, Leg, Release
+from opero.core.judge import Judge
+from opero.core.timeout import timeout_error
+
+__all__ = ["SPARE", "Room", "drive_hedged", "drive_hedged_async", "room_of"]
+
+#: a free worker for a hedge, taken now: how to give it back, or None when none is free
+Room = Callable[[], Release | None]
+#: the free workers of the async map whose worker coroutine runs here, with its judge
+SPARE: ContextVar[tuple[Judge, Room] | None] = ContextVar("opero_hedge_spare", default=None)
+
+Outcome = tuple[bool, Any]
+Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+#: how an attempt gets ready (its waits taken, started): what it holds (``drive.before``)
+Before = Callable[[Judge, Call], list[Release]]
+BeforeAsync = Callable[[Judge, Call, Any], Awaitable[list[Release]]]
+
+#: tasks of dropped attempts, kept until their cancellation is over
+_DROPPED: set[asyncio.Task[Outcome]] = set()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _anywhere() -> Release:
+    return _nothing
+
+
+def room_of(judge: Judge, invoke: AsyncInvoke) -> Room | None:
+    """Where a hedge of an async driver finds a worker: a map transport's free thread,
+    an async map's spare worker coroutine, anywhere outside a map; None: this transport
+    does not hedge (process and executor maps)."""
+    owner = getattr(invoke, "__self__", None)
+    if owner is not None:
+        room: Room | None = getattr(owner, "hedge_room", None)
+        return room
+    spare = SPARE.get()
+    if spare is not None and spare[0] is judge:
+        return spare[1]
+    return _anywhere
+
+
+def _next_wait(judge: Judge, call: Call, flight: Flight, k: int) -> tuple[float, bool]:
+    """Seconds until the k-th hedge is due or the deadline cuts the flight, and whether
+    the deadline comes first."""
+    assert judge.hedge is not None
+    now = CLOCK.monotonic()
+    wait = max(flight.started + k * judge.hedge - now, 0.0)
+    at = call.deadline
+    if at is not None and at - now <= wait:
+        return max(at - now, 0.0), True
+    return wait, False
+
+
+def _cut(judge: Judge, call: Call, flight: Flight) -> tuple[bool, Any]:
+    """The call's deadline came: each attempt in flight ends as one cut at the deadline
+    (its thread abandoned, its task cancelled); the last one's verdict is the flight's."""
+    while True:
+        error = timeout_error(judge.name, 0, deadline=True)
+        verdict = judge.settle_leg(call, flight, flight.running.pop(0), False, error)
+        if verdict != HELD:
+            return False, verdict  # (never None: a failure)
+
+
+# ----- sync ---------------------------------------------------------------------------------
+def drive_hedged(judge: Judge, call: Call, invoke: Invoke, before: Before) -> Any:
+    """Run ``call`` to its end, attempts on threads of their own, hedged."""
+    try:
+        while True:
+            done, result = _flight(judge, call, invoke, before)
+            if done:
+                return result
+            _backoff(judge, result)
+    except Exception as exc:
+        judge.gave_up(call, exc)
+        raise
+
+
+def _backoff(judge: Judge, wait: float) -> None:
+    if wait > 0:
+        CLOCK.sleep(wait)
+        judge.slept("backoff", wait)
+
+
+def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[bool, Any]:
+    """One flight: (True, the call's value) or (False, the wait before the next)."""
+    outcomes: queue.SimpleQueue[tuple[Leg, bool, Any]] = queue.SimpleQueue()
+    leg = Leg(False, before(judge, call)).capture(call)
+    flight = Flight(CLOCK.monotonic())
+    _launch(judge, call, leg, invoke, outcomes)
+    flight.running.append(leg)
+    k = 1
+    try:
+        while True:
+            wait, cut = _next_wait(judge, call, flight, k)
+            try:
+                leg, ok, value = outcomes.get(timeout=wait)
+            except queue.Empty:
+                if cut:  # the deadline: every attempt in flight is cut (abandoned)
+                    return _cut(judge, call, flight)
+                k += 1
+                if len(flight.running) <= judge.hedge_max:
+                    hedge = judge.hedge_choose(call, flight.busy(), [])
+                    if hedge is not None and judge.hedge_begin(call, hedge, judge.book(call)):
+                        _launch(judge, call, hedge, invoke, outcomes)
+                        flight.running.append(hedge)
+                continue
+            if leg not in flight.running:
+                continue  # cut at the deadline already
+            flight.running.remove(leg)
+            verdict = judge.settle_leg(call, flight, leg, ok, value)
+            if verdict != HELD:
+                return (True, value) if verdict is None else (False, verdict)
+    finally:
+        for loser in reversed(flight.running):  # (the latest started first)
+            judge.dropped(call, loser)
+
+
+def _launch(
+    judge: Judge,
+    call: Call,
+    leg: Leg,
+    invoke: Invoke,
+    outcomes: queue.SimpleQueue[tuple[Leg, bool, Any]],
+) -> None:
+    """Run the attempt ``leg`` on a thread of its own (in a copy of this context, under the
+    call's deadline); its outcome is put in ``outcomes``, read or not."""
+    args, kwargs = call.attempt_args()
+    at = call.deadline
+
+    def attempt() -> None:
+        try:
+            if at is None:
+                outcome: Outcome = (True, invoke(args, kwargs))
+            else:
+                with scope(at):
+                    outcome = (True, invoke(args, kwargs))
+        except BaseException as exc:
+            outcome = (False, exc)
+        finally:
+            leg.release()
+        outcomes.put((leg, *outcome))
+
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(attempt,), name=f"opero-hedge:{judge.name}", daemon=True
+    ).start()
+
+
+# ----- async --------------------------------------------------------------------------------
+async def drive_hedged_async(
+    judge: Judge,
+    call: Call,
+    invoke: AsyncInvoke,
+    workers: Any,
+    room: Room,
+    before: BeforeAsync,
+) -> Any:
+    """Run ``call`` to its end in this task, attempts in tasks of their own, hedged."""
+    try:
+        while True:
+            done, result = await _flight_async(judge, call, invoke, workers, room, before)
+            if done:
+                return result
+            await _backoff_async(judge, result)
+    except Exception as exc:
+        judge.gave_up(call, exc)
+        raise
+
+
+async def _backoff_async(judge: Judge, wait: float) -> None:
+    if wait > 0:
+        await CLOCK.async_sleep(wait)
+        judge.slept("backoff", wait)
+
+
+async def _flight_async(
+    judge: Judge,
+    call: Call,
+    invoke: AsyncInvoke,
+    workers: Any,
+    room: Room,
+    before: BeforeAsync,
+) -> tuple[bool, Any]:
+    leg = Leg(False, await before(judge, call, workers)).capture(call)
+    flight = Flight(CLOCK.monotonic())
+    tasks: dict[asyncio.Task[Outcome], Leg] = {}
+    _spawn(call, leg, invoke, tasks)
+    flight.running.append(leg)
+    k = 1
+    try:
+        while True:
+            wait, cut = _next_wait(judge, call, flight, k)
+            done, _ = await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                if cut:  # the deadline: every attempt in flight is cut (abandoned)
+                    return _cut(judge, call, flight)
+                k += 1
+                if len(flight.running) <= judge.hedge_max:
+                    hedge = await _hedge_async(judge, call, flight, workers, room)
+                    if hedge is not None:
+                        _spawn(call, hedge, invoke, tasks)
+                        flight.running.append(hedge)
+                continue
+            for task in sorted(done, key=lambda t: flight.running.index(tasks[t])):
+                leg = tasks.pop(task)
+                flight.running.remove(leg)
+                ok, value = _outcome(task)
+                verdict = judge.settle_leg(call, flight, leg, ok, value)
+                if verdict != HELD:
+                    return (True, value) if verdict is None else (False, verdict)
+    finally:
+        for loser in reversed(flight.running):  # (the latest started first)
+            judge.dropped(call, loser)
+        for task in tasks:
+            task.cancel()
+            _DROPPED.add(task)
+            task.add_done_callback(_DROPPED.discard)
+
+
+def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
+    if task.cancelled():
+        return False, asyncio.CancelledError()
+    return task.result()
+
+
+async def _hedge_async(
+    judge: Judge, call: Call, flight: Flight, workers: Any, room: Room
+) -> Leg | None:
+    """A hedge that can start now with a free worker, booked and started; None: skipped."""
+    held: list[Release] = []
+    give_back = room()
+    if give_back is None:
+        return None
+    held.append(give_back)
+    if workers is not None:
+        if not _free_now(workers):
+            give_back()
+            return None
+        await workers.acquire()  # (free: taken without waiting)
+        held.append(workers.release)
+    hedge = judge.hedge_choose(call, flight.busy(), held)
+    if hedge is None:
+        return None
+    booking = await judge.book_async(call)
+    return hedge if judge.hedge_begin(call, hedge, booking) else None
+
+
+def _free_now(workers: Any) -> bool:
+    """Whether a map's worker gate would give a worker without waiting: an
+    ``asyncio.Semaphore``, or an item's gate onto a map's ``WorkerGate``."""
+    locked = getattr(workers, "locked", None)
+    if locked is not None:
+        return not locked()
+    gate = getattr(workers, "gate", None)
+    if gate is None:
+        return True
+    return gate.free > 0 and not gate.later
+
+
+def _spawn(
+    call: Call, leg: Leg, invoke: AsyncInvoke, tasks: dict[asyncio.Task[Outcome], Leg]
+) -> None:
+    args, kwargs = call.attempt_args()
+    tasks[asyncio.create_task(_run(invoke, args, kwargs, call.deadline, leg))] = leg
+
+
+async def _run(
+    invoke: AsyncInvoke,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    at: float | None,
+    leg: Leg,
+) -> Outcome:
+    try:
+        if at is None:
+            return True, await invoke(args, kwargs)
+        with scope(at):
+            return True, await invoke(args, kwargs)
+    except BaseException as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return False, exc
+    finally:
+        leg.release()
