@@ -34,8 +34,8 @@ leaves a gap that the next reservation may take), and its units in each window.
 
 ``Limit(actual=fn)``: after a successful attempt :meth:`RateLimiter.heard` asks ``fn`` what
 the attempt really used and moves that limit's schedule by the difference from the
-estimate (a refund moves it earlier, never before now; a debit later). The windows keep
-the estimates.
+estimate (a refund moves it earlier, never before now; a debit later), and puts what it
+used in the limit's windows in place of the estimate.
 """
 
 from __future__ import annotations
@@ -196,13 +196,26 @@ class RateLimiter:
             if used is None:
                 self._warn(limit)
                 continue
-            estimate = 1.0 if costs is None else costs[i]
-            moves.append((i, (used - estimate) * self.intervals[i]))
+            estimate = 1.0 if costs is None else float(costs[i])
+            moves.append((i, estimate, used))
         if moves:
             now = CLOCK.monotonic()
             with self._lock:
-                for i, seconds in moves:
-                    self.move(i, seconds, now)
+                for i, estimate, used in moves:
+                    self.move(i, (used - estimate) * self.intervals[i], now)
+                    self._correct(self._logs[i], estimate, used, now)
+
+    @staticmethod
+    def _correct(log: list[tuple[float, float]], estimate: float, used: float, now: float) -> None:
+        """Put what an attempt used in its window in place of its estimate. Which of the
+        admissions by ``now`` booked with that estimate it was is not known: a refund goes
+        to the earliest, a debit to the latest, so that every window that holds a time to
+        come and the attempt's own admission counts at least what it really holds."""
+        found = [k for k, (a, u) in enumerate(log) if a <= now and u == estimate]
+        if found:
+            k = found[0] if used < estimate else found[-1]
+            log[k] = (log[k][0], used)
+            log.sort()
 
     def move(self, i: int, seconds: float, now: float) -> None:
         """Move limit ``i``'s schedule by ``seconds`` (earlier if < 0, never before ``now``);
