@@ -188,7 +188,7 @@ class RateLimiter:
         limit's schedule by the difference from its estimate (``costs``)."""
         if not ok:
             return  # a failed attempt keeps its estimate
-        moves: list[tuple[int, float]] = []
+        moves: list[tuple[int, float, float]] = []
         for i, limit in enumerate(self.limits):
             if limit.actual is None:
                 continue
