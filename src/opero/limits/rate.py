@@ -186,22 +186,29 @@ class RateLimiter:
     def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
         """A successful attempt really used what each ``Limit(actual=)`` says: move that
         limit's schedule by the difference from its estimate (``costs``)."""
-        if not ok:
-            return  # a failed attempt keeps its estimate
-        moves: list[tuple[int, float, float]] = []
+        if ok:  # a failed attempt keeps its estimate
+            self.correct(self.corrections(outcome, costs), CLOCK.monotonic())
+
+    def corrections(
+        self, outcome: Any, costs: Sequence[float] | None
+    ) -> list[tuple[int, float, float]]:
+        """Per limit with ``actual``: (its index, the estimate, what the attempt used); an
+        ``actual`` that fails leaves its estimate, with one warning per limiter."""
+        found = []
         for i, limit in enumerate(self.limits):
-            if limit.actual is None:
-                continue
-            used = actual_units(limit, outcome)
-            if used is None:
-                self._warn(limit)
-                continue
-            estimate = 1.0 if costs is None else float(costs[i])
-            moves.append((i, estimate, used))
-        if moves:
-            now = CLOCK.monotonic()
+            if limit.actual is not None:
+                used = actual_units(limit, outcome)
+                if used is None:
+                    self._warn(limit)
+                    continue
+                found.append((i, 1.0 if costs is None else float(costs[i]), used))
+        return found
+
+    def correct(self, corrections: Sequence[tuple[int, float, float]], now: float) -> None:
+        """Apply :meth:`corrections` at ``now``."""
+        if corrections:
             with self._lock:
-                for i, estimate, used in moves:
+                for i, estimate, used in corrections:
                     self.move(i, (used - estimate) * self.intervals[i], now)
                     self._correct(self._logs[i], estimate, used, now)
 
