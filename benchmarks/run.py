@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.http_cases import p17
+from benchmarks.limit_cases import p25
 from benchmarks.map_cases import p12, p13, p14
 from benchmarks.otel_cases import p22
 from benchmarks.policy_cases import p21
@@ -675,6 +676,7 @@ CASES = (
     "P21",
     "P22",
     "P24",
+    "P25",
 )
 
 
@@ -706,6 +708,7 @@ def main() -> int:
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),
         "P24": lambda: p24(1 if quick else 3, Row),
+        "P25": lambda: p25(Row, quick),
     }
     names = [n.strip() for n in args.cases.split(",")]
     unknown = [n for n in names if n not in jobs]
