@@ -14,19 +14,23 @@ admitted alone and moves the schedule by as much.
 Several limits (``rate_limit=["300/6s", Limit("60000/6s", cost=tokens)]``): each limit is
 its own schedule of stretches, and an attempt is admitted at the first time every limit
 allows. A limit that had room earlier than that lost the time in between to another limit;
-its stretch is then placed where it had room, behind the admission (never more than its
-period behind), so its schedule runs behind real time and later admissions may come
-faster than its rate until it has caught up. What bounds the catching up is a window
-check: each limit remembers the units it admitted over the last period, and an attempt is
-admitted only at a time where every window of that limit's period (``[s, s + period)``)
-around it holds at most ``rate * period`` units, this attempt included (one larger than
-that is admitted alone in its windows). So, by construction, no window of a limit's period
-ever holds more than its budget, and over a long run each limit reaches its own rate,
-whichever limit binds at each moment: requests and tokens together reach what an API
-accepts, not the sum of per-attempt maxima. Time a limit waits for its own window is its
-own (its stretch starts at the admission, so it is back to even spacing), and time no
-caller was waiting is lost: the lag is only carried while admissions follow each other
-within a period (:meth:`RateLimiter._floor`).
+its stretch is then placed where it had room, behind the admission (a period behind at
+most), so its schedule runs behind real time and later admissions may come faster than its
+rate until it has caught up. What bounds the catching up is its window (:mod:`.windows`):
+each limit remembers the units it admitted over the last period, and an attempt is admitted
+only at a time where every window ``[s, s + period)`` of that limit that holds it has room
+for its units (one of more than a budget is admitted alone in its windows). Why this holds:
+each admission is checked against every window that holds it and everything booked before
+it, and every later admission against it in turn; giving back and refunds only take units
+away; so no window of a limit's period ever holds more than its budget (in booked units),
+while over a long run each limit reaches its own rate whichever limit binds at each moment:
+requests and tokens together reach what an API accepts, not the sum of per-attempt maxima.
+Time a limit waits for its own window is its own (its stretch starts at the admission: it
+is back to even spacing), and time no caller was waiting is not lost to another limit: the
+lag is carried only while the limit's latest admission lies within a period
+(:meth:`RateLimiter._floor`). With one limit the lag is zero and there is no window: the
+strict spacing above, unchanged. The search for the admission time only moves forward,
+to a gap, a schedule's end or the time an admission leaves a window, so it ends.
 
 A caller cancelled while it waits gives its admission back (:meth:`RateLimiter.release`):
 its stretches, wherever they lie (the last one shortens the schedule, an earlier one
@@ -44,12 +48,12 @@ import heapq
 import math
 import threading
 import warnings
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import accumulate
 from typing import Any
 
 from opero.core.clock import CLOCK
+from opero.limits.windows import Window
 from opero.rates import Limit
 
 __all__ = ["RateLimiter", "actual_units"]
@@ -57,7 +61,6 @@ __all__ = ["RateLimiter", "actual_units"]
 _Gap = tuple[float, float]
 #: what a booked admission gives back: per limit its stretch, and its units
 _Held = tuple[tuple[_Gap, ...], tuple[float, ...]]
-_EPS = 1e-9  #: units: sums of float costs compared with a budget
 
 
 def actual_units(limit: Limit, result: Any) -> float | None:
@@ -84,10 +87,9 @@ class RateLimiter:
         "_gaps",
         "_latest",
         "_lock",
-        "_logs",
         "_next",
         "_warned",
-        "budgets",
+        "_windows",
         "catch_up",
         "intervals",
         "limits",
@@ -103,15 +105,14 @@ class RateLimiter:
         self.rate = self.limits[0].rate
         self.intervals = [1.0 / limit.rate for limit in self.limits]  # seconds per unit
         self.periods = [limit.period for limit in self.limits]
-        self.budgets = [limit.rate * limit.period for limit in self.limits]
         #: several limits: each catches up time lost to the others, within its windows
         self.catch_up = len(self.limits) > 1
         #: per limit: the end of its schedule (the time after its last booked stretch)
         self._next = [-math.inf] * len(self.limits)
         #: per limit: stretches given back before the end of its schedule, sorted, disjoint
         self._gaps: list[list[_Gap]] = [[] for _ in self.limits]
-        #: per limit (several limits only): admissions of the last period, (time, units), sorted
-        self._logs: list[list[tuple[float, float]]] = [[] for _ in self.limits]
+        #: per limit (several limits only): its admissions over the last period
+        self._windows = [Window(limit.rate, limit.period) for limit in self.limits]
         self._latest = -math.inf  # several limits: the latest ``now`` seen
         #: admissions still ahead that may be given back: time -> what each limit gives back
         self._booked: dict[float, _Held] = {}
@@ -178,10 +179,8 @@ class RateLimiter:
             for i, (start, end) in enumerate(spans):
                 if end > start:
                     self._give_back(i, start, end)
-            for log, amount in zip(self._logs, units, strict=False):
-                k = bisect_left(log, (at, amount))
-                if k < len(log) and log[k] == (at, amount):
-                    del log[k]
+            for window, amount in zip(self._windows, units, strict=False):
+                window.remove(at, amount)
 
     def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
         """A successful attempt really used what each ``Limit(actual=)`` says: move that
@@ -210,19 +209,8 @@ class RateLimiter:
             with self._lock:
                 for i, estimate, used in corrections:
                     self.move(i, (used - estimate) * self.intervals[i], now)
-                    self._correct(self._logs[i], estimate, used, now)
-
-    @staticmethod
-    def _correct(log: list[tuple[float, float]], estimate: float, used: float, now: float) -> None:
-        """Put what an attempt used in its window in place of its estimate. Which of the
-        admissions by ``now`` booked with that estimate it was is not known: a refund goes
-        to the earliest, a debit to the latest, so that every window that holds a time to
-        come and the attempt's own admission counts at least what it really holds."""
-        found = [k for k, (a, u) in enumerate(log) if a <= now and u == estimate]
-        if found:
-            k = found[0] if used < estimate else found[-1]
-            log[k] = (log[k][0], used)
-            log.sort()
+                    if self.catch_up:
+                        self._windows[i].correct(estimate, used, now)
 
     def move(self, i: int, seconds: float, now: float) -> None:
         """Move limit ``i``'s schedule by ``seconds`` (earlier if < 0, never before ``now``);
@@ -274,9 +262,8 @@ class RateLimiter:
         for gaps in self._gaps:  # forget gaps wholly in the past
             while gaps and gaps[0][1] <= now:
                 del gaps[0]
-        for log, period in zip(self._logs, self.periods, strict=True):
-            if log and log[0][0] + period <= now:  # in no window that holds ``now``
-                del log[: bisect_left(log, (now - period, math.inf))]
+        for window in self._windows:
+            window.prune(now)
 
     def _remember(self, at: float, held: _Held) -> None:
         if at in self._booked:  # two admissions at one instant: keep neither
@@ -289,10 +276,10 @@ class RateLimiter:
         """How far back limit ``i``'s next stretch may lie: by as much as its schedule
         ended behind its latest admission (the time it lost to other limits; carried while
         admissions come within a period, never more than a period), else ``now``."""
-        log = self._logs[i]
-        if not self.catch_up or not log:
+        latest = self._windows[i].latest()
+        if not self.catch_up or latest is None:
             return now
-        behind = log[-1][0] - self._next[i]
+        behind = latest - self._next[i]
         return now - min(behind, self.periods[i]) if behind > 0 else now
 
     def _fit(
@@ -316,7 +303,7 @@ class RateLimiter:
                 if room > at:
                     at, moved = room, True
                 if self.catch_up:
-                    clear = self._window(i, at, units[i])
+                    clear = self._windows[i].earliest(at, units[i])
                     if clear > at:  # waiting for its own window: its own time
                         at = own[i] = clear
                         moved = True
@@ -332,33 +319,6 @@ class RateLimiter:
                 return at
         end = self._next[i]
         return end if end > start else start
-
-    def _window(self, i: int, start: float, units: float) -> float:
-        """The earliest time >= ``start`` at which every window of limit ``i``'s period
-        around it has room for ``units`` (a whole budget at most: alone in its windows)."""
-        log = self._logs[i]
-        period = self.periods[i]
-        free = self.budgets[i] - min(units, self.budgets[i]) + _EPS
-        if units == 0 or not log:
-            return start
-        times = [a for a, _ in log]
-        if times[-1] <= start:  # nothing booked after: only the window ending at ``start``
-            k = bisect_right(times, start - period)
-            load = sum(u for _, u in log[k:])
-            for when, amount in log[k:]:
-                if load <= free:
-                    break
-                load -= amount  # wait until the oldest admission leaves the window
-                start = when + period
-            return start
-        sums = [0.0, *accumulate(u for _, u in log)]
-        for t in [start, *(a + period for a in times if a + period > start)]:
-            if _load(times, sums, t, period) <= free:  # else wait for the next admission
-                return t  # to leave the windows
-        t = times[-1] + period
-        while _load(times, sums, t, period) > free:  # past all of them: rounding only
-            t = math.nextafter(t, math.inf)
-        return t
 
     def _book(
         self, at: float, starts: Sequence[float], units: Sequence[float], lengths: Sequence[float]
@@ -386,8 +346,8 @@ class RateLimiter:
                     break
         if not self.catch_up:
             return tuple(spans), ()
-        for log, amount in zip(self._logs, units, strict=True):
-            insort(log, (at, float(amount)))
+        for window, amount in zip(self._windows, units, strict=True):
+            window.add(at, float(amount))
         return tuple(spans), tuple(float(u) for u in units)
 
     def _give_back(self, i: int, start: float, end: float) -> None:
@@ -406,15 +366,3 @@ class RateLimiter:
             end = gaps[k][1]
             del gaps[k]
         gaps.insert(k, (start, end))
-
-
-def _load(times: list[float], sums: list[float], t: float, period: float) -> float:
-    """The most units a window ``[s, s + period)`` holding ``t`` holds (``sums``: running
-    totals of the units at ``times``). Such a window holds most just after its start passes
-    ``t - period`` or the time ``e - period`` of an admission ``e`` ahead of ``t``: it then
-    holds what lies in ``(b, b + period]``."""
-    ahead = times[bisect_right(times, t) : bisect_left(times, t + period)]
-    return max(
-        sums[bisect_right(times, b + period)] - sums[bisect_right(times, b)]
-        for b in [t - period, *(e - period for e in ahead)]
-    )

@@ -31,7 +31,8 @@ from opero.backends.redis.client import (
     resolve_url,
     sync_client,
 )
-from opero.backends.redis.rate_scripts import ADJUST, RELEASE, RESERVE
+from opero.backends.redis.rate_returns import ADJUST, RELEASE
+from opero.backends.redis.rate_scripts import RESERVE
 from opero.core.clock import CLOCK
 from opero.core.health import BackendDown, report_backend_failure
 from opero.limits.rate import RateLimiter
@@ -82,7 +83,7 @@ class RedisRateLimiter:
         ]
         #: per limit: its period (microseconds) and its budget (units per period)
         self.windows = [round(p * 1_000_000) for p in self.local.periods] + [
-            repr(b) for b in self.local.budgets
+            repr(limit.rate * limit.period) for limit in self.limits
         ]
         self.health = RedisHealth(self.url, "redis rate limit", owner)
         self.errors = redis_errors()
