@@ -235,7 +235,7 @@ class RateLimiter:
             self._warned = True
             warnings.warn(
                 f"the actual= function of {limit!r} raised or did not return a number >= 0; "
-                "the estimate stands (warned once per limit)",
+                "the estimate stands (this warning is given once)",
                 RuntimeWarning,
                 stacklevel=3,
             )
