@@ -37,6 +37,7 @@ from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.hedge_cases import p19
 from benchmarks.http_cases import p17
+from benchmarks.limit_cases import p25
 from benchmarks.map_cases import p12, p13, p14
 from benchmarks.order_cases import p26
 from benchmarks.otel_cases import p22
@@ -682,6 +683,7 @@ CASES = (
     "P22",
     "P23",
     "P24",
+    "P25",
     "P26",
 )
 
@@ -717,6 +719,7 @@ def main() -> int:
         "P22": lambda: p22(number, repeat, Row),
         "P23": lambda: p23(Row, quick),
         "P24": lambda: p24(1 if quick else 3, Row),
+        "P25": lambda: p25(Row, quick),
         "P26": lambda: p26(quick, Row),
     }
     names = [n.strip() for n in args.cases.split(",")]

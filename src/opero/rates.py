@@ -1,6 +1,7 @@
 """Rate limits as APIs publish them: a number, ``"N/minute"``, a weighted :class:`Limit`, a list.
 
-``rate_limit=10`` is ten attempts per second; ``"500/minute"`` the same as ``500/60``;
+``rate_limit=10`` is ten attempts per second; ``"500/minute"`` the same as ``500/60``, and
+``"300/6s"`` (a number of periods) 300 attempts in any six seconds;
 ``Limit("30000/minute", cost=count_tokens)`` admits 30 000 units a minute, each attempt using
 ``count_tokens(*args, **kwargs)`` of them; a list holds several limits, and an attempt starts
 only when every one admits it. :func:`limits_of` turns any of these into a tuple of
@@ -15,7 +16,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
-__all__ = ["MIN_RATE", "PERIODS", "Limit", "RateLimit", "cost_of", "limits_of", "per_second"]
+__all__ = [
+    "MIN_RATE",
+    "PERIODS",
+    "Limit",
+    "RateLimit",
+    "cost_of",
+    "limits_of",
+    "per_second",
+    "rate_and_period",
+]
 
 MIN_RATE = 1 / 86_400  #: the slowest rate limit accepted: one call per day
 #: period names accepted in rate strings, in seconds
@@ -29,20 +39,32 @@ PERIODS = {
     "hour": 3600,
     "h": 3600,
 }
-_TEXT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([a-z]+)\s*$")
+_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+_TEXT = re.compile(rf"^\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*([a-z]+)\s*$")
 
 
 def per_second(value: object, name: str = "rate_limit") -> float:
-    """A rate (a number per second, or ``"N/second|minute|hour"``) in units per second."""
+    """A rate (a number per second, or ``"N/period"``) in units per second."""
+    return rate_and_period(value, name)[0]
+
+
+def rate_and_period(value: object, name: str = "rate_limit") -> tuple[float, float]:
+    """A rate in units per second, and the period it was given for in seconds (1 for a
+    number): ``"300/6s"`` is ``(50.0, 6.0)``, ``"500/minute"`` ``(8.33.., 60.0)``."""
+    period = 1.0
     if isinstance(value, str):
         found = _TEXT.match(value.lower())
-        if found is None or found.group(2) not in PERIODS:
+        if found is None or found.group(3) not in PERIODS:
             periods = ", ".join(sorted(set(PERIODS), key=lambda p: (PERIODS[p], p)))
             raise ValueError(
                 f"{name}: cannot read {value!r}; write a number per second or 'N/period' "
-                f"with a period of {periods} (e.g. '500/minute')"
+                f"with a period of {periods}, optionally a number of them "
+                f"(e.g. '500/minute', '300/6s', '10/5min')"
             )
-        rate = float(found.group(1)) / PERIODS[found.group(2)]
+        period = float(found.group(2) or 1) * PERIODS[found.group(3)]
+        if not period > 0 or math.isinf(period):
+            raise ValueError(f"{name} must have a period > 0, got {value!r}")
+        rate = float(found.group(1)) / period
     elif isinstance(value, int | float) and not isinstance(value, bool):
         rate = float(value)
     else:
@@ -56,7 +78,7 @@ def per_second(value: object, name: str = "rate_limit") -> float:
         raise ValueError(
             f"{name} must be at least one call per day ({MIN_RATE:.3g} per second), got {value!r}"
         )
-    return rate
+    return rate, period
 
 
 class Limit:
@@ -65,9 +87,13 @@ class Limit:
     ``cost``). ``cost`` gets the arguments of the attempt as the function gets them (the
     fallback value of that attempt in place) and returns a number >= 0. ``actual``, if given,
     gets the result of a successful attempt and returns the units it really used (an LLM
-    answer's ``usage.total_tokens``): the schedule is moved by the difference."""
+    answer's ``usage.total_tokens``): the schedule is moved by the difference.
 
-    __slots__ = ("actual", "cost", "given", "rate")
+    ``period`` is the period the rate was given for (``"30000/minute"``: 60 s; a number: 1 s).
+    Among several limits on one attempt it is how far a limit may catch up time it lost
+    waiting for another: never more than ``rate * period`` units in any window of it."""
+
+    __slots__ = ("actual", "cost", "given", "period", "rate")
 
     def __init__(
         self,
@@ -75,7 +101,7 @@ class Limit:
         cost: Callable[..., float] | None = None,
         actual: Callable[[Any], float] | None = None,
     ) -> None:
-        self.rate = per_second(rate, "Limit(rate)")
+        self.rate, self.period = rate_and_period(rate, "Limit(rate)")
         self.given = rate
         if cost is not None:
             if not callable(cost):
@@ -97,10 +123,11 @@ class Limit:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Limit):
             return NotImplemented
-        return (self.rate, self.cost, self.actual) == (other.rate, other.cost, other.actual)
+        mine = (self.rate, self.period, self.cost, self.actual)
+        return mine == (other.rate, other.period, other.cost, other.actual)
 
     def __hash__(self) -> int:
-        return hash((self.rate, id(self.cost), id(self.actual)))
+        return hash((self.rate, self.period, id(self.cost), id(self.actual)))
 
 
 RateLimit: TypeAlias = float | str | Limit | Sequence[float | str | Limit]
@@ -123,7 +150,9 @@ def limits_of(value: object, name: str = "rate_limit") -> tuple[Limit, ...] | No
             assert found is not None
             out.extend(found)
         return tuple(out)
-    return (Limit(per_second(value, name)),)
+    per_second(value, name)  # refused with this option's name
+    assert isinstance(value, int | float | str)
+    return (Limit(value),)
 
 
 def cost_of(limit: Limit, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:

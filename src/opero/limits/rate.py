@@ -3,21 +3,43 @@
 The limiter decides and never waits: :meth:`RateLimiter.reserve` books the next free
 admission time under a lock and returns it; the caller sleeps until then (``time.sleep``
 or ``asyncio.sleep``). One limiter serves every thread and every event loop that calls
-the decorated function, so the limit is per function, not per caller. No bursts: admissions
-are evenly spaced, so no window of length ``w`` holds more than ``ceil(rate*w)+1``.
+the decorated function, so the limit is per function, not per caller.
 
-Several limits (``rate_limit=["500/minute", Limit("30000/minute", cost=tokens)]``) are
-booked together: an attempt is admitted at the first time every limit allows, and each
-limit's schedule moves on from that time by ``cost / rate`` (a GCRA per limit, weighted,
-with no burst allowance). An attempt whose cost exceeds a whole period's budget is
-admitted alone and moves its schedule by as much.
+One limit: admissions are evenly spaced, with no burst. Each admission holds a stretch
+``[at, at + cost / rate)`` of the limit's schedule (a GCRA with no burst allowance,
+weighted), and no two stretches overlap, so no window of length ``w`` holds more than
+``ceil(rate * w) + 1`` admissions. An attempt whose cost exceeds a whole period's budget is
+admitted alone and moves the schedule by as much.
 
-Each admission holds a stretch ``[at, at + cost / rate)`` of every limit's schedule, and
-no two stretches of one limit overlap: that is the whole spacing rule. A caller cancelled
-while it waits gives its stretches back (:meth:`RateLimiter.release`), wherever they lie:
-the last one shortens the schedule, an earlier one leaves a gap, and the next reservation
-takes the earliest time, not in the past, at which every limit has room (a gap or the end
-of its schedule). So cancelled waits leave no debt, and the spacing is never broken.
+Several limits (``rate_limit=["300/6s", Limit("60000/6s", cost=tokens)]``): each limit is
+its own schedule of stretches, and an attempt is admitted at the first time every limit
+allows. A limit that had room earlier than that lost the time in between to another limit;
+its stretch is then placed where it had room, behind the admission (a period behind at
+most), so its schedule runs behind real time and later admissions may come faster than its
+rate until it has caught up. What bounds the catching up is its window (:mod:`.windows`):
+each limit remembers the units it admitted over the last period, and an attempt is admitted
+only at a time where every window ``[s, s + period)`` of that limit that holds it has room
+for its units (one of more than a budget is admitted alone in its windows). Why this holds:
+each admission is checked against every window that holds it and everything booked before
+it, and every later admission against it in turn; giving back and refunds only take units
+away; so no window of a limit's period ever holds more than its budget (in booked units),
+while over a long run each limit reaches its own rate whichever limit binds at each moment:
+requests and tokens together reach what an API accepts, not the sum of per-attempt maxima.
+Time a limit waits for its own window is its own (its stretch starts at the admission: it
+is back to even spacing), and time no caller was waiting is not lost to another limit: the
+lag is carried only while the limit's latest admission lies within a period
+(:meth:`RateLimiter._floor`). With one limit the lag is zero and there is no window: the
+strict spacing above, unchanged. The search for the admission time only moves forward,
+to a gap, a schedule's end or the time an admission leaves a window, so it ends.
+
+A caller cancelled while it waits gives its admission back (:meth:`RateLimiter.release`):
+its stretches, wherever they lie (the last one shortens the schedule, an earlier one
+leaves a gap that the next reservation may take), and its units in each window.
+
+``Limit(actual=fn)``: after a successful attempt :meth:`RateLimiter.heard` asks ``fn`` what
+the attempt really used and moves that limit's schedule by the difference from the
+estimate (a refund moves it earlier, never before now; a debit later), and puts what it
+used in the limit's windows in place of the estimate.
 """
 
 from __future__ import annotations
@@ -25,14 +47,35 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+import warnings
 from bisect import bisect_left
 from collections.abc import Sequence
+from typing import Any
 
+from opero.core.clock import CLOCK
+from opero.limits.windows import Window
 from opero.rates import Limit
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "actual_units"]
 
 _Gap = tuple[float, float]
+#: what a booked admission gives back: per limit its stretch, and its units
+_Held = tuple[tuple[_Gap, ...], tuple[float, ...]]
+
+
+def actual_units(limit: Limit, result: Any) -> float | None:
+    """What ``limit.actual`` says a successful attempt used (None: it raised or answered
+    something that is not a finite number >= 0)."""
+    assert limit.actual is not None
+    try:
+        used = limit.actual(result)
+    except Exception:
+        return None
+    if isinstance(used, bool) or not isinstance(used, int | float):
+        return None
+    if not used >= 0 or math.isinf(used):
+        return None
+    return float(used)
 
 
 class RateLimiter:
@@ -42,11 +85,16 @@ class RateLimiter:
         "_booked",
         "_due",
         "_gaps",
+        "_latest",
         "_lock",
         "_next",
+        "_warned",
+        "_windows",
+        "catch_up",
         "intervals",
         "limits",
         "listens",
+        "periods",
         "rate",
     )
 
@@ -56,16 +104,23 @@ class RateLimiter:
         self.limits = tuple(limits)
         self.rate = self.limits[0].rate
         self.intervals = [1.0 / limit.rate for limit in self.limits]  # seconds per unit
+        self.periods = [limit.period for limit in self.limits]
+        #: several limits: each catches up time lost to the others, within its windows
+        self.catch_up = len(self.limits) > 1
         #: per limit: the end of its schedule (the time after its last booked stretch)
         self._next = [-math.inf] * len(self.limits)
         #: per limit: stretches given back before the end of its schedule, sorted, disjoint
         self._gaps: list[list[_Gap]] = [[] for _ in self.limits]
+        #: per limit (several limits only): its admissions over the last period
+        self._windows = [Window(limit.rate, limit.period) for limit in self.limits]
+        self._latest = -math.inf  # several limits: the latest ``now`` seen
         #: admissions still ahead that may be given back: time -> what each limit gives back
-        self._booked: dict[float, tuple[_Gap, ...]] = {}
+        self._booked: dict[float, _Held] = {}
         self._due: list[float] = []  # heap of those times, to forget the passed ones
         self._lock = threading.Lock()
         #: told of outcomes: a limit corrects its costs by what attempts really used
         self.listens = any(limit.actual is not None for limit in self.limits)
+        self._warned = False
 
     @property
     def schedule_end(self) -> list[float]:
@@ -79,32 +134,33 @@ class RateLimiter:
         with self._lock:
             if self._due and self._due[0] <= now:
                 self._forget(now)
-            if len(self.intervals) == 1 and not self._gaps[0]:  # the common case, quickly
+            if not self.catch_up and not self._gaps[0]:  # one limit, the common case, quickly
                 length = self.intervals[0] if costs is None else costs[0] * self.intervals[0]
                 end = self._next[0]
                 at = now if now > end else end
                 self._next[0] = at + length
                 if at > now:
-                    self._remember(at, ((at if end == -math.inf else end, at + length),))
+                    self._remember(at, (((at if end == -math.inf else end, at + length),), ()))
                 return at
-            if costs is None:
-                lengths: Sequence[float] = self.intervals
-            else:
-                lengths = [c * step for c, step in zip(costs, self.intervals, strict=True)]
-            at = self._fit(now, lengths) if any(self._gaps) else max(now, *self._next)
-            spans = self._book(at, lengths)
+            now, units, lengths = self._start(now, costs)
+            at, starts = self._fit(now, units, lengths)
+            while self.catch_up and at in self._booked:  # each admission its own instant,
+                at = math.nextafter(at, math.inf)  # so that it can be given back
+            held = self._book(at, starts, units, lengths)
             if at > now:
-                self._remember(at, spans)
+                self._remember(at, held)
             return at
 
     def peek(self, now: float, costs: Sequence[float] | None = None) -> float:
         """When an admission booked at ``now`` would be, without booking it."""
         with self._lock:
-            if costs is None:
-                lengths: Sequence[float] = self.intervals
-            else:
-                lengths = [c * step for c, step in zip(costs, self.intervals, strict=True)]
-            return self._fit(now, lengths) if any(self._gaps) else max(now, *self._next)
+            if not self.catch_up and not self._gaps[0]:
+                return max(now, self._next[0])
+            now, units, lengths = self._start(now, costs)
+            at = self._fit(now, units, lengths)[0]
+            while self.catch_up and at in self._booked:
+                at = math.nextafter(at, math.inf)
+            return at
 
     def hold(self, until: Sequence[float]) -> None:
         """Let no limit's schedule end before ``until`` (per limit): time booked elsewhere
@@ -116,40 +172,142 @@ class RateLimiter:
         """Give back the admission booked at ``at`` (its caller was cancelled while it
         waited), so a cancelled wait does not slow down the callers that come after it."""
         with self._lock:
-            spans = self._booked.pop(at, None)
-            if spans is None:
+            held = self._booked.pop(at, None)
+            if held is None:
                 return
+            spans, units = held
             for i, (start, end) in enumerate(spans):
                 if end > start:
                     self._give_back(i, start, end)
+            for window, amount in zip(self._windows, units, strict=False):
+                window.remove(at, amount)
+
+    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
+        """A successful attempt really used what each ``Limit(actual=)`` says: move that
+        limit's schedule by the difference from its estimate (``costs``)."""
+        if ok:  # a failed attempt keeps its estimate
+            self.correct(self.corrections(outcome, costs), CLOCK.monotonic())
+
+    def corrections(
+        self, outcome: Any, costs: Sequence[float] | None
+    ) -> list[tuple[int, float, float]]:
+        """Per limit with ``actual``: (its index, the estimate, what the attempt used); an
+        ``actual`` that fails leaves its estimate, with one warning per limiter."""
+        found = []
+        for i, limit in enumerate(self.limits):
+            if limit.actual is not None:
+                used = actual_units(limit, outcome)
+                if used is None:
+                    self._warn(limit)
+                    continue
+                found.append((i, 1.0 if costs is None else float(costs[i]), used))
+        return found
+
+    def correct(self, corrections: Sequence[tuple[int, float, float]], now: float) -> None:
+        """Apply :meth:`corrections` at ``now``."""
+        if corrections:
+            with self._lock:
+                for i, estimate, used in corrections:
+                    self.move(i, (used - estimate) * self.intervals[i], now)
+                    if self.catch_up:
+                        self._windows[i].correct(estimate, used, now)
+
+    def move(self, i: int, seconds: float, now: float) -> None:
+        """Move limit ``i``'s schedule by ``seconds`` (earlier if < 0, never before ``now``);
+        the caller holds the lock."""
+        end = self._next[i]
+        if end == -math.inf or seconds == 0:
+            return
+        if seconds > 0:
+            self._next[i] = end + seconds
+            return
+        moved = max(end + seconds, min(end, now))
+        self._next[i] = moved
+        gaps = self._gaps[i]  # given-back stretches lie before the end
+        while gaps and gaps[-1][1] > moved:
+            start = gaps.pop()[0]
+            if start < moved:
+                gaps.append((start, moved))
+                break
+
+    def _warn(self, limit: Limit) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the actual= function of {limit!r} raised or did not return a number >= 0; "
+                "the estimate stands (this warning is given once)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # ----- the schedule -----------------------------------------------------------------
+    def _start(
+        self, now: float, costs: Sequence[float] | None
+    ) -> tuple[float, Sequence[float], Sequence[float]]:
+        """``now`` never before one seen (several limits: the windows behind it are
+        forgotten), each limit's units and the length of its stretch."""
+        if self.catch_up:
+            now = self._latest = max(now, self._latest)
+            self._prune(now)
+        if costs is None:
+            return now, [1.0] * len(self.limits), self.intervals
+        return now, costs, [c * step for c, step in zip(costs, self.intervals, strict=True)]
+
     def _forget(self, now: float) -> None:
         due = self._due
         while due and due[0] <= now:  # admitted by now: no longer given back
             self._booked.pop(heapq.heappop(due), None)
 
-    def _remember(self, at: float, spans: tuple[_Gap, ...]) -> None:
-        if at in self._booked:  # two admissions at one instant (tiny costs): keep neither
-            self._booked.pop(at)
-            return
-        self._booked[at] = spans
-        heapq.heappush(self._due, at)
-
-    def _fit(self, now: float, lengths: Sequence[float]) -> float:
-        """The earliest time >= ``now`` at which every limit has room for its stretch."""
+    def _prune(self, now: float) -> None:
         for gaps in self._gaps:  # forget gaps wholly in the past
             while gaps and gaps[0][1] <= now:
                 del gaps[0]
+        for window in self._windows:
+            window.prune(now)
+
+    def _remember(self, at: float, held: _Held) -> None:
+        if at in self._booked:  # two admissions at one instant: keep neither
+            self._booked.pop(at)
+            return
+        self._booked[at] = held
+        heapq.heappush(self._due, at)
+
+    def _floor(self, i: int, now: float) -> float:
+        """How far back limit ``i``'s next stretch may lie: by as much as its schedule
+        ended behind its latest admission (the time it lost to other limits; carried while
+        admissions come within a period, never more than a period), else ``now``."""
+        latest = self._windows[i].latest()
+        if not self.catch_up or latest is None:
+            return now
+        behind = latest - self._next[i]
+        return now - min(behind, self.periods[i]) if behind > 0 else now
+
+    def _fit(
+        self, now: float, units: Sequence[float], lengths: Sequence[float]
+    ) -> tuple[float, list[float]]:
+        """The earliest time >= ``now`` at which every limit admits the attempt, and where
+        each limit's stretch lies (at or before that time)."""
+        if not self.catch_up:
+            for gaps in self._gaps:
+                while gaps and gaps[0][1] <= now:
+                    del gaps[0]
+        n = len(lengths)
+        lags = self.periods if self.catch_up else [0.0] * n
+        own = [self._floor(i, now) for i in range(n)]  # not before: each limit's own rules
         at = now
         moved = True
         while moved:
             moved = False
-            for i, length in enumerate(lengths):
-                room = self._room(i, at, length)
+            for i in range(n):
+                room = self._room(i, max(own[i], at - lags[i]), lengths[i])
                 if room > at:
                     at, moved = room, True
-        return at
+                if self.catch_up:
+                    clear = self._windows[i].earliest(at, units[i])
+                    if clear > at:  # waiting for its own window: its own time
+                        at = own[i] = clear
+                        moved = True
+        return at, [self._room(i, max(own[i], at - lags[i]), lengths[i]) for i in range(n)]
 
     def _room(self, i: int, start: float, length: float) -> float:
         """The earliest time >= ``start`` at which limit ``i`` has ``length`` free."""
@@ -162,29 +320,35 @@ class RateLimiter:
         end = self._next[i]
         return end if end > start else start
 
-    def _book(self, at: float, lengths: Sequence[float]) -> tuple[_Gap, ...]:
-        """Take each limit's stretch at ``at``; return what each would give back: its
-        stretch, and the unused time before it when another limit made it wait (that time
-        went to no one else, so a cancelled wait gives it back too)."""
+    def _book(
+        self, at: float, starts: Sequence[float], units: Sequence[float], lengths: Sequence[float]
+    ) -> _Held:
+        """Take each limit's stretch (at ``starts``); return what each would give back: its
+        stretch, and the unused time before it (that time went to no one else, so a
+        cancelled wait gives it back too), and its units in each window."""
         spans = []
-        for i, length in enumerate(lengths):
+        for i, (start, length) in enumerate(zip(starts, lengths, strict=True)):
             end = self._next[i]
-            if at >= end:
-                self._next[i] = at + length
-                spans.append((end if end > -math.inf else at, at + length))
+            if start >= end:
+                self._next[i] = start + length
+                spans.append((end if end > -math.inf else start, start + length))
                 continue
-            spans.append((at, at + length))
-            gaps = self._gaps[i]  # ``at`` lies in a gap of this limit (see _fit)
+            spans.append((start, start + length))
+            gaps = self._gaps[i]  # ``start`` lies in a gap of this limit (see _fit)
             for k, (gap_start, gap_end) in enumerate(gaps):
-                if gap_start <= at < gap_end:
+                if gap_start <= start < gap_end:
                     pieces = []
-                    if at > gap_start:
-                        pieces.append((gap_start, at))
-                    if at + length < gap_end:
-                        pieces.append((at + length, gap_end))
+                    if start > gap_start:
+                        pieces.append((gap_start, start))
+                    if start + length < gap_end:
+                        pieces.append((start + length, gap_end))
                     gaps[k : k + 1] = pieces
                     break
-        return tuple(spans)
+        if not self.catch_up:
+            return tuple(spans), ()
+        for window, amount in zip(self._windows, units, strict=True):
+            window.add(at, float(amount))
+        return tuple(spans), tuple(float(u) for u in units)
 
     def _give_back(self, i: int, start: float, end: float) -> None:
         gaps = self._gaps[i]

@@ -5,7 +5,11 @@ books each attempt the way :class:`~opero.limits.rate.RateLimiter` does in memor
 :mod:`opero.backends.redis.rate_scripts`): every limit's schedule is a run of stretches
 ``[at, at + cost / rate)`` that never overlap, a cancelled wait gives its stretches back
 wherever they lie, and the next booking takes the earliest time every limit has room for.
-Admissions are evenly spaced for all clients together, whichever host they run on.
+With several limits each catches up time it lost to the others, within the windows of its
+period (a window log per limit, on the server). Admissions are spaced for all clients
+together, whichever host they run on. :meth:`RedisRateLimiter.peek` runs the same script
+without booking; :meth:`RedisRateLimiter.heard` moves a schedule by what a successful attempt
+really used (``Limit(actual=)``).
 
 If Redis cannot be reached, the limiter falls back to a per-process limit (reported with an
 ``OperoBackendWarning``) and returns to Redis once the server answers again. The two
@@ -27,7 +31,9 @@ from opero.backends.redis.client import (
     resolve_url,
     sync_client,
 )
-from opero.backends.redis.rate_scripts import RELEASE, RESERVE
+from opero.backends.redis.rate_returns import ADJUST, RELEASE
+from opero.backends.redis.rate_scripts import RESERVE
+from opero.core.clock import CLOCK
 from opero.core.health import BackendDown, report_backend_failure
 from opero.limits.rate import RateLimiter
 from opero.rates import Limit
@@ -42,6 +48,12 @@ def free_key(key: str) -> str:
     listing of the limiter's own keys does not catch)."""
     head, sep, tail = key.partition(":ratelimit:")
     return f"{head}:ratelimit-free:{tail}" if sep else f"{key}-free"
+
+
+def log_key(key: str) -> str:
+    """Where the window log of the schedule ``key`` is kept (as :func:`free_key`)."""
+    head, sep, tail = key.partition(":ratelimit:")
+    return f"{head}:ratelimit-log:{tail}" if sep else f"{key}-log"
 
 
 class RedisRateLimiter:
@@ -64,7 +76,15 @@ class RedisRateLimiter:
         self.url = resolve_url(url)
         self.key = key
         self.keys = [key] + [f"{key}:{i}" for i in range(1, len(self.limits))]
-        self.script_keys = [*self.keys, *(free_key(k) for k in self.keys)]
+        self.script_keys = [
+            *self.keys,
+            *(free_key(k) for k in self.keys),
+            *(log_key(k) for k in self.keys),
+        ]
+        #: per limit: its period (microseconds) and its budget (units per period)
+        self.windows = [round(p * 1_000_000) for p in self.local.periods] + [
+            repr(limit.rate * limit.period) for limit in self.limits
+        ]
         self.health = RedisHealth(self.url, "redis rate limit", owner)
         self.errors = redis_errors()
         self.skip: tuple[type[BaseException], ...] = (BackendDown, *self.errors)
@@ -74,16 +94,24 @@ class RedisRateLimiter:
         self._server_end = [float("-inf")] * len(self.limits)
         self._pending: set[asyncio.Future[None]] = set()  # late give-backs under way
 
-    def _args(self, now: float, costs: Sequence[float] | None) -> list[Any]:
+    def _args(self, now: float, costs: Sequence[float] | None, peek: bool = False) -> list[Any]:
         if costs is None:
             moves = self.unit_args
         else:
             moves = [round(c * step) for c, step in zip(costs, self.steps_us, strict=True)]
         # the local schedule (booked while the server was away) is not spent twice
         floors = [round((end - now) * 1e6) if end > now else 0 for end in self.local.schedule_end]
-        return [*self.script_keys, *moves, *floors]
+        units = [1.0] * len(self.limits) if costs is None else costs
+        return [
+            *self.script_keys,
+            *moves,
+            *floors,
+            *(repr(float(u)) for u in units),
+            *self.windows,
+            "1" if peek else "0",
+        ]
 
-    def _booked_at(self, now: float, reply: list[Any]) -> float:
+    def _booked_at(self, now: float, reply: list[Any], costs: Sequence[float] | None) -> float:
         wait_us, corrupt, at_us = (int(x) for x in reply[:3])
         spans = [x.decode() if isinstance(x, bytes) else str(x) for x in reply[3:]]
         if corrupt:
@@ -99,7 +127,9 @@ class RedisRateLimiter:
             end = booked + (int(spans[3 * i + 1]) - at_us) / 1_000_000
             self._server_end[i] = max(self._server_end[i], end)
         if wait_us > 0:
-            self._booked[booked] = spans
+            units = [1.0] * len(self.limits) if costs is None else costs
+            # per limit start, end, epoch; then the admission and its units, for its windows
+            self._booked[booked] = [*spans, str(at_us), *(repr(float(u)) for u in units)]
             if len(self._booked) > MAX_BOOKED:
                 self._booked.pop(next(iter(self._booked)))
         return booked
@@ -122,7 +152,49 @@ class RedisRateLimiter:
             self.health.failed("reserve", exc)
             return self._local(now, costs)
         self.health.ok()
-        return self._booked_at(now, reply)
+        return self._booked_at(now, reply, costs)
+
+    def peek(self, now: float, costs: Sequence[float] | None = None) -> float:
+        """When an admission booked on the server now would be, without booking it."""
+        try:
+            self.health.check()
+            reply = sync_client(self.url).eval(
+                RESERVE, len(self.script_keys), *self._args(now, costs, peek=True)
+            )
+        except BackendDown:
+            return self._local_peek(now, costs)
+        except self.errors as exc:
+            self.health.failed("peek", exc)
+            return self._local_peek(now, costs)
+        self.health.ok()
+        return now + int(reply[0]) / 1_000_000
+
+    def _local_peek(self, now: float, costs: Sequence[float] | None) -> float:
+        self.local.hold(self._server_end)
+        return self.local.peek(now, costs)
+
+    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
+        """A successful attempt really used what each ``Limit(actual=)`` says: move that
+        limit's schedule on the server (here while the server is away)."""
+        if not ok:
+            return
+        found = self.local.corrections(outcome, costs)
+        if not found:
+            return
+        args = ["0", "0", "0"] * len(self.limits)
+        for i, estimate, used in found:
+            move = round((used - estimate) * self.steps_us[i])
+            args[3 * i : 3 * i + 3] = [str(move), repr(estimate), repr(used)]
+        try:
+            self.health.check()
+            sync_client(self.url).eval(ADJUST, len(self.script_keys), *self.script_keys, *args)
+        except BackendDown:
+            self.local.correct(found, CLOCK.monotonic())
+        except self.errors as exc:
+            self.health.failed("correct", exc)
+            self.local.correct(found, CLOCK.monotonic())
+        else:
+            self.health.ok()
 
     async def reserve_async(self, now: float, costs: Sequence[float] | None = None) -> float:
         try:
@@ -135,7 +207,7 @@ class RedisRateLimiter:
                 # shielded: a cancellation reaches this caller, not the client mid-reply
                 reply = await asyncio.shield(call)
             except asyncio.CancelledError:
-                call.add_done_callback(lambda done: self._cancelled_meanwhile(now, done))
+                call.add_done_callback(lambda done: self._cancelled_meanwhile(now, done, costs))
                 raise
         except BackendDown:
             return self._local(now, costs)
@@ -143,13 +215,15 @@ class RedisRateLimiter:
             self.health.failed("reserve", exc)
             return self._local(now, costs)
         self.health.ok()
-        return self._booked_at(now, reply)
+        return self._booked_at(now, reply, costs)
 
-    def _cancelled_meanwhile(self, now: float, call: asyncio.Future[Any]) -> None:
+    def _cancelled_meanwhile(
+        self, now: float, call: asyncio.Future[Any], costs: Sequence[float] | None
+    ) -> None:
         """The caller was cancelled while its booking was being made: give it back."""
         if call.cancelled() or call.exception() is not None:
             return
-        booked = self._booked.pop(self._booked_at(now, call.result()), None)
+        booked = self._booked.pop(self._booked_at(now, call.result(), costs), None)
         if booked is not None:
             task = asyncio.ensure_future(self._release_async(booked))
             self._pending.add(task)
