@@ -6,8 +6,8 @@ dependency group).
 
     python examples/openai_keys_models.py
 
-The limits are scaled down to seconds so the example runs in a few seconds: "60/6s" stands
-for a provider's "600/minute".
+The limits are scaled down so the example runs in a few seconds: periods of 6 s stand for a
+provider's minute ("24/6s" for "240/minute").
 """
 
 from __future__ import annotations
@@ -26,21 +26,23 @@ from openai.types.chat import ChatCompletion
 from opero import Limit, fallback, opero, operomap
 
 KEYS = ["sk-one", "sk-two", "sk-three"]
+PERIOD = 6  # seconds
 RPS = {"gpt-big": 4, "gpt-small": 10}  # requests per second, per key and model
 TPS = {"gpt-big": 400, "gpt-small": 2000}  # tokens per second, per key and model
 USED = 60  # the tokens each answer really uses (the estimate below says 150)
 
 
 def serve() -> tuple[ThreadingHTTPServer, str, dict[str, int]]:
-    """A server holding a token bucket per (key, model) for requests and one for tokens."""
+    """A server holding a token bucket per (key, model) for requests and one for tokens (each
+    holds one period's budget, refilled at its rate)."""
     lock = threading.Lock()
     buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
     counts: dict[str, int] = defaultdict(int)
 
     def take(name: tuple[str, str, str], rate: float, amount: float) -> bool:
         now = time.monotonic()
-        tokens, at = buckets.get(name, (rate, now))
-        tokens = min(rate, tokens + (now - at) * rate)
+        tokens, at = buckets.get(name, (rate * PERIOD, now))
+        tokens = min(rate * PERIOD, tokens + (now - at) * rate)
         ok = tokens >= amount
         buckets[name] = (tokens - amount if ok else tokens, now)
         return ok
@@ -105,7 +107,10 @@ def used(response: ChatCompletion) -> int:
 
 def limits(model: str) -> dict[str, list[str | Limit]]:
     """Every key gets its own budget for this model (the "*" entry is a template)."""
-    return {"*": [f"{RPS[model]}/s", Limit(f"{TPS[model]}/s", cost=estimate, actual=used)]}
+    requests, tokens = RPS[model] * PERIOD, TPS[model] * PERIOD
+    return {
+        "*": [f"{requests}/{PERIOD}s", Limit(f"{tokens}/{PERIOD}s", cost=estimate, actual=used)]
+    }
 
 
 @operomap(
@@ -123,7 +128,7 @@ def ask_small(prompt: str, api_key: str = fallback(*KEYS)) -> ChatCompletion:
 
 
 started = time.monotonic()
-answers = ask_big([f"Summarize chapter {n}." for n in range(36)])
+answers = ask_big([f"Summarize chapter {n}." for n in range(90)])
 took = time.monotonic() - started
 print(f"{len(answers)} answers from gpt-big in {took:.1f}s")
 print(f"ask_small: {ask_small('One line on whales.').choices[0].message.content}")

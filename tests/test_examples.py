@@ -53,6 +53,19 @@ def test_llm_limits_map_example() -> None:
     assert "CacheInfo(hits=10, misses=40" in text
 
 
+def test_openai_keys_models_example() -> None:
+    text = run_example("openai_keys_models.py")
+    assert "90 answers from gpt-big" in text
+    assert "ask_small: gpt-small: ok" in text
+    per_key = [int(n) for n in text.split("per key: [")[1].split("]")[0].split(",")]
+    assert all(25 <= n <= 35 for n in per_key), per_key  # spread over the three keys
+    assert "429s: 0" in text  # every (key, model) budget kept
+    took = float(text.split(" in ")[1].split("s")[0])
+    # the request limits allow 90 in 7.5 s; token estimates alone (150 each) would take 11 s:
+    # the answers' real usage (60) corrected them
+    assert took < 10.5, took
+
+
 def test_http_clients_example() -> None:
     text = run_example("http_clients.py")
     times = {
@@ -114,6 +127,7 @@ def test_every_example_is_tested() -> None:
         "process_cpu_map.py",
         "async_map.py",
         "process_async_map.py",
+        "openai_keys_models.py",
         "shared_redis.py",  # tests/test_redis.py
         "dask_cluster.py",  # tests/test_dask.py
     }

@@ -220,38 +220,3 @@ async def test_hundred_cancelled_waits_leave_no_debt(monkeypatch, limits, first_
     asked.clear()
     assert await f() == 1
     assert asked == [pytest.approx(first_wait)]  # not 50 s
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_released_slots_never_break_the_spacing(seed: int) -> None:
-    """Random bookings and releases under two weighted limits: the admissions still held never
-    overlap under any limit (each holds ``[at, at + cost/rate)``), none lies before its call,
-    and once every held admission is given back the next call is admitted at once."""
-    import random
-
-    rnd = random.Random(seed)
-    limits = [Limit(3), Limit(10, cost=lambda n: n)]
-    lim = RateLimiter(limits)
-    held: list[tuple[float, list[float]]] = []
-    now = 0.0
-    for _ in range(400):
-        now += rnd.choice([0.0, 0.0, 0.05, 0.3])
-        held = [(at, c) for at, c in held if at > now]  # already admitted: stays held
-        if held and rnd.random() < 0.4:
-            at, _ = held.pop(rnd.randrange(len(held)))
-            lim.release(at)
-            continue
-        costs = [1.0, float(rnd.choice([0, 1, 2, 5, 12]))]
-        at = lim.reserve(now, costs)
-        assert at >= now
-        held.append((at, costs))
-        if at <= now:
-            held.pop()  # admitted at once: nothing to give back
-        for i, limit in enumerate(limits):
-            spans = sorted((a, a + c[i] / limit.rate) for a, c in held if c[i] > 0)
-            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
-                assert start >= end - 1e-9, (seed, i, spans)
-    for at, _ in held:
-        lim.release(at)
-    # what was admitted before ``now`` may still reach a little past it; nothing else does
-    assert lim.reserve(now + 5.0) == now + 5.0
