@@ -102,9 +102,8 @@ class Corrected:
                 break
 
     def _warn(self, limit: Limit) -> None:
-            # (a slot of RateLimiter, which holds the state)
         if not self._warned:
-            self._warned = True  # type: ignore[misc]
+            self._warned = True  # type: ignore[misc]  # (a slot of RateLimiter)
             warnings.warn(
                 f"the actual= function of {limit!r} raised or did not return a number >= 0; "
                 "the estimate stands (this warning is given once)",
