@@ -47,6 +47,9 @@ class Stats:
     deadlines: int = 0  #: calls that ended with ``DeadlineExceededError``
     #: failed attempts by kind: the exception's class name, with its HTTP status if it has one
     errors: Mapping[str, int] = field(default_factory=dict)
+    #: the rate an ``Adaptive`` limit has learned (per second): one number, or by the
+    #: ``repr`` of each fallback value with a learning budget of its own; None without one
+    learned_rate: float | Mapping[str, float] | None = None
 
 
 def success_key(value: Any, fallback: bool) -> str | None:
