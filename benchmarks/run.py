@@ -33,6 +33,7 @@ from loguru import logger  # noqa: F401 - imported by opero anyway; keep import 
 from opero import opero
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.adaptive_cases import p18
 from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.http_cases import p17
@@ -672,6 +673,7 @@ CASES = (
     "P15",
     "P16",
     "P17",
+    "P18",
     "P21",
     "P22",
     "P24",
@@ -703,6 +705,7 @@ def main() -> int:
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
+        "P18": lambda: p18(Row, quick),
         "P21": lambda: p21(Row, 300 if quick else 1000),
         "P22": lambda: p22(number, repeat, Row),
         "P24": lambda: p24(1 if quick else 3, Row),

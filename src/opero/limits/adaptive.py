@@ -25,20 +25,20 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from opero.core.clock import CLOCK
 from opero.core.ratelimit_headers import headers_of_result, pace_of
 from opero.core.signals import http_status, retry_after_of
-from opero.limits.rate import RateLimiter
 from opero.policy import Adaptive
 from opero.rates import Limit
 
 __all__ = ["AdaptiveLimiter", "Learner", "throttled"]
 
-BUCKET = 0.5  #: seconds over which the admission rate is measured
-SMOOTHING = 0.8  #: weight of the newest measurement (as botocore's rate clocker)
+PROBE = 1.05  #: after a decrease: at most this x the rate the server was seen to accept
 
 
 def throttled(ok: bool, outcome: Any) -> bool:
@@ -53,13 +53,13 @@ class Learner:
     """The learned rate, as a pure object: every method takes the time (seconds)."""
 
     __slots__ = (
-        "_bucket",
-        "_count",
+        "_oks",
+        "_since",
+        "_trimmed",
         "ceiling",
         "decreased",
         "guard",
         "k",
-        "measured",
         "origin",
         "policy",
         "rate",
@@ -76,23 +76,33 @@ class Learner:
         self.decreased = -math.inf  #: when the rate was last decreased
         self.guard = 0.0  #: seconds after that during which signals are ignored
         self.ceiling = (math.inf, -math.inf)  #: (rate, until): what rate headers allow
-        self.measured = 0.0  #: admissions per second, smoothed
-        self._bucket: float | None = None
-        self._count = 0
+        self._oks: deque[float] = deque()  #: when recent successes came back
+        self._since: float | None = None  #: when the first did
+        self._trimmed = -math.inf  #: successes before this are forgotten
 
-    def admitted(self, at: float) -> None:
-        """An admission was booked at ``at`` (measures the rate actually used)."""
+    def started(self, at: float) -> None:
+        """The first admission is booked at ``at``: the curve starts there."""
         if self.origin is None:
             self.origin = at
-        bucket = math.floor(at / BUCKET) * BUCKET
-        if self._bucket is None:
-            self._bucket = bucket
-        self._count += 1
-        if bucket > self._bucket:
-            current = self._count / (bucket - self._bucket)
-            self.measured = SMOOTHING * current + (1 - SMOOTHING) * self.measured
-            self._count = 0
-            self._bucket = bucket
+
+    def measure(self, now: float) -> None:
+        """A success came back at ``now`` (measures the rate the server accepts)."""
+        self._oks.append(now)
+        if self._since is None:
+            self._since = now
+
+    def accepted(self, now: float) -> float:
+        """Successes per second over the last second (or the last 10 spacings, if longer);
+        0.0 before any."""
+        oks, since = self._oks, self._since
+        if since is None:
+            return 0.0
+        window = max(1.0, 10 / self.rate)
+        while oks and oks[0] <= now - window:
+            oks.popleft()
+            self._trimmed = now - window
+        span = now - max(self._trimmed, since)
+        return len(oks) / span if span > 0 else 0.0
 
     def signal(self, now: float, in_flight: int) -> bool:
         """A throttling signal at ``now`` with ``in_flight`` attempts out; whether it
@@ -100,15 +110,18 @@ class Learner:
         if now - self.decreased < self.guard:
             return False
         policy = self.policy
+        accepted = self.accepted(now)
         self.guard = max(in_flight, 1) / self.rate
-        self.decreased = self.origin = now
-        self.w_max = self.rate
+        self.decreased = now
+        self.origin = now
+        self.w_max = min(self.rate, accepted) if accepted > 0 else self.rate
         self.k = (self.w_max * (1 - policy.decrease) / policy.scale) ** (1 / 3)
-        self.rate = max(policy.min, self.rate * policy.decrease)
+        self.rate = max(policy.min, self.w_max * policy.decrease)
         return True
 
     def success(self, now: float) -> None:
-        """A success at ``now``: the rate follows the curve up (never down)."""
+        """A success at ``now``: the rate follows the curve up (never down); not while the
+        attempts booked before the last decrease are still coming back."""
         origin = self.origin if self.origin is not None else now
         target = self.w_max + self.policy.scale * (now - origin - self.k) ** 3
         top = self.policy.max
@@ -118,7 +131,10 @@ class Learner:
         if top is not None and target > top:
             target = top
         if target > self.rate:
-            self.rate = min(target, max(self.rate, 2 * max(self.measured, self.w_max)))
+            used = max(self.accepted(now), self.w_max)
+            # beyond the rate of a decrease, probe a little above what was accepted
+            growth = PROBE if self.decreased > -math.inf else 2.0
+            self.rate = min(target, max(self.rate, growth * used))
 
     def paced(self, now: float, spacing: float, reset: float) -> None:
         """Headers read at ``now``: ``spacing`` between admissions for ``reset`` seconds."""
@@ -132,6 +148,48 @@ class Learner:
         return 1 / self.rate
 
 
+class Schedule:
+    """Admission times, each at least the current spacing from its neighbours.
+
+    It keeps the admissions still ahead (and the last one passed), so that a new one goes
+    into the first place, from ``now`` on, that is ``spacing`` away from every booked one:
+    after the last, or between two booked when a faster rate left room there (the rate
+    rose after they were booked), or where a cancelled wait gave its admission back.
+    """
+
+    __slots__ = ("floor", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.floor = -math.inf  #: no admission before this (rate-limit headers)
+
+    def fit(self, now: float, spacing: float) -> float:
+        """The earliest time >= ``now`` that is ``spacing`` from every booked admission."""
+        times = self.times
+        passed = bisect_right(times, now)
+        if passed > 1:  # only the latest passed admission still matters
+            del times[: passed - 1]
+        at = now if now > self.floor else self.floor
+        for booked in times:
+            if booked + spacing <= at:
+                continue
+            if at + spacing <= booked:
+                break
+            at = booked + spacing
+        return at
+
+    def book(self, now: float, spacing: float) -> float:
+        at = self.fit(now, spacing)
+        insort(self.times, at)
+        return at
+
+    def release(self, at: float) -> None:
+        times = self.times
+        i = bisect_left(times, at)
+        if i < len(times) and times[i] == at:
+            del times[i]
+
+
 class AdaptiveLimiter:
     """Evenly spaced admissions at a rate learned from the outcomes it hears."""
 
@@ -142,8 +200,7 @@ class AdaptiveLimiter:
         self.limits: tuple[Limit, ...] = ()
         self.listens = True
         self.learner = Learner(policy)
-        #: a schedule in seconds: an admission of cost ``c`` holds ``c`` seconds of it
-        self._schedule = RateLimiter((Limit(1.0),))
+        self._schedule = Schedule()
         self._in_flight = 0  #: admissions booked and not yet heard of nor given back
         self._lock = threading.Lock()
 
@@ -158,14 +215,14 @@ class AdaptiveLimiter:
 
     def reserve(self, now: float, costs: Sequence[float] | None = None) -> float:
         with self._lock:
-            at = self._schedule.reserve(now, (self.learner.spacing(now),))
-            self.learner.admitted(at)
+            at = self._schedule.book(now, self.learner.spacing(now))
+            self.learner.started(at)
             self._in_flight += 1
             return at
 
     def peek(self, now: float, costs: Sequence[float] | None = None) -> float:
         with self._lock:
-            return self._schedule.peek(now, (self.learner.spacing(now),))
+            return self._schedule.fit(now, self.learner.spacing(now))
 
     def release(self, at: float) -> None:
         with self._lock:
@@ -183,10 +240,23 @@ class AdaptiveLimiter:
             if signal:
                 learner.signal(now, self._in_flight)
             elif ok:
+                learner.measure(now)
                 if pace is not None:
                     learner.paced(now, pace.spacing, pace.reset)
-                    self._schedule.hold((now + pace.spacing,))
+                    floor = now + pace.spacing
+                    self._schedule.floor = max(self._schedule.floor, floor)
                 learner.success(now)
+
+    def booked_until(self) -> float:
+        """The latest admission booked (-inf: none)."""
+        with self._lock:
+            times = self._schedule.times
+            return times[-1] if times else -math.inf
+
+    def hold(self, until: float) -> None:
+        """Admit nothing before ``until`` (time booked elsewhere: a shared schedule)."""
+        with self._lock:
+            self._schedule.floor = max(self._schedule.floor, until)
 
     def seed(self, rate: float) -> None:
         """Continue from ``rate`` (learned elsewhere: the shared rate of a Redis limiter)."""
