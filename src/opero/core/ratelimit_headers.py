@@ -22,10 +22,12 @@ __all__ = ["Pace", "headers_of_result", "pace_of"]
 
 class Pace(NamedTuple):
     """``spacing``: seconds between admissions so the requests left last until the reset
-    (``reset / (remaining + 1)``); ``reset``: seconds until the limit resets."""
+    (``reset / (remaining + 1)``); ``reset``: seconds until the limit resets; ``remaining``:
+    the requests left until then."""
 
     spacing: float
     reset: float
+    remaining: int
 
 
 def headers_of_result(result: Any, headers_of: Callable[[Any], Any] | None = None) -> Any:
@@ -49,7 +51,7 @@ def _count(text: str | None) -> int | None:
 def _pace(remaining: int | None, reset: float | None) -> Pace | None:
     if remaining is None or reset is None or reset <= 0:
         return None
-    return Pace(reset / (remaining + 1), reset)
+    return Pace(reset / (remaining + 1), reset, remaining)
 
 
 def pace_of(headers: Any, now: Callable[[], datetime] | None = None) -> Pace | None:

@@ -54,8 +54,6 @@ class Learner:
 
     __slots__ = (
         "_oks",
-        "_since",
-        "_trimmed",
         "ceiling",
         "decreased",
         "guard",
@@ -77,8 +75,6 @@ class Learner:
         self.guard = 0.0  #: seconds after that during which signals are ignored
         self.ceiling = (math.inf, -math.inf)  #: (rate, until): what rate headers allow
         self._oks: deque[float] = deque()  #: when recent successes came back
-        self._since: float | None = None  #: when the first did
-        self._trimmed = -math.inf  #: successes before this are forgotten
 
     def started(self, at: float) -> None:
         """The first admission is booked at ``at``: the curve starts there."""
@@ -88,21 +84,15 @@ class Learner:
     def measure(self, now: float) -> None:
         """A success came back at ``now`` (measures the rate the server accepts)."""
         self._oks.append(now)
-        if self._since is None:
-            self._since = now
 
     def accepted(self, now: float) -> float:
         """Successes per second over the last second (or the last 10 spacings, if longer);
         0.0 before any."""
-        oks, since = self._oks, self._since
-        if since is None:
-            return 0.0
+        oks = self._oks
         window = max(1.0, 10 / self.rate)
         while oks and oks[0] <= now - window:
             oks.popleft()
-            self._trimmed = now - window
-        span = now - max(self._trimmed, since)
-        return len(oks) / span if span > 0 else 0.0
+        return len(oks) / window
 
     def signal(self, now: float, in_flight: int) -> bool:
         """A throttling signal at ``now`` with ``in_flight`` attempts out; whether it
@@ -183,6 +173,15 @@ class Schedule:
         insort(self.times, at)
         return at
 
+    def paced(self, now: float, spacing: float, reset: float, remaining: int) -> None:
+        """Headers read at ``now``: ``remaining`` requests until ``now + reset``. The next
+        admission waits ``spacing``, and for the reset when the admissions already booked
+        ahead (they have not reached the server) take all that remain."""
+        times = self.times
+        ahead = bisect_left(times, now + reset) - bisect_right(times, now)
+        wait = reset if ahead >= remaining else spacing
+        self.floor = max(self.floor, now + wait)
+
     def release(self, at: float) -> None:
         times = self.times
         i = bisect_left(times, at)
@@ -243,8 +242,7 @@ class AdaptiveLimiter:
                 learner.measure(now)
                 if pace is not None:
                     learner.paced(now, pace.spacing, pace.reset)
-                    floor = now + pace.spacing
-                    self._schedule.floor = max(self._schedule.floor, floor)
+                    self._schedule.paced(now, pace.spacing, pace.reset, pace.remaining)
                 learner.success(now)
 
     def booked_until(self) -> float:

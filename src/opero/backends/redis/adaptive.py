@@ -39,10 +39,9 @@ _COMMON = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local f = redis.call('HMGET', KEYS[1], 'rate', 'wmax', 'k', 'origin', 'dec', 'guard',
-  'tat', 'floor', 'hs', 'hu', 'since')
+  'tat', 'floor', 'hs', 'hu')
 local s = {}
-local names = {'rate', 'wmax', 'k', 'origin', 'dec', 'guard', 'tat', 'floor', 'hs', 'hu',
-  'since'}
+local names = {'rate', 'wmax', 'k', 'origin', 'dec', 'guard', 'tat', 'floor', 'hs', 'hu'}
 for i, name in ipairs(names) do s[name] = tonumber(f[i]) end
 if s.rate == nil or s.rate ~= s.rate or s.rate <= 0 then
   s = {rate = tonumber(ARGV[2]), wmax = tonumber(ARGV[2]), k = 0, tat = 0, floor = 0,
@@ -117,10 +116,7 @@ local kind = tonumber(ARGV[3])
 local function accepted()
   local window = math.max(1000000, 10000000 / s.rate)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - window)
-  if s.since == nil then return 0 end
-  local span = math.min(window, now - s.since)
-  if span <= 0 then return 0 end
-  return redis.call('ZCARD', KEYS[5]) * 1000000 / span
+  return redis.call('ZCARD', KEYS[5]) * 1000000 / window
 end
 if kind == 2 and now - s.dec >= s.guard then
   local busy = 0
@@ -140,7 +136,6 @@ if kind == 2 and now - s.dec >= s.guard then
   s.rate = math.max(tonumber(ARGV[5]), s.wmax * decrease)
 elseif kind == 1 then
   redis.call('ZADD', KEYS[5], now, now .. ':' .. ARGV[1] .. ':' .. math.random())
-  if s.since == nil then s.since = now end
   local hs = tonumber(ARGV[9])
   if hs > 0 then
     s.hs, s.hu = hs, now + tonumber(ARGV[10])
