@@ -1,23 +1,28 @@
 """A rate limit that learns what the server accepts (``rate_limit=opero.Adaptive(...)``).
 
-Admissions are evenly spaced at the current learned rate (no bursts), on the schedule of a
-:class:`~opero.limits.rate.RateLimiter` whose admissions each hold ``1 / rate`` seconds, so
-a cancelled wait gives its time back as with a fixed limit. The rate moves as TCP CUBIC and
-AWS's adaptive retry mode move theirs:
+Admissions are evenly spaced at the current learned rate (no bursts): a new admission goes
+to the first time, from now on, that is one spacing (``1 / rate``) from every admission
+booked, so a rate that rose since they were booked is used at once (between them), and a
+cancelled wait gives its admission back. The rate moves as TCP CUBIC and AWS's adaptive
+retry mode move theirs:
 
 - a throttling signal (a failure with status 429, or one carrying a server-directed delay)
-  multiplies the rate by ``decrease`` (0.7), remembering the rate it had (``w_max``). One
-  burst of 429s counts once: a signal is ignored while less than the spacing before the last
-  decrease x the attempts then in flight (booked and not yet heard of) has passed since it.
+  lowers the rate to ``decrease`` (0.7) x ``w_max``: the rate it had, or the rate of the
+  successes of the last second if that is lower (what the server accepted, as botocore uses
+  its measured rate). One burst counts once: a signal is ignored while less than the spacing
+  before the last decrease x the attempts then in flight (booked and not yet heard of) has
+  passed since it.
 - a success sets the rate to ``w_max + scale * (t - K)^3`` (``t``: seconds since the last
   decrease, ``K`` the time the curve takes back to ``w_max``): quickly back towards
-  ``w_max``, slowly near it, then faster beyond it; never above ``max``, nor above twice
-  ``w_max`` or the rate admissions were actually made at, whichever is higher (a limiter
-  left idle does not come back at a rate it never tried); a success never lowers the rate.
+  ``w_max``, slowly near it, then faster beyond it. A success never lowers the rate, and
+  raises it at most to ``max``, to twice ``w_max`` or the accepted rate (the first time), or,
+  after a decrease, to ``PROBE`` x that (the curve probes, it does not leap: admissions are
+  booked ahead, so a rate far above what is accepted would be spent before a 429 says so).
   Never below ``min``.
 - a success whose result carries rate-limit headers (``remaining`` requests until ``reset``)
   spaces admissions at least ``reset / (remaining + 1)`` apart until the reset, the first
-  no sooner than that after the response, and the rate is not raised above what they allow
+  no sooner than that after the response (no sooner than the reset when the admissions
+  already booked take all that remain), and the rate is not raised above what they allow
   meanwhile.
 """
 
