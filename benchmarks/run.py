@@ -33,6 +33,7 @@ from loguru import logger  # noqa: F401 - imported by opero anyway; keep import 
 from opero import opero
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.adaptive_cases import p18
 from benchmarks.cache_cases import p15, p16
 from benchmarks.disk_cases import p24
 from benchmarks.hedge_cases import p19
@@ -677,6 +678,7 @@ CASES = (
     "P15",
     "P16",
     "P17",
+    "P18",
     "P19",
     "P20",
     "P21",
@@ -713,6 +715,7 @@ def main() -> int:
         "P15": lambda: p15(number, repeat, Row),
         "P16": lambda: p16(number, repeat, Row),
         "P17": lambda: p17(Row),
+        "P18": lambda: p18(Row, quick),
         "P19": lambda: p19(Row, quick),
         "P20": lambda: p20(Row, 60 if quick else 300),
         "P21": lambda: p21(Row, 300 if quick else 1000),

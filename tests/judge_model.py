@@ -197,7 +197,7 @@ def summed(wants: list[Seen], paused: frozenset[Any]) -> Seen:
             if name in ("successes", "errors"):
                 for key, count in value.items():
                     total[name][key] = total[name].get(key, 0) + count
-            else:
+            elif value is not None:  # learned_rate: None without an Adaptive limit
                 total[name] += value
     total["pauses"] = len(paused)  # one pause per key, shared by every item
     return Seen((), (), tuple(sorted(e for w in wants for e in w.events)), total)

@@ -81,6 +81,11 @@ class Route:
                 self._gates[key] = self._make(key)
             return self._gates[key]
 
+    def gates(self) -> dict[str, Gate]:
+        """The gates built by now, by value key (values without a budget left out)."""
+        with self._lock:
+            return {k: g for k, g in self._gates.items() if g is not None}
+
     def service(self, key: Hashable) -> SharedGate | None:
         gate = self.gate(key) if key is not None else None
         return gate.service if gate is not None else None

@@ -49,6 +49,9 @@ class Stats:
     hedge_wins: int = 0  #: hedged attempts whose result was the call's
     #: failed attempts by kind: the exception's class name, with its HTTP status if it has one
     errors: Mapping[str, int] = field(default_factory=dict)
+    #: the rate an ``Adaptive`` limit has learned (per second): one number, or by the
+    #: ``repr`` of each fallback value with a learning budget of its own; None without one
+    learned_rate: float | Mapping[str, float] | None = None
 
 
 def success_key(value: Any, fallback: bool) -> str | None:

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from opero.cache.memory import MemoryStore
+from opero.policy import Adaptive
+from opero.service import Service
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.core.judge import Judge
     from opero.core.stats import CacheInfo, Stats
 
-__all__ = ["attach"]
+__all__ = ["attach", "learned_rate"]
 
 
 def attach(wrapper: Any, judge: Judge, layer: CacheLayer | None) -> None:
@@ -39,7 +42,9 @@ def attach(wrapper: Any, judge: Judge, layer: CacheLayer | None) -> None:
     def stats() -> Stats:
         """What happened since decoration: calls, cache hits, attempts, failures, retries,
         successes by fallback value, pauses, cooldowns and seconds waited."""
-        return counters.snapshot()
+        snapshot = counters.snapshot()
+        rate = learned_rate(judge)
+        return snapshot if rate is None else replace(snapshot, learned_rate=rate)
 
     def cache_delete(*args: Any, **kwargs: Any) -> bool:
         """Remove the cached result of the call ``f(*args, **kwargs)`` (the very key that
@@ -66,3 +71,25 @@ def attach(wrapper: Any, judge: Judge, layer: CacheLayer | None) -> None:
     wrapper.stats = stats
     wrapper.__opero_judge__ = judge
     wrapper.__opero_cache__ = layer
+
+
+def _learning(pacing: object) -> bool:
+    if isinstance(pacing, Service):
+        return isinstance(pacing.rate_limit, Adaptive)
+    return isinstance(pacing, Adaptive)
+
+
+def learned_rate(judge: Judge) -> float | dict[str, float] | None:
+    """What ``stats().learned_rate`` reports: the rate an ``Adaptive`` limit learned, by
+    fallback value when each value has its own (the values used so far), else None."""
+    pacing = judge.options["rate_limit"]
+    if isinstance(pacing, dict):
+        if not any(_learning(entry) for entry in pacing.values()):
+            return None
+        route = judge.route
+        assert route is not None
+        gates = route.gates()  # the values whose budget exists by now
+        rates = {k: getattr(g.limiter, "learned_rate", None) for k, g in gates.items()}
+        return {key: float(rate) for key, rate in rates.items() if rate is not None}
+    rate = getattr(judge.limiter, "learned_rate", None) if _learning(pacing) else None
+    return None if rate is None else float(rate)

@@ -98,7 +98,13 @@ def make_limiter(
     if limits is None:
         return None
     if isinstance(limits, Adaptive):
-        raise NotImplementedError("opero.Adaptive limits are not built yet")
+        if backend == "redis":
+            from opero.backends.redis.adaptive import RedisAdaptiveLimiter
+
+            return cast("Limiter", RedisAdaptiveLimiter(limits, url, key, owner=owner))
+        from opero.limits.adaptive import AdaptiveLimiter
+
+        return AdaptiveLimiter(limits)
     if backend == "redis":
         from opero.backends.redis.rate_limit import RedisRateLimiter
 
