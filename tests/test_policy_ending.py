@@ -57,7 +57,7 @@ def test_deadline_cut_sync_calls_leave_no_thread_and_no_descriptor() -> None:
     assert 1 <= most <= SLEEP / 0.05 + 2
     time.sleep(0.5)
     assert _settle(threads) == threads
-    assert _fds() == fds
+    assert _fds() <= fds  # nothing left open (what earlier tests left may close meanwhile)
     assert len(ran) == REPEAT + 1  # every abandoned attempt ran to its end
     assert f.stats().deadlines == REPEAT + 1
     # no deadline is left set: a later call without one may take its time
@@ -92,4 +92,4 @@ def test_deadline_cut_async_calls_leave_nothing() -> None:
     assert asyncio.run(main(REPEAT)) == 0
     assert cancelled == list(range(REPEAT))  # every attempt was really cancelled
     assert _settle(threads) == threads
-    assert _fds() == fds
+    assert _fds() <= fds  # nothing left open (what earlier tests left may close meanwhile)

@@ -43,5 +43,6 @@ def test_slow_items_travel_in_small_batches(tmp_path: Path, warm: bool) -> None:
     n = 240
     assert mapped([(str(log), i) for i in range(n)]) == list(range(n))
     # 25 ms of work is about one 20 ms item: a few items per batch, a couple of batches
-    # outstanding per worker; the first build sent jobs of 30 items (and 256 on long inputs)
-    assert _displacement(log) <= 12, log.read_text().split()
+    # outstanding per worker (more on a busy machine, where items take longer than 20 ms);
+    # the first build sent jobs of 30 items (and 256 on long inputs)
+    assert _displacement(log) <= 20, log.read_text().split()

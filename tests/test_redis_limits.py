@@ -133,7 +133,7 @@ COOLING = """
     calls = []
 
     @opero(cache=False, retries=0, rate_limit=1000, rate_limit_backend="redis",
-           cache_url=sys.argv[1], cache_namespace=sys.argv[2], cooldown=1.5, cooldown_after=2)
+           cache_url=sys.argv[1], cache_namespace=sys.argv[2], cooldown=6, cooldown_after=2)
     def call(fail):
         calls.append(fail)
         if fail:
@@ -148,12 +148,14 @@ COOLING = """
                 pass
         print(call.stats().cooldowns)
     else:
+        back = 0.0
         try:
             call(False)
             print("called")
         except CircuitOpenError as exc:
-            print("open", round(exc.back_in[None], 1), len(calls))
-        time.sleep(1.6)
+            back = exc.back_in[None]
+            print("open", round(back, 1), len(calls))
+        time.sleep(back + 0.1)
         print(call(False), len(calls))  # the half-open probe succeeds: closed again
         print(call(False), len(calls))
 """
@@ -178,7 +180,8 @@ def test_a_cooldown_is_shared_by_two_processes_through_redis(redis_url: str) -> 
     assert second.returncode == 0, second.stderr
     lines = second.stdout.splitlines()
     opened = lines[0].split()
-    assert opened[0] == "open" and 0 < float(opened[1]) <= 1.5 and opened[2] == "0"
+    # (a cooldown of 6 s: the second interpreter starts well within it on a busy machine)
+    assert opened[0] == "open" and 0 < float(opened[1]) <= 6 and opened[2] == "0"
     assert lines[1:] == ["ok 1", "ok 2"]
 
 
