@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from opero.core.admit import admit, admit_async
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
@@ -119,14 +120,7 @@ def before(judge: Judge, call: Call) -> list[Release]:
             if value_slots is not None:
                 _slot(judge, call, value_slots)
                 held.append(value_slots.release)
-        booking = judge.book(call)
-        if booking is not None:
-            try:
-                CLOCK.sleep(booking.wait)
-            except BaseException:
-                judge.unbook(call, booking)
-                raise
-            judge.slept("rate_limit", booking.wait)
+        admit(judge, call)
         judge.started(call)
     except BaseException:
         _give_back(held)
@@ -202,14 +196,7 @@ async def before_async(
             if value_slots is not None:
                 await _slot_async(judge, call, value_slots)
                 held.append(value_slots.release)
-        booking = await judge.book_async(call)
-        if booking is not None:
-            try:
-                await CLOCK.async_sleep(booking.wait)
-            except BaseException:
-                judge.unbook(call, booking)
-                raise
-            judge.slept("rate_limit", booking.wait)
+        await admit_async(judge, call)
         judge.started(call)
     except BaseException:
         _give_back(held)

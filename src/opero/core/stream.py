@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from opero.core.admit import admit
 from opero.core.clock import CLOCK
 from opero.core.deadline import current, scope
 from opero.core.timeout import call_with_timeout
@@ -101,14 +102,7 @@ def _attempt(judge: Judge, call: Call, held: list[RunningLimit]) -> tuple[bool, 
             judge.slept("pause", wait)
         if judge.shared and (more := judge.value_slots(call)) is not None:
             _take(judge, call, more, held)
-        booking = judge.book(call)
-        if booking is not None:
-            try:
-                CLOCK.sleep(booking.wait)
-            except BaseException:
-                judge.unbook(call, booking)
-                raise
-            judge.slept("rate_limit", booking.wait)
+        admit(judge, call)
     except BaseException:
         release(held)
         raise

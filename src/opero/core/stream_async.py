@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from opero.core.admit import admit_async
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.stream import END, deadline_of, release
@@ -79,14 +80,7 @@ async def _attempt(judge: Judge, call: Call, held: list[RunningLimit]) -> tuple[
             judge.slept("pause", wait)
         if judge.shared and (more := judge.value_slots(call)) is not None:
             await _take(judge, call, more, held)
-        booking = await judge.book_async(call)
-        if booking is not None:
-            try:
-                await CLOCK.async_sleep(booking.wait)
-            except BaseException:
-                judge.unbook(call, booking)
-                raise
-            judge.slept("rate_limit", booking.wait)
+        await admit_async(judge, call)
     except BaseException:
         release(held)
         raise
