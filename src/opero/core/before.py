@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opero.core.retry import Attempts
     from opero.core.routes import Route
     from opero.core.stats import Counters
+    from opero.core.watch import Watch
     from opero.limits.base import Limiter
     from opero.limits.running import RunningLimit
 
@@ -43,10 +44,27 @@ class BeforeAttempt:
     spread: bool
     #: the concurrency cap of a service the whole function uses
     service_slots: RunningLimit | None
+    #: something beside the function's own limits paces it (a service, per-value budgets)
+    shared: bool
     fallback: Fallback | None
     pauses: Pauses
+    slots: RunningLimit | None
+    #: the hooks and observers told of each attempt, wait and give-up (None: none)
+    watch: Watch | None
     _walk: Callable[[Call], Attempts]
 
+    @property
+    def paced(self) -> bool:
+        """An attempt's admission is decided when it can start (rate limit, concurrency,
+        cooldowns): a map sends an attempt only to a free worker, one at a time."""
+        return (
+            self.limiter is not None
+            or self.slots is not None
+            or self.holds.breakers is not None
+            or self.shared
+        )
+
+    # ----- before an attempt ----------------------------------------------------------------
     def gate(self, call: Call) -> float:
         """Pauses and cooldowns: choose the value of the next attempt; return how long to
         wait first (0.0: go now; ask again after waiting: a pause may have grown). Raises
@@ -193,3 +211,20 @@ class BeforeAttempt:
         if wait > 0:
             self.counters.waited(wait)
         return max(wait, 0.0)
+
+    # ----- the attempt starts -----------------------------------------------------------------
+    def started(self, call: Call) -> None:
+        """An attempt starts now."""
+        self.counters.attempts += 1
+        call.attempts += 1
+        watch = self.watch
+        if watch is not None:
+            walk = call.walk
+            value = call.values[call.index] if call.values is not None else None
+            call.watching = watch.started(walk.round if walk else 1, value, call.attempts)
+
+    def slept(self, reason: str, seconds: float) -> None:
+        """The driver waited ``seconds`` before an attempt, for ``reason`` (``rate_limit``,
+        ``concurrency``, ``pause``, ``backoff``)."""
+        if self.watch is not None and seconds > 0:
+            self.watch.waited(reason, seconds)

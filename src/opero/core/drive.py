@@ -19,7 +19,8 @@ from opero.core.admit import admit, admit_async
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
-from opero.core.hedge import drive_hedged, drive_hedged_async, room_of
+from opero.core.hedge import drive_hedged, room_of
+from opero.core.hedge_async import drive_hedged_async
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
 

@@ -27,7 +27,7 @@ from opero.core.hedge_rules import HELD, Flight, Leg, Release
 from opero.core.judge import Judge
 from opero.core.timeout import timeout_error
 
-__all__ = ["SPARE", "Room", "drive_hedged", "drive_hedged_async", "room_of"]
+__all__ = ["SPARE", "Room", "drive_hedged", "room_of"]
 
 #: a free worker for a hedge, taken now: how to give it back, or None when none is free
 Room = Callable[[], Release | None]
@@ -42,7 +42,7 @@ Before = Callable[[Judge, Call], list[Release]]
 BeforeAsync = Callable[[Judge, Call, Any], Awaitable[list[Release]]]
 
 #: tasks of dropped attempts, kept until their cancellation is over
-_DROPPED: set[asyncio.Task[Outcome]] = set()
+DROPPED: set[asyncio.Task[Outcome]] = set()
 
 
 def _nothing() -> None:
@@ -67,7 +67,7 @@ def room_of(judge: Judge, invoke: AsyncInvoke) -> Room | None:
     return _anywhere
 
 
-def _next_wait(judge: Judge, call: Call, flight: Flight, k: int) -> tuple[float, bool]:
+def next_wait(judge: Judge, call: Call, flight: Flight, k: int) -> tuple[float, bool]:
     """Seconds until the k-th hedge is due or the deadline cuts the flight, and whether
     the deadline comes first."""
     assert judge.hedge is not None
@@ -79,7 +79,7 @@ def _next_wait(judge: Judge, call: Call, flight: Flight, k: int) -> tuple[float,
     return wait, False
 
 
-def _cut(judge: Judge, call: Call, flight: Flight) -> tuple[bool, Any]:
+def cut_all(judge: Judge, call: Call, flight: Flight) -> tuple[bool, Any]:
     """The call's deadline came: each attempt in flight ends as one cut at the deadline
     (its thread abandoned, its task cancelled); the last one's verdict is the flight's."""
     while True:
@@ -119,12 +119,12 @@ def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[b
     k = 1
     try:
         while True:
-            wait, cut = _next_wait(judge, call, flight, k)
+            wait, cut = next_wait(judge, call, flight, k)
             try:
                 leg, ok, value = outcomes.get(timeout=wait)
             except queue.Empty:
                 if cut:  # the deadline: every attempt in flight is cut (abandoned)
-                    return _cut(judge, call, flight)
+                    return cut_all(judge, call, flight)
                 k += 1
                 if len(flight.running) <= judge.hedge_max:
                     hedge = judge.hedge_choose(call, flight.busy(), [])
@@ -172,142 +172,3 @@ def _launch(
     threading.Thread(
         target=context.run, args=(attempt,), name=f"opero-hedge:{judge.name}", daemon=True
     ).start()
-
-
-# ----- async --------------------------------------------------------------------------------
-async def drive_hedged_async(
-    judge: Judge,
-    call: Call,
-    invoke: AsyncInvoke,
-    workers: Any,
-    room: Room,
-    before: BeforeAsync,
-) -> Any:
-    """Run ``call`` to its end in this task, attempts in tasks of their own, hedged."""
-    try:
-        while True:
-            done, result = await _flight_async(judge, call, invoke, workers, room, before)
-            if done:
-                return result
-            await _backoff_async(judge, result)
-    except Exception as exc:
-        judge.gave_up(call, exc)
-        raise
-
-
-async def _backoff_async(judge: Judge, wait: float) -> None:
-    if wait > 0:
-        await CLOCK.async_sleep(wait)
-        judge.slept("backoff", wait)
-
-
-async def _flight_async(
-    judge: Judge,
-    call: Call,
-    invoke: AsyncInvoke,
-    workers: Any,
-    room: Room,
-    before: BeforeAsync,
-) -> tuple[bool, Any]:
-    leg = Leg(False, await before(judge, call, workers)).capture(call)
-    flight = Flight(CLOCK.monotonic())
-    tasks: dict[asyncio.Task[Outcome], Leg] = {}
-    _spawn(call, leg, invoke, tasks)
-    flight.running.append(leg)
-    k = 1
-    try:
-        while True:
-            wait, cut = _next_wait(judge, call, flight, k)
-            done, _ = await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                if cut:  # the deadline: every attempt in flight is cut (abandoned)
-                    return _cut(judge, call, flight)
-                k += 1
-                if len(flight.running) <= judge.hedge_max:
-                    hedge = await _hedge_async(judge, call, flight, workers, room)
-                    if hedge is not None:
-                        _spawn(call, hedge, invoke, tasks)
-                        flight.running.append(hedge)
-                continue
-            for task in sorted(done, key=lambda t: flight.running.index(tasks[t])):
-                leg = tasks.pop(task)
-                flight.running.remove(leg)
-                ok, value = _outcome(task)
-                verdict = judge.settle_leg(call, flight, leg, ok, value)
-                if verdict != HELD:
-                    return (True, value) if verdict is None else (False, verdict)
-    finally:
-        for loser in reversed(flight.running):  # (the latest started first)
-            judge.dropped(call, loser)
-        for task in tasks:
-            task.cancel()
-            _DROPPED.add(task)
-            task.add_done_callback(_DROPPED.discard)
-
-
-def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
-    if task.cancelled():
-        return False, asyncio.CancelledError()
-    return task.result()
-
-
-async def _hedge_async(
-    judge: Judge, call: Call, flight: Flight, workers: Any, room: Room
-) -> Leg | None:
-    """A hedge that can start now with a free worker, booked and started; None: skipped."""
-    held: list[Release] = []
-    give_back = room()
-    if give_back is None:
-        return None
-    held.append(give_back)
-    if workers is not None:
-        if not _free_now(workers):
-            give_back()
-            return None
-        await workers.acquire()  # (free: taken without waiting)
-        held.append(workers.release)
-    hedge = judge.hedge_choose(call, flight.busy(), held)
-    if hedge is None:
-        return None
-    booking = await judge.book_async(call)
-    return hedge if judge.hedge_begin(call, hedge, booking) else None
-
-
-def _free_now(workers: Any) -> bool:
-    """Whether a map's worker gate would give a worker without waiting: an
-    ``asyncio.Semaphore``, or an item's gate onto a map's ``WorkerGate``."""
-    locked = getattr(workers, "locked", None)
-    if locked is not None:
-        return not locked()
-    gate = getattr(workers, "gate", None)
-    if gate is None:
-        return True
-    return gate.free > 0 and not gate.later
-
-
-def _spawn(
-    call: Call, leg: Leg, invoke: AsyncInvoke, tasks: dict[asyncio.Task[Outcome], Leg]
-) -> None:
-    args, kwargs = call.attempt_args()
-    tasks[asyncio.create_task(_run(invoke, args, kwargs, call.deadline, leg))] = leg
-
-
-async def _run(
-    invoke: AsyncInvoke,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    at: float | None,
-    leg: Leg,
-) -> Outcome:
-    try:
-        if at is None:
-            return True, await invoke(args, kwargs)
-        with scope(at):
-            return True, await invoke(args, kwargs)
-    except BaseException as exc:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        return False, exc
-    finally:
-        leg.release()

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from opero.core.breaker import Ticket
     from opero.core.call import Booking
     from opero.limits.base import Limiter
-    from opero.limits.running import RunningLimit
 
 __all__ = ["HELD", "Flight", "Hedging", "Leg", "Release"]
 
@@ -113,12 +112,10 @@ class Hedging(BeforeAttempt):
 
     func: Callable[..., Any]
     is_async: bool
-    slots: RunningLimit | None
     reject: Callable[[Any], object] | None
     retry_on: tuple[type[BaseException], ...]
     predicate: Callable[[BaseException], bool] | None
     settle: Callable[[Call, bool, Any], float | None]
-    started: Callable[[Call], None]
     _told: Callable[[Call, str, BaseException | None], None]
     _ended: Callable[[Call, BaseException], None]
     _rejects: Callable[[Call, Any], bool]

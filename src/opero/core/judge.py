@@ -134,17 +134,6 @@ class Judge(Hedging):
             and self.hedge is None
         )
 
-    @property
-    def paced(self) -> bool:
-        """An attempt's admission is decided when it can start (rate limit, concurrency,
-        cooldowns): a map sends an attempt only to a free worker, one at a time."""
-        return (
-            self.limiter is not None
-            or self.slots is not None
-            or self.holds.breakers is not None
-            or self.shared
-        )
-
     # ----- a call ---------------------------------------------------------------------------
     def call(
         self,
@@ -181,22 +170,6 @@ class Judge(Hedging):
         return walk
 
     # ----- an attempt ------------------------------------------------------------------------
-    def started(self, call: Call) -> None:
-        """An attempt starts now."""
-        self.counters.attempts += 1
-        call.attempts += 1
-        watch = self.watch
-        if watch is not None:
-            walk = call.walk
-            value = call.values[call.index] if call.values is not None else None
-            call.watching = watch.started(walk.round if walk else 1, value, call.attempts)
-
-    def slept(self, reason: str, seconds: float) -> None:
-        """The driver waited ``seconds`` before an attempt, for ``reason`` (``rate_limit``,
-        ``concurrency``, ``pause``, ``backoff``)."""
-        if self.watch is not None and seconds > 0:
-            self.watch.waited(reason, seconds)
-
     def gave_up(self, call: Call, exc: BaseException) -> None:
         """The call ends with ``exc`` (said once, at WARNING, and to ``on_give_up``); not
         for arguments that do not fit the function."""
