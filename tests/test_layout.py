@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "opero"
 RANK: dict[str, float] = {
     "errors": 0,
     "checks": 0,  # the checks of option values
+    "combinations": 0,  # options given where the others leave them no effect
     "rates": 0,  # what a rate limit is, as users write it (options checks it)
     "policy": 0.25,  # retry budgets, learning limits and fallback values, as users write them
     "service": 0.5,  # opero.Service's settings, and reading rate_limit in every form

@@ -23,11 +23,9 @@ from opero.checks import (
     check_callable,
     check_choice,
     check_concurrency,
-    check_effect,
     check_executor,
     check_hook,
     check_int,
-    check_map,
     check_mode,
     check_number,
     check_parameter,
@@ -39,6 +37,7 @@ from opero.checks import (
     check_text,
     check_workers,
 )
+from opero.combinations import check_effect, check_map
 from opero.policy import Adaptive, RetryBudget
 from opero.rates import RateLimit
 from opero.service import Service, pacing_of

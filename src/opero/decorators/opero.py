@@ -22,7 +22,7 @@ from typing import (
 )
 
 from opero.cache.replay import async_stream, sync_stream
-from opero.checks import check_stream_max
+from opero.combinations import check_stream_max
 from opero.core.callables import stream_kind
 from opero.core.judge import Judge
 from opero.core.stats import CacheInfo, Stats

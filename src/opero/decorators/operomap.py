@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, overload
 
-from opero.checks import check_stream_max
+from opero.combinations import check_stream_max
 from opero.core.callables import is_async_callable, stream_kind
 from opero.core.collect import collected
 from opero.core.deadline import current
