@@ -71,7 +71,7 @@ def test_hedge_max_bounds_the_attempts_in_flight() -> None:
     s = f.stats()
     assert (s.attempts, s.hedges) == (3, 2)
     starts = [t for t, _ in script.started]
-    assert starts[1] - starts[0] >= 0.09 and starts[2] - starts[0] >= 0.19
+    assert starts[1] - starts[0] >= 0.06 and starts[2] - starts[0] >= 0.16  # (thread starts vary)
 
 
 def test_a_failing_hedge_does_not_end_the_call() -> None:
@@ -176,7 +176,7 @@ def test_an_open_breaker_is_skipped_by_a_hedge() -> None:
         if v == "broken":
             raise ConnectionError("broken")
         if v == "slow":
-            time.sleep(0.6)
+            time.sleep(1.2)
         return v
 
     with pytest.raises(AllFailedError):
@@ -184,7 +184,7 @@ def test_an_open_breaker_is_skipped_by_a_hedge() -> None:
     tried.clear()
     start = time.monotonic()
     assert f() == "c"
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 0.9  # the hedge's answer, not the slow one
     assert tried == ["slow", "c"]
 
 
@@ -202,7 +202,7 @@ def test_a_paused_value_is_skipped_by_a_hedge() -> None:
         if v == "paused":
             raise TooMany("wait 30 s")
         if v == "slow":
-            time.sleep(0.6)
+            time.sleep(1.2)
         return v
 
     with pytest.raises(AllFailedError):
@@ -210,7 +210,7 @@ def test_a_paused_value_is_skipped_by_a_hedge() -> None:
     tried.clear()
     start = time.monotonic()
     assert f() == "c"
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 0.9  # the hedge's answer, not the slow one
     assert tried == ["slow", "c"]
     assert f.stats().pauses == 1
 

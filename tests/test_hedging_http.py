@@ -45,7 +45,8 @@ def test_sync_hedge_goes_to_the_next_fallback_value(server: LatencyServer) -> No
     assert 0.2 <= took < SLOW / 2, took
     first, second = server.seen()
     assert (first.path, second.path) == ("/slow", "/fast")
-    assert second.arrived - first.arrived >= 0.18
+    # due 0.2 s after the first attempt started (its request reached the server a little later)
+    assert second.arrived - first.arrived >= 0.15
     s = fetch.stats()
     assert (s.attempts, s.hedges, s.hedge_wins, s.failures) == (2, 1, 1, 0)
     assert dict(s.successes) == {"'/fast'": 1}
