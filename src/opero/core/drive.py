@@ -19,8 +19,6 @@ from opero.core.admit import admit, admit_async
 from opero.core.call import Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
-from opero.core.hedge import drive_hedged, room_of
-from opero.core.hedge_async import drive_hedged_async
 from opero.core.judge import Judge
 from opero.core.timeout import call_with_timeout, timeout_error
 
@@ -150,6 +148,8 @@ def _attempt(judge: Judge, call: Call, invoke: Invoke) -> Outcome:
 def drive(judge: Judge, call: Call, invoke: Invoke, first: Outcome | None = None) -> Any:
     """Run ``call`` to its end on this thread."""
     if judge.hedge is not None and first is None:  # (a hedged call is never plain)
+        from opero.core.hedge import drive_hedged  # (loaded with the first hedged call)
+
         return drive_hedged(judge, call, invoke, before)
     try:
         outcome = first if first is not None else _attempt(judge, call, invoke)
@@ -259,6 +259,9 @@ async def drive_async(
 ) -> Any:
     """Run ``call`` to its end in this task."""
     if judge.hedge is not None and first is None:
+        from opero.core.hedge import room_of
+        from opero.core.hedge_async import drive_hedged_async
+
         room = room_of(judge, invoke)
         if room is not None:  # (process maps do not hedge)
             return await drive_hedged_async(judge, call, invoke, workers, room, before_async)

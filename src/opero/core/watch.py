@@ -10,11 +10,13 @@ an observer raises reaches the call: it is logged and ignored.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
-from opero.core.hooks import AttemptDetails, GiveUpDetails, WaitDetails, call_hook, fire
+if TYPE_CHECKING:  # (the hook payloads load with the first watched function)
+    from opero.core.hooks import AttemptDetails, GiveUpDetails, WaitDetails
+
 
 __all__ = ["Observer", "Watch"]
 
@@ -48,6 +50,8 @@ class _Hooks:
         self.hook = hook
 
     def attempt(self, details: AttemptDetails) -> Any:
+        from opero.core.hooks import call_hook
+
         manager = call_hook(self.hook, details)
         if manager is None or not hasattr(manager, "__exit__"):
             return None
@@ -110,6 +114,8 @@ class Watch:
         return Watch(name, *hooks, observers)
 
     def started(self, round_: int, value: Any, number: int) -> list[Any]:
+        from opero.core.hooks import AttemptDetails
+
         details = AttemptDetails(self.name, round_, value, number)
         return [self._safe(o.attempt, details) for o in self.observers]
 
@@ -118,12 +124,16 @@ class Watch:
             self._safe(observer.ended, token, outcome, error)
 
     def waited(self, reason: str, seconds: float) -> None:
+        from opero.core.hooks import WaitDetails, fire
+
         details = WaitDetails(self.name, reason, seconds)
         fire(self.on_wait, details)
         for observer in self.observers:
             self._safe(observer.waited, details)
 
     def gave_up(self, error: BaseException, attempts: int) -> None:
+        from opero.core.hooks import GiveUpDetails, fire
+
         details = GiveUpDetails(self.name, error, attempts)
         fire(self.on_give_up, details)
         for observer in self.observers:
