@@ -250,3 +250,69 @@ def test_unreadable_headers_are_ignored(clock: FakeClock) -> None:
         for _ in range(3):
             f()
         assert gaps(times) == pytest.approx([0.01, 0.01])
+
+
+def test_a_decrease_respaces_the_admissions_booked_ahead_in_order(clock: FakeClock) -> None:
+    """Admissions booked before a 429 but not yet due move apart to the new spacing, in
+    their order (each waiter learns where on waking), and the next booking goes after them:
+    no burst at the old rate after the server said no. Admissions already far enough apart
+    stay where they are."""
+    from opero.decorators.services import make_limiter
+
+    limiter: Any = make_limiter(Adaptive(start=10, max=10), "memory", None, "k", "f")
+    start = clock.now
+    booked = [limiter.reserve(start) for _ in range(5)]  # start + 0, 0.1, ... 0.4
+    clock.advance(0.05)
+    limiter.heard(False, Status(429), None)  # 10/s -> 7/s at start + 0.05
+    assert limiter.learned_rate == pytest.approx(7.0)
+    moved = [limiter.moved(at) for at in booked]
+    assert moved[0] == booked[0]  # already admitted
+    assert moved[1:] == pytest.approx([start + k / 7 for k in range(1, 5)])
+    assert limiter.reserve(clock.now) == pytest.approx(start + 5 / 7)
+    # a moved admission given back frees its new place (and only that)
+    limiter.release(booked[2])
+    assert limiter.peek(clock.now) == pytest.approx(start + 2 / 7)
+    assert limiter.moved(booked[3]) == pytest.approx(start + 3 / 7)
+    # a later decrease moves only what is too close for its spacing
+    clock.advance(1.0)
+    late = [limiter.reserve(clock.now) for _ in range(3)]
+    limiter.heard(False, Status(429), None)
+    rate = limiter.learned_rate
+    assert rate < 7.0
+    assert [limiter.moved(at) for at in late] == pytest.approx(
+        [late[0], late[0] + 1 / rate, late[0] + 2 / rate]
+    )
+
+
+def test_a_waiting_caller_waits_on_when_its_admission_moved(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the decorator: a caller whose admission was booked before a 429 came back
+    (elsewhere) waits, on waking, until where its admission moved; its attempt starts then."""
+    from opero.decorators.services import state_of
+
+    service = Service(rate_limit=Adaptive(start=10, max=10))
+    fn, times = server(["ok"])
+    f = opero(cache=False, rate_limit=service)(fn)
+    f()  # admitted at once
+    limiter = state_of(service).limiter
+    assert limiter is not None
+    fake_sleep, fell = clock.sleep, []
+
+    def sleep(seconds: float) -> None:
+        if not fell:  # while the caller waits, another attempt of the service is throttled
+            clock.advance(0.01)
+            fell.append(clock.now)
+            limiter.heard(False, Status(429), None)
+            fell.append(limiter.learned_rate)
+            seconds -= 0.01
+        fake_sleep(seconds)
+
+    monkeypatch.setattr(CLOCK, "sleep", sleep)
+    f()
+    booked = times[0] + 0.1
+    assert fell[0] == pytest.approx(times[0] + 0.01)
+    spacing = 1 / fell[1]  # (lowered to below the one success seen in the last second)
+    assert spacing > 0.1
+    assert times[1] == pytest.approx(times[0] + spacing)
+    assert clock.sleeps == pytest.approx([0.09, times[1] - booked])

@@ -183,6 +183,17 @@ class BeforeAttempt:
         self.counters.waited(at - now)
         return Booking(at, at - now, limiter)
 
+    def rebook(self, call: Call, booking: Booking) -> Booking | None:
+        """The wait for ``booking`` ended: a further wait if its admission moved meanwhile
+        (a learned rate fell and stretched the admissions booked ahead), else None."""
+        moved = getattr(booking.limiter, "moved", None)
+        if moved is None:
+            return None
+        at = moved(booking.at)
+        if at <= booking.at:
+            return None
+        return self._booked(call, booking.limiter, CLOCK.monotonic(), at)
+
     def unbook(self, call: Call, booking: Booking) -> None:
         """The attempt was cancelled while it waited for its slot: give the slot back."""
         booking.limiter.release(booking.at)

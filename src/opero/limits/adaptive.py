@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import math
 import threading
-from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from opero.core.clock import CLOCK
 from opero.core.ratelimit_headers import headers_of_result, pace_of
+from opero.limits.schedule import Schedule
 from opero.core.signals import http_status, retry_after_of
 from opero.policy import Adaptive
 from opero.rates import Limit
@@ -143,61 +143,18 @@ class Learner:
         return 1 / self.rate
 
 
-class Schedule:
-    """Admission times, each at least the current spacing from its neighbours.
-
-    It keeps the admissions still ahead (and the last one passed), so that a new one goes
-    into the first place, from ``now`` on, that is ``spacing`` away from every booked one:
-    after the last, or between two booked when a faster rate left room there (the rate
-    rose after they were booked), or where a cancelled wait gave its admission back.
-    """
-
-    __slots__ = ("floor", "times")
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.floor = -math.inf  #: no admission before this (rate-limit headers)
-
-    def fit(self, now: float, spacing: float) -> float:
-        """The earliest time >= ``now`` that is ``spacing`` from every booked admission."""
-        times = self.times
-        passed = bisect_right(times, now)
-        if passed > 1:  # only the latest passed admission still matters
-            del times[: passed - 1]
-        at = now if now > self.floor else self.floor
-        for booked in times:
-            if booked + spacing <= at:
-                continue
-            if at + spacing <= booked:
-                break
-            at = booked + spacing
-        return at
-
-    def book(self, now: float, spacing: float) -> float:
-        at = self.fit(now, spacing)
-        insort(self.times, at)
-        return at
-
-    def paced(self, now: float, spacing: float, reset: float, remaining: int) -> None:
-        """Headers read at ``now``: ``remaining`` requests until ``now + reset``. The next
-        admission waits ``spacing``, and for the reset when the admissions already booked
-        ahead (they have not reached the server) take all that remain."""
-        times = self.times
-        ahead = bisect_left(times, now + reset) - bisect_right(times, now)
-        wait = reset if ahead >= remaining else spacing
-        self.floor = max(self.floor, now + wait)
-
-    def release(self, at: float) -> None:
-        times = self.times
-        i = bisect_left(times, at)
-        if i < len(times) and times[i] == at:
-            del times[i]
-
-
 class AdaptiveLimiter:
     """Evenly spaced admissions at a rate learned from the outcomes it hears."""
 
-    __slots__ = ("_in_flight", "_lock", "_schedule", "learner", "limits", "listens", "policy")
+    __slots__ = (
+        "_in_flight",
+        "_lock",
+        "_schedule",
+        "learner",
+        "limits",
+        "listens",
+        "policy",
+    )
 
     def __init__(self, policy: Adaptive) -> None:
         self.policy = policy
@@ -233,6 +190,12 @@ class AdaptiveLimiter:
             self._schedule.release(at)
             self._in_flight = max(0, self._in_flight - 1)
 
+    def moved(self, at: float) -> float:
+        """Where the admission booked as ``at`` is now: later if the rate fell before it
+        was due (the admissions ahead moved apart to the new spacing)."""
+        with self._lock:
+            return self._schedule.where(at)
+
     def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None = None) -> None:
         """The outcome of an attempt this limiter admitted."""
         signal = throttled(ok, outcome)
@@ -242,7 +205,8 @@ class AdaptiveLimiter:
             self._in_flight = max(0, self._in_flight - 1)
             learner = self.learner
             if signal:
-                learner.signal(now, self._in_flight)
+                if learner.signal(now, self._in_flight):
+                    self._schedule.respace(now, learner.spacing(now))
             elif ok:
                 learner.measure(now)
                 if pace is not None:

@@ -233,6 +233,11 @@ class RedisAdaptiveLimiter:
         except BackendDown:
             pass
 
+    def moved(self, at: float) -> float:
+        """Where a local booking moved (see ``AdaptiveLimiter.moved``); bookings on the
+        server stay where they were booked."""
+        return at if at in self._booked else self.local.moved(at)
+
     def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None = None) -> None:
         if self._local_out > 0:
             self._local_out -= 1

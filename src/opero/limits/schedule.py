@@ -1,0 +1,115 @@
+"""The admission schedule of an adaptive rate limit: evenly spaced admission times, each
+known by a ticket so that a caller waiting for one can ask where it moved."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+
+__all__ = ["Admission", "Schedule"]
+
+
+class Admission(float):
+    """An admission time that knows its booking (``ticket``): the caller waiting for it
+    can ask the schedule where it is now (:meth:`Schedule.where`)."""
+
+    __slots__ = ("ticket",)
+    ticket: int
+
+
+def _admission(at: float, ticket: int) -> Admission:
+    admission = Admission(at)
+    admission.ticket = ticket
+    return admission
+
+
+class Schedule:
+    """Admission times, each at least the current spacing from its neighbours.
+
+    It keeps the admissions still ahead (and the last one passed), so that a new one goes
+    into the first place, from ``now`` on, that is ``spacing`` away from every booked one:
+    after the last, or between two booked when a faster rate left room there (the rate
+    rose after they were booked), or where a cancelled wait gave its admission back. When
+    the rate falls, the admissions ahead move apart to the new spacing, in their order.
+    """
+
+    __slots__ = ("_next", "_now_at", "floor", "tickets", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.tickets: list[int] = []  #: the ticket of each time, in the same order
+        self._now_at: dict[int, float] = {}  #: ticket -> its time, for the admissions kept
+        self._next = 0
+        self.floor = -math.inf  #: no admission before this (rate-limit headers)
+
+    def _forget_passed(self, now: float) -> None:
+        """Only the latest passed admission still matters (for the spacing)."""
+        passed = bisect_right(self.times, now)
+        if passed > 1:
+            now_at = self._now_at
+            for ticket in self.tickets[: passed - 1]:
+                del now_at[ticket]
+            del self.times[: passed - 1]
+            del self.tickets[: passed - 1]
+
+    def fit(self, now: float, spacing: float) -> float:
+        """The earliest time >= ``now`` that is ``spacing`` from every booked admission."""
+        self._forget_passed(now)
+        at = now if now > self.floor else self.floor
+        for booked in self.times:
+            if booked + spacing <= at:
+                continue
+            if at + spacing <= booked:
+                break
+            at = booked + spacing
+        return at
+
+    def book(self, now: float, spacing: float) -> Admission:
+        at = self.fit(now, spacing)
+        ticket = self._next = self._next + 1
+        i = bisect_right(self.times, at)
+        self.times.insert(i, at)
+        self.tickets.insert(i, ticket)
+        self._now_at[ticket] = at
+        return _admission(at, ticket)
+
+    def where(self, at: float) -> float:
+        """Where the admission booked as ``at`` is now (``at`` itself if it did not move,
+        or is passed and forgotten)."""
+        ticket = getattr(at, "ticket", None)
+        moved = self._now_at.get(ticket, at) if ticket is not None else at
+        return _admission(moved, ticket) if ticket is not None and moved > at else at
+
+    def release(self, at: float) -> None:
+        """A cancelled wait gives the admission booked as ``at`` back (wherever it moved)."""
+        ticket = getattr(at, "ticket", None)
+        if ticket is not None:
+            at = self._now_at.get(ticket, at)
+        times = self.times
+        i = bisect_left(times, at)
+        if i < len(times) and times[i] == at:
+            self._now_at.pop(self.tickets[i], None)
+            del times[i]
+            del self.tickets[i]
+
+    def respace(self, now: float, spacing: float) -> None:
+        """The rate fell at ``now``: the admissions ahead move later, in their order, as far
+        as needed to be ``spacing`` apart (and from the latest passed one)."""
+        times, tickets, now_at = self.times, self.tickets, self._now_at
+        first = bisect_right(times, now)
+        previous = times[first - 1] if first else -math.inf
+        for i in range(first, len(times)):
+            at = times[i]
+            if at < previous + spacing:
+                at = times[i] = previous + spacing
+                now_at[tickets[i]] = at
+            previous = at
+
+    def paced(self, now: float, spacing: float, reset: float, remaining: int) -> None:
+        """Headers read at ``now``: ``remaining`` requests until ``now + reset``. The next
+        admission waits ``spacing``, and for the reset when the admissions already booked
+        ahead (they have not reached the server) take all that remain."""
+        times = self.times
+        ahead = bisect_left(times, now + reset) - bisect_right(times, now)
+        wait = reset if ahead >= remaining else spacing
+        self.floor = max(self.floor, now + wait)
