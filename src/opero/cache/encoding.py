@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from opero.policy import Fallbacks
@@ -224,45 +225,78 @@ def _attributes(obj: Any) -> dict[str, Any]:
 
 
 def _encode_library_type(obj: Any, t: type, out: list[bytes], depth: int) -> bool:
-    """Dataclasses, datetime, Decimal, UUID, paths. A module that was never imported cannot
-    have made ``obj``, so each check looks in ``sys.modules`` instead of importing."""
+    """Dataclasses, datetime, Decimal, UUID, paths, patterns. A module that was never imported
+    cannot have made ``obj``, so each check looks in ``sys.modules`` instead of importing."""
     modules = sys.modules
-    dataclasses = modules.get("dataclasses")
-    if dataclasses is not None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out.append(b"D" + _type_name(t))
-        fields = dataclasses.fields(obj)
-        out.append(b"%d:" % len(fields))
-        for f in fields:
-            out.append(_str(f.name))
-            _encode(getattr(obj, f.name), out, depth + 1)
-        return True
-    dt = modules.get("datetime")
-    if dt is not None:
-        if isinstance(obj, dt.datetime | dt.date | dt.time):
-            out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
+    for name, encoder in _LIBRARIES:
+        module = modules.get(name)
+        if module is not None and encoder(module, obj, t, out, depth):
             return True
-        if isinstance(obj, dt.timedelta):
-            out.append(b"d" + _subclass(t, dt.timedelta))
-            out.append(_str(repr((obj.days, obj.seconds, obj.microseconds))))
-            return True
-    decimal = modules.get("decimal")
-    if decimal is not None and isinstance(obj, decimal.Decimal):
-        out.append(b"m" + _subclass(t, decimal.Decimal) + _str(decimal.Decimal.__str__(obj)))
+    return False
+
+
+def _dataclass(module: ModuleType, obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    if not module.is_dataclass(obj) or isinstance(obj, type):
+        return False
+    out.append(b"D" + _type_name(t))
+    fields = module.fields(obj)
+    out.append(b"%d:" % len(fields))
+    for f in fields:
+        out.append(_str(f.name))
+        _encode(getattr(obj, f.name), out, depth + 1)
+    return True
+
+
+def _datetime(module: ModuleType, obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    if isinstance(obj, module.datetime | module.date | module.time):
+        out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
         return True
-    uuid = modules.get("uuid")
-    if uuid is not None and isinstance(obj, uuid.UUID):
-        out.append(b"u" + _subclass(t, uuid.UUID) + _str(obj.hex))
-        return True
-    pathlib = modules.get("pathlib")
-    if pathlib is not None and isinstance(obj, pathlib.PurePath):
-        out.append(b"p" + _type_name(t) + _str(obj.as_posix()))
-        return True
-    re = modules.get("re")
-    if re is not None and isinstance(obj, re.Pattern):
-        out.append(b"r")
-        _encode((obj.pattern, obj.flags), out, depth + 1)
+    if isinstance(obj, module.timedelta):
+        out.append(b"d" + _subclass(t, module.timedelta))
+        out.append(_str(repr((obj.days, obj.seconds, obj.microseconds))))
         return True
     return False
+
+
+def _decimal(module: ModuleType, obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    if not isinstance(obj, module.Decimal):
+        return False
+    out.append(b"m" + _subclass(t, module.Decimal) + _str(module.Decimal.__str__(obj)))
+    return True
+
+
+def _uuid(module: ModuleType, obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    if not isinstance(obj, module.UUID):
+        return False
+    out.append(b"u" + _subclass(t, module.UUID) + _str(obj.hex))
+    return True
+
+
+def _path(module: ModuleType, obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    if not isinstance(obj, module.PurePath):
+        return False
+    out.append(b"p" + _type_name(t) + _str(obj.as_posix()))
+    return True
+
+
+def _pattern(module: ModuleType, obj: Any, t: type, out: list[bytes], depth: int) -> bool:
+    if not isinstance(obj, module.Pattern):
+        return False
+    out.append(b"r")
+    _encode((obj.pattern, obj.flags), out, depth + 1)
+    return True
+
+
+#: (module, its encoder): the encoder appends ``obj``'s encoding and says True if the
+#: module's types include ``obj``'s
+_LIBRARIES: tuple[tuple[str, Callable[[ModuleType, Any, type, list[bytes], int], bool]], ...] = (
+    ("dataclasses", _dataclass),
+    ("datetime", _datetime),
+    ("decimal", _decimal),
+    ("uuid", _uuid),
+    ("pathlib", _path),
+    ("re", _pattern),
+)
 
 
 def _subclass(t: type, base: type) -> bytes:

@@ -50,20 +50,26 @@ def freeze(obj: Any) -> Hashable:
         return obj  # type: ignore[no-any-return]
     kind = type(obj)
     if isinstance(obj, dict):
-        try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
-            hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
-        except TypeError:
-            items: Any = frozenset((k, freeze(v)) for k, v in obj.items())
-        else:
-            return Frozen(kind, dict(obj), hashed)
-    elif isinstance(obj, list | tuple):
-        try:
-            items = tuple(obj)
-            hash(items)
-        except TypeError:
-            items = tuple(freeze(x) for x in obj)
-    elif isinstance(obj, set | frozenset):
-        items = frozenset(obj)
-    else:
-        raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
-    return Frozen(kind, items)
+        return _freeze_dict(kind, obj)
+    if isinstance(obj, list | tuple):
+        return Frozen(kind, _freeze_items(obj))
+    if isinstance(obj, set | frozenset):
+        return Frozen(kind, frozenset(obj))
+    raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
+
+
+def _freeze_dict(kind: type, obj: dict[Any, Any]) -> Frozen:
+    try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
+        hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
+    except TypeError:
+        return Frozen(kind, frozenset((k, freeze(v)) for k, v in obj.items()))
+    return Frozen(kind, dict(obj), hashed)
+
+
+def _freeze_items(obj: list[Any] | tuple[Any, ...]) -> tuple[Hashable, ...]:
+    try:
+        items = tuple(obj)
+        hash(items)
+    except TypeError:
+        return tuple(freeze(x) for x in obj)
+    return items
