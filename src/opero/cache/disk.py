@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from opero.cache.disk_location import Location
+    from opero.cache.disk_sqlite import BoundedCache
 
 __all__ = [
     "LOCK_SECONDS",
@@ -90,7 +91,7 @@ class DiskStore:
             self._loc = location(self.directory)
         return self._loc
 
-    def _open(self) -> Any:
+    def _open(self) -> BoundedCache:
         loc = self._location()
         try:
             return loc.open()
@@ -123,7 +124,7 @@ class DiskStore:
     def delete(self, key: Hashable) -> bool:
         return self._opened().delete(key)
 
-    def set(self, key: Hashable, value: Any) -> None:
+    def set(self, key: Hashable, value: object) -> None:
         data = seal(dumps(value, self.serializer))
         self._open()
         loc = self._loc
@@ -141,7 +142,7 @@ class DiskStore:
         data = await loc.io.submit(Read(key))
         return MISS if data is None else self._decode(data)
 
-    async def aset(self, key: Hashable, value: Any) -> None:
+    async def aset(self, key: Hashable, value: object) -> None:
         data = seal(dumps(value, self.serializer))
         loc = self._loc
         if loc is None or loc.cache is None or loc.until:

@@ -7,7 +7,7 @@ matter), and no hashable argument, nor a container of another type, can equal it
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from opero.cache.encoding import Unkeyable
@@ -20,7 +20,7 @@ class Frozen:
 
     __slots__ = ("_hash", "items", "kind")
 
-    def __init__(self, kind: type, items: Any, hashed: int | None = None) -> None:
+    def __init__(self, kind: type, items: object, hashed: int | None = None) -> None:
         self.kind = kind
         self.items = items
         self._hash = hash((kind, items)) if hashed is None else hashed
@@ -40,14 +40,14 @@ class Frozen:
         return f"<{self.kind.__name__} {self.items!r}>"
 
 
-def freeze(obj: Any) -> Hashable:
+def freeze(obj: object) -> Hashable:
     """``obj`` if it is hashable, else its :class:`Frozen` form; raises if it has none."""
     try:
         hash(obj)
     except TypeError:
         pass
     else:
-        return obj  # type: ignore[no-any-return]
+        return obj
     kind = type(obj)
     if isinstance(obj, dict):
         return _freeze_dict(kind, obj)
@@ -66,7 +66,7 @@ def _freeze_dict(kind: type, obj: dict[Any, Any]) -> Frozen:
     return Frozen(kind, dict(obj), hashed)
 
 
-def _freeze_items(obj: list[Any] | tuple[Any, ...]) -> tuple[Hashable, ...]:
+def _freeze_items(obj: Iterable[object]) -> tuple[object, ...]:
     try:
         items = tuple(obj)
         hash(items)

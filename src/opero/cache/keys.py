@@ -19,10 +19,10 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
 
 from loguru import logger
 
+from opero.cache.calls import Args, Kwargs
 from opero.cache.encoding import Tag, Unkeyable, digest, short_form
 from opero.cache.frozen import Frozen, freeze
 from opero.cache.identity import Identity
@@ -46,10 +46,10 @@ class CallKeys:
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Callable[..., object],
         name: str,
         *,
-        cache_key: Callable[..., Any] | None,
+        cache_key: Callable[..., object] | None,
         backend: str,
         prefix: str,
         discard: Callable[[Iterable[Hashable]], None] | None,
@@ -80,11 +80,11 @@ class CallKeys:
         self._live = live  # is this key still in the store?
         self._limit = 2 * maxsize + 16  # tracked keys before a clean-up of evicted ones
         self._tracked = 0
-        self._owners: dict[int, Any] = {}
+        self._owners: dict[int, object] = {}  # a weak reference, or the owner itself
         self._owner_keys: dict[int, set[Hashable]] = {}
         self._owner_lock = threading.Lock()
 
-    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
+    def key(self, args: Args, kwargs: Kwargs) -> Hashable | None:
         """The cache key of a call, or None when it is not cacheable (never raises but for
         the user's own ``cache_key`` function)."""
         if self.cache_key is not None:
@@ -100,14 +100,14 @@ class CallKeys:
             logger.debug("{}: call not cached: {!r}", self.name, exc)
             return None
 
-    def _guard(self, build: Callable[..., Hashable], *parts: Any) -> Hashable | None:
+    def _guard(self, build: Callable[..., Hashable], *parts: object) -> Hashable | None:
         try:
             return build(*parts)
         except Exception as exc:  # RecursionError, a raising __hash__, an int too long...
             logger.debug("{}: call not cached: {!r}", self.name, exc)
             return None
 
-    def _stable_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    def _stable_key(self, args: Args, kwargs: Kwargs) -> Hashable:
         identity = self.identity
         assert identity is not None
         if identity.problem is not None:
@@ -123,7 +123,7 @@ class CallKeys:
                 return f"{self._versioned}:{state}:{arguments}"
         return f"{self._versioned}:{arguments}"
 
-    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    def _bind(self, args: Args, kwargs: Kwargs) -> Args:
         """The call's arguments in parameter order, defaults included (as given, keywords
         tagged, for a function without a signature)."""
         if self.signature is None:
@@ -132,7 +132,7 @@ class CallKeys:
         bound.apply_defaults()
         return tuple(bound.arguments.values())
 
-    def _naming_defaults(self, values: tuple[Any, ...]) -> str:
+    def _naming_defaults(self, values: Args) -> str:
         """The short form of ``values`` where each default stands as "the default": the
         function's identity holds the defaults."""
         named = tuple(
@@ -164,16 +164,16 @@ class CallKeys:
             stacklevel=5,
         )
 
-    def _user_key(self, result: Any) -> Hashable:
+    def _user_key(self, result: object) -> Hashable:
         if self.memory:
             return (_USER, freeze(result))
         return f"{self._user_prefix}:{digest(result)}"
 
-    def _memory_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-        head: tuple[Any, ...] = ()
+    def _memory_key(self, args: Args, kwargs: Kwargs) -> Hashable:
+        head: tuple[_Identity, ...] = ()
         if self.keys_self and args:
             head, args = (_Identity(id(args[0])),), args[1:]
-        key: tuple[Any, ...] = (
+        key: tuple[object, ...] = (
             (*head, *args, KWD_MARK, *kwargs.items()) if kwargs else (*head, *args)
         )
         try:
@@ -186,7 +186,7 @@ class CallKeys:
         return key
 
     # ----- instances that own entries ---------------------------------------------------
-    def track(self, args: tuple[Any, ...], key: Hashable) -> None:
+    def track(self, args: Args, key: Hashable) -> None:
         """Remember that ``args[0]``'s entry ``key`` goes when that instance dies."""
         owner = args[0]
         ident = id(owner)
@@ -222,8 +222,8 @@ class CallKeys:
         self._tracked = total
         self._limit = max(self._limit, 2 * total + 16)
 
-    def _owner_died(self, ident: int) -> Callable[[Any], None]:
-        def callback(_ref: Any) -> None:
+    def _owner_died(self, ident: int) -> Callable[[object], None]:
+        def callback(_ref: object) -> None:
             with self._owner_lock:
                 self._owners.pop(ident, None)
                 keys = self._owner_keys.pop(ident, set())
@@ -247,7 +247,7 @@ class _Shape:
 
     __slots__ = ("complete", "defaults", "first", "signature")
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    def __init__(self, func: Callable[..., object]) -> None:
         try:
             signature: inspect.Signature | None = inspect.signature(func)
         except (TypeError, ValueError):

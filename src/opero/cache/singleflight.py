@@ -125,7 +125,7 @@ class SingleFlight:
         return out, followers
 
     def succeed_many(
-        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[Any]
+        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[object]
     ) -> None:
         """:meth:`succeed` for many flights (None entries skipped); one lock."""
         group = flights[0] if flights else None
@@ -142,7 +142,7 @@ class SingleFlight:
         group: GroupFlight,
         keys: list[Hashable | None],
         flights: list[Flight | None],
-        values: list[Any],
+        values: list[object],
     ) -> None:
         """End a map job's group: release every key at once when nobody joined one."""
         with self._lock:
@@ -154,7 +154,7 @@ class SingleFlight:
                 self.succeed(key, flight, value)
 
     def _settle(
-        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[Any]
+        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[object]
     ) -> list[tuple[Flight, list[Waiter]]]:
         """Give each flight its value and end it (under the lock); the flights that have
         waiters to wake, with their event loops."""
@@ -172,7 +172,7 @@ class SingleFlight:
                 flight.loops = ()
         return woken
 
-    def succeed(self, key: Hashable, flight: Flight, value: Any) -> None:
+    def succeed(self, key: Hashable, flight: Flight, value: object) -> None:
         own = self._resolve(key, flight)
         if own is None:
             return

@@ -62,14 +62,20 @@ class Window:
     def earliest(self, start: float, units: float) -> float:
         """The earliest time >= ``start`` at which every window around it has room for
         ``units``."""
-        log, period = self.log, self.period
+        log = self.log
         free = self.budget - min(units, self.budget) + _EPS
         if units == 0 or not log:
             return start
         times = [a for a, _ in log]
         if times[-1] <= start:  # nothing booked after: only the window ending at ``start``
             return self._after_log(times, start, free)
-        sums = [0.0, *accumulate(u for _, u in log)]
+        return self._among_log(times, start, free)
+
+    def _among_log(self, times: list[float], start: float, free: float) -> float:
+        """:meth:`earliest` when admissions lie after ``start``: the first of ``start`` and
+        the times an admission leaves the windows where every window has room."""
+        period = self.period
+        sums = [0.0, *accumulate(u for _, u in self.log)]
         for t in [start, *(a + period for a in times if a + period > start)]:
             if _load(times, sums, t, period) <= free:  # else wait for the next admission
                 return t  # to leave the windows
