@@ -177,7 +177,7 @@ def describe(value: Any, memo: dict[int, int], depth: int = 0) -> Any:
     return _named(value, t, memo, depth)
 
 
-def _named(value: Any, t: type, memo: dict[int, int], depth: int) -> Any:
+def _named(value: object, t: type, memo: dict[int, int], depth: int) -> object:
     """A module or class by its name, a C wrapper by what it wraps; anything else as it is,
     for the stable encoding, which tags every type it accepts."""
     if isinstance(value, types.ModuleType):
