@@ -99,20 +99,10 @@ class Adaptive:
         scale: float = 0.4,
     ) -> None:
         self.given = (start, max, min)
-        self.start = per_second(start, "Adaptive(start)")
-        self.max = None if max is None else per_second(max, "Adaptive(max)")
-        self.min = per_second(min, "Adaptive(min)")
-        if self.max is not None and self.max < self.start:
-            raise ValueError(f"Adaptive: max={max!r} is below start={start!r}")
-        if self.min > self.start:
-            raise ValueError(f"Adaptive: min={min!r} is above start={start!r}")
-        if isinstance(decrease, bool) or not isinstance(decrease, int | float):
-            raise TypeError(f"Adaptive(decrease=) must be a number, got {decrease!r}")
-        if not 0 < decrease < 1:
+        self.start, self.max, self.min = _rates(start, max, min)
+        if not 0 < _number("decrease", decrease) < 1:
             raise ValueError(f"Adaptive(decrease=) must be between 0 and 1, got {decrease!r}")
-        if isinstance(scale, bool) or not isinstance(scale, int | float):
-            raise TypeError(f"Adaptive(scale=) must be a number, got {scale!r}")
-        if not scale > 0 or math.isinf(scale):
+        if not _number("scale", scale) > 0 or math.isinf(scale):
             raise ValueError(f"Adaptive(scale=) must be a finite number > 0, got {scale!r}")
         if headers_of is not None and not callable(headers_of):
             raise TypeError(f"Adaptive(headers_of=) must be a callable, got {headers_of!r}")
@@ -123,3 +113,24 @@ class Adaptive:
     def __repr__(self) -> str:
         start, top, bottom = self.given
         return f"Adaptive(start={start!r}, max={top!r}, min={bottom!r})"
+
+
+def _rates(
+    start: float | str, top: float | str | None, bottom: float | str
+) -> tuple[float, float | None, float]:
+    """An :class:`Adaptive` limit's start, ceiling and floor in calls a second, checked."""
+    first = per_second(start, "Adaptive(start)")
+    ceiling = None if top is None else per_second(top, "Adaptive(max)")
+    floor = per_second(bottom, "Adaptive(min)")
+    if ceiling is not None and ceiling < first:
+        raise ValueError(f"Adaptive: max={top!r} is below start={start!r}")
+    if floor > first:
+        raise ValueError(f"Adaptive: min={bottom!r} is above start={start!r}")
+    return first, ceiling, floor
+
+
+def _number(name: str, value: object) -> float:
+    """``value``, a number (not a bool), or a TypeError naming the ``Adaptive`` parameter."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"Adaptive({name}=) must be a number, got {value!r}")
+    return value

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from opero.checks import check_concurrency, check_int, check_positive_or_none, check_redis_url
 from opero.policy import Adaptive
-from opero.rates import Limit, limits_of
+from opero.rates import Limit, RateLimit, limits_of
 
 __all__ = ["Pacing", "PerValue", "Service", "pacing_of", "value_key"]
 
@@ -49,7 +49,7 @@ class Service:
 
     def __init__(
         self,
-        rate_limit: Any = None,
+        rate_limit: RateLimit | Adaptive | None = None,
         concurrency: int | None = None,
         cooldown: float | None = None,
         cooldown_after: int = 3,
@@ -57,17 +57,7 @@ class Service:
         name: str | None = None,
         url: str | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"Service(backend=) must be 'memory' or 'redis', got {backend!r}")
-        if backend == "redis" and not name:
-            raise ValueError(
-                "Service(backend='redis') needs name=: every process that builds a Service "
-                "of that name shares its limits, pauses and breakers"
-            )
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"Service(name=) must be a str, got {name!r}")
-        if url is not None and backend != "redis":
-            raise ValueError(f"Service(url=) has no effect with backend={backend!r}")
+        _check_backend(backend, name, url)
         self.backend = backend
         self.name = name
         self.url = check_redis_url("Service(url)", url)
@@ -80,8 +70,9 @@ class Service:
             raise ValueError("Service(cooldown_after=) has no effect without cooldown=")
         self.cooldown_after = after
         #: what the service holds at run time (limiter, pauses, breakers), built when a
-        #: decorated function first uses it (``opero.decorators.services``)
-        self.state: Any = None
+        #: decorated function first uses it (``opero.decorators.services``, which alone
+        #: reads it: opaque here)
+        self.state: object = None
         self.lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -93,6 +84,21 @@ class Service:
         if self.backend != "memory":
             parts.append(f"backend={self.backend!r}, name={self.name!r}")
         return f"Service({', '.join(parts)})"
+
+
+def _check_backend(backend: str, name: str | None, url: str | None) -> None:
+    """Where a service's state lives: a known backend, named when shared (Redis)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"Service(backend=) must be 'memory' or 'redis', got {backend!r}")
+    if backend == "redis" and not name:
+        raise ValueError(
+            "Service(backend='redis') needs name=: every process that builds a Service "
+            "of that name shares its limits, pauses and breakers"
+        )
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"Service(name=) must be a str, got {name!r}")
+    if url is not None and backend != "redis":
+        raise ValueError(f"Service(url=) has no effect with backend={backend!r}")
 
 
 def _pacing_limits(value: object, name: str) -> tuple[Limit, ...] | Adaptive | None:

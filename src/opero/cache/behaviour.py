@@ -174,6 +174,12 @@ def describe(value: Any, memo: dict[int, int], depth: int = 0) -> Any:
             return Tag("ref", (seen,))
         memo[id(value)] = len(memo)
         return _callable(value, memo, depth + 1)
+    return _named(value, t, memo, depth)
+
+
+def _named(value: object, t: type, memo: dict[int, int], depth: int) -> object:
+    """A module or class by its name, a C wrapper by what it wraps; anything else as it is,
+    for the stable encoding, which tags every type it accepts."""
     if isinstance(value, types.ModuleType):
         return Tag("module", (value.__name__,))
     if isinstance(value, type):
@@ -182,7 +188,7 @@ def describe(value: Any, memo: dict[int, int], depth: int = 0) -> Any:
     if wrapped is not None and not inspect.isfunction(getattr(t, "__call__", None)):  # noqa: B004
         # a C wrapper such as functools.cache: keyed by the function it wraps
         return Tag("wrapper", (t.__qualname__, describe(wrapped, memo, depth + 1)))
-    return value  # for the stable encoding, which tags every type it accepts
+    return value
 
 
 def _callable(value: Any, memo: dict[int, int], depth: int) -> Any:

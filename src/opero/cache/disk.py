@@ -34,6 +34,7 @@ from opero.cache.disk_files import (
     default_cache_dir,
     seal,
 )
+from opero.cache.disk_io import Entry, Read
 from opero.cache.serialize import dumps, loads
 from opero.cache.store import MISS
 from opero.core.health import BackendDown
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from opero.cache.disk_location import Location
+    from opero.cache.disk_sqlite import BoundedCache
 
 __all__ = [
     "LOCK_SECONDS",
@@ -89,7 +91,7 @@ class DiskStore:
             self._loc = location(self.directory)
         return self._loc
 
-    def _open(self) -> Any:
+    def _open(self) -> BoundedCache:
         loc = self._location()
         try:
             return loc.open()
@@ -113,23 +115,23 @@ class DiskStore:
 
     def get(self, key: Hashable) -> Any:
         data = self._opened().read(key)
-        return MISS if data is MISS else self._decode(data)
+        return MISS if data is None else self._decode(data)
 
     def contains(self, key: Hashable) -> bool:
         """Whether ``key`` has a fresh entry, intact (its bytes checked, never decoded)."""
-        return self._opened().read(key) is not MISS
+        return self._opened().read(key) is not None
 
     def delete(self, key: Hashable) -> bool:
         return self._opened().delete(key)
 
-    def set(self, key: Hashable, value: Any) -> None:
+    def set(self, key: Hashable, value: object) -> None:
         data = seal(dumps(value, self.serializer))
         self._open()
         loc = self._loc
         assert loc is not None
         if loc.until and loc.resting():
             raise BackendDown(loc.path)
-        (error,) = loc.write([(key, data, self.ttl, self.prefix)])
+        (error,) = loc.write([Entry(key, data, self.ttl, self.prefix)])
         if error is not None:
             raise error
 
@@ -137,15 +139,15 @@ class DiskStore:
         loc = self._loc
         if loc is None or loc.cache is None or loc.until:
             loc = await self._ready()
-        data = await loc.io.submit(("get", key))
-        return MISS if data is MISS else self._decode(data)
+        data = await loc.io.submit(Read(key))
+        return MISS if data is None else self._decode(data)
 
-    async def aset(self, key: Hashable, value: Any) -> None:
+    async def aset(self, key: Hashable, value: object) -> None:
         data = seal(dumps(value, self.serializer))
         loc = self._loc
         if loc is None or loc.cache is None or loc.until:
             loc = await self._ready()
-        await loc.io.submit(("set", key, data, self.ttl, self.prefix))
+        await loc.io.submit(Entry(key, data, self.ttl, self.prefix))
 
     async def _ready(self) -> Location:
         """The location, opened (and checked) off the event loop: resolving and checking

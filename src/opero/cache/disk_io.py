@@ -1,4 +1,5 @@
-"""The disk I/O of async callers: one thread per cache directory, working in batches.
+"""The disk I/O of async callers: one thread per cache directory, working in batches (its
+jobs: a :class:`Read` or an :class:`Entry` to write).
 
 An event loop never touches the disk. Its lookups and stores are queued to the directory's
 I/O thread, which takes everything queued when it wakes: the lookups are read one by one,
@@ -13,31 +14,49 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["IDLE_SECONDS", "IoThread", "Outcome"]
+__all__ = ["IDLE_SECONDS", "Entry", "IoThread", "Outcome", "Read"]
 
 IDLE_SECONDS = 5.0  #: an I/O thread without work ends after this long
 Outcome = tuple[bool, Any]  #: (True, result) or (False, exception)
-_Request = tuple[Any, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+J = TypeVar("J")  #: what a job is (the serving side says)
+#: what an outcome goes to: the future its caller awaits and the loop it runs on
+_Reply = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
-class IoThread:
+class Read(NamedTuple):
+    """A lookup queued to the I/O thread."""
+
+    key: Hashable
+
+
+class Entry(NamedTuple):
+    """A value to store: its key, its sealed bytes, its seconds to live (None: no expiry)
+    and the tag of its function's entries."""
+
+    key: Hashable
+    data: bytes
+    expire: float | None
+    tag: str
+
+
+class IoThread(Generic[J]):
     """Runs ``serve(jobs) -> outcomes`` on a thread of its own for async callers."""
 
-    def __init__(self, serve: Callable[[list[Any]], list[Outcome]], name: str) -> None:
+    def __init__(self, serve: Callable[[list[J]], list[Outcome]], name: str) -> None:
         self._serve = serve
         self._name = name
-        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[J, _Reply]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running = False
 
-    def submit(self, job: Any) -> asyncio.Future[Any]:
+    def submit(self, job: J) -> asyncio.Future[Any]:
         """Queue ``job``; the returned future (of the running loop) gets its outcome."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._requests.put((job, loop, future))
+        self._requests.put((job, (loop, future)))
         if not self._running:
             with self._lock:
                 if not self._running:
@@ -46,34 +65,48 @@ class IoThread:
         return future
 
     def _run(self) -> None:
-        requests = self._requests
         while True:
-            try:
-                batch = [requests.get(timeout=IDLE_SECONDS)]
-            except queue.Empty:
-                with self._lock:
-                    if requests.empty():
-                        self._running = False
-                        return
+            batch = self._take()
+            if batch is None:
+                return
+            if not batch:
                 continue
-            while True:
-                try:
-                    batch.append(requests.get_nowait())
-                except queue.Empty:
-                    break
             try:
-                outcomes = self._serve([job for job, _, _ in batch])
+                outcomes = self._serve([job for job, _ in batch])
             except BaseException as exc:  # serve reports per job; this is a last resort
                 outcomes = [(False, exc)] * len(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Outcome]]] = {}
-            for (_job, loop, future), outcome in zip(batch, outcomes, strict=True):
-                by_loop.setdefault(loop, []).append((future, outcome))
-            for loop, results in by_loop.items():
-                try:
-                    loop.call_soon_threadsafe(_deliver, results)
-                except RuntimeError:  # the loop is closed: nobody waits for these
-                    pass
-            del batch, outcomes, by_loop
+            _reply([reply for _, reply in batch], outcomes)
+            del batch, outcomes
+
+    def _take(self) -> list[tuple[J, _Reply]] | None:
+        """Everything queued, once something is (empty: woken with nothing to do); None when
+        the thread ends, after ``IDLE_SECONDS`` without work."""
+        requests = self._requests
+        try:
+            batch = [requests.get(timeout=IDLE_SECONDS)]
+        except queue.Empty:
+            with self._lock:
+                if requests.empty():
+                    self._running = False
+                    return None
+            return []
+        while True:
+            try:
+                batch.append(requests.get_nowait())
+            except queue.Empty:
+                return batch
+
+
+def _reply(replies: list[_Reply], outcomes: list[Outcome]) -> None:
+    """Send each outcome to its caller's loop: one callback per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+    for (loop, future), outcome in zip(replies, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, results in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, results)
+        except RuntimeError:  # the loop is closed: nobody waits for these
+            pass
 
 
 def _deliver(results: list[tuple[asyncio.Future[Any], Outcome]]) -> None:

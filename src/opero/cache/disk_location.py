@@ -13,8 +13,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING
 
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
@@ -29,9 +29,8 @@ from opero.cache.disk_files import (
     default_cache_dir,
     intact,
 )
-from opero.cache.disk_io import IoThread, Outcome
+from opero.cache.disk_io import Entry, IoThread, Outcome, Read
 from opero.cache.disk_sqlite import BoundedCache, BytesDisk, WrittenFiles
-from opero.cache.store import MISS
 from opero.core.health import BackendDown
 
 if TYPE_CHECKING:
@@ -53,12 +52,12 @@ class Location:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.cache: Any = None
+        self.cache: BoundedCache | None = None
         self.disk: BytesDisk | None = None
         self.until = 0.0  #: resting until this time.monotonic() (0: not resting)
         self.local = threading.local()
         self.lock = threading.Lock()
-        self.io = IoThread(self.serve, "opero-disk-io")
+        self.io: IoThread[Read | Entry] = IoThread(self.serve, "opero-disk-io")
 
     # ----- state ----------------------------------------------------------------------
     def resting(self) -> bool:
@@ -83,7 +82,7 @@ class Location:
             f"the cache database was locked by another process for over {LOCK_SECONDS:g} s"
         )
 
-    def open(self) -> Any:
+    def open(self) -> BoundedCache:
         """The ``diskcache.Cache``, opened (and checked) on first use."""
         if self.cache is not None:
             return self.cache
@@ -111,14 +110,15 @@ class Location:
             return cache
 
     # ----- reading and writing (in the caller's thread, or on the I/O thread) -----------
-    def connect(self) -> Any:
+    def connect(self) -> Callable[..., sqlite3.Cursor]:
         """This thread's connection for reads: diskcache's own connection of this thread
         (one per thread in all), taken once, so that a read does not pay diskcache's
         per-statement checks; a forked child takes its own again (see ``_after_fork``)."""
-        self.local.execute = execute = self.open()._con.execute
+        execute: Callable[..., sqlite3.Cursor] = self.open()._con.execute
+        self.local.execute = execute
         return execute
 
-    def read(self, key: Hashable) -> Any:
+    def read(self, key: Hashable) -> bytes | None:
         """The intact stored bytes of ``key``, or MISS."""
         try:
             execute = self.local.execute
@@ -129,16 +129,12 @@ class Location:
         except sqlite3.Error as exc:
             raise self.failed(exc) from None
         if not rows:
-            return MISS
+            return None
         ((mode, filename, data),) = rows
         if mode != MODE_RAW or type(data) is not bytes:
-            if mode != MODE_BINARY or data is not None or not isinstance(filename, str):
-                raise CorruptEntry(f"a row of mode {mode!r} is not bytes written by opero")
-            assert self.disk is not None
-            try:
-                data = self.disk.read_file(filename)
-            except FileNotFoundError:
-                return MISS  # removed meanwhile (replaced or evicted)
+            data = self._read_file(mode, filename, data)
+            if data is None:
+                return None  # removed meanwhile (replaced or evicted)
         if not intact(data):
             raise CorruptEntry(
                 f"checksum mismatch: the stored bytes ({len(data):,}) were damaged or are not "
@@ -146,8 +142,18 @@ class Location:
             )
         return data
 
-    def write(self, items: list[tuple[Any, ...]]) -> list[BaseException | None]:
-        """Store ``(key, data, expire, tag)`` items in one transaction: per item, None or
+    def _read_file(self, mode: object, filename: object, data: object) -> bytes | None:
+        """The bytes of a value stored in a file of its own (None: the file is gone)."""
+        if mode != MODE_BINARY or data is not None or not isinstance(filename, str):
+            raise CorruptEntry(f"a row of mode {mode!r} is not bytes written by opero")
+        assert self.disk is not None
+        try:
+            return self.disk.read_file(filename)
+        except FileNotFoundError:
+            return None
+
+    def write(self, items: list[Entry]) -> list[BaseException | None]:
+        """Store entries in one transaction: per item, None or
         the error of its value's file. If the transaction fails, nothing is stored, the
         files it wrote are removed, and its error is raised."""
         cache = self.open()
@@ -186,7 +192,7 @@ class Location:
             raise error from exc
 
     @staticmethod
-    def _end_transaction(cache: Any) -> None:
+    def _end_transaction(cache: BoundedCache) -> None:
         """Never leave this thread's connection inside a failed transaction."""
         try:
             con = cache._con
@@ -195,30 +201,40 @@ class Location:
         except sqlite3.Error:
             pass
 
-    def serve(self, jobs: list[Any]) -> list[Outcome]:
-        """The I/O thread's batch: ``("get", key)`` and ``("set", key, data, expire, tag)``."""
+    def serve(self, jobs: list[Read | Entry]) -> list[Outcome]:
+        """The I/O thread's batch: the lookups, one by one, then the stores, in one
+        transaction."""
         if self.until and self.resting():
             down = BackendDown(self.path)
             return [(False, down)] * len(jobs)
         outcomes: list[Outcome] = [(True, None)] * len(jobs)
+        entries: list[Entry] = []
         stores: list[int] = []
         for n, job in enumerate(jobs):
-            if job[0] == "set":
+            if type(job) is Entry:
+                entries.append(job)
                 stores.append(n)
-                continue
-            try:
-                outcomes[n] = (True, self.read(job[1]))
-            except Exception as exc:
-                outcomes[n] = (False, exc)
+            else:
+                outcomes[n] = self._outcome(job.key)
         if stores:
-            try:
-                errors = self.write([jobs[n][1:] for n in stores])
-            except Exception as exc:
-                errors = [exc] * len(stores)
-            for n, error in zip(stores, errors, strict=True):
-                if error is not None:
-                    outcomes[n] = (False, error)
+            self._write_all(entries, stores, outcomes)
         return outcomes
+
+    def _outcome(self, key: Hashable) -> Outcome:
+        try:
+            return (True, self.read(key))
+        except Exception as exc:
+            return (False, exc)
+
+    def _write_all(self, entries: list[Entry], stores: list[int], outcomes: list[Outcome]) -> None:
+        """Write ``entries`` (the jobs at ``stores``), each failure its job's outcome."""
+        try:
+            errors = self.write(entries)
+        except Exception as exc:
+            errors = [exc] * len(stores)
+        for n, error in zip(stores, errors, strict=True):
+            if error is not None:
+                outcomes[n] = (False, error)
 
 
 def location(directory: Path | None) -> Location:

@@ -12,10 +12,10 @@ uncached.
 from __future__ import annotations
 
 import enum
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from opero.cache.library_types import _str, _type_name, encode_library_type
 from opero.policy import Fallbacks
 
 __all__ = ["Tag", "Unkeyable", "digest", "encode", "hash_bytes", "short_form"]
@@ -30,7 +30,7 @@ class Tag:
 
     __slots__ = ("name", "parts")
 
-    def __init__(self, name: str, parts: Any) -> None:
+    def __init__(self, name: str, parts: object) -> None:
         self.name = name
         self.parts = parts
 
@@ -58,7 +58,7 @@ def hash_bytes(data: bytes) -> str:
 _SIMPLE = frozenset({int, str, float, bool, type(None)})
 
 
-def short_form(values: tuple[Any, ...]) -> str:
+def short_form(values: tuple[object, ...]) -> str:
     """A stable text form of ``values``: for None, bool, int, float and str alone, their
     ``repr`` (deterministic for these types); else the stable encoding; either one as it is
     when short, else its digest. The four forms never collide: they start with ``r``,
@@ -94,19 +94,10 @@ def encode(obj: object) -> bytes:
     return b"".join(out)
 
 
-def _str(s: str) -> bytes:
-    b = s.encode("utf-8", "surrogatepass")
-    return b"%d:" % len(b) + b
-
-
-def _type_name(t: type) -> bytes:
-    return _str(f"{t.__module__}.{t.__qualname__}")
-
-
 _MAX_DEPTH = 200
 
 
-def _encode(obj: Any, out: list[bytes], depth: int) -> None:
+def _encode(obj: object, out: list[bytes], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise Unkeyable("argument nested too deeply to encode")
     t = type(obj)
@@ -119,7 +110,7 @@ def _encode(obj: Any, out: list[bytes], depth: int) -> None:
         nested(obj, out, depth)
     elif isinstance(obj, enum.Enum):
         out.append(b"E" + _type_name(t) + _str(obj.name))
-    elif _encode_library_type(obj, t, out, depth):
+    elif encode_library_type(obj, t, out, depth, _encode):
         pass
     elif isinstance(obj, _BUILTINS):
         _encode_instance(obj, t, out, depth)
@@ -141,13 +132,13 @@ _SCALARS: dict[type, Callable[[Any], bytes]] = {
 }
 
 
-def _sequence(obj: Any, out: list[bytes], depth: int) -> None:
+def _sequence(obj: Sequence[object], out: list[bytes], depth: int) -> None:
     out.append((b"(" if type(obj) is tuple else b"[") + b"%d:" % len(obj))
     for item in obj:
         _encode(item, out, depth + 1)
 
 
-def _mapping(obj: Any, out: list[bytes], depth: int) -> None:
+def _mapping(obj: Mapping[object, object], out: list[bytes], depth: int) -> None:
     items = sorted((encode_nested(k, depth), encode_nested(v, depth)) for k, v in obj.items())
     out.append(b"{%d:" % len(items))
     for k, v in items:
@@ -155,13 +146,13 @@ def _mapping(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(v)
 
 
-def _members(obj: Any, out: list[bytes], depth: int) -> None:
+def _members(obj: Collection[object], out: list[bytes], depth: int) -> None:
     members = sorted(encode_nested(m, depth) for m in obj)
     out.append((b"<" if type(obj) is set else b">") + b"%d:" % len(members))
     out.extend(members)
 
 
-def _tag(obj: Any, out: list[bytes], depth: int) -> None:
+def _tag(obj: Tag, out: list[bytes], depth: int) -> None:
     out.append(b"@" + _str(obj.name))
     _encode(obj.parts, out, depth + 1)
 
@@ -197,7 +188,7 @@ _AS_BUILTIN: dict[type, Callable[[Any], Any]] = {
 _BUILTINS = tuple(_AS_BUILTIN)
 
 
-def _encode_instance(obj: Any, t: type, out: list[bytes], depth: int) -> None:
+def _encode_instance(obj: object, t: type, out: list[bytes], depth: int) -> None:
     """A subclass of a built-in type: its type, its value as that built-in, its attributes."""
     base = next(b for b in _BUILTINS if isinstance(obj, b))
     out.append(b"I" + _type_name(t))
@@ -205,7 +196,7 @@ def _encode_instance(obj: Any, t: type, out: list[bytes], depth: int) -> None:
     _encode(_attributes(obj), out, depth + 1)
 
 
-def _attributes(obj: Any) -> dict[str, Any]:
+def _attributes(obj: object) -> dict[str, Any]:
     """An instance's ``__dict__`` and the values of the ``__slots__`` of its classes."""
     found = dict(getattr(obj, "__dict__", None) or {})
     for klass in type(obj).__mro__:
@@ -221,53 +212,6 @@ def _attributes(obj: Any) -> dict[str, Any]:
             except AttributeError:  # a slot never set
                 continue
     return found
-
-
-def _encode_library_type(obj: Any, t: type, out: list[bytes], depth: int) -> bool:
-    """Dataclasses, datetime, Decimal, UUID, paths. A module that was never imported cannot
-    have made ``obj``, so each check looks in ``sys.modules`` instead of importing."""
-    modules = sys.modules
-    dataclasses = modules.get("dataclasses")
-    if dataclasses is not None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out.append(b"D" + _type_name(t))
-        fields = dataclasses.fields(obj)
-        out.append(b"%d:" % len(fields))
-        for f in fields:
-            out.append(_str(f.name))
-            _encode(getattr(obj, f.name), out, depth + 1)
-        return True
-    dt = modules.get("datetime")
-    if dt is not None:
-        if isinstance(obj, dt.datetime | dt.date | dt.time):
-            out.append(b"t" + _type_name(t) + _str(obj.isoformat()))
-            return True
-        if isinstance(obj, dt.timedelta):
-            out.append(b"d" + _subclass(t, dt.timedelta))
-            out.append(_str(repr((obj.days, obj.seconds, obj.microseconds))))
-            return True
-    decimal = modules.get("decimal")
-    if decimal is not None and isinstance(obj, decimal.Decimal):
-        out.append(b"m" + _subclass(t, decimal.Decimal) + _str(decimal.Decimal.__str__(obj)))
-        return True
-    uuid = modules.get("uuid")
-    if uuid is not None and isinstance(obj, uuid.UUID):
-        out.append(b"u" + _subclass(t, uuid.UUID) + _str(obj.hex))
-        return True
-    pathlib = modules.get("pathlib")
-    if pathlib is not None and isinstance(obj, pathlib.PurePath):
-        out.append(b"p" + _type_name(t) + _str(obj.as_posix()))
-        return True
-    re = modules.get("re")
-    if re is not None and isinstance(obj, re.Pattern):
-        out.append(b"r")
-        _encode((obj.pattern, obj.flags), out, depth + 1)
-        return True
-    return False
-
-
-def _subclass(t: type, base: type) -> bytes:
-    """Nothing for ``base`` itself (its tag says it), else the subclass's name."""
-    return b"" if t is base else b"!" + _type_name(t)
 
 
 def encode_nested(obj: object, depth: int) -> bytes:

@@ -7,15 +7,16 @@ the same arguments, in the same thread or task) computes directly: it never wait
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from opero.cache.store import MISS, SharedStore
+from opero.cache.store import MISS
 
 if TYPE_CHECKING:
+    from opero.cache.calls import Args, Kwargs, Run, RunAsync
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
 
@@ -28,9 +29,9 @@ _LEADING: ContextVar[tuple[Flight, ...]] = ContextVar("opero_leading", default=(
 def fill(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: Run,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
     """Compute a missed key once across threads; store and return the value."""
     logger.trace("{}: cache miss", layer.name)
@@ -64,9 +65,9 @@ def fill(
 async def fill_async(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: RunAsync,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
     """Compute a missed key once across tasks and threads; store and return the value."""
     logger.trace("{}: cache miss", layer.name)
@@ -100,12 +101,13 @@ async def fill_async(
 def compute_shared(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: Run,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
     """Compute ``key`` once across processes (a lease on the shared store)."""
-    store: SharedStore = layer.store
+    store = layer.shared_store
+    assert store is not None
     while True:
         token = store.lease(key)
         if token is not None:
@@ -123,11 +125,12 @@ def compute_shared(
 async def compute_shared_async(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: RunAsync,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
-    store: SharedStore = layer.store
+    store = layer.shared_store
+    assert store is not None
     while True:
         token = await store.alease(key)
         if token is not None:

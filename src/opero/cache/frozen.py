@@ -7,7 +7,7 @@ matter), and no hashable argument, nor a container of another type, can equal it
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from opero.cache.encoding import Unkeyable
@@ -20,7 +20,7 @@ class Frozen:
 
     __slots__ = ("_hash", "items", "kind")
 
-    def __init__(self, kind: type, items: Any, hashed: int | None = None) -> None:
+    def __init__(self, kind: type, items: object, hashed: int | None = None) -> None:
         self.kind = kind
         self.items = items
         self._hash = hash((kind, items)) if hashed is None else hashed
@@ -40,30 +40,36 @@ class Frozen:
         return f"<{self.kind.__name__} {self.items!r}>"
 
 
-def freeze(obj: Any) -> Hashable:
+def freeze(obj: object) -> Hashable:
     """``obj`` if it is hashable, else its :class:`Frozen` form; raises if it has none."""
     try:
         hash(obj)
     except TypeError:
         pass
     else:
-        return obj  # type: ignore[no-any-return]
+        return obj
     kind = type(obj)
     if isinstance(obj, dict):
-        try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
-            hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
-        except TypeError:
-            items: Any = frozenset((k, freeze(v)) for k, v in obj.items())
-        else:
-            return Frozen(kind, dict(obj), hashed)
-    elif isinstance(obj, list | tuple):
-        try:
-            items = tuple(obj)
-            hash(items)
-        except TypeError:
-            items = tuple(freeze(x) for x in obj)
-    elif isinstance(obj, set | frozenset):
-        items = frozenset(obj)
-    else:
-        raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
-    return Frozen(kind, items)
+        return _freeze_dict(kind, obj)
+    if isinstance(obj, list | tuple):
+        return Frozen(kind, _freeze_items(obj))
+    if isinstance(obj, set | frozenset):
+        return Frozen(kind, frozenset(obj))
+    raise Unkeyable(f"unhashable argument of type {kind.__qualname__}")
+
+
+def _freeze_dict(kind: type, obj: dict[Any, Any]) -> Frozen:
+    try:  # fast: a copy, hashed from its keys and values in no order, compared with ==
+        hashed = hash((kind, frozenset(obj), frozenset(obj.values())))
+    except TypeError:
+        return Frozen(kind, frozenset((k, freeze(v)) for k, v in obj.items()))
+    return Frozen(kind, dict(obj), hashed)
+
+
+def _freeze_items(obj: Iterable[object]) -> tuple[object, ...]:
+    try:
+        items = tuple(obj)
+        hash(items)
+    except TypeError:
+        return tuple(freeze(x) for x in obj)
+    return items

@@ -49,6 +49,12 @@ _DEFINITIONS = (
 )
 _UNSETS = itertools.repeat(_UNSET)  # endless: map stops at the names' end
 
+#: what a function binds: ``("partial", args, keywords)``, ``("self", obj)`` or
+#: ``("object", obj)``; the objects are the user's
+Bound = tuple[Any, ...]
+#: (module namespace, names that may hold constants there), read at each call
+Reads = tuple[tuple[dict[str, Any], tuple[str, ...]], ...]
+
 
 class Identity:
     """The stable name and version of one decorated function, and what of it is read at
@@ -63,7 +69,7 @@ class Identity:
         version: str,
         *,
         cells: tuple[Any, ...] = (),
-        reads: tuple[tuple[dict[str, Any], tuple[str, ...]], ...] = (),
+        reads: Reads = (),
         live: tuple[Any, ...] | None = None,
         problem: str | None = None,
     ) -> None:
@@ -134,60 +140,86 @@ def identify(fn: Callable[..., Any]) -> Identity:
     chain = _wrapped_chain(target)
     code = digest((name, tuple(code_form(function.__code__) for function in chain)))
     try:
-        own = [f for f in chain if not hasattr(f, "__opero_judge__")]  # not opero's own
-        cells = tuple(cell for function in own for cell in (function.__closure__ or ()))
-        reads = tuple(
-            (function.__globals__, names) for function in own if (names := constant_names(function))
-        )
-        defaults = tuple((function.__defaults__, function.__kwdefaults__) for function in chain)
-        memo: dict[int, int] = {}
-        fixed_defaults = describe(defaults, memo)
-        if memo or not all(_fixed(b) for b in bound):
-            # a function among the defaults (its closure may change) or a mutable bound object
-            live: tuple[Any, ...] | None = (bound, defaults)
-            digest(describe(live, {}))  # fails now if it cannot be keyed at all
-            version = digest((code, "live"))
-        else:
-            live = None
-            version = digest((code, (describe(bound, {}), fixed_defaults)))
+        cells, reads = _read_per_call(chain)
+        live, version = _version(code, bound, chain)
     except Exception as exc:  # Unkeyable, RecursionError, an attribute that raises...
         return Identity(name, code, "", problem=f"{name}: {exc}")
     return Identity(name, code, version, cells=cells, reads=reads, live=live)
 
 
-def _unwrap(fn: Any) -> tuple[tuple[Any, ...], Any]:
+def _read_per_call(chain: list[types.FunctionType]) -> tuple[tuple[Any, ...], Reads]:
+    """The closure cells and the (namespace, constant names) of the functions in ``chain``
+    that are not opero's own wrappers."""
+    own = [f for f in chain if not hasattr(f, "__opero_judge__")]
+    cells = tuple(cell for function in own for cell in (function.__closure__ or ()))
+    reads = tuple(
+        (function.__globals__, names) for function in own if (names := constant_names(function))
+    )
+    return cells, reads
+
+
+def _version(
+    code: str, bound: tuple[Bound, ...], chain: list[types.FunctionType]
+) -> tuple[tuple[Any, ...] | None, str]:
+    """What is read at each call of the bound objects and defaults (None: nothing, they are
+    fixed) and the version digest; raises when they cannot be keyed at all."""
+    defaults = tuple((function.__defaults__, function.__kwdefaults__) for function in chain)
+    memo: dict[int, int] = {}
+    fixed_defaults = describe(defaults, memo)
+    if memo or not all(_fixed(b) for b in bound):
+        # a function among the defaults (its closure may change) or a mutable bound object
+        live = (bound, defaults)
+        digest(describe(live, {}))  # fails now if it cannot be keyed at all
+        return live, digest((code, "live"))
+    return None, digest((code, (describe(bound, {}), fixed_defaults)))
+
+
+def _unwrap(fn: object) -> tuple[tuple[Bound, ...], object]:
     """What ``fn`` binds (partial arguments, ``self``, a callable object) and the function
     or builtin underneath."""
-    bound: list[Any] = []
-    target: Any = fn
+    bound: list[Bound] = []
+    target = fn
     for _ in range(20):
-        if isinstance(target, functools.partial):
-            bound.append(("partial", target.args, target.keywords))
-            target = target.func
-        elif inspect.ismethod(target):
-            bound.append(("self", target.__self__))
-            target = target.__func__
-        elif isinstance(target, _BOUND_BUILTINS):  # a C function, perhaps bound to an object
-            owner = getattr(target, "__self__", None)
-            if owner is not None and not isinstance(owner, types.ModuleType):
-                bound.append(("self", owner))
+        inner = _unwrap_once(target, bound)
+        if inner is None:
             break
-        elif not inspect.isfunction(target) and not isinstance(target, type) and callable(target):
-            call = getattr(type(target), "__call__", None)  # noqa: B004
-            if inspect.isfunction(call):
-                bound.append(("object", target))
-                target = call
-            elif callable(getattr(target, "__wrapped__", None)):  # a C wrapper: functools.cache
-                target = target.__wrapped__
-            else:  # a C callable object (operator.itemgetter): keyed by its own encoding
-                bound.append(("object", target))
-                break
-        else:
-            break
+        target = inner
     return tuple(bound), target
 
 
-def _fixed(bound: tuple[Any, ...]) -> bool:
+def _unwrap_once(target: Any, bound: list[Bound]) -> object | None:
+    """What ``target`` wraps (what it binds added to ``bound``), or None when ``target`` is
+    what lies underneath."""
+    if isinstance(target, functools.partial):
+        bound.append(("partial", target.args, target.keywords))
+        return target.func
+    if inspect.ismethod(target):
+        bound.append(("self", target.__self__))
+        return target.__func__
+    if isinstance(target, _BOUND_BUILTINS):  # a C function, perhaps bound to an object
+        owner = getattr(target, "__self__", None)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            bound.append(("self", owner))
+        return None
+    if not inspect.isfunction(target) and not isinstance(target, type) and callable(target):
+        return _unwrap_object(target, bound)
+    return None
+
+
+def _unwrap_object(target: Any, bound: list[Bound]) -> object | None:
+    """A callable object: its class's ``__call__``, or what a C wrapper wraps; None for a C
+    callable object (``operator.itemgetter``), keyed by its own encoding."""
+    call = getattr(type(target), "__call__", None)  # noqa: B004
+    if inspect.isfunction(call):
+        bound.append(("object", target))
+        return call
+    if callable(getattr(target, "__wrapped__", None)):  # a C wrapper: functools.cache
+        return target.__wrapped__  # type: ignore[no-any-return]
+    bound.append(("object", target))
+    return None
+
+
+def _fixed(bound: Bound) -> bool:
     """Whether a bound part holds only constants (keyed once, at decoration)."""
     if bound[0] == "partial":
         return is_constant(bound[1]) and all(is_constant(v) for v in bound[2].values())

@@ -19,10 +19,10 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
 
 from loguru import logger
 
+from opero.cache.calls import Args, Kwargs
 from opero.cache.encoding import Tag, Unkeyable, digest, short_form
 from opero.cache.frozen import Frozen, freeze
 from opero.cache.identity import Identity
@@ -46,10 +46,10 @@ class CallKeys:
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Callable[..., object],
         name: str,
         *,
-        cache_key: Callable[..., Any] | None,
+        cache_key: Callable[..., object] | None,
         backend: str,
         prefix: str,
         discard: Callable[[Iterable[Hashable]], None] | None,
@@ -61,22 +61,14 @@ class CallKeys:
         self.cache_key = cache_key
         self.memory = backend == "memory"
         self.prefix = prefix
-        try:
-            signature: inspect.Signature | None = inspect.signature(func)
-        except (TypeError, ValueError):  # a builtin without one: arguments keyed as given
-            signature = None
-        self.signature = signature
-        parameters = list(signature.parameters.values()) if signature is not None else []
-        params = [p.name for p in parameters]
+        shape = _Shape(func)
+        self.signature = shape.signature
         #: instance methods: ``self`` is keyed by identity in memory
-        self.keys_self = bool(params) and params[0] == "self" and self.memory
-        plain = signature is not None and all(
-            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters
-        )
+        self.keys_self = shape.first == "self" and self.memory
         #: a call giving exactly these many positional arguments binds as given
-        self._complete = len(params) if plain else -1
+        self._complete = shape.complete
         #: each parameter's default, to name a default the function's identity holds
-        self._defaults = tuple(p.default for p in parameters)
+        self._defaults = shape.defaults
         self.identity = identity
         self._warned = False
         if identity is not None:
@@ -88,11 +80,11 @@ class CallKeys:
         self._live = live  # is this key still in the store?
         self._limit = 2 * maxsize + 16  # tracked keys before a clean-up of evicted ones
         self._tracked = 0
-        self._owners: dict[int, Any] = {}
+        self._owners: dict[int, object] = {}  # a weak reference, or the owner itself
         self._owner_keys: dict[int, set[Hashable]] = {}
         self._owner_lock = threading.Lock()
 
-    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
+    def key(self, args: Args, kwargs: Kwargs) -> Hashable | None:
         """The cache key of a call, or None when it is not cacheable (never raises but for
         the user's own ``cache_key`` function)."""
         if self.cache_key is not None:
@@ -108,48 +100,57 @@ class CallKeys:
             logger.debug("{}: call not cached: {!r}", self.name, exc)
             return None
 
-    def _guard(self, build: Callable[..., Hashable], *parts: Any) -> Hashable | None:
+    def _guard(self, build: Callable[..., Hashable], *parts: object) -> Hashable | None:
         try:
             return build(*parts)
         except Exception as exc:  # RecursionError, a raising __hash__, an int too long...
             logger.debug("{}: call not cached: {!r}", self.name, exc)
             return None
 
-    def _stable_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    def _stable_key(self, args: Args, kwargs: Kwargs) -> Hashable:
         identity = self.identity
         assert identity is not None
         if identity.problem is not None:
             raise Unkeyable(identity.problem)
-        if not kwargs and len(args) == self._complete:
-            values: tuple[Any, ...] = args
-        elif self.signature is None:
-            values = (*args, Tag("keywords", tuple(sorted(kwargs.items())))) if kwargs else args
-        else:
-            bound = self.signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            values = tuple(bound.arguments.values())
+        values = args if not kwargs and len(args) == self._complete else self._bind(args, kwargs)
         try:
             arguments = short_form(values)
-        except Unkeyable:  # a default with no encoding of its own (a function): the
-            # function's identity holds it, so the key names it as "the default"
-            arguments = short_form(
-                tuple(
-                    _DEFAULT if v is d else v for v, d in zip(values, self._defaults, strict=False)
-                )
-                + values[len(self._defaults) :]
-            )
+        except Unkeyable:  # a default with no encoding of its own (a function)
+            arguments = self._naming_defaults(values)
         if identity.dynamic:  # closure values, module constants, bound objects
-            try:
-                state = identity.state()
-            except Exception as exc:
-                self._warn(
-                    "a value its closure captured, or an object it is bound to, cannot be "
-                    f"keyed stably ({exc})"
-                )
-                raise
+            state = self._state(identity)
             if state:  # a hex digest: never mistaken for the argument forms
                 return f"{self._versioned}:{state}:{arguments}"
         return f"{self._versioned}:{arguments}"
+
+    def _bind(self, args: Args, kwargs: Kwargs) -> Args:
+        """The call's arguments in parameter order, defaults included (as given, keywords
+        tagged, for a function without a signature)."""
+        if self.signature is None:
+            return (*args, Tag("keywords", tuple(sorted(kwargs.items())))) if kwargs else args
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return tuple(bound.arguments.values())
+
+    def _naming_defaults(self, values: Args) -> str:
+        """The short form of ``values`` where each default stands as "the default": the
+        function's identity holds the defaults."""
+        named = tuple(
+            _DEFAULT if v is d else v for v, d in zip(values, self._defaults, strict=False)
+        )
+        return short_form(named + values[len(self._defaults) :])
+
+    def _state(self, identity: Identity) -> str:
+        """The digest of what the identity reads at each call; said once when it cannot be
+        keyed (then raised)."""
+        try:
+            return identity.state()
+        except Exception as exc:
+            self._warn(
+                "a value its closure captured, or an object it is bound to, cannot be "
+                f"keyed stably ({exc})"
+            )
+            raise
 
     def _warn(self, why: str) -> None:
         """Said once per decorated function: its calls run uncached on disk/Redis."""
@@ -163,16 +164,16 @@ class CallKeys:
             stacklevel=5,
         )
 
-    def _user_key(self, result: Any) -> Hashable:
+    def _user_key(self, result: object) -> Hashable:
         if self.memory:
             return (_USER, freeze(result))
         return f"{self._user_prefix}:{digest(result)}"
 
-    def _memory_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-        head: tuple[Any, ...] = ()
+    def _memory_key(self, args: Args, kwargs: Kwargs) -> Hashable:
+        head: tuple[_Identity, ...] = ()
         if self.keys_self and args:
             head, args = (_Identity(id(args[0])),), args[1:]
-        key: tuple[Any, ...] = (
+        key: tuple[object, ...] = (
             (*head, *args, KWD_MARK, *kwargs.items()) if kwargs else (*head, *args)
         )
         try:
@@ -185,7 +186,7 @@ class CallKeys:
         return key
 
     # ----- instances that own entries ---------------------------------------------------
-    def track(self, args: tuple[Any, ...], key: Hashable) -> None:
+    def track(self, args: Args, key: Hashable) -> None:
         """Remember that ``args[0]``'s entry ``key`` goes when that instance dies."""
         owner = args[0]
         ident = id(owner)
@@ -221,8 +222,8 @@ class CallKeys:
         self._tracked = total
         self._limit = max(self._limit, 2 * total + 16)
 
-    def _owner_died(self, ident: int) -> Callable[[Any], None]:
-        def callback(_ref: Any) -> None:
+    def _owner_died(self, ident: int) -> Callable[[object], None]:
+        def callback(_ref: object) -> None:
             with self._owner_lock:
                 self._owners.pop(ident, None)
                 keys = self._owner_keys.pop(ident, set())
@@ -238,6 +239,29 @@ class CallKeys:
             self._owners.clear()
             self._owner_keys.clear()
             self._tracked = 0
+
+
+class _Shape:
+    """What keys need of a function's signature (None: a builtin without one, whose
+    arguments are keyed as given)."""
+
+    __slots__ = ("complete", "defaults", "first", "signature")
+
+    def __init__(self, func: Callable[..., object]) -> None:
+        try:
+            signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):
+            signature = None
+        parameters = list(signature.parameters.values()) if signature is not None else []
+        self.signature = signature
+        #: the first parameter's name ("self": an instance method)
+        self.first = parameters[0].name if parameters else None
+        plain = signature is not None and all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters
+        )
+        #: the positional arguments that bind as given (-1: none do, bind them)
+        self.complete = len(parameters) if plain else -1
+        self.defaults = tuple(p.default for p in parameters)
 
 
 class _Identity:

@@ -12,12 +12,13 @@ import asyncio
 import inspect
 import pickle
 import warnings
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Hashable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
+from opero.cache.calls import Args, Kwargs, Run, RunAsync
 from opero.cache.fill import fill, fill_async
 from opero.cache.identity import Identity
 from opero.cache.keys import CallKeys
@@ -25,7 +26,7 @@ from opero.cache.memory import MemoryStore
 from opero.cache.refresh import refresh, refresh_async
 from opero.cache.serialize import Unserializable
 from opero.cache.singleflight import SingleFlight
-from opero.cache.store import MISS, Store
+from opero.cache.store import MISS, AsyncStore, SharedStore, Store
 from opero.core.callables import is_stream
 from opero.core.collect import Unkept
 from opero.core.health import BackendDown, report_backend_failure
@@ -58,10 +59,10 @@ class CacheLayer:
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Callable[..., object],
         options: OperoOptions,
         name: str,
-        store: Any,
+        store: Store,
         prefix: str,
         identity: Identity | None = None,
     ) -> None:
@@ -71,11 +72,15 @@ class CacheLayer:
         self.flights = SingleFlight()
         self.prefix = prefix
         self.store = store
-        #: the store has native async calls (Redis): async functions await them
-        self.async_store = hasattr(store, "aget")
-        #: the store does blocking I/O (disk): async callers run it on a worker thread
+        #: the store's own async calls (disk, Redis): async functions await them
+        self.native = store if isinstance(store, AsyncStore) else None
+        self.async_store = self.native is not None
+        #: the store does blocking I/O and has no async calls: async callers run it on a
+        #: worker thread
         self.offload = not self.async_store and store.backend != "memory"
         self.shared = bool(getattr(store, "shared", False))
+        #: the store other processes share (Redis): misses take its leases
+        self.shared_store = cast(SharedStore, store) if self.shared else None
         self.backend: str = store.backend
         self.keys = CallKeys(
             func,
@@ -110,12 +115,13 @@ class CacheLayer:
         return value
 
     async def aget(self, key: Hashable, *, quiet: bool = False) -> Any:
-        if not self.async_store:
-            if self.offload:  # disk I/O never runs on the event loop
+        native = self.native
+        if native is None:
+            if self.offload:  # blocking I/O never runs on the event loop
                 return await asyncio.to_thread(partial(self.get, key, quiet=quiet))
             return self.get(key, quiet=quiet)
         try:
-            value = await self.store.aget(key)
+            value = await native.aget(key)
         except BackendDown:
             return MISS
         except Exception as exc:
@@ -140,7 +146,7 @@ class CacheLayer:
 
         fire(self.on_hit, CacheHitDetails(self.name, self.backend, key))
 
-    def _storable(self, value: Any) -> bool:
+    def _storable(self, value: object) -> bool:
         """Streams (iterators, generators) and awaitables are never cached: a stream comes
         back used up; said once per decorated function."""
         if type(value) in _PLAIN:
@@ -161,7 +167,7 @@ class CacheLayer:
             return False
         return True
 
-    def put(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+    def put(self, key: Hashable, value: object, args: Args) -> None:
         if not self._storable(value):
             return
         try:
@@ -177,17 +183,18 @@ class CacheLayer:
         if self.keys_self and args:
             self.keys.track(args, key)
 
-    async def aput(self, key: Hashable, value: Any, args: tuple[Any, ...]) -> None:
+    async def aput(self, key: Hashable, value: object, args: Args) -> None:
         if not self._storable(value):
             return
-        if not self.async_store:
+        native = self.native
+        if native is None:
             if self.offload:
                 await asyncio.to_thread(self.put, key, value, args)
             else:
                 self.put(key, value, args)
             return
         try:
-            await self.store.aset(key, value)
+            await native.aset(key, value)
         except BackendDown:
             return
         except _UNPICKLABLE as exc:
@@ -195,23 +202,19 @@ class CacheLayer:
         except Exception as exc:
             self._report("write", exc)
 
-    def put_many(
-        self, keys: list[Hashable | None], values: list[Any], rows: list[tuple[Any, ...]]
-    ) -> None:
+    def put_many(self, keys: list[Hashable | None], values: list[object], rows: list[Args]) -> None:
         """:meth:`put` for many calls at once (None keys skipped; one lock for memory)."""
         store = self.store
         if not _PLAIN.issuperset(map(type, values)) and not all(map(self._storable, values)):
-            for key, value, args in zip(keys, values, rows, strict=True):
-                if key is not None:
-                    self.put(key, value, args)
-            return
-        if isinstance(store, MemoryStore) and not self.keys_self:
-            if None in keys:
-                kept = [(k, v) for k, v in zip(keys, values, strict=True) if k is not None]
-                store.set_many([k for k, _ in kept], [v for _, v in kept])
-            else:
-                store.set_many(keys, values)
-            return
+            self._put_each(keys, values, rows)
+        elif isinstance(store, MemoryStore) and not self.keys_self:
+            _set_many(store, keys, values)
+        else:
+            self._put_each(keys, values, rows)
+
+    def _put_each(
+        self, keys: list[Hashable | None], values: list[object], rows: list[Args]
+    ) -> None:
         for key, value, args in zip(keys, values, rows, strict=True):
             if key is not None:
                 self.put(key, value, args)
@@ -250,9 +253,9 @@ class CacheLayer:
     def fill(
         self,
         key: Hashable,
-        run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        run: Run,
+        args: Args,
+        kwargs: Kwargs,
     ) -> Any:
         """Compute a missed key once; store and return the value."""
         return fill(self, key, run, args, kwargs)
@@ -260,9 +263,9 @@ class CacheLayer:
     async def fill_async(
         self,
         key: Hashable,
-        run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        run: RunAsync,
+        args: Args,
+        kwargs: Kwargs,
     ) -> Any:
         """Compute a missed key once across tasks and threads; store and return the value."""
         return await fill_async(self, key, run, args, kwargs)
@@ -270,9 +273,9 @@ class CacheLayer:
     def refresh(
         self,
         key: Hashable,
-        run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        run: Run,
+        args: Args,
+        kwargs: Kwargs,
     ) -> Any:
         """Compute ``key`` again without reading the cache; store and return the value."""
         return refresh(self, key, run, args, kwargs)
@@ -280,9 +283,18 @@ class CacheLayer:
     async def refresh_async(
         self,
         key: Hashable,
-        run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        run: RunAsync,
+        args: Args,
+        kwargs: Kwargs,
     ) -> Any:
         """:meth:`refresh` for async functions."""
         return await refresh_async(self, key, run, args, kwargs)
+
+
+def _set_many(store: MemoryStore, keys: list[Hashable | None], values: list[object]) -> None:
+    """Store the values of the calls that have a key, under one lock."""
+    if None in keys:
+        kept = [(k, v) for k, v in zip(keys, values, strict=True) if k is not None]
+        store.set_many([k for k, _ in kept], [v for _, v in kept])
+    else:
+        store.set_many(keys, values)

@@ -45,7 +45,7 @@ class MemoryStore:
             pass
         return entry[1]
 
-    def set(self, key: Hashable, value: Any) -> None:
+    def set(self, key: Hashable, value: object) -> None:
         expires = float("inf") if self.ttl is None else self.timer() + self.ttl
         with self._lock:
             self.data[key] = (expires, value)
@@ -53,7 +53,7 @@ class MemoryStore:
             while len(self.data) > self.maxsize:
                 self.data.popitem(last=False)
 
-    def set_many(self, keys: list[Hashable], values: list[Any]) -> None:
+    def set_many(self, keys: list[Hashable], values: list[object]) -> None:
         """Store many fresh values at once (one lock, C-level loops: a map's misses). A key
         already present keeps its place in the LRU order (misses rarely are)."""
         expires = float("inf") if self.ttl is None else self.timer() + self.ttl

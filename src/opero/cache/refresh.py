@@ -14,7 +14,7 @@ another process's lease (that wait ends with the older value).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -22,9 +22,9 @@ from loguru import logger
 from opero.cache.fill import _LEADING
 
 if TYPE_CHECKING:
+    from opero.cache.calls import Args, Kwargs, Run, RunAsync
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
-    from opero.cache.store import SharedStore
 
 __all__ = ["refresh", "refresh_async"]
 
@@ -32,9 +32,9 @@ __all__ = ["refresh", "refresh_async"]
 def refresh(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: Run,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
     """Compute ``key`` again without reading the cache; store and return the value."""
     logger.debug("{}: cache refresh", layer.name)
@@ -68,9 +68,9 @@ def refresh(
 async def refresh_async(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: RunAsync,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
     """Compute ``key`` again without reading the cache, across tasks and threads; store and
     return the value."""
@@ -105,13 +105,14 @@ async def refresh_async(
 def _shared(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: Run,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
     """Compute under the key's lease if it is free (other processes' misses then wait for
     this value); without it, and without waiting, if another process holds it."""
-    store: SharedStore = layer.store
+    store = layer.shared_store
+    assert store is not None
     token = store.lease(key)
     try:
         value = run(args, kwargs)
@@ -125,11 +126,12 @@ def _shared(
 async def _shared_async(
     layer: CacheLayer,
     key: Hashable,
-    run: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    run: RunAsync,
+    args: Args,
+    kwargs: Kwargs,
 ) -> Any:
-    store: SharedStore = layer.store
+    store = layer.shared_store
+    assert store is not None
     token = await store.alease(key)
     try:
         value = await run(args, kwargs)

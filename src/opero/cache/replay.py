@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator, Hashable
 from typing import TYPE_CHECKING, Any
 
+from opero.cache.calls import Args, Kwargs
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
 from opero.core.stream import stream_sync
@@ -25,14 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = ["async_stream", "sync_stream"]
 
-Lookup = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Hashable | None, Any]]
+Lookup = Callable[[Args, Kwargs], tuple[Hashable | None, Any]]
 
 
 def _lookup(layer: CacheLayer, read: bool) -> Lookup:
     """``(key, stored value or MISS)`` of a call (the key alone when not ``read``)."""
     key_of, get = layer.key, layer.get
 
-    def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable | None, Any]:
+    def slow(args: Args, kwargs: Kwargs) -> tuple[Hashable | None, Any]:
         key = key_of(args, kwargs)
         if key is None or not read:
             return key, MISS
@@ -44,7 +45,7 @@ def _lookup(layer: CacheLayer, read: bool) -> Lookup:
     assert isinstance(store, MemoryStore)
     find, touch, timer = store.data.get, store.data.move_to_end, store.timer
 
-    def memory(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable | None, Any]:
+    def memory(args: Args, kwargs: Kwargs) -> tuple[Hashable | None, Any]:
         key = (*args, KWD_MARK, *kwargs.items()) if kwargs else args
         try:
             entry = find(key)
@@ -75,7 +76,7 @@ def sync_stream(judge: Judge, layer: CacheLayer | None, read: bool = True) -> An
     lookup, put = _lookup(layer, read), layer.put
     most: int = judge.options["cache_stream_max"]
 
-    def kept(key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def kept(key: Hashable, args: Args, kwargs: Kwargs) -> Any:
         items: list[Any] | None = []
         for item in stream_sync(judge, args, kwargs):
             if items is not None:

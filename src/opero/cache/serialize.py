@@ -20,7 +20,7 @@ class Unserializable(TypeError):
     """The value cannot be stored with the chosen serializer."""
 
 
-def dumps(value: Any, serializer: str) -> bytes:
+def dumps(value: object, serializer: str) -> bytes:
     try:
         if serializer == "json":
             import json

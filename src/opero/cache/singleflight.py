@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from itertools import repeat
 from typing import Any
 
 __all__ = ["Flight", "GroupFlight", "SingleFlight"]
+
+#: a task waiting on a flight: its event loop, and the future it awaits there
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 class Flight:
@@ -33,7 +36,7 @@ class Flight:
     value: Any = None
     error: BaseException | None = None
     abandoned = False
-    loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | tuple[()] = ()
+    loops: list[Waiter] | tuple[()] = ()
     waiting = 0  #: callers waiting on this flight (observability and tests)
 
     def outcome(self) -> Any:
@@ -122,43 +125,54 @@ class SingleFlight:
         return out, followers
 
     def succeed_many(
-        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[Any]
+        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[object]
     ) -> None:
         """:meth:`succeed` for many flights (None entries skipped); one lock."""
-        wake: list[tuple[Flight, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]]]
-        wake = []
-        table = self._flights
         group = flights[0] if flights else None
         if type(group) is GroupFlight:
-            with self._lock:
-                if not group.members:  # nobody joined: release every key (C-level loop)
-                    deque(map(table.pop, keys, repeat(None)), maxlen=0)
-                    return
-            for key, flight, value in zip(keys, flights, values, strict=True):
-                if key is not None and flight is not None:
-                    self.succeed(key, flight, value)
+            self._succeed_group(group, keys, flights, values)
             return
         with self._lock:
-            for key, flight, value in zip(keys, flights, values, strict=True):
-                if flight is None:
-                    continue
-                flight.value = value
-                if table.get(key) is flight:
-                    del table[key]
-                flight.done = True
-                if flight.event is not None or flight.loops:
-                    wake.append((flight, list(flight.loops)))
-                    flight.loops = ()
-        for flight, loops in wake:
-            if flight.event is not None:
-                flight.event.set()
-            for loop, future in loops:
-                try:
-                    loop.call_soon_threadsafe(_wake, future)
-                except RuntimeError:
-                    pass
+            woken = self._settle(keys, flights, values)
+        for flight, loops in woken:
+            _notify(flight.event, loops)
 
-    def succeed(self, key: Hashable, flight: Flight, value: Any) -> None:
+    def _succeed_group(
+        self,
+        group: GroupFlight,
+        keys: list[Hashable | None],
+        flights: list[Flight | None],
+        values: list[object],
+    ) -> None:
+        """End a map job's group: release every key at once when nobody joined one."""
+        with self._lock:
+            if not group.members:  # nobody joined: release every key (C-level loop)
+                deque(map(self._flights.pop, keys, repeat(None)), maxlen=0)
+                return
+        for key, flight, value in zip(keys, flights, values, strict=True):
+            if key is not None and flight is not None:
+                self.succeed(key, flight, value)
+
+    def _settle(
+        self, keys: list[Hashable | None], flights: list[Flight | None], values: list[object]
+    ) -> list[tuple[Flight, list[Waiter]]]:
+        """Give each flight its value and end it (under the lock); the flights that have
+        waiters to wake, with their event loops."""
+        woken: list[tuple[Flight, list[Waiter]]] = []
+        table = self._flights
+        for key, flight, value in zip(keys, flights, values, strict=True):
+            if flight is None:
+                continue
+            flight.value = value
+            if table.get(key) is flight:
+                del table[key]
+            flight.done = True
+            if flight.event is not None or flight.loops:
+                woken.append((flight, list(flight.loops)))
+                flight.loops = ()
+        return woken
+
+    def succeed(self, key: Hashable, flight: Flight, value: object) -> None:
         own = self._resolve(key, flight)
         if own is None:
             return
@@ -199,13 +213,7 @@ class SingleFlight:
             loops, flight.loops = flight.loops, ()
             flight.done = True
             event = flight.event
-        if event is not None:
-            event.set()
-        for loop, future in loops:
-            try:
-                loop.call_soon_threadsafe(_wake, future)
-            except RuntimeError:  # that loop is closed: its waiter is gone
-                pass
+        _notify(event, loops)
 
     async def wait_async(self, flight: Flight) -> None:
         """Wait, without blocking the event loop, until the leader is done."""
@@ -232,6 +240,17 @@ class SingleFlight:
         """How many callers wait on flights of this function right now."""
         with self._lock:
             return sum(f.waiting for f in self._flights.values())
+
+
+def _notify(event: threading.Event | None, loops: Iterable[Waiter]) -> None:
+    """Wake a flight's waiting threads and, on its own loop, each waiting task."""
+    if event is not None:
+        event.set()
+    for loop, future in loops:
+        try:
+            loop.call_soon_threadsafe(_wake, future)
+        except RuntimeError:  # that loop is closed: its waiter is gone
+            pass
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -9,9 +9,9 @@ exception (reported by the layer); the call then runs uncached.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["KWD_MARK", "MISS", "SharedStore", "Store"]
+__all__ = ["KWD_MARK", "MISS", "AsyncStore", "SharedStore", "Store"]
 
 
 class _Miss:
@@ -31,19 +31,26 @@ class Store(Protocol):
     backend: str  #: its name in warnings and hooks ("memory", "disk", "redis")
 
     def get(self, key: Hashable) -> Any: ...
-    def set(self, key: Hashable, value: Any) -> None: ...
+    def set(self, key: Hashable, value: object) -> None: ...
     def contains(self, key: Hashable) -> bool: ...  #: a fresh (unexpired) entry is stored
     def delete(self, key: Hashable) -> bool: ...  #: removed; whether a fresh one was there
     def clear(self) -> None: ...
 
 
-class SharedStore(Store, Protocol):
+@runtime_checkable
+class AsyncStore(Store, Protocol):
+    """A store with async calls of its own (disk: its I/O thread; Redis: its async client):
+    async callers await them instead of running the blocking calls on a worker thread."""
+
+    async def aget(self, key: Hashable) -> Any: ...
+    async def aset(self, key: Hashable, value: object) -> None: ...
+
+
+class SharedStore(AsyncStore, Protocol):
     """A store that other processes read too, with native async calls and leases."""
 
     shared: bool
 
-    async def aget(self, key: Hashable) -> Any: ...
-    async def aset(self, key: Hashable, value: Any) -> None: ...
     def lease(self, key: Hashable) -> str | None: ...
     def release(self, key: Hashable, token: str) -> None: ...
     def wait(self, key: Hashable) -> Any: ...

@@ -15,7 +15,10 @@ corrected by what a successful attempt really used (``Limit(actual=)``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from opero.rates import Limit
 
 __all__ = ["Limiter", "Listening"]
 
@@ -23,7 +26,7 @@ __all__ = ["Limiter", "Listening"]
 class Limiter(Protocol):
     """Books admissions of attempts."""
 
-    limits: Any
+    limits: tuple[Limit, ...]  #: its fixed limits (a learning limiter: none)
     #: whether :meth:`Listening.heard` is to be called after each attempt it admitted
     listens: bool
 
@@ -35,6 +38,6 @@ class Limiter(Protocol):
 class Listening(Protocol):
     """A limiter that learns from the outcomes of the attempts it admitted."""
 
-    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
+    def heard(self, ok: bool, outcome: object, costs: Sequence[float] | None) -> None:
         """An attempt this limiter admitted ended: ``ok`` with its result, or not with its
         exception; ``costs``: the units booked for it per limit (None: one each)."""

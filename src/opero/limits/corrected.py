@@ -14,16 +14,16 @@ import math
 import threading
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 from opero.core.clock import CLOCK
+from opero.limits.gaps import Gap
 from opero.limits.windows import Window
 from opero.rates import Limit
 
 __all__ = ["Corrected", "actual_units"]
 
 
-def actual_units(limit: Limit, result: Any) -> float | None:
+def actual_units(limit: Limit, result: object) -> float | None:
     """What ``limit.actual`` says a successful attempt used (None: it raised or answered
     something that is not a finite number >= 0)."""
     assert limit.actual is not None
@@ -48,19 +48,19 @@ class Corrected:
     intervals: list[float]
     catch_up: bool
     _next: list[float]
-    _gaps: list[list[tuple[float, float]]]
+    _gaps: list[list[Gap]]
     _windows: list[Window]
     _lock: threading.Lock
     _warned: bool
 
-    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
+    def heard(self, ok: bool, outcome: object, costs: Sequence[float] | None) -> None:
         """A successful attempt really used what each ``Limit(actual=)`` says: move that
         limit's schedule by the difference from its estimate (``costs``)."""
         if ok:  # a failed attempt keeps its estimate
             self.correct(self.corrections(outcome, costs), CLOCK.monotonic())
 
     def corrections(
-        self, outcome: Any, costs: Sequence[float] | None
+        self, outcome: object, costs: Sequence[float] | None
     ) -> list[tuple[int, float, float]]:
         """Per limit with ``actual``: (its index, the estimate, what the attempt used); an
         ``actual`` that fails leaves its estimate, with one warning per limiter."""

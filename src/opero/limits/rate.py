@@ -47,18 +47,17 @@ from __future__ import annotations
 import heapq
 import math
 import threading
-from bisect import bisect_left
 from collections.abc import Sequence
 
 from opero.limits.corrected import Corrected
+from opero.limits.gaps import Gap, give_back, room_from, take_from_gap
 from opero.limits.windows import Window
 from opero.rates import Limit
 
 __all__ = ["RateLimiter"]
 
-_Gap = tuple[float, float]
 #: what a booked admission gives back: per limit its stretch, and its units
-_Held = tuple[tuple[_Gap, ...], tuple[float, ...]]
+_Held = tuple[tuple[Gap, ...], tuple[float, ...]]
 
 
 class RateLimiter(Corrected):
@@ -93,7 +92,7 @@ class RateLimiter(Corrected):
         #: per limit: the end of its schedule (the time after its last booked stretch)
         self._next = [-math.inf] * len(self.limits)
         #: per limit: stretches given back before the end of its schedule, sorted, disjoint
-        self._gaps: list[list[_Gap]] = [[] for _ in self.limits]
+        self._gaps: list[list[Gap]] = [[] for _ in self.limits]
         #: per limit (several limits only): its admissions over the last period
         self._windows = [Window(limit.rate, limit.period) for limit in self.limits]
         self._latest = -math.inf  # several limits: the latest ``now`` seen
@@ -125,14 +124,18 @@ class RateLimiter(Corrected):
                 if at > now:
                     self._remember(at, (((at if end == -math.inf else end, at + length),), ()))
                 return at
-            now, units, lengths = self._start(now, costs)
-            at, starts = self._fit(now, units, lengths)
-            while self.catch_up and at in self._booked:  # each admission its own instant,
-                at = math.nextafter(at, math.inf)  # so that it can be given back
-            held = self._book(at, starts, units, lengths)
-            if at > now:
-                self._remember(at, held)
-            return at
+            return self._reserve_fitted(now, costs)
+
+    def _reserve_fitted(self, now: float, costs: Sequence[float] | None) -> float:
+        """:meth:`reserve` when there are several limits or gaps to fit in (under the lock)."""
+        now, units, lengths = self._start(now, costs)
+        at, starts = self._fit(now, units, lengths)
+        while self.catch_up and at in self._booked:  # each admission its own instant,
+            at = math.nextafter(at, math.inf)  # so that it can be given back
+        held = self._book(at, starts, units, lengths)
+        if at > now:
+            self._remember(at, held)
+        return at
 
     def peek(self, now: float, costs: Sequence[float] | None = None) -> float:
         """When an admission booked at ``now`` would be, without booking it."""
@@ -184,9 +187,7 @@ class RateLimiter(Corrected):
             self._booked.pop(heapq.heappop(due), None)
 
     def _prune(self, now: float) -> None:
-        for gaps in self._gaps:  # forget gaps wholly in the past
-            while gaps and gaps[0][1] <= now:
-                del gaps[0]
+        self._drop_past_gaps(now)
         for window in self._windows:
             window.prune(now)
 
@@ -213,37 +214,44 @@ class RateLimiter(Corrected):
         """The earliest time >= ``now`` at which every limit admits the attempt, and where
         each limit's stretch lies (at or before that time)."""
         if not self.catch_up:
-            for gaps in self._gaps:
-                while gaps and gaps[0][1] <= now:
-                    del gaps[0]
+            self._drop_past_gaps(now)
         n = len(lengths)
         lags = self.periods if self.catch_up else [0.0] * n
         own = [self._floor(i, now) for i in range(n)]  # not before: each limit's own rules
         at = now
-        moved = True
-        while moved:
-            moved = False
-            for i in range(n):
-                room = self._room(i, max(own[i], at - lags[i]), lengths[i])
-                if room > at:
-                    at, moved = room, True
-                if self.catch_up:
-                    clear = self._windows[i].earliest(at, units[i])
-                    if clear > at:  # waiting for its own window: its own time
-                        at = own[i] = clear
-                        moved = True
+        while True:  # until a pass over the limits moves no further
+            later = self._pass(at, own, lags, units, lengths)
+            if later <= at:
+                break
+            at = later
         return at, [self._room(i, max(own[i], at - lags[i]), lengths[i]) for i in range(n)]
+
+    def _pass(
+        self,
+        at: float,
+        own: list[float],
+        lags: Sequence[float],
+        units: Sequence[float],
+        lengths: Sequence[float],
+    ) -> float:
+        """``at``, moved on by each limit in turn to where it has room (and, several limits,
+        to where its window has room for the units: that limit's own time, into ``own``)."""
+        for i, length in enumerate(lengths):
+            at = max(at, self._room(i, max(own[i], at - lags[i]), length))
+            if self.catch_up:
+                clear = self._windows[i].earliest(at, units[i])
+                if clear > at:  # waiting for its own window: its own time
+                    at = own[i] = clear
+        return at
+
+    def _drop_past_gaps(self, now: float) -> None:
+        for gaps in self._gaps:  # forget gaps wholly in the past
+            while gaps and gaps[0][1] <= now:
+                del gaps[0]
 
     def _room(self, i: int, start: float, length: float) -> float:
         """The earliest time >= ``start`` at which limit ``i`` has ``length`` free."""
-        for gap_start, gap_end in self._gaps[i]:
-            if gap_end <= start:
-                continue
-            at = gap_start if gap_start > start else start
-            if at + length <= gap_end:
-                return at
-        end = self._next[i]
-        return end if end > start else start
+        return room_from(self._gaps[i], self._next[i], start, length)
 
     def _book(
         self, at: float, starts: Sequence[float], units: Sequence[float], lengths: Sequence[float]
@@ -259,16 +267,7 @@ class RateLimiter(Corrected):
                 spans.append((end if end > -math.inf else start, start + length))
                 continue
             spans.append((start, start + length))
-            gaps = self._gaps[i]  # ``start`` lies in a gap of this limit (see _fit)
-            for k, (gap_start, gap_end) in enumerate(gaps):
-                if gap_start <= start < gap_end:
-                    pieces = []
-                    if start > gap_start:
-                        pieces.append((gap_start, start))
-                    if start + length < gap_end:
-                        pieces.append((start + length, gap_end))
-                    gaps[k : k + 1] = pieces
-                    break
+            take_from_gap(self._gaps[i], start, start + length)  # it lies in a gap (_fit)
         if not self.catch_up:
             return tuple(spans), ()
         for window, amount in zip(self._windows, units, strict=True):
@@ -276,18 +275,4 @@ class RateLimiter(Corrected):
         return tuple(spans), tuple(float(u) for u in units)
 
     def _give_back(self, i: int, start: float, end: float) -> None:
-        gaps = self._gaps[i]
-        if end >= self._next[i]:  # the last stretch: the schedule ends earlier
-            while gaps and gaps[-1][1] >= start:  # and takes in a gap just before it
-                start = min(start, gaps.pop()[0])
-            self._next[i] = start
-            return
-        k = bisect_left(gaps, (start, end))
-        if k > 0 and gaps[k - 1][1] >= start:  # joins the gap before
-            k -= 1
-            start = gaps[k][0]
-            del gaps[k]
-        if k < len(gaps) and gaps[k][0] <= end:  # and the gap after
-            end = gaps[k][1]
-            del gaps[k]
-        gaps.insert(k, (start, end))
+        self._next[i] = give_back(self._gaps[i], self._next[i], start, end)

@@ -62,21 +62,20 @@ class Window:
     def earliest(self, start: float, units: float) -> float:
         """The earliest time >= ``start`` at which every window around it has room for
         ``units``."""
-        log, period = self.log, self.period
+        log = self.log
         free = self.budget - min(units, self.budget) + _EPS
         if units == 0 or not log:
             return start
         times = [a for a, _ in log]
         if times[-1] <= start:  # nothing booked after: only the window ending at ``start``
-            k = bisect_right(times, start - period)
-            load = sum(u for _, u in log[k:])
-            for when, amount in log[k:]:
-                if load <= free:
-                    break
-                load -= amount  # wait until the oldest admission leaves the window
-                start = when + period
-            return start
-        sums = [0.0, *accumulate(u for _, u in log)]
+            return self._after_log(times, start, free)
+        return self._among_log(times, start, free)
+
+    def _among_log(self, times: list[float], start: float, free: float) -> float:
+        """:meth:`earliest` when admissions lie after ``start``: the first of ``start`` and
+        the times an admission leaves the windows where every window has room."""
+        period = self.period
+        sums = [0.0, *accumulate(u for _, u in self.log)]
         for t in [start, *(a + period for a in times if a + period > start)]:
             if _load(times, sums, t, period) <= free:  # else wait for the next admission
                 return t  # to leave the windows
@@ -84,6 +83,19 @@ class Window:
         while _load(times, sums, t, period) > free:  # past all of them: rounding only
             t = math.nextafter(t, math.inf)
         return t
+
+    def _after_log(self, times: list[float], start: float, free: float) -> float:
+        """:meth:`earliest` when every admission lies at or before ``start``: wait until
+        the oldest admissions of the window ending at ``start`` leave it."""
+        log, period = self.log, self.period
+        k = bisect_right(times, start - period)
+        load = sum(u for _, u in log[k:])
+        for when, amount in log[k:]:
+            if load <= free:
+                break
+            load -= amount
+            start = when + period
+        return start
 
 
 def _load(times: list[float], sums: list[float], t: float, period: float) -> float:

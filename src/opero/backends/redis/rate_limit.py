@@ -94,7 +94,9 @@ class RedisRateLimiter:
         self._server_end = [float("-inf")] * len(self.limits)
         self._pending: set[asyncio.Future[None]] = set()  # late give-backs under way
 
-    def _args(self, now: float, costs: Sequence[float] | None, peek: bool = False) -> list[Any]:
+    def _args(
+        self, now: float, costs: Sequence[float] | None, peek: bool = False
+    ) -> list[str | int]:
         if costs is None:
             moves = self.unit_args
         else:
@@ -173,7 +175,7 @@ class RedisRateLimiter:
         self.local.hold(self._server_end)
         return self.local.peek(now, costs)
 
-    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None) -> None:
+    def heard(self, ok: bool, outcome: object, costs: Sequence[float] | None) -> None:
         """A successful attempt really used what each ``Limit(actual=)`` says: move that
         limit's schedule on the server (here while the server is away)."""
         if not ok:

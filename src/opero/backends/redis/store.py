@@ -90,7 +90,7 @@ class RedisStore:
         self.health.ok()
         return MISS if data is None else loads(data, self.serializer)
 
-    def set(self, key: Hashable, value: Any) -> None:
+    def set(self, key: Hashable, value: object) -> None:
         data = dumps(value, self.serializer)
         try:
             self._client().set(key, data, px=self.ttl_ms)
@@ -116,7 +116,7 @@ class RedisStore:
     def clear(self) -> None:
         client = self._client()
         try:
-            batch: list[Any] = []
+            batch: list[object] = []  # keys as the server names them
             for key in client.scan_iter(match=_escape_glob(self.prefix) + ":*", count=500):
                 batch.append(key)
                 if len(batch) >= 500:
@@ -140,7 +140,7 @@ class RedisStore:
         self.health.ok()
         return MISS if data is None else loads(data, self.serializer)
 
-    async def aset(self, key: Hashable, value: Any) -> None:
+    async def aset(self, key: Hashable, value: object) -> None:
         data = dumps(value, self.serializer)
         try:
             await (await self._aclient()).set(key, data, px=self.ttl_ms)
