@@ -90,20 +90,21 @@ def test_successes_climb_a_cubic_curve_back_and_beyond(clock: FakeClock) -> None
     with pytest.raises(Status):
         f()
     decreased = times[0]
-    k = (10 * 0.3 / 0.4) ** (1 / 3)  # the curve is back at 10/s after k seconds
+    top = 10 * 0.98  # the curve levels off just under the rate at which the server said no
+    k = ((top - 7) / 0.4) ** (1 / 3)  # the curve is back there after k seconds
     rates: list[tuple[float, float]] = []
     while CLOCK.monotonic() - decreased < k + 3:
         f()
         rates.append((CLOCK.monotonic() - decreased, f.stats().learned_rate))  # type: ignore[arg-type]
     for t, rate in rates:
-        curve = max(7.0, min(40.0, 10 + 0.4 * (t - k) ** 3))
+        curve = max(7.0, min(40.0, top + 0.4 * (t - k) ** 3))
         if t <= k:  # back towards the rate of the decrease: the curve itself
             assert rate == pytest.approx(curve, rel=0.05), t
         else:  # beyond it: probing, never faster than the curve
-            assert 9.9 <= rate <= curve * 1.01, t
+            assert top - 0.1 <= rate <= curve * 1.01, t
     halfway = [r for t, r in rates if t <= k / 2][-1]
-    assert halfway > 9.0  # concave: most of the way back in half the time
-    assert rates[-1][1] > 10.5  # and beyond the rate at the decrease
+    assert halfway > 8.8  # concave: most of the way back in half the time
+    assert rates[-1][1] > 10.3  # and beyond the rate at the decrease
 
 
 def test_the_rate_stays_within_min_and_max(clock: FakeClock) -> None:
@@ -315,4 +316,40 @@ def test_a_waiting_caller_waits_on_when_its_admission_moved(
     spacing = 1 / fell[1]  # (lowered to below the one success seen in the last second)
     assert spacing > 0.1
     assert times[1] == pytest.approx(times[0] + spacing)
-    assert clock.sleeps == pytest.approx([0.09, times[1] - booked])
+    # it slept in steps (asking where its admission is), in all until the new time
+    assert sum(clock.sleeps) == pytest.approx(times[1] - times[0] - 0.01)
+    assert clock.sleeps[0] < 0.1
+
+
+def test_a_rising_rate_brings_the_admissions_ahead_earlier(clock: FakeClock) -> None:
+    """The admissions ahead follow the learned rate both ways: a success that raises it
+    packs them closer, in their order (no waiter keeps a slot booked at a lower rate)."""
+    from opero.decorators.services import make_limiter
+
+    limiter: Any = make_limiter(Adaptive(start=2, max=20), "memory", None, "k", "f")
+    start = clock.now
+    booked = [limiter.reserve(start) for _ in range(4)]  # start + 0, 0.5, 1.0, 1.5
+    clock.advance(0.01)
+    limiter.heard(True, "ok", None)
+    rate = limiter.learned_rate
+    assert rate > 2
+    assert [limiter.moved(at) for at in booked] == pytest.approx(
+        [start + k / rate for k in range(4)]
+    )
+
+
+def test_a_429_after_a_decrease_from_an_attempt_sent_after_it_counts(clock: FakeClock) -> None:
+    """A burst counts once: the attempts already sent when the rate fell. A 429 from an
+    attempt admitted after the decrease is a new signal, however many wait behind it."""
+    from opero.decorators.services import make_limiter
+
+    limiter: Any = make_limiter(Adaptive(start=10, max=10), "memory", None, "k", "f")
+    first = limiter.reserve(clock.now)  # sent at once
+    ahead = [limiter.reserve(clock.now) for _ in range(10)]
+    clock.advance(0.01)
+    limiter.heard(False, Status(429), None)  # the one sent: 10 -> 7; 10 still wait
+    assert limiter.learned_rate == pytest.approx(7.0)
+    clock.now = limiter.moved(ahead[0])  # the next is sent at its (moved) time
+    limiter.heard(False, Status(429), None)
+    assert limiter.learned_rate == pytest.approx(4.9)
+    assert first < ahead[0]

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BeforeAttempt"]
 
+RECHECK = 0.05  #: seconds: a wait for an admission that may move is re-checked no more often
+
 
 class BeforeAttempt:
     """Gates and admissions of one decorated function's attempts."""
@@ -175,24 +177,35 @@ class BeforeAttempt:
     def _booked(self, call: Call, limiter: Limiter, now: float, at: float) -> Booking | None:
         if at <= now:
             return None
+        logger.trace("{}: rate limit, waiting {:.3f}s", self.name, at - now)
+        self.counters.waited(at - now)
+        return self._waiting(call, limiter, now, at)
+
+    def _waiting(self, call: Call, limiter: Limiter, now: float, at: float) -> Booking:
+        """How long to sleep for the admission at ``at``: all the way, or, when the limiter
+        moves admissions (a learned rate), half the way at most (then ask where it is)."""
         if call.deadline is not None and at >= call.deadline:  # it could not run: given back
             limiter.release(at)
             call.limiter = None
             raise self.expired(call)
-        logger.trace("{}: rate limit, waiting {:.3f}s", self.name, at - now)
-        self.counters.waited(at - now)
-        return Booking(at, at - now, limiter)
+        wait = at - now
+        if hasattr(limiter, "moved") and wait > RECHECK:
+            wait = max(RECHECK, wait / 2)
+        return Booking(at, wait, limiter)
 
     def rebook(self, call: Call, booking: Booking) -> Booking | None:
-        """The wait for ``booking`` ended: a further wait if its admission moved meanwhile
-        (a learned rate fell and stretched the admissions booked ahead), else None."""
-        moved = getattr(booking.limiter, "moved", None)
+        """The wait for ``booking`` ended: a further wait if its admission is not due yet
+        (a learned rate moves the admissions booked ahead), else None."""
+        limiter = booking.limiter
+        moved = getattr(limiter, "moved", None)
         if moved is None:
             return None
-        at = moved(booking.at)
-        if at <= booking.at:
+        at, now = moved(booking.at), CLOCK.monotonic()
+        if at <= now:
             return None
-        return self._booked(call, booking.limiter, CLOCK.monotonic(), at)
+        if at > booking.at:
+            self.counters.waited(at - booking.at)
+        return self._waiting(call, limiter, now, at)
 
     def unbook(self, call: Call, booking: Booking) -> None:
         """The attempt was cancelled while it waited for its slot: give the slot back."""

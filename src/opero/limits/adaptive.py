@@ -43,6 +43,7 @@ from opero.rates import Limit
 
 __all__ = ["AdaptiveLimiter", "Learner", "throttled"]
 
+PLATEAU = 0.98  #: the curve levels off at this x the rate at which the server said no
 PROBE = 1.05  #: after a decrease: at most this x the rate the server was seen to accept
 
 
@@ -109,9 +110,10 @@ class Learner:
         self.guard = max(in_flight, 1) / self.rate
         self.decreased = now
         self.origin = now
-        self.w_max = min(self.rate, accepted) if accepted > 0 else self.rate
-        self.k = (self.w_max * (1 - policy.decrease) / policy.scale) ** (1 / 3)
-        self.rate = max(policy.min, self.w_max * policy.decrease)
+        said_no = min(self.rate, accepted) if accepted > 0 else self.rate
+        self.rate = max(policy.min, said_no * policy.decrease)
+        self.w_max = said_no * PLATEAU  # the curve levels off just under it
+        self.k = (max(self.w_max - self.rate, 0.0) / policy.scale) ** (1 / 3)
         return True
 
     def success(self, now: float) -> None:
@@ -205,14 +207,18 @@ class AdaptiveLimiter:
             self._in_flight = max(0, self._in_flight - 1)
             learner = self.learner
             if signal:
-                if learner.signal(now, self._in_flight):
+                sent = self._in_flight - self._schedule.ahead(now)  # sent, not heard of
+                if learner.signal(now, sent):
                     self._schedule.respace(now, learner.spacing(now))
             elif ok:
                 learner.measure(now)
                 if pace is not None:
                     learner.paced(now, pace.spacing, pace.reset)
                     self._schedule.paced(now, pace.spacing, pace.reset, pace.remaining)
+                before = learner.spacing(now)
                 learner.success(now)
+                if learner.spacing(now) < before:
+                    self._schedule.respace(now, learner.spacing(now))
 
     def booked_until(self) -> float:
         """The latest admission booked (-inf: none)."""

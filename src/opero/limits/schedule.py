@@ -75,10 +75,11 @@ class Schedule:
 
     def where(self, at: float) -> float:
         """Where the admission booked as ``at`` is now (``at`` itself if it did not move,
-        or is passed and forgotten)."""
+        or is passed and forgotten; then it is due)."""
         ticket = getattr(at, "ticket", None)
-        moved = self._now_at.get(ticket, at) if ticket is not None else at
-        return _admission(moved, ticket) if ticket is not None and moved > at else at
+        if ticket is None:
+            return at
+        return _admission(self._now_at.get(ticket, at), ticket)
 
     def release(self, at: float) -> None:
         """A cancelled wait gives the admission booked as ``at`` back (wherever it moved)."""
@@ -93,17 +94,23 @@ class Schedule:
             del self.tickets[i]
 
     def respace(self, now: float, spacing: float) -> None:
-        """The rate fell at ``now``: the admissions ahead move later, in their order, as far
-        as needed to be ``spacing`` apart (and from the latest passed one)."""
+        """The rate changed at ``now``: the admissions ahead keep their order and are
+        ``spacing`` apart (and from the latest passed one), none before ``now`` nor the
+        floor: later when the rate fell, earlier when it rose."""
         times, tickets, now_at = self.times, self.tickets, self._now_at
         first = bisect_right(times, now)
         previous = times[first - 1] if first else -math.inf
+        start = max(now, self.floor)
         for i in range(first, len(times)):
-            at = times[i]
-            if at < previous + spacing:
-                at = times[i] = previous + spacing
+            at = max(previous + spacing, start)
+            if at != times[i]:
+                times[i] = at
                 now_at[tickets[i]] = at
             previous = at
+
+    def ahead(self, now: float) -> int:
+        """How many admissions are booked after ``now``."""
+        return len(self.times) - bisect_right(self.times, now)
 
     def paced(self, now: float, spacing: float, reset: float, remaining: int) -> None:
         """Headers read at ``now``: ``remaining`` requests until ``now + reset``. The next
