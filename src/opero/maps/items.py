@@ -146,6 +146,16 @@ class ItemPaths:
         self.counters.entered += 1
         self.completion.spawn(self.whole(index, key, call_args))
 
+    def abandon(self, error: BaseException) -> None:
+        """The map ended: the flights it still leads fail with ``error`` (a waiter
+        elsewhere takes over)."""
+        layer = self.layer
+        if layer is None or not self.leading:
+            return
+        for key, flight in list(self.leading.items()):
+            layer.flights.fail(key, flight, error)
+        self.leading.clear()
+
     def store(
         self, key: Hashable | None, flight: Flight | None, value: Any, args: tuple[Any, ...]
     ) -> None:
