@@ -191,11 +191,11 @@ class ExecutorTransport(BatchTransport):
             self.broken = exc
             self.jobs.fail_all(exc)
             return
-        self.workers = self.jobs.workers = self.handle.parallelism()
+        self.workers = self.handle.parallelism()
+        self.jobs.resize(self.workers)
         self.target = sendable(self.fn, self.executor)
         self.start_feeders()
-        assert self.jobs.ready is not None
-        self.jobs.ready.set()
+        self.jobs.wake()
 
     async def run_batch(self, i: int, payload: list[Segment], size: int) -> Results | None:
         assert self.executor is not None

@@ -154,44 +154,58 @@ class ThreadTransport:
     def _main(self) -> None:
         own_loop = asyncio.new_event_loop() if self._is_async else None
         try:
-            while True:
-                with self._count_lock:
-                    self._idle += 1
-                job = self.inbox.get()
-                with self._count_lock:
-                    self._idle -= 1
-                    if job is not None:
-                        self._waiting -= 1
-                        given_up = job.state == GIVEN_UP
-                        job.state = RUNNING
-                if job is None or self._stopped:
-                    return
-                if given_up:
+            while (job := self._take()) is not None:
+                if job.state == GIVEN_UP:
                     continue
-                while (wait := self.held_back()) > 0:  # a server asked every caller to wait
-                    CLOCK.sleep(wait)  # then look again: the pause may have grown
+                self._hold_back()
                 outcome = self._run(job, own_loop)
                 if not outcome[0]:
                     self.noticed(outcome[1])  # before the other workers send theirs
-                if self._stopped:
-                    return  # abandoned: the result is dropped
-                with self._count_lock:
-                    if job.state == GIVEN_UP:  # a thread was added for it: this one ends
-                        self.max_workers -= 1
-                        return
-                self.outbox.append((job.callback, outcome))
-                if not self._wake_pending:
-                    self._wake_pending = True
-                    assert self.loop is not None
-                    try:
-                        self.loop.call_soon_threadsafe(self._flush)
-                    except RuntimeError:  # the caller's loop is closed
-                        return
+                if not self._hand_back(job, outcome):
+                    return
         finally:
             with self._count_lock:
                 self._live -= 1
             if own_loop is not None:
                 own_loop.close()
+
+    def _take(self) -> _Attempt | None:
+        """The next attempt for this thread, marked running (None: the thread ends). An
+        attempt its caller gave up stays marked so (the thread drops it)."""
+        with self._count_lock:
+            self._idle += 1
+        job = self.inbox.get()
+        with self._count_lock:
+            self._idle -= 1
+            if job is not None:
+                self._waiting -= 1
+                if job.state != GIVEN_UP:
+                    job.state = RUNNING
+        return None if self._stopped else job
+
+    def _hold_back(self) -> None:
+        """Wait while a server asks every caller to wait (looking again: it may grow)."""
+        while (wait := self.held_back()) > 0:
+            CLOCK.sleep(wait)
+
+    def _hand_back(self, job: _Attempt, outcome: Outcome) -> bool:
+        """Queue ``outcome`` for the caller's loop; False: this thread ends instead (the
+        map was abandoned, a thread was added for it, or the caller's loop is closed)."""
+        if self._stopped:
+            return False  # abandoned: the result is dropped
+        with self._count_lock:
+            if job.state == GIVEN_UP:  # a thread was added for it: this one ends
+                self.max_workers -= 1
+                return False
+        self.outbox.append((job.callback, outcome))
+        if not self._wake_pending:
+            self._wake_pending = True
+            assert self.loop is not None
+            try:
+                self.loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # the caller's loop is closed
+                return False
+        return True
 
     def _run(self, job: _Attempt, own_loop: asyncio.AbstractEventLoop | None) -> Outcome:
         if job.at is None:

@@ -130,7 +130,6 @@ class BatchTransport:
     def _put(self, job: Job) -> None:
         if not self.started:
             self.started = True
-            self.jobs.ready = asyncio.Event()
             self.start()
         if self.broken is not None:
             n = len(job.rows)
@@ -196,7 +195,6 @@ class BatchTransport:
     # ----- feeding ---------------------------------------------------------------------------
     async def _feed(self, i: int, n: int) -> None:
         queue = self.jobs
-        assert queue.ready is not None
         ready = queue.ready
         loop = asyncio.get_running_loop()
         while not self.closed:
@@ -226,23 +224,35 @@ class BatchTransport:
         queue = self.jobs
         if results is REQUEUE:  # queued behind a batch that killed the worker: innocent
             queue.requeue(jobs)
-            return
-        if results is None:  # a foreign pool failed the batch: every attempt re-runs alone
+        elif results is None:  # a foreign pool failed the batch: every attempt re-runs alone
             queue.requeue_solo(jobs)
-            return
-        if not isinstance(results, tuple):  # its worker died: finished attempts stay done
-            assert not isinstance(results, Requeue) and results.finished is not None
-            for ok, exc, tb in results.finished[0].values():
-                if not ok:
-                    attach_remote_traceback(exc, tb)
-            queue.requeue_after_crash(jobs, *results.finished, results.crash_error(self.name))
-            return
+        elif isinstance(results, tuple):
+            self._answer(jobs, *self._checked(results, size))
+        else:  # its worker died: finished attempts stay done
+            assert not isinstance(results, Requeue)
+            self._crashed(jobs, results)
+
+    def _crashed(self, jobs: list[Job], crashed: Crashed) -> None:
+        """Finished attempts keep their outcomes; the rest fail or go back to the queue."""
+        assert crashed.finished is not None
+        finished, all_started = crashed.finished
+        for ok, exc, tb in finished.values():
+            if not ok:
+                attach_remote_traceback(exc, tb)
+        self.jobs.requeue_after_crash(jobs, finished, all_started, crashed.crash_error(self.name))
+
+    def _checked(self, results: Results, size: int) -> Results:
+        """``results`` with their worker tracebacks attached (one answer per attempt)."""
         if len(results[0]) != size:  # never expected: fail the batch rather than hang
             error = OperoError(f"{self.name}: worker answered {len(results[0])} of {size}")
             results = [None] * size, dict.fromkeys(range(size), (error, None))
-        values, failures = results
-        for exc, tb in failures.values():
+        for exc, tb in results[1].values():
             attach_remote_traceback(exc, tb)
+        return results
+
+    @staticmethod
+    def _answer(jobs: list[Job], values: list[Any], failures: Failures) -> None:
+        """Each job of a batch gets its part of the answer."""
         if len(jobs) == 1:
             jobs[0].callback(values, failures)
             return
