@@ -9,7 +9,7 @@ computing is followed instead. A job's failed attempts go on as per-item retry t
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -113,15 +113,9 @@ class BulkFeed:
         lookup, touch = store.data.get, store.data.move_to_end
         now = store.timer()
         tail = (KWD_MARK, *self.kwargs.items()) if self.kwargs else ()
-        if not tail:
-            try:
-                entries = list(map(lookup, rows))
-            except Exception:  # an unhashable row: the per-row path below
-                pass
-            else:
-                if entries.count(None) == len(rows):  # all misses (C-level loops)
-                    pending.extend(index, rows)
-                    return
+        if not tail and _all_missed(rows, lookup):  # (C-level loops)
+            pending.extend(index, rows)
+            return
         for n, row in enumerate(rows):
             key: Hashable = (*row, *tail) if tail else row
             try:
@@ -157,46 +151,48 @@ class BulkFeed:
 
     def submit_pending(self) -> None:
         """Send the misses gathered by this feeding round as jobs (the transport merges
-        queued jobs into larger batches when many are waiting). Their flights are joined
-        under one lock; a key that someone else is computing is followed instead."""
+        queued jobs into larger batches when many are waiting)."""
         misses, self.pending = self.pending, _Misses()
-        indices, keys, rows = misses.indices, misses.keys, misses.rows
-        flights: list[Flight | None] = [None] * len(indices)
-        layer = self.layer
-        if layer is not None:
-            flights, followers = layer.flights.join_many(keys)
-            self.counters.entered += len(followers)
-            if followers:
-                skip = set(followers)
-                for n in followers:
-                    key, follow = keys[n], flights[n]
-                    assert key is not None and follow is not None
-                    self.completion.spawn(self.paths.follow(indices[n], key, rows[n], follow))
-                keep = [n for n in range(len(indices)) if n not in skip]
-                indices = [indices[n] for n in keep]
-                keys = [keys[n] for n in keep]
-                rows = [rows[n] for n in keep]
-                flights = [flights[n] for n in keep]
-        kwargs = self.kwargs
-        transport = self.transport
-        bare = not self.args
-        self.judge.plain_started(len(indices))
-        for start, end in transport.spans(len(indices)):
-            job = _MissJob(
-                self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
-            )
-            self.open_jobs.add(job)
-            if bare:  # the item alone travels: no argument tuple to pickle
-                items = [row[0] for row in job.rows]
-                transport.submit_job(items, kwargs, job.done, bare=True, fresh=True)
-            else:
-                transport.submit_job(job.rows, kwargs, job.done, bare=False, fresh=True)
+        flights: list[Flight | None]
+        if self.layer is None:
+            flights = [None] * len(misses.indices)
+        else:
+            misses, flights = self._lead(misses, self.layer)
+        count = len(misses.indices)
+        self.judge.plain_started(count)
+        for start, end in self.transport.spans(count):
+            self._send(_MissJob(self, misses.part(start, end), flights[start:end]))
+
+    def _lead(self, misses: _Misses, layer: CacheLayer) -> tuple[_Misses, list[Flight | None]]:
+        """Join the misses' flights under one lock; a key that someone else is computing is
+        followed instead: the misses this map leads, and their flights."""
+        flights, followers = layer.flights.join_many(misses.keys)
+        self.counters.entered += len(followers)
+        if not followers:
+            return misses, flights
+        for n in followers:
+            key, follow = misses.keys[n], flights[n]
+            assert key is not None and follow is not None
+            self.completion.spawn(self.paths.follow(misses.indices[n], key, misses.rows[n], follow))
+        skip = set(followers)
+        keep = [n for n in range(len(flights)) if n not in skip]
+        return misses.only(keep), [flights[n] for n in keep]
+
+    def _send(self, job: _MissJob) -> None:
+        self.open_jobs.add(job)
+        rows = job.misses.rows
+        if self.args:
+            self.transport.submit_job(rows, self.kwargs, job.done, bare=False, fresh=True)
+        else:  # the item alone travels: no argument tuple to pickle
+            items = [row[0] for row in rows]
+            self.transport.submit_job(items, self.kwargs, job.done, bare=True, fresh=True)
 
     def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
         self.open_jobs.discard(job)
         layer = self.layer
         done = self.completion.done
-        indices, keys, flights, rows = job.indices, job.keys, job.flights, job.rows
+        misses, flights = job.misses, job.flights
+        indices, keys, rows = misses.indices, misses.keys, misses.rows
         if not failures:
             if layer is not None:
                 layer.put_many(keys, values, rows)
@@ -242,7 +238,7 @@ class BulkFeed:
             return
         flights = self.layer.flights
         for job in list(self.open_jobs):
-            for job_key, job_flight in zip(job.keys, job.flights, strict=True):
+            for job_key, job_flight in zip(job.misses.keys, job.flights, strict=True):
                 if job_key is not None and job_flight is not None:
                     flights.fail(job_key, job_flight, error)
         self.open_jobs.clear()
@@ -253,10 +249,15 @@ class _Misses:
 
     __slots__ = ("indices", "keys", "rows")
 
-    def __init__(self) -> None:
-        self.indices: list[int] = []
-        self.keys: list[Hashable | None] = []
-        self.rows: list[tuple[Any, ...]] = []
+    def __init__(
+        self,
+        indices: list[int] | None = None,
+        keys: list[Hashable | None] | None = None,
+        rows: list[tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.indices: list[int] = [] if indices is None else indices
+        self.keys: list[Hashable | None] = [] if keys is None else keys
+        self.rows: list[tuple[Any, ...]] = [] if rows is None else rows
 
     def add(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
         self.indices.append(index)
@@ -269,6 +270,17 @@ class _Misses:
         self.keys.extend(rows)
         self.rows.extend(rows)
 
+    def part(self, start: int, end: int) -> _Misses:
+        return _Misses(self.indices[start:end], self.keys[start:end], self.rows[start:end])
+
+    def only(self, keep: list[int]) -> _Misses:
+        """The misses at the positions ``keep``."""
+        return _Misses(
+            [self.indices[n] for n in keep],
+            [self.keys[n] for n in keep],
+            [self.rows[n] for n in keep],
+        )
+
     def __bool__(self) -> bool:
         return bool(self.indices)
 
@@ -276,21 +288,22 @@ class _Misses:
 class _MissJob:
     """First attempts of some missed items, sent to the transport as one job."""
 
-    __slots__ = ("feed", "flights", "indices", "keys", "rows")
+    __slots__ = ("feed", "flights", "misses")
 
-    def __init__(
-        self,
-        feed: BulkFeed,
-        indices: list[int],
-        keys: list[Hashable | None],
-        flights: list[Flight | None],
-        rows: list[tuple[Any, ...]],
-    ) -> None:
+    def __init__(self, feed: BulkFeed, misses: _Misses, flights: list[Flight | None]) -> None:
         self.feed = feed
-        self.indices = indices
-        self.keys = keys
+        self.misses = misses
         self.flights = flights
-        self.rows = rows
 
     def done(self, values: list[Any], failures: Failures) -> None:
         self.feed.job_done(self, values, failures)
+
+
+def _all_missed(rows: list[tuple[Any, ...]], lookup: Callable[[Hashable], object]) -> bool:
+    """Whether no row is a key of the store (False also when a row is unhashable: the
+    per-row path then finds out which)."""
+    try:
+        entries = list(map(lookup, rows))
+    except Exception:  # an unhashable row
+        return False
+    return entries.count(None) == len(rows)
