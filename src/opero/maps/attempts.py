@@ -15,7 +15,7 @@ import importlib
 import pickle
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from opero.core.callables import is_async_callable
 from opero.core.timeout import call_with_timeout, timeout_error
@@ -37,12 +37,39 @@ __all__ = [
     "run_segments",
 ]
 
-Attempt = tuple[tuple[Any, ...], dict[str, Any]]
-Outcome = tuple[bool, Any, str | None]
+#: the user's function: a callable of its own signature, sync or async (then awaited)
+Function = Callable[..., Any]
+#: an attempt's positional and keyword arguments (the user's values: opaque here)
+Args = tuple[object, ...]
+Kwargs = dict[str, object]
 #: attempts sharing one kwargs: (rows, kwargs, bare); a row is the positional arguments of
 #: an attempt, or with ``bare`` the one positional argument itself (no tuple to build)
-Segment = tuple[list[Any], dict[str, Any], bool]
-Results = tuple[list[Any], dict[int, tuple[BaseException, str | None]]]
+Segment = tuple[list[Any], Kwargs, bool]
+#: the failures of a batch: its position -> (exception, the worker's traceback as text)
+Failures = dict[int, tuple[BaseException, str | None]]
+#: the answer to a batch: one value per attempt (None where it failed), and its failures
+Results = tuple[list[object], Failures]
+
+
+class Outcome(NamedTuple):
+    """How one attempt ended: ``ok`` with its value, or not with its exception (then
+    ``tb``: its traceback as text, when it ran in a worker)."""
+
+    ok: bool
+    value: object  # the exception when not ok
+    tb: str | None = None
+
+    @property
+    def error(self) -> BaseException:
+        """The exception of a failed attempt."""
+        assert isinstance(self.value, BaseException)
+        return self.value
+
+    def result(self) -> object:
+        """The value, or raise the exception."""
+        if self.ok:
+            return self.value
+        raise self.error
 
 
 class FunctionRef:
@@ -60,15 +87,18 @@ class FunctionRef:
         self.qualname = qualname
 
     @classmethod
-    def of(cls, fn: Callable[..., Any]) -> FunctionRef:
+    def of(cls, fn: Function) -> FunctionRef:
         return cls(fn.__module__, fn.__qualname__)
 
-    def resolve(self) -> Callable[..., Any]:
-        obj: Any = importlib.import_module(self.module)
+    def resolve(self) -> Function:
+        obj: object = importlib.import_module(self.module)
         for part in self.qualname.split("."):
             obj = getattr(obj, part)
         target = getattr(obj, "__opero_map_target__", None)
-        return target if target is not None else obj  # type: ignore[no-any-return]
+        found: object = target if target is not None else obj
+        if not callable(found):
+            raise TypeError(f"{self} is not callable")
+        return found
 
     def __reduce__(self) -> tuple[object, ...]:
         return (FunctionRef, (self.module, self.qualname))
@@ -83,19 +113,19 @@ class ByValue:
 
     __slots__ = ("fn", "module", "qualname")
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Function) -> None:
         self.fn = fn
         self.module = getattr(fn, "__module__", None) or type(fn).__module__
         self.qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
 
-    def resolve(self) -> Callable[..., Any]:
+    def resolve(self) -> Function:
         return self.fn
 
     def __reduce__(self) -> tuple[object, ...]:
         return (ByValue, (self.fn,))
 
 
-def process_target(fn: Callable[..., Any]) -> FunctionRef | ByValue:
+def process_target(fn: Function) -> FunctionRef | ByValue:
     """How worker processes find ``fn``: a module-level function by name; a bound method,
     partial or callable object pickled whole. Raises ``TypeError`` saying why and what to do
     when neither works (a lambda, a closure, an unpicklable object)."""
@@ -123,9 +153,9 @@ def process_target(fn: Callable[..., Any]) -> FunctionRef | ByValue:
 
 
 def run_one(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    fn: Function,
+    args: Args,
+    kwargs: Kwargs,
     timeout: float | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> Outcome:
@@ -138,13 +168,11 @@ def run_one(
         else:
             value = call_with_timeout(fn, args, kwargs, timeout, getattr(fn, "__qualname__", ""))
     except BaseException as exc:  # SystemExit, KeyboardInterrupt...: handed back, never lost
-        return (False, exc, traceback.format_exc())
-    return (True, value, None)
+        return Outcome(False, exc, traceback.format_exc())
+    return Outcome(True, value)
 
 
-async def _one_async(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
-) -> Any:
+async def _one_async(fn: Function, args: Args, kwargs: Kwargs, timeout: float | None) -> object:
     if timeout is None:
         return await fn(*args, **kwargs)
     scope = asyncio.timeout(timeout)
@@ -157,10 +185,14 @@ async def _one_async(
         raise
 
 
+#: told of each outcome of an async batch as it ends: (position, ok, value, traceback)
+Record = Callable[[int, bool, object, str | None], object]
+
+
 def run_segments(
-    fn: Callable[..., Any],
+    fn: Function,
     segments: list[Segment],
-    record: Callable[[int, bool, Any, str | None], object] | None = None,
+    record: Record | None = None,
 ) -> Results:
     """Run every attempt of a batch; never raises for an attempt's own exception.
 
@@ -174,8 +206,8 @@ def run_segments(
     """
     if is_async_callable(fn):
         return asyncio.run(_run_async_segments(fn, segments, record))
-    values: list[Any] = []
-    failures: dict[int, tuple[BaseException, str | None]] = {}
+    values: list[object] = []
+    failures: Failures = {}
     append = values.append
     for rows, kwargs, bare in segments:
         for row in rows:
@@ -188,17 +220,17 @@ def run_segments(
 
 
 async def _run_async_segments(
-    fn: Callable[..., Any],
+    fn: Function,
     segments: list[Segment],
-    record: Callable[[int, bool, Any, str | None], object] | None = None,
+    record: Record | None = None,
 ) -> Results:
-    async def one(position: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
+    async def one(position: int, args: Args, kwargs: Kwargs) -> Outcome:
         try:
             value = await fn(*args, **kwargs)
         except BaseException as exc:
-            outcome: Outcome = (False, exc, traceback.format_exc())
+            outcome = Outcome(False, exc, traceback.format_exc())
         else:
-            outcome = (True, value, None)
+            outcome = Outcome(True, value)
         if record is not None:
             record(position, *outcome)
         return outcome
@@ -208,13 +240,13 @@ async def _run_async_segments(
     outcomes = await asyncio.gather(
         *(one(n, args, k) for n, (args, k) in enumerate(zip(calls, every_kwargs, strict=True)))
     )
-    values: list[Any] = []
-    failures: dict[int, tuple[BaseException, str | None]] = {}
-    for i, (ok, value, tb) in enumerate(outcomes):
-        if ok:
-            values.append(value)
+    values: list[object] = []
+    failures: Failures = {}
+    for i, outcome in enumerate(outcomes):
+        if outcome.ok:
+            values.append(outcome.value)
         else:
-            failures[i] = (value, tb)
+            failures[i] = (outcome.error, outcome.tb)
             values.append(None)
     return values, failures
 
@@ -236,11 +268,24 @@ def attach_remote_traceback(exc: BaseException, tb: str | None) -> None:
         exc.__cause__ = RemoteTraceback(tb)
 
 
-_resolved: dict[tuple[str, str], Callable[..., Any]] = {}
+_resolved: dict[tuple[str, str], Function] = {}
+
+
+def _function(target: FunctionRef | ByValue | Function) -> Function:
+    """The function a foreign executor runs (one resolved by name is kept)."""
+    if isinstance(target, ByValue):
+        return target.resolve()
+    if not isinstance(target, FunctionRef):
+        return target
+    key = (target.module, target.qualname)
+    fn = _resolved.get(key)
+    if fn is None:
+        fn = _resolved[key] = target.resolve()
+    return fn
 
 
 def run_remote(
-    target: FunctionRef | Callable[..., Any],
+    target: FunctionRef | ByValue | Function,
     segments: list[Segment],
     caller_pid: int,
 ) -> Results:
@@ -249,16 +294,7 @@ def run_remote(
     process than the caller's."""
     import os
 
-    if isinstance(target, ByValue):
-        fn = target.resolve()
-    elif isinstance(target, FunctionRef):
-        key = (target.module, target.qualname)
-        fn = _resolved.get(key)
-        if fn is None:
-            fn = _resolved[key] = target.resolve()
-    else:
-        fn = target
-    results = run_segments(fn, segments)
+    results = run_segments(_function(target), segments)
     if os.getpid() != caller_pid and results[1]:
         values, failures = results
         results = (values, portable_results(([], failures))[1])

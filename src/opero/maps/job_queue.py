@@ -214,8 +214,7 @@ class JobQueue:
             for n, row in enumerate(job.rows):
                 outcome = finished.get(position)
                 if outcome is not None:
-                    ok, value, tb = outcome
-                    whole.fill(n, [value] if ok else [None], {} if ok else {0: (value, tb)})
+                    whole.ended(n, outcome)
                 elif all_started or position == running:
                     whole.fill(n, [None], {0: (error, None)})
                 else:

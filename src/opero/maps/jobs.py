@@ -71,9 +71,9 @@ class OneOutcome:
     def __call__(self, values: list[Any], failures: Failures) -> None:
         if failures:
             exc, tb = failures[0]
-            self.callback((False, exc, tb))
+            self.callback(Outcome(False, exc, tb))
         else:
-            self.callback((True, values[0], None))
+            self.callback(Outcome(True, values[0]))
 
 
 class Whole:
@@ -95,6 +95,13 @@ class Whole:
         self.left -= len(values)
         if self.left == 0:
             self.callback(self.values, self.failures)
+
+    def ended(self, n: int, outcome: Outcome) -> None:
+        """Attempt ``n`` ended with ``outcome``."""
+        if outcome.ok:
+            self.fill(n, [outcome.value], {})
+        else:
+            self.fill(n, [None], {0: (outcome.error, outcome.tb)})
 
 
 class Piece:

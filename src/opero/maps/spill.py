@@ -111,24 +111,24 @@ def _read(view: memoryview, batch: int) -> Finished | None:
         try:
             out[position] = _decoded(kind, payload)
         except Exception as exc:  # it finished, but cannot be read back here
-            out[position] = (False, exc, None)
+            out[position] = Outcome(False, exc)
     return out, state == 1
 
 
 def _decoded(kind: int, payload: bytes) -> Outcome:
     """The outcome a record holds."""
     if kind == INT64:
-        return (True, int.from_bytes(payload, "little", signed=True), None)
+        return Outcome(True, int.from_bytes(payload, "little", signed=True))
     if kind == NONE:
-        return (True, None, None)
+        return Outcome(True, None)
     if kind == FLOAT:
-        return (True, struct.unpack("<d", payload)[0], None)
+        return Outcome(True, struct.unpack("<d", payload)[0])
     if kind == MARSHALLED:
-        return (True, marshal.loads(payload), None)
+        return Outcome(True, marshal.loads(payload))
     if kind == PICKLED:
-        return (True, pickle.loads(payload), None)
+        return Outcome(True, pickle.loads(payload))
     exc, tb = pickle.loads(payload)
-    return (False, exc, tb)
+    return Outcome(False, exc, tb)
 
 
 def joined(parts: list[Part], last: Results) -> Results:
@@ -151,8 +151,8 @@ def finished_outcomes(parts: list[Part], spilled: Finished | None) -> Finished |
     finished: dict[int, Outcome] = {}
     for part in parts:
         for n, value in enumerate(part.values, start=part.start):
-            finished[n] = (True, value, None)
+            finished[n] = Outcome(True, value)
         for n, (exc, tb) in part.failures.items():
-            finished[n] = (False, exc, tb)
+            finished[n] = Outcome(False, exc, tb)
     finished.update(spilled[0])
     return finished, spilled[1]

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from opero.core.callables import is_async_callable
@@ -124,13 +125,11 @@ class ThreadTransport:
         attempt = _Attempt(done, args, kwargs, current())
         self._put(attempt)
         try:
-            ok, value, _tb = await future
+            outcome = await future
         except asyncio.CancelledError:
             self._give_up(attempt)
             raise
-        if ok:
-            return value
-        raise value
+        return outcome.result()
 
     def hedge_room(self) -> Callable[[], None] | None:
         """A thread for a hedge now: one idle with no attempt waiting for it, or one that
@@ -159,8 +158,8 @@ class ThreadTransport:
                     continue
                 self._hold_back()
                 outcome = self._run(job, own_loop)
-                if not outcome[0]:
-                    self.noticed(outcome[1])  # before the other workers send theirs
+                if not outcome.ok:
+                    self.noticed(outcome.error)  # before the other workers send theirs
                 if not self._hand_back(job, outcome):
                     return
         finally:
@@ -218,8 +217,8 @@ class ThreadTransport:
         outbox = self.outbox
         while outbox:
             callback, outcome = outbox.popleft()
-            if not outcome[0]:
-                attach_remote_traceback(outcome[1], outcome[2])
+            if not outcome.ok:
+                attach_remote_traceback(outcome.error, outcome.tb)
             callback(outcome)
 
     async def close(self, *, abort: bool = False) -> None:
@@ -274,8 +273,4 @@ def _nothing() -> None:
 
 
 def _one(whole: Whole, n: int) -> Callback:
-    def done(outcome: Outcome) -> None:
-        ok, value, tb = outcome
-        whole.fill(n, [value if ok else None], {} if ok else {0: (value, tb)})
-
-    return done
+    return partial(whole.ended, n)

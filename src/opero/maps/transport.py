@@ -151,16 +151,18 @@ class BatchTransport:
         job = Job([args], kwargs, OneOutcome(done))
         self._put(job)
         try:
-            ok, value, _tb = await future
+            outcome = await future
         except asyncio.CancelledError:  # its caller gave it up (cut at its deadline)
             if not self.jobs.remove(job):  # queued: dropped; else its worker is cut
-                for i, jobs in list(self.running.values()):
-                    if any(j is job for j in jobs):
-                        self.cut(i)
+                self._cut_running(job)
             raise
-        if ok:
-            return value
-        raise value
+        return outcome.result()
+
+    def _cut_running(self, job: Job) -> None:
+        """``job`` was given up while a worker runs it: that worker is cut."""
+        for i, jobs in list(self.running.values()):
+            if any(j is job for j in jobs):
+                self.cut(i)
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return self.jobs.spans(ready)
@@ -236,9 +238,9 @@ class BatchTransport:
         """Finished attempts keep their outcomes; the rest fail or go back to the queue."""
         assert crashed.finished is not None
         finished, all_started = crashed.finished
-        for ok, exc, tb in finished.values():
-            if not ok:
-                attach_remote_traceback(exc, tb)
+        for outcome in finished.values():
+            if not outcome.ok:
+                attach_remote_traceback(outcome.error, outcome.tb)
         self.jobs.requeue_after_crash(jobs, finished, all_started, crashed.crash_error(self.name))
 
     def _checked(self, results: Results, size: int) -> Results:
