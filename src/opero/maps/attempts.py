@@ -42,9 +42,11 @@ Function = Callable[..., Any]
 #: an attempt's positional and keyword arguments (the user's values: opaque here)
 Args = tuple[object, ...]
 Kwargs = dict[str, object]
+#: the attempts of a job: their argument tuples, or (``bare``) the one argument of each
+Rows = list[Any]
 #: attempts sharing one kwargs: (rows, kwargs, bare); a row is the positional arguments of
 #: an attempt, or with ``bare`` the one positional argument itself (no tuple to build)
-Segment = tuple[list[Any], Kwargs, bool]
+Segment = tuple[Rows, Kwargs, bool]
 #: the failures of a batch: its position -> (exception, the worker's traceback as text)
 Failures = dict[int, tuple[BaseException, str | None]]
 #: the answer to a batch: one value per attempt (None where it failed), and its failures

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
     from opero.core.judge import Judge
+    from opero.maps.attempts import Args, Kwargs, Rows
     from opero.maps.completion import Completion
     from opero.maps.items import ItemPaths
     from opero.maps.transport import Transport
@@ -39,9 +40,9 @@ class BulkFeed:
         completion: Completion,
         layer: CacheLayer | None,
         transport: Transport,
-        items: Iterator[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        items: Iterator[object],
+        args: Args,
+        kwargs: Kwargs,
         judge: Judge,
         paths: ItemPaths,
     ) -> None:
@@ -61,15 +62,21 @@ class BulkFeed:
     def feed(self, index: int, room: int) -> int:
         """Read up to ``room`` items and send them as jobs; return how many were read."""
         items = list(islice(self.items, room))
-        if not items:
-            return 0
         extra = self.args
-        if self.layer is not None:
-            rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
+        if items and self.layer is not None:
+            rows: list[Args] = (
+                [(item, *extra) for item in items] if extra else [(item,) for item in items]
+            )
             self._lookup(index, rows)
-            return len(items)
+        elif items:
+            self._send_uncached(index, items)
+        return len(items)
+
+    def _send_uncached(self, index: int, items: list[object]) -> None:
+        """Items of a map without a cache: their first attempts go as they are."""
+        extra = self.args
         bare = not extra  # the item alone: no argument tuple to build or send
-        rows = items if bare else [(item, *extra) for item in items]
+        rows: Rows = items if bare else [(item, *extra) for item in items]
         self.judge.plain_started(len(rows))
         transport = self.transport
         kwargs = self.kwargs
@@ -82,9 +89,8 @@ class BulkFeed:
                 bare=bare,
                 fresh=True,
             )
-        return len(items)
 
-    def _lookup(self, index: int, rows: list[tuple[Any, ...]]) -> None:
+    def _lookup(self, index: int, rows: list[Args]) -> None:
         """Answer cached rows at once; queue the misses (as ItemPaths.start does, in bulk)."""
         layer = self.layer
         assert layer is not None
@@ -94,7 +100,7 @@ class BulkFeed:
         for n, row in enumerate(rows):
             self._lookup_row(index + n, row)
 
-    def _lookup_row(self, index: int, row: tuple[Any, ...]) -> None:
+    def _lookup_row(self, index: int, row: Args) -> None:
         """One row through the layer's own key and lookup."""
         layer = self.layer
         assert layer is not None
@@ -107,7 +113,7 @@ class BulkFeed:
                 return
         self.pending.add(index, key, row)
 
-    def _lookup_memory(self, index: int, rows: list[tuple[Any, ...]], store: MemoryStore) -> None:
+    def _lookup_memory(self, index: int, rows: list[Args], store: MemoryStore) -> None:
         """The memory store read directly: the row itself is its key (hashable arguments)."""
         done, pending, counters = self.completion.done, self.pending, self.counters
         lookup, touch = store.data.get, store.data.move_to_end
@@ -134,7 +140,7 @@ class BulkFeed:
             pending.add(index + n, key, row)
 
     def _uncached_done(
-        self, first: int, rows: list[Any], bare: bool, values: list[Any], failures: Failures
+        self, first: int, rows: Rows, bare: bool, values: list[object], failures: Failures
     ) -> None:
         done = self.completion.done
         if not failures:
@@ -187,7 +193,7 @@ class BulkFeed:
             items = [row[0] for row in rows]
             self.transport.submit_job(items, self.kwargs, job.done, bare=True, fresh=True)
 
-    def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
+    def job_done(self, job: _MissJob, values: list[object], failures: Failures) -> None:
         self.open_jobs.discard(job)
         layer = self.layer
         done = self.completion.done
@@ -217,7 +223,7 @@ class BulkFeed:
         index: int,
         key: Hashable | None,
         flight: Flight | None,
-        row: tuple[Any, ...],
+        row: Args,
         exc: BaseException,
     ) -> None:
         """A failed first attempt goes on in the item's retry walk, where the judge settles
@@ -253,18 +259,18 @@ class _Misses:
         self,
         indices: list[int] | None = None,
         keys: list[Hashable | None] | None = None,
-        rows: list[tuple[Any, ...]] | None = None,
+        rows: list[Args] | None = None,
     ) -> None:
         self.indices: list[int] = [] if indices is None else indices
         self.keys: list[Hashable | None] = [] if keys is None else keys
-        self.rows: list[tuple[Any, ...]] = [] if rows is None else rows
+        self.rows: list[Args] = [] if rows is None else rows
 
-    def add(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
+    def add(self, index: int, key: Hashable | None, row: Args) -> None:
         self.indices.append(index)
         self.keys.append(key)
         self.rows.append(row)
 
-    def extend(self, index: int, rows: list[tuple[Any, ...]]) -> None:
+    def extend(self, index: int, rows: list[Args]) -> None:
         """Rows numbered from ``index``, each its own memory key."""
         self.indices.extend(range(index, index + len(rows)))
         self.keys.extend(rows)
@@ -295,11 +301,11 @@ class _MissJob:
         self.misses = misses
         self.flights = flights
 
-    def done(self, values: list[Any], failures: Failures) -> None:
+    def done(self, values: list[object], failures: Failures) -> None:
         self.feed.job_done(self, values, failures)
 
 
-def _all_missed(rows: list[tuple[Any, ...]], lookup: Callable[[Hashable], object]) -> bool:
+def _all_missed(rows: list[Args], lookup: Callable[[Hashable], object]) -> bool:
     """Whether no row is a key of the store (False also when a row is unhashable: the
     per-row path then finds out which)."""
     try:

@@ -75,7 +75,7 @@ class Completion:
         #: the stream waits for a wake-up (a finish while it runs needs none)
         self.sleeping = False
 
-    def finish(self, index: int, ok: bool, value: Any) -> None:
+    def finish(self, index: int, ok: bool, value: object) -> None:
         """Item ``index`` ended with ``value`` (its result, or its exception)."""
         self.done.append((index, [value], None if ok else FAILED))
         if self.sleeping:

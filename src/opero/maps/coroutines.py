@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opero.core.hedge import SPARE
 
 if TYPE_CHECKING:
+    from opero.maps.attempts import Args
     from opero.maps.items import ItemPaths
 
 __all__ = ["CoroutineWorkers"]
@@ -28,14 +29,14 @@ class CoroutineWorkers:
 
     def __init__(self, paths: ItemPaths, workers: int) -> None:
         self.paths = paths
-        self.queue: deque[tuple[int, Hashable | None, tuple[Any, ...]]] = deque()
+        self.queue: deque[tuple[int, Hashable | None, Args]] = deque()
         self.limit = workers
         self.live = 0
         #: items are judged only when their first attempt fails (a map that may stop:
         #: every item judged)
         self.plain = paths.judge.plain and paths.stop is None
 
-    def feed(self, items: Iterator[Any], index: int, room: int) -> int:
+    def feed(self, items: Iterator[object], index: int, room: int) -> int:
         """Queue up to ``room`` uncached items from ``items`` (numbered from ``index``); the
         number queued (fewer: ``items`` ran out)."""
         args = self.paths.args
@@ -50,7 +51,7 @@ class CoroutineWorkers:
             spawn(self._work())
         return len(queued)
 
-    def start(self, index: int, item: Any) -> None:
+    def start(self, index: int, item: object) -> None:
         """Item ``index``: answered from the cache, or queued for a worker coroutine."""
         missed = self.paths.lookup(index, item)
         if missed is None:

@@ -6,9 +6,8 @@ answer as one. How many attempts go in a job and a batch is :mod:`opero.maps.job
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from opero.maps.attempts import Outcome
+from opero.maps.attempts import Kwargs, Outcome, Rows
 
 __all__ = [
     "BATCH_SECONDS",
@@ -32,7 +31,7 @@ UNMEASURED_JOB = 32
 
 Callback = Callable[[Outcome], None]
 Failures = dict[int, tuple[BaseException, str | None]]
-JobCallback = Callable[[list[Any], Failures], None]
+JobCallback = Callable[[list[object], Failures], None]
 
 
 class Job:
@@ -43,8 +42,8 @@ class Job:
 
     def __init__(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         alone: bool = False,
         bare: bool = False,
@@ -68,7 +67,7 @@ class OneOutcome:
     def __init__(self, callback: Callback) -> None:
         self.callback = callback
 
-    def __call__(self, values: list[Any], failures: Failures) -> None:
+    def __call__(self, values: list[object], failures: Failures) -> None:
         if failures:
             exc, tb = failures[0]
             self.callback(Outcome(False, exc, tb))
@@ -84,11 +83,11 @@ class Whole:
 
     def __init__(self, callback: JobCallback, n: int) -> None:
         self.callback = callback
-        self.values: list[Any] = [None] * n
+        self.values: list[object] = [None] * n
         self.failures: Failures = {}
         self.left = n
 
-    def fill(self, offset: int, values: list[Any], failures: Failures) -> None:
+    def fill(self, offset: int, values: list[object], failures: Failures) -> None:
         self.values[offset : offset + len(values)] = values
         for n, failure in failures.items():
             self.failures[offset + n] = failure
@@ -113,7 +112,7 @@ class Piece:
         self.whole = whole
         self.offset = offset
 
-    def __call__(self, values: list[Any], failures: Failures) -> None:
+    def __call__(self, values: list[object], failures: Failures) -> None:
         self.whole.fill(self.offset, values, failures)
 
 

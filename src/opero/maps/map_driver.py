@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opero.maps.bulk import BulkFeed
 from opero.maps.completion import Completion, Run
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.core.judge import Judge
     from opero.core.telemetry import Calls
+    from opero.maps.attempts import Args, ByValue, Function, FunctionRef, Kwargs
     from opero.maps.executors import ExecutorHandle
 
 __all__ = ["MapDriver", "MapSpec", "Run"]
@@ -39,7 +40,7 @@ class MapSpec:
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Function,
         judge: Judge,
         layer: CacheLayer | None,
         *,
@@ -49,7 +50,7 @@ class MapSpec:
         bound: int,
         batch_max: int,
         handle_factory: Callable[[], ExecutorHandle] | None = None,
-        target: Any = None,
+        target: FunctionRef | ByValue | None = None,
         fail_fast: int | None = None,
     ) -> None:
         self.fn = fn
@@ -75,12 +76,12 @@ class MapDriver:
     def __init__(
         self,
         spec: MapSpec,
-        items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        items: Iterable[object],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
         tally: Callable[[bool], None] | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> None:
         """``deadline``: the one enclosing the map call; ``tally``: told of each item as it
         ends (the progress bar); ``parent``: with telemetry, the OpenTelemetry context of
@@ -107,7 +108,7 @@ class MapDriver:
             calls=_calls(spec.judge, self.layer),
             parent=parent,
         )
-        lazy: Iterator[Any] = iter(items)
+        lazy: Iterator[object] = iter(items)
         # processes travel in jobs of several items read in bulk
         self.bulk = self._bulk(spec, shape, lazy, args, kwargs)
         self.intake = self._intake(spec, shape, lazy)
@@ -116,9 +117,9 @@ class MapDriver:
         self,
         spec: MapSpec,
         shape: Shape,
-        items: Iterator[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        items: Iterator[object],
+        args: Args,
+        kwargs: Kwargs,
     ) -> BulkFeed | None:
         if not shape.first_fast or spec.mode not in ("process", "executor"):
             return None
@@ -127,7 +128,7 @@ class MapDriver:
             self.completion, self.layer, self.transport, items, args, kwargs, spec.judge, self.paths
         )
 
-    def _intake(self, spec: MapSpec, shape: Shape, items: Iterator[Any]) -> Intake:
+    def _intake(self, spec: MapSpec, shape: Shape, items: Iterator[object]) -> Intake:
         """How items start: one by one on their paths, in bulk (processes), or queued for
         the worker coroutines (async mode)."""
         start: Start = self.paths.start
@@ -184,7 +185,7 @@ class MapDriver:
         if bulk is not None and bulk.pending:
             bulk.submit_pending()
 
-    def _refuse(self, index: int, item: Any) -> None:
+    def _refuse(self, index: int, item: object) -> None:
         """The map stopped: item ``index`` is not started (past the map's deadline, a cache
         hit still answers it)."""
         stop = self.stop

@@ -17,7 +17,6 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
 
 from opero.core.clock import CLOCK
 from opero.core.pauses import Pauses
@@ -181,6 +180,6 @@ def _one_failed(exc: BaseException) -> Results:
     return [None], {0: (exc, None)}
 
 
-def _ignore(future: asyncio.Future[Any]) -> None:
+def _ignore(future: asyncio.Future[Results]) -> None:
     if not future.cancelled():
         future.exception()

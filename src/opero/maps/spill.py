@@ -19,7 +19,6 @@ from __future__ import annotations
 import marshal
 import pickle
 import struct
-from typing import Any
 
 from opero.maps.attempts import Outcome, Results
 from opero.maps.spill_layout import (
@@ -133,7 +132,7 @@ def _decoded(kind: int, payload: bytes) -> Outcome:
 
 def joined(parts: list[Part], last: Results) -> Results:
     """A batch's answer from the outcomes sent ahead and the final answer."""
-    values: list[Any] = []
+    values: list[object] = []
     failures: dict[int, tuple[BaseException, str | None]] = {}
     for part in parts:
         values.extend(part.values)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
-from typing import Any
 
 __all__ = ["SIZE", "Part", "SharedBuffer"]
 
@@ -43,7 +42,10 @@ class Part:
     __slots__ = ("failures", "start", "values")
 
     def __init__(
-        self, start: int, values: list[Any], failures: dict[int, tuple[BaseException, Any]]
+        self,
+        start: int,
+        values: list[object],
+        failures: dict[int, tuple[BaseException, str | None]],
     ) -> None:
         self.start = start
         self.values = values

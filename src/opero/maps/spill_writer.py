@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from opero.maps.attempts import Results, Segment, portable_results
+from opero.maps.attempts import Function, Kwargs, Results, Rows, Segment, portable_results
 from opero.maps.crossing import portable_failure
 from opero.maps.spill_layout import (
     COUNT,
@@ -134,9 +134,7 @@ class SpillWriter:
         _pack_count(view, COUNT_AT, count)  # last: now it counts
         return True
 
-    def run(
-        self, fn: Callable[..., Any], segments: list[Segment], send: Callable[[Part], None]
-    ) -> Results:
+    def run(self, fn: Function, segments: list[Segment], send: Callable[[Part], None]) -> Results:
         """``run_segments`` for a sync function, recording each outcome as it ends. The
         answer covers the positions after the last :class:`Part` sent (failures relative)."""
         answer = _Answer(getattr(fn, "__qualname__", None) or repr(fn), send)
@@ -146,9 +144,9 @@ class SpillWriter:
 
     def _rows(
         self,
-        fn: Callable[..., Any],
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        fn: Function,
+        rows: Rows,
+        kwargs: Kwargs,
         bare: bool,
         answer: _Answer,
     ) -> None:
@@ -175,7 +173,7 @@ class SpillWriter:
                 self.restart()
 
 
-def _pickled(value: Any) -> bytes | None:
+def _pickled(value: object) -> bytes | None:
     try:
         return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception:
@@ -198,7 +196,7 @@ class _Answer:
         self.name = name
         self.send = send
         self.base = 0  # the position of values[0]
-        self.values: list[Any] = []
+        self.values: list[object] = []
         self.failures: Failures = {}
 
     @property
@@ -220,7 +218,7 @@ class _Answer:
 
 
 def run_spilled(
-    fn: Callable[..., Any],
+    fn: Function,
     segments: list[Segment],
     spill: SpillWriter,
     send: Callable[[Part], None],

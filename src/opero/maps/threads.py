@@ -21,12 +21,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current, scope
-from opero.maps.attempts import Outcome, attach_remote_traceback, run_one
+from opero.maps.attempts import (
+    Args,
+    Function,
+    Kwargs,
+    Outcome,
+    Rows,
+    attach_remote_traceback,
+    run_one,
+)
 from opero.maps.jobs import JobCallback, Whole
 from opero.maps.transport import Callback
 
@@ -40,7 +47,7 @@ class ThreadTransport:
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Function,
         workers: int,
         *,
         name: str,
@@ -69,7 +76,7 @@ class ThreadTransport:
         self._waiting = 0  # attempts not yet taken by a thread
         self._live = 0  # threads started and not ended
 
-    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+    def submit(self, args: Args, kwargs: Kwargs, callback: Callback) -> None:
         self._put(_Attempt(callback, args, kwargs, current()))
 
     def _put(self, attempt: _Attempt) -> None:
@@ -95,8 +102,8 @@ class ThreadTransport:
 
     def submit_job(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         *,
         bare: bool,
@@ -115,7 +122,7 @@ class ThreadTransport:
     def set_in_flight(self, count: int) -> None:
         pass  # threads start as attempts arrive
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, args: Args, kwargs: Kwargs) -> object:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
         def done(outcome: Outcome) -> None:
@@ -257,8 +264,8 @@ class _Attempt:
     def __init__(
         self,
         callback: Callback,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         at: float | None,
     ) -> None:
         self.callback = callback

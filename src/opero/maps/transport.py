@@ -16,11 +16,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
-from opero.maps.attempts import Outcome, Results, Segment, attach_remote_traceback
+from opero.maps.attempts import (
+    Args,
+    Kwargs,
+    Outcome,
+    Results,
+    Rows,
+    Segment,
+    attach_remote_traceback,
+)
 from opero.maps.job_queue import JobQueue
 from opero.maps.jobs import (
     REQUEUE,
@@ -48,13 +56,13 @@ class Crashed(Protocol):
 class Transport(Protocol):
     """Runs attempts of one function for one map call."""
 
-    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+    def submit(self, args: Args, kwargs: Kwargs, callback: Callback) -> None:
         """Run one attempt; ``callback(outcome)`` runs in the caller's loop."""
 
     def submit_job(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         *,
         bare: bool,
@@ -74,7 +82,7 @@ class Transport(Protocol):
     def set_in_flight(self, count: int) -> None:
         """The map has ``count`` items in flight (how many workers may be worth starting)."""
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, args: Args, kwargs: Kwargs) -> object:
         """Run one attempt and return its value or raise its exception."""
 
     async def close(self, *, abort: bool) -> None:
@@ -113,13 +121,13 @@ class BatchTransport:
         self.broken: BaseException | None = None
 
     # ----- submitting ------------------------------------------------------------------------
-    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+    def submit(self, args: Args, kwargs: Kwargs, callback: Callback) -> None:
         self.submit_job([args], kwargs, OneOutcome(callback))
 
     def submit_job(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         *,
         bare: bool = False,
@@ -134,14 +142,15 @@ class BatchTransport:
         if self.broken is not None:
             n = len(job.rows)
             failures: Failures = dict.fromkeys(range(n), (self.broken, None))
-            asyncio.get_running_loop().call_soon(job.callback, [None] * n, failures)
+            values: list[object] = [None] * n
+            asyncio.get_running_loop().call_soon(job.callback, values, failures)
             return
         self.jobs.put(job)
 
     def withdraw(self, marker: BaseException) -> None:
         self.jobs.withdraw(marker)
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, args: Args, kwargs: Kwargs) -> object:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
         def done(outcome: Outcome) -> None:
@@ -253,7 +262,7 @@ class BatchTransport:
         return results
 
     @staticmethod
-    def _answer(jobs: list[Job], values: list[Any], failures: Failures) -> None:
+    def _answer(jobs: list[Job], values: list[object], failures: Failures) -> None:
         """Each job of a batch gets its part of the answer."""
         if len(jobs) == 1:
             jobs[0].callback(values, failures)

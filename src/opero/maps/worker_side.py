@@ -18,12 +18,13 @@ import signal
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from opero.core.callables import is_async_callable
 from opero.errors import UnpicklableError
 from opero.maps.attempts import (
     ByValue,
+    Function,
     FunctionRef,
     Results,
     Segment,
@@ -53,7 +54,7 @@ class Unreadable:
 class Loaded(NamedTuple):
     """The function a worker runs, or why it cannot (then every attempt fails with it)."""
 
-    fn: Callable[..., Any] | None
+    fn: Function | None
     concurrent: bool  # an async function: a batch's attempts all start at once
     error: Exception | None
 
@@ -139,7 +140,7 @@ def _run(
 def _answer(
     conn: Connection,
     results: Results,
-    fn: Callable[..., Any] | None,
+    fn: Function | None,
     send: Callable[[object], None],
 ) -> None:
     if results[1]:
