@@ -19,6 +19,7 @@ from __future__ import annotations
 import marshal
 import pickle
 import struct
+from typing import NamedTuple
 
 from opero.maps.attempts import Outcome, Results
 from opero.maps.spill_layout import (
@@ -53,9 +54,13 @@ __all__ = [
     "set_pause",
 ]
 
-#: the outcomes a worker finished in its running batch (by position), and whether all its
-#: attempts had started (an async batch)
-Finished = tuple[dict[int, Outcome], bool]
+
+class Finished(NamedTuple):
+    """What a worker had finished of its running batch: outcomes by position, and whether
+    all its attempts had started (an async batch)."""
+
+    outcomes: dict[int, Outcome]
+    all_started: bool
 
 
 def began(raw: SharedBuffer) -> int:
@@ -111,7 +116,7 @@ def _read(view: memoryview, batch: int) -> Finished | None:
             out[position] = _decoded(kind, payload)
         except Exception as exc:  # it finished, but cannot be read back here
             out[position] = Outcome(False, exc)
-    return out, state == 1
+    return Finished(out, state == 1)
 
 
 def _decoded(kind: int, payload: bytes) -> Outcome:
@@ -153,5 +158,5 @@ def finished_outcomes(parts: list[Part], spilled: Finished | None) -> Finished |
             finished[n] = Outcome(True, value)
         for n, (exc, tb) in part.failures.items():
             finished[n] = Outcome(False, exc, tb)
-    finished.update(spilled[0])
-    return finished, spilled[1]
+    finished.update(spilled.outcomes)
+    return Finished(finished, spilled.all_started)

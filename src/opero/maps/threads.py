@@ -148,9 +148,7 @@ class ThreadTransport:
     def _give_up(self, attempt: _Attempt) -> None:
         """Its caller stopped waiting for ``attempt`` (cut at its deadline)."""
         with self._count_lock:
-            running = attempt.state == RUNNING
-            attempt.state = GIVEN_UP
-            if not running:
+            if not attempt.give_up():
                 return  # the thread that takes it drops it
             self.max_workers += 1  # it runs on: another thread may start meanwhile
             thread = self._more()
@@ -185,8 +183,7 @@ class ThreadTransport:
             self._idle -= 1
             if job is not None:
                 self._waiting -= 1
-                if job.state != GIVEN_UP:
-                    job.state = RUNNING
+                job.take()
         return None if self._stopped else job
 
     def _hold_back(self) -> None:
@@ -273,6 +270,17 @@ class _Attempt:
         self.kwargs = kwargs
         self.at = at
         self.state = QUEUED
+
+    def take(self) -> None:
+        """A thread took it (one its caller gave up stays so: the thread drops it)."""
+        if self.state != GIVEN_UP:
+            self.state = RUNNING
+
+    def give_up(self) -> bool:
+        """Its caller gave it up; whether a thread is running it."""
+        running = self.state == RUNNING
+        self.state = GIVEN_UP
+        return running
 
 
 def _nothing() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
@@ -40,6 +40,9 @@ from opero.maps.jobs import (
     Requeue,
 )
 
+if TYPE_CHECKING:
+    from opero.maps.spill import Finished
+
 __all__ = ["BatchTransport", "Callback", "Crashed", "Transport"]
 
 Callback = Callable[[Outcome], None]
@@ -48,9 +51,16 @@ Callback = Callable[[Outcome], None]
 class Crashed(Protocol):
     """A batch whose worker died part-way: what it finished, and the error of the rest."""
 
-    finished: tuple[dict[int, Outcome], bool] | None
+    finished: Finished | None
 
     def crash_error(self, name: str) -> BaseException: ...
+
+
+class Running(NamedTuple):
+    """The batch a feeder has out: the worker running it, and its jobs."""
+
+    worker: int
+    jobs: list[Job]
 
 
 class Transport(Protocol):
@@ -116,7 +126,7 @@ class BatchTransport:
         self.closed = False
         self.feeders: list[asyncio.Task[None]] = []
         #: the batch each feeder has out: its worker and jobs
-        self.running: dict[int, tuple[int, list[Job]]] = {}
+        self.running: dict[int, Running] = {}
         #: why no attempt can run (the executor could not be opened), or None
         self.broken: BaseException | None = None
 
@@ -221,7 +231,7 @@ class BatchTransport:
             payload: list[Segment] = [(job.rows, job.kwargs, job.bare) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
             started = loop.time()
-            self.running[n] = (i, jobs)
+            self.running[n] = Running(i, jobs)
             try:
                 results = await self.run_batch(i, payload, size)
             finally:
