@@ -11,22 +11,35 @@ or, if even that fails, as a :class:`~opero.errors.RemoteError`.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import pickle
 import traceback
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 from opero.core.callables import is_async_callable
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.maps.crossing import UnpicklableResultError, portable_results
+from opero.maps.records import (
+    Args,
+    Failures,
+    Function,
+    Kwargs,
+    Outcome,
+    Results,
+    Rows,
+    Segment,
+)
+from opero.maps.targets import ByValue, FunctionRef, process_target, resolved
 
 __all__ = [
+    "Args",
     "ByValue",
+    "Failures",
+    "Function",
     "FunctionRef",
+    "Kwargs",
     "Outcome",
     "RemoteTraceback",
     "Results",
+    "Rows",
     "Segment",
     "UnpicklableResultError",
     "attach_remote_traceback",
@@ -36,122 +49,6 @@ __all__ = [
     "run_remote",
     "run_segments",
 ]
-
-#: the user's function: a callable of its own signature, sync or async (then awaited)
-Function = Callable[..., Any]
-#: an attempt's positional and keyword arguments (the user's values: opaque here)
-Args = tuple[object, ...]
-Kwargs = dict[str, object]
-#: the attempts of a job: their argument tuples, or (``bare``) the one argument of each
-Rows = list[Any]
-#: attempts sharing one kwargs: (rows, kwargs, bare); a row is the positional arguments of
-#: an attempt, or with ``bare`` the one positional argument itself (no tuple to build)
-Segment = tuple[Rows, Kwargs, bool]
-#: the failures of a batch: its position -> (exception, the worker's traceback as text)
-Failures = dict[int, tuple[BaseException, str | None]]
-#: the answer to a batch: one value per attempt (None where it failed), and its failures
-Results = tuple[list[object], Failures]
-
-
-class Outcome(NamedTuple):
-    """How one attempt ended: ``ok`` with its value, or not with its exception (then
-    ``tb``: its traceback as text, when it ran in a worker)."""
-
-    ok: bool
-    value: object  # the exception when not ok
-    tb: str | None = None
-
-    @property
-    def error(self) -> BaseException:
-        """The exception of a failed attempt."""
-        assert isinstance(self.value, BaseException)
-        return self.value
-
-    def result(self) -> object:
-        """The value, or raise the exception."""
-        if self.ok:
-            return self.value
-        raise self.error
-
-
-class FunctionRef:
-    """A by-name reference to a module-level function, resolved in the worker.
-
-    The module attribute of an ``@operomap``-decorated function is the map wrapper, so the
-    function itself cannot be pickled by reference; this names it instead and, in the
-    worker, unwraps the map wrapper to the function it decorates.
-    """
-
-    __slots__ = ("module", "qualname")
-
-    def __init__(self, module: str, qualname: str) -> None:
-        self.module = module
-        self.qualname = qualname
-
-    @classmethod
-    def of(cls, fn: Function) -> FunctionRef:
-        return cls(fn.__module__, fn.__qualname__)
-
-    def resolve(self) -> Function:
-        obj: object = importlib.import_module(self.module)
-        for part in self.qualname.split("."):
-            obj = getattr(obj, part)
-        target = getattr(obj, "__opero_map_target__", None)
-        found: object = target if target is not None else obj
-        if not callable(found):
-            raise TypeError(f"{self} is not callable")
-        return found
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (FunctionRef, (self.module, self.qualname))
-
-    def __repr__(self) -> str:
-        return f"{self.module}.{self.qualname}"
-
-
-class ByValue:
-    """A callable sent to worker processes pickled whole (a bound method with its ``self``,
-    a ``functools.partial``, a callable object)."""
-
-    __slots__ = ("fn", "module", "qualname")
-
-    def __init__(self, fn: Function) -> None:
-        self.fn = fn
-        self.module = getattr(fn, "__module__", None) or type(fn).__module__
-        self.qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-
-    def resolve(self) -> Function:
-        return self.fn
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (ByValue, (self.fn,))
-
-
-def process_target(fn: Function) -> FunctionRef | ByValue:
-    """How worker processes find ``fn``: a module-level function by name; a bound method,
-    partial or callable object pickled whole. Raises ``TypeError`` saying why and what to do
-    when neither works (a lambda, a closure, an unpicklable object)."""
-    import inspect
-
-    if inspect.isfunction(fn):
-        name = fn.__qualname__
-        if "<locals>" in name or "<lambda>" in name:
-            raise TypeError(
-                f"worker processes cannot load {name!r}: a lambda or a function defined "
-                "inside another function cannot be loaded by name in a worker. Define it at "
-                "module level (for a script, keep the map call under "
-                "`if __name__ == '__main__':`), or use mode='thread' / mode='async'."
-            )
-        return FunctionRef.of(fn)
-    try:
-        pickle.dumps(fn)
-    except Exception as exc:
-        raise TypeError(
-            f"worker processes cannot receive {fn!r}: it cannot be pickled ({exc!r}). A bound "
-            "method, functools.partial or callable object is sent whole, so it and what it "
-            "holds must be picklable; or use mode='thread' / mode='async'."
-        ) from exc
-    return ByValue(fn)
 
 
 def run_one(
@@ -270,22 +167,6 @@ def attach_remote_traceback(exc: BaseException, tb: str | None) -> None:
         exc.__cause__ = RemoteTraceback(tb)
 
 
-_resolved: dict[tuple[str, str], Function] = {}
-
-
-def _function(target: FunctionRef | ByValue | Function) -> Function:
-    """The function a foreign executor runs (one resolved by name is kept)."""
-    if isinstance(target, ByValue):
-        return target.resolve()
-    if not isinstance(target, FunctionRef):
-        return target
-    key = (target.module, target.qualname)
-    fn = _resolved.get(key)
-    if fn is None:
-        fn = _resolved[key] = target.resolve()
-    return fn
-
-
 def run_remote(
     target: FunctionRef | ByValue | Function,
     segments: list[Segment],
@@ -296,7 +177,7 @@ def run_remote(
     process than the caller's."""
     import os
 
-    results = run_segments(_function(target), segments)
+    results = run_segments(resolved(target), segments)
     if os.getpid() != caller_pid and results[1]:
         values, failures = results
         results = (values, portable_results(([], failures))[1])

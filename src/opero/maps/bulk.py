@@ -22,14 +22,12 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.cache.singleflight import Flight
     from opero.core.judge import Judge
-    from opero.maps.attempts import Args, Kwargs, Rows
     from opero.maps.completion import Completion
     from opero.maps.items import ItemPaths
+    from opero.maps.records import Args, Failures, Kwargs, Rows
     from opero.maps.transport import Transport
 
 __all__ = ["BulkFeed"]
-
-Failures = dict[int, tuple[BaseException, str | None]]
 
 
 class BulkFeed:

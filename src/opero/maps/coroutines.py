@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from opero.core.hedge import SPARE
 
 if TYPE_CHECKING:
-    from opero.maps.attempts import Args
     from opero.maps.items import ItemPaths
+    from opero.maps.records import Args
 
 __all__ = ["CoroutineWorkers"]
 

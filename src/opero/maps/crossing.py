@@ -27,7 +27,7 @@ from opero.core.retry import retry_after_of
 from opero.errors import RemoteError, UnpicklableError
 
 if TYPE_CHECKING:
-    from opero.maps.attempts import Args, Kwargs, Results, Segment
+    from opero.maps.records import Args, Kwargs, Results, Segment
 
 __all__ = [
     "Rebuilt",

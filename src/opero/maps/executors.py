@@ -17,8 +17,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Protocol
 
 from opero.core.timeout import timeout_error
-from opero.maps.attempts import Function, FunctionRef, Results, Segment, run_remote
+from opero.maps.attempts import run_remote
 from opero.maps.jobs import JOB_MAX
+from opero.maps.records import Function, Results, Segment
+from opero.maps.targets import FunctionRef
 from opero.maps.transport import BatchTransport
 
 __all__ = [

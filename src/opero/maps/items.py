@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from opero.cache.singleflight import Flight
     from opero.core.judge import Judge
     from opero.core.telemetry import Calls
-    from opero.maps.attempts import Args, Kwargs, Outcome
     from opero.maps.completion import Completion
+    from opero.maps.records import Args, Kwargs, Outcome
     from opero.maps.stop import WorkerGate
     from opero.maps.transport import Transport
 

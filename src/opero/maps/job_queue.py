@@ -17,7 +17,6 @@ import asyncio
 import math
 from collections import deque
 
-from opero.maps.attempts import Outcome
 from opero.maps.jobs import (
     BATCH_SECONDS,
     JOB_MAX,
@@ -27,6 +26,7 @@ from opero.maps.jobs import (
     Whole,
     split,
 )
+from opero.maps.records import Outcome
 
 __all__ = ["JobQueue"]
 

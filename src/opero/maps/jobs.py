@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opero.maps.attempts import Kwargs, Outcome, Rows
+from opero.maps.records import Failures, Kwargs, Outcome, Rows
 
 __all__ = [
     "BATCH_SECONDS",
@@ -30,7 +30,6 @@ JOB_MAX = 256  #: attempts per job, at most
 UNMEASURED_JOB = 32
 
 Callback = Callable[[Outcome], None]
-Failures = dict[int, tuple[BaseException, str | None]]
 JobCallback = Callable[[list[object], Failures], None]
 
 

@@ -19,10 +19,10 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import NamedTuple
 
-from opero.maps.attempts import ByValue, FunctionRef
 from opero.maps.parent_watch import preload
 from opero.maps.spill import SIZE as SPILL_SIZE
 from opero.maps.spill import SharedBuffer
+from opero.maps.targets import ByValue, FunctionRef
 from opero.maps.worker_side import serve
 
 __all__ = ["Launched", "forget", "launch"]

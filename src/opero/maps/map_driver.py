@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.core.judge import Judge
     from opero.core.telemetry import Calls
-    from opero.maps.attempts import Args, ByValue, Function, FunctionRef, Kwargs
     from opero.maps.executors import ExecutorHandle
+    from opero.maps.records import Args, Function, Kwargs
+    from opero.maps.targets import ByValue, FunctionRef
 
 __all__ = ["MapDriver", "MapSpec", "Run"]
 

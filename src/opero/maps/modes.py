@@ -71,8 +71,8 @@ def _threads(spec: MapSpec, paced: bool, alone: bool) -> Transport:
 
 
 def _processes(spec: MapSpec, paced: bool, alone: bool) -> Transport:
-    from opero.maps.attempts import process_target
     from opero.maps.processes import ProcessTransport
+    from opero.maps.targets import process_target
 
     judge = spec.judge
     return ProcessTransport(

@@ -18,9 +18,9 @@ from concurrent.futures import Future, InvalidStateError
 from multiprocessing.context import BaseContext
 
 from opero.errors import UnpicklableError, WorkerCrashedError
-from opero.maps.attempts import ByValue, FunctionRef, Results, Segment
 from opero.maps.crossing import attempts_in, unloadable_answer, unreadable_error
 from opero.maps.launch import forget, launch
+from opero.maps.records import Results, Segment
 from opero.maps.spill import (
     Finished,
     Part,
@@ -31,6 +31,7 @@ from opero.maps.spill import (
     read_spill,
     set_pause,
 )
+from opero.maps.targets import ByValue, FunctionRef
 from opero.maps.worker_side import Unreadable
 
 __all__ = ["ProcessWorker", "WorkerDied"]

@@ -21,9 +21,10 @@ from collections.abc import Callable, Hashable
 from opero.core.clock import CLOCK
 from opero.core.pauses import Pauses
 from opero.core.timeout import timeout_error
-from opero.maps.attempts import ByValue, FunctionRef, Results, Segment
 from opero.maps.jobs import REQUEUE, Requeue
 from opero.maps.process import ProcessWorker, WorkerDied
+from opero.maps.records import Results, Segment
+from opero.maps.targets import ByValue, FunctionRef
 from opero.maps.transport import BatchTransport
 
 __all__ = ["ProcessTransport"]

@@ -21,7 +21,7 @@ import pickle
 import struct
 from typing import NamedTuple
 
-from opero.maps.attempts import Outcome, Results
+from opero.maps.records import Outcome, Results
 from opero.maps.spill_layout import (
     FLOAT,
     HEADER,

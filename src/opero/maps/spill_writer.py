@@ -11,8 +11,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from opero.maps.attempts import Function, Kwargs, Results, Rows, Segment, portable_results
+from opero.maps.attempts import portable_results
 from opero.maps.crossing import portable_failure
+from opero.maps.records import Failures, Function, Kwargs, Results, Rows, Segment
 from opero.maps.spill_layout import (
     COUNT,
     COUNT_AT,
@@ -40,8 +41,6 @@ __all__ = ["SpillWriter", "run_spilled"]
 
 _pack_int, _pack_float, _pack_count = INT_RECORD.pack_into, FLOAT_RECORD.pack_into, COUNT.pack_into
 _pack_record, _HEAD = RECORD.pack_into, RECORD.size
-
-Failures = dict[int, tuple[BaseException, str | None]]
 
 
 class SpillWriter:

@@ -25,16 +25,9 @@ from functools import partial
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current, scope
-from opero.maps.attempts import (
-    Args,
-    Function,
-    Kwargs,
-    Outcome,
-    Rows,
-    attach_remote_traceback,
-    run_one,
-)
+from opero.maps.attempts import attach_remote_traceback, run_one
 from opero.maps.jobs import JobCallback, Whole
+from opero.maps.records import Args, Function, Kwargs, Outcome, Rows
 from opero.maps.transport import Callback
 
 QUEUED, RUNNING, GIVEN_UP = 0, 1, 2

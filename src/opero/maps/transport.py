@@ -20,15 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
-from opero.maps.attempts import (
-    Args,
-    Kwargs,
-    Outcome,
-    Results,
-    Rows,
-    Segment,
-    attach_remote_traceback,
-)
+from opero.maps.attempts import attach_remote_traceback
 from opero.maps.job_queue import JobQueue
 from opero.maps.jobs import (
     REQUEUE,
@@ -39,6 +31,7 @@ from opero.maps.jobs import (
     OneOutcome,
     Requeue,
 )
+from opero.maps.records import Args, Kwargs, Outcome, Results, Rows, Segment
 
 if TYPE_CHECKING:
     from opero.maps.spill import Finished

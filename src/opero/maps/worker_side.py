@@ -22,18 +22,12 @@ from typing import NamedTuple
 
 from opero.core.callables import is_async_callable
 from opero.errors import UnpicklableError
-from opero.maps.attempts import (
-    ByValue,
-    Function,
-    FunctionRef,
-    Results,
-    Segment,
-    portable_results,
-    run_segments,
-)
+from opero.maps.attempts import portable_results, run_segments
 from opero.maps.parent_watch import watch_parent
+from opero.maps.records import Function, Results, Segment
 from opero.maps.spill_layout import Part, SharedBuffer
 from opero.maps.spill_writer import SpillWriter, run_spilled
+from opero.maps.targets import ByValue, FunctionRef
 
 __all__ = ["Unreadable", "serve"]
 
