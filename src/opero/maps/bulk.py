@@ -9,13 +9,14 @@ computing is followed instead. A job's failed attempts go on as per-item retry t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
+from opero.maps.misses import Misses, MissJob, all_missed
 from opero.maps.stop import Stopped
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ class BulkFeed:
         self.items = items
         self.args = args
         self.kwargs = kwargs
-        self.pending = _Misses()
-        self.open_jobs: set[_MissJob] = set()
+        self.pending = Misses()
+        self.open_jobs: set[MissJob] = set()
         #: the per-item paths: failed first attempts are judged there, follows wait there
         self.paths = paths
 
@@ -117,7 +118,7 @@ class BulkFeed:
         lookup, touch = store.data.get, store.data.move_to_end
         now = store.timer()
         tail = (KWD_MARK, *self.kwargs.items()) if self.kwargs else ()
-        if not tail and _all_missed(rows, lookup):  # (C-level loops)
+        if not tail and all_missed(rows, lookup):  # (C-level loops)
             pending.extend(index, rows)
             return
         for n, row in enumerate(rows):
@@ -156,7 +157,7 @@ class BulkFeed:
     def submit_pending(self) -> None:
         """Send the misses gathered by this feeding round as jobs (the transport merges
         queued jobs into larger batches when many are waiting)."""
-        misses, self.pending = self.pending, _Misses()
+        misses, self.pending = self.pending, Misses()
         flights: list[Flight | None]
         if self.layer is None:
             flights = [None] * len(misses.indices)
@@ -165,9 +166,9 @@ class BulkFeed:
         count = len(misses.indices)
         self.judge.plain_started(count)
         for start, end in self.transport.spans(count):
-            self._send(_MissJob(self, misses.part(start, end), flights[start:end]))
+            self._send(MissJob(self, misses.part(start, end), flights[start:end]))
 
-    def _lead(self, misses: _Misses, layer: CacheLayer) -> tuple[_Misses, list[Flight | None]]:
+    def _lead(self, misses: Misses, layer: CacheLayer) -> tuple[Misses, list[Flight | None]]:
         """Join the misses' flights under one lock; a key that someone else is computing is
         followed instead: the misses this map leads, and their flights."""
         flights, followers = layer.flights.join_many(misses.keys)
@@ -182,7 +183,7 @@ class BulkFeed:
         keep = [n for n in range(len(flights)) if n not in skip]
         return misses.only(keep), [flights[n] for n in keep]
 
-    def _send(self, job: _MissJob) -> None:
+    def _send(self, job: MissJob) -> None:
         self.open_jobs.add(job)
         rows = job.misses.rows
         if self.args:
@@ -191,7 +192,7 @@ class BulkFeed:
             items = [row[0] for row in rows]
             self.transport.submit_job(items, self.kwargs, job.done, bare=True, fresh=True)
 
-    def job_done(self, job: _MissJob, values: list[object], failures: Failures) -> None:
+    def job_done(self, job: MissJob, values: list[object], failures: Failures) -> None:
         self.open_jobs.discard(job)
         layer = self.layer
         done = self.completion.done
@@ -246,68 +247,3 @@ class BulkFeed:
                 if job_key is not None and job_flight is not None:
                     flights.fail(job_key, job_flight, error)
         self.open_jobs.clear()
-
-
-class _Misses:
-    """Cache misses gathered in one feeding round, as parallel lists."""
-
-    __slots__ = ("indices", "keys", "rows")
-
-    def __init__(
-        self,
-        indices: list[int] | None = None,
-        keys: list[Hashable | None] | None = None,
-        rows: list[Args] | None = None,
-    ) -> None:
-        self.indices: list[int] = [] if indices is None else indices
-        self.keys: list[Hashable | None] = [] if keys is None else keys
-        self.rows: list[Args] = [] if rows is None else rows
-
-    def add(self, index: int, key: Hashable | None, row: Args) -> None:
-        self.indices.append(index)
-        self.keys.append(key)
-        self.rows.append(row)
-
-    def extend(self, index: int, rows: list[Args]) -> None:
-        """Rows numbered from ``index``, each its own memory key."""
-        self.indices.extend(range(index, index + len(rows)))
-        self.keys.extend(rows)
-        self.rows.extend(rows)
-
-    def part(self, start: int, end: int) -> _Misses:
-        return _Misses(self.indices[start:end], self.keys[start:end], self.rows[start:end])
-
-    def only(self, keep: list[int]) -> _Misses:
-        """The misses at the positions ``keep``."""
-        return _Misses(
-            [self.indices[n] for n in keep],
-            [self.keys[n] for n in keep],
-            [self.rows[n] for n in keep],
-        )
-
-    def __bool__(self) -> bool:
-        return bool(self.indices)
-
-
-class _MissJob:
-    """First attempts of some missed items, sent to the transport as one job."""
-
-    __slots__ = ("feed", "flights", "misses")
-
-    def __init__(self, feed: BulkFeed, misses: _Misses, flights: list[Flight | None]) -> None:
-        self.feed = feed
-        self.misses = misses
-        self.flights = flights
-
-    def done(self, values: list[object], failures: Failures) -> None:
-        self.feed.job_done(self, values, failures)
-
-
-def _all_missed(rows: list[Args], lookup: Callable[[Hashable], object]) -> bool:
-    """Whether no row is a key of the store (False also when a row is unhashable: the
-    per-row path then finds out which)."""
-    try:
-        entries = list(map(lookup, rows))
-    except Exception:  # an unhashable row
-        return False
-    return entries.count(None) == len(rows)
