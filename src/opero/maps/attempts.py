@@ -11,22 +11,35 @@ or, if even that fails, as a :class:`~opero.errors.RemoteError`.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import pickle
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from opero.core.callables import is_async_callable
 from opero.core.timeout import call_with_timeout, timeout_error
 from opero.maps.crossing import UnpicklableResultError, portable_results
+from opero.maps.records import (
+    Args,
+    Failures,
+    Function,
+    Kwargs,
+    Outcome,
+    Results,
+    Rows,
+    Segment,
+)
+from opero.maps.targets import ByValue, FunctionRef, process_target, resolved
 
 __all__ = [
+    "Args",
     "ByValue",
+    "Failures",
+    "Function",
     "FunctionRef",
+    "Kwargs",
     "Outcome",
     "RemoteTraceback",
     "Results",
+    "Rows",
     "Segment",
     "UnpicklableResultError",
     "attach_remote_traceback",
@@ -37,95 +50,11 @@ __all__ = [
     "run_segments",
 ]
 
-Attempt = tuple[tuple[Any, ...], dict[str, Any]]
-Outcome = tuple[bool, Any, str | None]
-#: attempts sharing one kwargs: (rows, kwargs, bare); a row is the positional arguments of
-#: an attempt, or with ``bare`` the one positional argument itself (no tuple to build)
-Segment = tuple[list[Any], dict[str, Any], bool]
-Results = tuple[list[Any], dict[int, tuple[BaseException, str | None]]]
-
-
-class FunctionRef:
-    """A by-name reference to a module-level function, resolved in the worker.
-
-    The module attribute of an ``@operomap``-decorated function is the map wrapper, so the
-    function itself cannot be pickled by reference; this names it instead and, in the
-    worker, unwraps the map wrapper to the function it decorates.
-    """
-
-    __slots__ = ("module", "qualname")
-
-    def __init__(self, module: str, qualname: str) -> None:
-        self.module = module
-        self.qualname = qualname
-
-    @classmethod
-    def of(cls, fn: Callable[..., Any]) -> FunctionRef:
-        return cls(fn.__module__, fn.__qualname__)
-
-    def resolve(self) -> Callable[..., Any]:
-        obj: Any = importlib.import_module(self.module)
-        for part in self.qualname.split("."):
-            obj = getattr(obj, part)
-        target = getattr(obj, "__opero_map_target__", None)
-        return target if target is not None else obj  # type: ignore[no-any-return]
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (FunctionRef, (self.module, self.qualname))
-
-    def __repr__(self) -> str:
-        return f"{self.module}.{self.qualname}"
-
-
-class ByValue:
-    """A callable sent to worker processes pickled whole (a bound method with its ``self``,
-    a ``functools.partial``, a callable object)."""
-
-    __slots__ = ("fn", "module", "qualname")
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-        self.module = getattr(fn, "__module__", None) or type(fn).__module__
-        self.qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-
-    def resolve(self) -> Callable[..., Any]:
-        return self.fn
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (ByValue, (self.fn,))
-
-
-def process_target(fn: Callable[..., Any]) -> FunctionRef | ByValue:
-    """How worker processes find ``fn``: a module-level function by name; a bound method,
-    partial or callable object pickled whole. Raises ``TypeError`` saying why and what to do
-    when neither works (a lambda, a closure, an unpicklable object)."""
-    import inspect
-
-    if inspect.isfunction(fn):
-        name = fn.__qualname__
-        if "<locals>" in name or "<lambda>" in name:
-            raise TypeError(
-                f"worker processes cannot load {name!r}: a lambda or a function defined "
-                "inside another function cannot be loaded by name in a worker. Define it at "
-                "module level (for a script, keep the map call under "
-                "`if __name__ == '__main__':`), or use mode='thread' / mode='async'."
-            )
-        return FunctionRef.of(fn)
-    try:
-        pickle.dumps(fn)
-    except Exception as exc:
-        raise TypeError(
-            f"worker processes cannot receive {fn!r}: it cannot be pickled ({exc!r}). A bound "
-            "method, functools.partial or callable object is sent whole, so it and what it "
-            "holds must be picklable; or use mode='thread' / mode='async'."
-        ) from exc
-    return ByValue(fn)
-
 
 def run_one(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    fn: Function,
+    args: Args,
+    kwargs: Kwargs,
     timeout: float | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> Outcome:
@@ -138,13 +67,11 @@ def run_one(
         else:
             value = call_with_timeout(fn, args, kwargs, timeout, getattr(fn, "__qualname__", ""))
     except BaseException as exc:  # SystemExit, KeyboardInterrupt...: handed back, never lost
-        return (False, exc, traceback.format_exc())
-    return (True, value, None)
+        return Outcome(False, exc, traceback.format_exc())
+    return Outcome(True, value)
 
 
-async def _one_async(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
-) -> Any:
+async def _one_async(fn: Function, args: Args, kwargs: Kwargs, timeout: float | None) -> object:
     if timeout is None:
         return await fn(*args, **kwargs)
     scope = asyncio.timeout(timeout)
@@ -157,10 +84,14 @@ async def _one_async(
         raise
 
 
+#: told of each outcome of an async batch as it ends: (position, ok, value, traceback)
+Record = Callable[[int, bool, object, str | None], object]
+
+
 def run_segments(
-    fn: Callable[..., Any],
+    fn: Function,
     segments: list[Segment],
-    record: Callable[[int, bool, Any, str | None], object] | None = None,
+    record: Record | None = None,
 ) -> Results:
     """Run every attempt of a batch; never raises for an attempt's own exception.
 
@@ -174,8 +105,8 @@ def run_segments(
     """
     if is_async_callable(fn):
         return asyncio.run(_run_async_segments(fn, segments, record))
-    values: list[Any] = []
-    failures: dict[int, tuple[BaseException, str | None]] = {}
+    values: list[object] = []
+    failures: Failures = {}
     append = values.append
     for rows, kwargs, bare in segments:
         for row in rows:
@@ -188,17 +119,17 @@ def run_segments(
 
 
 async def _run_async_segments(
-    fn: Callable[..., Any],
+    fn: Function,
     segments: list[Segment],
-    record: Callable[[int, bool, Any, str | None], object] | None = None,
+    record: Record | None = None,
 ) -> Results:
-    async def one(position: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
+    async def one(position: int, args: Args, kwargs: Kwargs) -> Outcome:
         try:
             value = await fn(*args, **kwargs)
         except BaseException as exc:
-            outcome: Outcome = (False, exc, traceback.format_exc())
+            outcome = Outcome(False, exc, traceback.format_exc())
         else:
-            outcome = (True, value, None)
+            outcome = Outcome(True, value)
         if record is not None:
             record(position, *outcome)
         return outcome
@@ -208,13 +139,13 @@ async def _run_async_segments(
     outcomes = await asyncio.gather(
         *(one(n, args, k) for n, (args, k) in enumerate(zip(calls, every_kwargs, strict=True)))
     )
-    values: list[Any] = []
-    failures: dict[int, tuple[BaseException, str | None]] = {}
-    for i, (ok, value, tb) in enumerate(outcomes):
-        if ok:
-            values.append(value)
+    values: list[object] = []
+    failures: Failures = {}
+    for i, outcome in enumerate(outcomes):
+        if outcome.ok:
+            values.append(outcome.value)
         else:
-            failures[i] = (value, tb)
+            failures[i] = (outcome.error, outcome.tb)
             values.append(None)
     return values, failures
 
@@ -236,11 +167,8 @@ def attach_remote_traceback(exc: BaseException, tb: str | None) -> None:
         exc.__cause__ = RemoteTraceback(tb)
 
 
-_resolved: dict[tuple[str, str], Callable[..., Any]] = {}
-
-
 def run_remote(
-    target: FunctionRef | Callable[..., Any],
+    target: FunctionRef | ByValue | Function,
     segments: list[Segment],
     caller_pid: int,
 ) -> Results:
@@ -249,16 +177,7 @@ def run_remote(
     process than the caller's."""
     import os
 
-    if isinstance(target, ByValue):
-        fn = target.resolve()
-    elif isinstance(target, FunctionRef):
-        key = (target.module, target.qualname)
-        fn = _resolved.get(key)
-        if fn is None:
-            fn = _resolved[key] = target.resolve()
-    else:
-        fn = target
-    results = run_segments(fn, segments)
+    results = run_segments(resolved(target), segments)
     if os.getpid() != caller_pid and results[1]:
         values, failures = results
         results = (values, portable_results(([], failures))[1])

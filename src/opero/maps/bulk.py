@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
+from opero.maps.misses import Misses, MissJob, all_missed
 from opero.maps.stop import Stopped
 
 if TYPE_CHECKING:
@@ -24,11 +25,10 @@ if TYPE_CHECKING:
     from opero.core.judge import Judge
     from opero.maps.completion import Completion
     from opero.maps.items import ItemPaths
+    from opero.maps.records import Args, Failures, Kwargs, Rows
     from opero.maps.transport import Transport
 
 __all__ = ["BulkFeed"]
-
-Failures = dict[int, tuple[BaseException, str | None]]
 
 
 class BulkFeed:
@@ -39,9 +39,9 @@ class BulkFeed:
         completion: Completion,
         layer: CacheLayer | None,
         transport: Transport,
-        items: Iterator[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        items: Iterator[object],
+        args: Args,
+        kwargs: Kwargs,
         judge: Judge,
         paths: ItemPaths,
     ) -> None:
@@ -53,23 +53,29 @@ class BulkFeed:
         self.items = items
         self.args = args
         self.kwargs = kwargs
-        self.pending = _Misses()
-        self.open_jobs: set[_MissJob] = set()
+        self.pending = Misses()
+        self.open_jobs: set[MissJob] = set()
         #: the per-item paths: failed first attempts are judged there, follows wait there
         self.paths = paths
 
     def feed(self, index: int, room: int) -> int:
         """Read up to ``room`` items and send them as jobs; return how many were read."""
         items = list(islice(self.items, room))
-        if not items:
-            return 0
         extra = self.args
-        if self.layer is not None:
-            rows = [(item, *extra) for item in items] if extra else [(item,) for item in items]
+        if items and self.layer is not None:
+            rows: list[Args] = (
+                [(item, *extra) for item in items] if extra else [(item,) for item in items]
+            )
             self._lookup(index, rows)
-            return len(items)
+        elif items:
+            self._send_uncached(index, items)
+        return len(items)
+
+    def _send_uncached(self, index: int, items: list[object]) -> None:
+        """Items of a map without a cache: their first attempts go as they are."""
+        extra = self.args
         bare = not extra  # the item alone: no argument tuple to build or send
-        rows = items if bare else [(item, *extra) for item in items]
+        rows: Rows = items if bare else [(item, *extra) for item in items]
         self.judge.plain_started(len(rows))
         transport = self.transport
         kwargs = self.kwargs
@@ -82,9 +88,8 @@ class BulkFeed:
                 bare=bare,
                 fresh=True,
             )
-        return len(items)
 
-    def _lookup(self, index: int, rows: list[tuple[Any, ...]]) -> None:
+    def _lookup(self, index: int, rows: list[Args]) -> None:
         """Answer cached rows at once; queue the misses (as ItemPaths.start does, in bulk)."""
         layer = self.layer
         assert layer is not None
@@ -94,7 +99,7 @@ class BulkFeed:
         for n, row in enumerate(rows):
             self._lookup_row(index + n, row)
 
-    def _lookup_row(self, index: int, row: tuple[Any, ...]) -> None:
+    def _lookup_row(self, index: int, row: Args) -> None:
         """One row through the layer's own key and lookup."""
         layer = self.layer
         assert layer is not None
@@ -107,21 +112,15 @@ class BulkFeed:
                 return
         self.pending.add(index, key, row)
 
-    def _lookup_memory(self, index: int, rows: list[tuple[Any, ...]], store: MemoryStore) -> None:
+    def _lookup_memory(self, index: int, rows: list[Args], store: MemoryStore) -> None:
         """The memory store read directly: the row itself is its key (hashable arguments)."""
         done, pending, counters = self.completion.done, self.pending, self.counters
         lookup, touch = store.data.get, store.data.move_to_end
         now = store.timer()
         tail = (KWD_MARK, *self.kwargs.items()) if self.kwargs else ()
-        if not tail:
-            try:
-                entries = list(map(lookup, rows))
-            except Exception:  # an unhashable row: the per-row path below
-                pass
-            else:
-                if entries.count(None) == len(rows):  # all misses (C-level loops)
-                    pending.extend(index, rows)
-                    return
+        if not tail and all_missed(rows, lookup):  # (C-level loops)
+            pending.extend(index, rows)
+            return
         for n, row in enumerate(rows):
             key: Hashable = (*row, *tail) if tail else row
             try:
@@ -140,7 +139,7 @@ class BulkFeed:
             pending.add(index + n, key, row)
 
     def _uncached_done(
-        self, first: int, rows: list[Any], bare: bool, values: list[Any], failures: Failures
+        self, first: int, rows: Rows, bare: bool, values: list[object], failures: Failures
     ) -> None:
         done = self.completion.done
         if not failures:
@@ -157,46 +156,48 @@ class BulkFeed:
 
     def submit_pending(self) -> None:
         """Send the misses gathered by this feeding round as jobs (the transport merges
-        queued jobs into larger batches when many are waiting). Their flights are joined
-        under one lock; a key that someone else is computing is followed instead."""
-        misses, self.pending = self.pending, _Misses()
-        indices, keys, rows = misses.indices, misses.keys, misses.rows
-        flights: list[Flight | None] = [None] * len(indices)
-        layer = self.layer
-        if layer is not None:
-            flights, followers = layer.flights.join_many(keys)
-            self.counters.entered += len(followers)
-            if followers:
-                skip = set(followers)
-                for n in followers:
-                    key, follow = keys[n], flights[n]
-                    assert key is not None and follow is not None
-                    self.completion.spawn(self.paths.follow(indices[n], key, rows[n], follow))
-                keep = [n for n in range(len(indices)) if n not in skip]
-                indices = [indices[n] for n in keep]
-                keys = [keys[n] for n in keep]
-                rows = [rows[n] for n in keep]
-                flights = [flights[n] for n in keep]
-        kwargs = self.kwargs
-        transport = self.transport
-        bare = not self.args
-        self.judge.plain_started(len(indices))
-        for start, end in transport.spans(len(indices)):
-            job = _MissJob(
-                self, indices[start:end], keys[start:end], flights[start:end], rows[start:end]
-            )
-            self.open_jobs.add(job)
-            if bare:  # the item alone travels: no argument tuple to pickle
-                items = [row[0] for row in job.rows]
-                transport.submit_job(items, kwargs, job.done, bare=True, fresh=True)
-            else:
-                transport.submit_job(job.rows, kwargs, job.done, bare=False, fresh=True)
+        queued jobs into larger batches when many are waiting)."""
+        misses, self.pending = self.pending, Misses()
+        flights: list[Flight | None]
+        if self.layer is None:
+            flights = [None] * len(misses.indices)
+        else:
+            misses, flights = self._lead(misses, self.layer)
+        count = len(misses.indices)
+        self.judge.plain_started(count)
+        for start, end in self.transport.spans(count):
+            self._send(MissJob(self, misses.part(start, end), flights[start:end]))
 
-    def job_done(self, job: _MissJob, values: list[Any], failures: Failures) -> None:
+    def _lead(self, misses: Misses, layer: CacheLayer) -> tuple[Misses, list[Flight | None]]:
+        """Join the misses' flights under one lock; a key that someone else is computing is
+        followed instead: the misses this map leads, and their flights."""
+        flights, followers = layer.flights.join_many(misses.keys)
+        self.counters.entered += len(followers)
+        if not followers:
+            return misses, flights
+        for n in followers:
+            key, follow = misses.keys[n], flights[n]
+            assert key is not None and follow is not None
+            self.completion.spawn(self.paths.follow(misses.indices[n], key, misses.rows[n], follow))
+        skip = set(followers)
+        keep = [n for n in range(len(flights)) if n not in skip]
+        return misses.only(keep), [flights[n] for n in keep]
+
+    def _send(self, job: MissJob) -> None:
+        self.open_jobs.add(job)
+        rows = job.misses.rows
+        if self.args:
+            self.transport.submit_job(rows, self.kwargs, job.done, bare=False, fresh=True)
+        else:  # the item alone travels: no argument tuple to pickle
+            items = [row[0] for row in rows]
+            self.transport.submit_job(items, self.kwargs, job.done, bare=True, fresh=True)
+
+    def job_done(self, job: MissJob, values: list[object], failures: Failures) -> None:
         self.open_jobs.discard(job)
         layer = self.layer
         done = self.completion.done
-        indices, keys, flights, rows = job.indices, job.keys, job.flights, job.rows
+        misses, flights = job.misses, job.flights
+        indices, keys, rows = misses.indices, misses.keys, misses.rows
         if not failures:
             if layer is not None:
                 layer.put_many(keys, values, rows)
@@ -221,7 +222,7 @@ class BulkFeed:
         index: int,
         key: Hashable | None,
         flight: Flight | None,
-        row: tuple[Any, ...],
+        row: Args,
         exc: BaseException,
     ) -> None:
         """A failed first attempt goes on in the item's retry walk, where the judge settles
@@ -242,55 +243,7 @@ class BulkFeed:
             return
         flights = self.layer.flights
         for job in list(self.open_jobs):
-            for job_key, job_flight in zip(job.keys, job.flights, strict=True):
+            for job_key, job_flight in zip(job.misses.keys, job.flights, strict=True):
                 if job_key is not None and job_flight is not None:
                     flights.fail(job_key, job_flight, error)
         self.open_jobs.clear()
-
-
-class _Misses:
-    """Cache misses gathered in one feeding round, as parallel lists."""
-
-    __slots__ = ("indices", "keys", "rows")
-
-    def __init__(self) -> None:
-        self.indices: list[int] = []
-        self.keys: list[Hashable | None] = []
-        self.rows: list[tuple[Any, ...]] = []
-
-    def add(self, index: int, key: Hashable | None, row: tuple[Any, ...]) -> None:
-        self.indices.append(index)
-        self.keys.append(key)
-        self.rows.append(row)
-
-    def extend(self, index: int, rows: list[tuple[Any, ...]]) -> None:
-        """Rows numbered from ``index``, each its own memory key."""
-        self.indices.extend(range(index, index + len(rows)))
-        self.keys.extend(rows)
-        self.rows.extend(rows)
-
-    def __bool__(self) -> bool:
-        return bool(self.indices)
-
-
-class _MissJob:
-    """First attempts of some missed items, sent to the transport as one job."""
-
-    __slots__ = ("feed", "flights", "indices", "keys", "rows")
-
-    def __init__(
-        self,
-        feed: BulkFeed,
-        indices: list[int],
-        keys: list[Hashable | None],
-        flights: list[Flight | None],
-        rows: list[tuple[Any, ...]],
-    ) -> None:
-        self.feed = feed
-        self.indices = indices
-        self.keys = keys
-        self.flights = flights
-        self.rows = rows
-
-    def done(self, values: list[Any], failures: Failures) -> None:
-        self.feed.job_done(self, values, failures)

@@ -60,7 +60,9 @@ class Completion:
         self.tally = tally
         counted = stop is not None or tally is not None
         self.done: deque[Run] = Counted(stop, tally) if counted else deque()
-        self.wake: asyncio.Event | None = None
+        #: set when something finishes while the stream waits (bound to the loop that
+        #: first waits on it)
+        self.wake = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self._held: dict[int, Run] = {}
         #: how many finished results ``_held`` keeps for an earlier item still pending
@@ -73,7 +75,7 @@ class Completion:
         #: the stream waits for a wake-up (a finish while it runs needs none)
         self.sleeping = False
 
-    def finish(self, index: int, ok: bool, value: Any) -> None:
+    def finish(self, index: int, ok: bool, value: object) -> None:
         """Item ``index`` ended with ``value`` (its result, or its exception)."""
         self.done.append((index, [value], None if ok else FAILED))
         if self.sleeping:
@@ -96,9 +98,12 @@ class Completion:
 
     def notify(self) -> None:
         self.sleeping = False
-        wake = self.wake
-        if wake is not None:
-            wake.set()
+        self.wake.set()
+
+    def raise_fatal(self) -> None:
+        """Raise the BaseException that stopped the map, if one did."""
+        if self.fatal is not None:
+            raise self.fatal
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task of this map (cancelled when the map ends)."""
@@ -139,13 +144,17 @@ class Completion:
     async def wait(self) -> None:
         """Until something finishes (returns at once if something already has)."""
         if not self.done and self.fatal is None:
-            assert self.wake is not None
             self.wake.clear()
             self.sleeping = True
             try:
                 await self.wake.wait()
             finally:
                 self.sleeping = False
+
+    def cancel_soon(self) -> None:
+        """Cancel the map's tasks now (each is cancelled at its next ``await``)."""
+        for task in list(self.tasks):
+            task.cancel()
 
     async def cancel_tasks(self) -> None:
         tasks = list(self.tasks)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opero.core.hedge import SPARE
 
 if TYPE_CHECKING:
     from opero.maps.items import ItemPaths
+    from opero.maps.records import Args
 
 __all__ = ["CoroutineWorkers"]
 
@@ -28,11 +29,14 @@ class CoroutineWorkers:
 
     def __init__(self, paths: ItemPaths, workers: int) -> None:
         self.paths = paths
-        self.queue: deque[tuple[int, Hashable | None, tuple[Any, ...]]] = deque()
+        self.queue: deque[tuple[int, Hashable | None, Args]] = deque()
         self.limit = workers
         self.live = 0
+        #: items are judged only when their first attempt fails (a map that may stop:
+        #: every item judged)
+        self.plain = paths.judge.plain and paths.stop is None
 
-    def feed(self, items: Iterator[Any], index: int, room: int) -> int:
+    def feed(self, items: Iterator[object], index: int, room: int) -> int:
         """Queue up to ``room`` uncached items from ``items`` (numbered from ``index``); the
         number queued (fewer: ``items`` ran out)."""
         args = self.paths.args
@@ -47,7 +51,7 @@ class CoroutineWorkers:
             spawn(self._work())
         return len(queued)
 
-    def start(self, index: int, item: Any) -> None:
+    def start(self, index: int, item: object) -> None:
         """Item ``index``: answered from the cache, or queued for a worker coroutine."""
         missed = self.paths.lookup(index, item)
         if missed is None:
@@ -58,41 +62,54 @@ class CoroutineWorkers:
             self.paths.completion.spawn(self._work())
 
     async def _work(self) -> None:
-        queue, paths = self.queue, self.paths
-        judge = paths.judge
-        plain = judge.plain and paths.stop is None  # a map that may stop: every item judged
-        invoke, kwargs = paths.invoke, paths.kwargs
-        func = judge.func if judge.timeout is None else None
-        completion = paths.completion
-        counters = judge.counters
-        plain_started = judge.plain_started
-        pauses = judge.pauses
-        done = completion.done
+        judge = self.paths.judge
         if judge.hedge is not None:
             SPARE.set((judge, self._spare))  # (this task's own context)
         try:
-            while queue:
-                index, key, call_args = queue.popleft()
-                if key is not None or not plain or pauses.active:
-                    counters.entered += 1
-                    await paths.whole(index, key, call_args)
-                    continue
-                plain_started()
-                try:
-                    if func is not None:  # no timeout: the function itself, no extra frame
-                        value = await func(*call_args, **kwargs)
-                    else:
-                        value = await invoke(call_args, kwargs)
-                except BaseException as exc:  # judged in the item's retry walk
-                    await paths.retry(index, None, None, call_args, exc)
-                    if completion.fatal is not None:
-                        return
-                else:
-                    done.append((index, [value], None))  # finish(), inlined: the hot path
-                    if completion.sleeping:
-                        completion.notify()
+            if self.plain:
+                await self._work_plain()
+            else:
+                await self._work_judged()
         finally:
             self.live -= 1
+
+    async def _work_judged(self) -> None:
+        """Every item's whole call driven by the judge."""
+        queue, paths, counters = self.queue, self.paths, self.paths.counters
+        while queue:
+            index, key, call_args = queue.popleft()
+            counters.entered += 1
+            await paths.whole(index, key, call_args)
+
+    async def _work_plain(self) -> None:
+        """An uncached item's first attempt awaited here, and judged only if it fails."""
+        queue, paths = self.queue, self.paths
+        judge = paths.judge
+        invoke, kwargs = paths.invoke, paths.kwargs
+        func = judge.func if judge.timeout is None else None
+        completion = paths.completion
+        counters, plain_started, pauses = judge.counters, judge.plain_started, judge.pauses
+        done = completion.done
+        while queue:
+            index, key, call_args = queue.popleft()
+            if key is not None or pauses.active:
+                counters.entered += 1
+                await paths.whole(index, key, call_args)
+                continue
+            plain_started()
+            try:
+                if func is not None:  # no timeout: the function itself, no extra frame
+                    value = await func(*call_args, **kwargs)
+                else:
+                    value = await invoke(call_args, kwargs)
+            except BaseException as exc:  # judged in the item's retry walk
+                await paths.retry(index, None, None, call_args, exc)
+                if completion.fatal is not None:
+                    return
+            else:
+                done.append((index, [value], None))  # finish(), inlined: the hot path
+                if completion.sleeping:
+                    completion.notify()
 
     def _spare(self) -> Callable[[], None] | None:
         """A worker for a hedge of an item, if fewer than ``workers`` are busy: counted

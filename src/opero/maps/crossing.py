@@ -27,7 +27,7 @@ from opero.core.retry import retry_after_of
 from opero.errors import RemoteError, UnpicklableError
 
 if TYPE_CHECKING:
-    from opero.maps.attempts import Results, Segment
+    from opero.maps.records import Args, Kwargs, Results, Segment
 
 __all__ = [
     "Rebuilt",
@@ -89,10 +89,10 @@ def _stand_in(response: object) -> ResponseStandIn | None:
     return ResponseStandIn(status, headers)
 
 
-def _attributes(exc: BaseException) -> dict[str, Any]:
+def _attributes(exc: BaseException) -> Kwargs:
     """The instance attributes that can cross: as they are, as a stand-in (a response), as
     a plain dict (headers), or left out."""
-    out: dict[str, Any] = {}
+    out: Kwargs = {}
     for name, value in getattr(exc, "__dict__", {}).items():
         if name in ("__traceback__", "__cause__", "__context__"):
             continue
@@ -144,8 +144,8 @@ class Rebuilt:
 def rebuild_exception(
     module: str,
     qualname: str,
-    args: tuple[Any, ...],
-    attributes: Mapping[str, Any],
+    args: Args,
+    attributes: Mapping[str, object],
     message: str,
     tb: str,
     retry_after: float | None,

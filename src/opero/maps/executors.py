@@ -14,11 +14,13 @@ import inspect
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
+from typing import Protocol
 
 from opero.core.timeout import timeout_error
-from opero.maps.attempts import FunctionRef, Results, Segment, run_remote
+from opero.maps.attempts import run_remote
 from opero.maps.jobs import JOB_MAX
+from opero.maps.records import Function, Results, Segment
+from opero.maps.targets import FunctionRef
 from opero.maps.transport import BatchTransport
 
 __all__ = [
@@ -53,13 +55,25 @@ def executor_workers(executor: Executor) -> int:
     return os.cpu_count() or 1
 
 
+class Closable(Protocol):
+    """What a handle opened and closes (a Dask client or cluster)."""
+
+    def close(self) -> object: ...
+
+
+class Client(Closable, Protocol):
+    """A Dask client, as a map uses it."""
+
+    def get_executor(self, *, pure: bool) -> Executor: ...
+
+
 class ExecutorHandle:
     """The executor of one map call, opened on first use."""
 
     def __init__(
         self,
         executor: Executor | None = None,
-        client: Any = None,
+        client: Client | None = None,
         address: str | None = None,
         workers: int | None = None,
     ) -> None:
@@ -68,7 +82,7 @@ class ExecutorHandle:
         self.address = address
         self.workers = workers
         self.executor: Executor | None = executor
-        self._owned: list[Any] = []  # what this handle created and must close
+        self._owned: list[Closable] = []  # what this handle created and must close
         self._opening: asyncio.Future[Executor] | None = None
 
     @property
@@ -125,7 +139,7 @@ class ExecutorHandle:
             await asyncio.to_thread(_close_all, owned)
 
 
-def _close_all(things: list[Any]) -> None:
+def _close_all(things: list[Closable]) -> None:
     for thing in things:
         try:
             thing.close()
@@ -133,7 +147,7 @@ def _close_all(things: list[Any]) -> None:
             pass
 
 
-def sendable(fn: Callable[..., Any], executor: Executor) -> Any:
+def sendable(fn: Function, executor: Executor) -> FunctionRef | Function:
     """What to send to ``executor`` so its workers find ``fn``: the function itself for
     threads; for Dask (cloudpickle) also when it lives in ``__main__`` or a closure, which
     Dask workers could not import; otherwise a by-name reference (a module-level function
@@ -155,7 +169,7 @@ class ExecutorTransport(BatchTransport):
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Function,
         handle: ExecutorHandle,
         workers: int,
         batch_max: int,
@@ -179,7 +193,7 @@ class ExecutorTransport(BatchTransport):
         self.handle = handle
         self.timeout = timeout
         self.executor: Executor | None = None
-        self.target: Any = None
+        self.target: FunctionRef | Function | None = None
 
     def start(self) -> None:
         asyncio.get_running_loop().create_task(self._open())
@@ -191,14 +205,14 @@ class ExecutorTransport(BatchTransport):
             self.broken = exc
             self.jobs.fail_all(exc)
             return
-        self.workers = self.jobs.workers = self.handle.parallelism()
+        self.workers = self.handle.parallelism()
+        self.jobs.resize(self.workers)
         self.target = sendable(self.fn, self.executor)
         self.start_feeders()
-        assert self.jobs.ready is not None
-        self.jobs.ready.set()
+        self.jobs.wake()
 
     async def run_batch(self, i: int, payload: list[Segment], size: int) -> Results | None:
-        assert self.executor is not None
+        assert self.executor is not None and self.target is not None
         try:
             cf_future = self.executor.submit(run_remote, self.target, payload, os.getpid())
         except Exception as exc:  # the executor is shut down or broken

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from opero.cache.singleflight import Flight
     from opero.core.judge import Judge
     from opero.core.telemetry import Calls
-    from opero.maps.attempts import Outcome
     from opero.maps.completion import Completion
+    from opero.maps.records import Args, Kwargs, Outcome
     from opero.maps.stop import WorkerGate
     from opero.maps.transport import Transport
 
@@ -38,7 +38,7 @@ class Missed(NamedTuple):
     """An item the cache did not answer: its key (None: uncached) and call arguments."""
 
     key: Hashable | None
-    args: tuple[Any, ...]
+    args: Args
 
 
 class ItemPaths:
@@ -50,14 +50,14 @@ class ItemPaths:
         judge: Judge,
         layer: CacheLayer | None,
         transport: Transport | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         *,
         first_fast: bool,
         gate: asyncio.Semaphore | WorkerGate | None = None,
         ambient: float | None = None,
         calls: Calls | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> None:
         self.completion = completion
         self.judge = judge
@@ -102,7 +102,7 @@ class ItemPaths:
         assert not isinstance(self.gate, asyncio.Semaphore)
         return ItemGate(self.gate, self.stop, started)
 
-    def lookup(self, index: int, item: Any) -> Missed | None:
+    def lookup(self, index: int, item: object) -> Missed | None:
         """Answer item ``index`` from the cache (None), or say what to compute."""
         call_args = (item, *self.args)
         key: Hashable | None = None
@@ -119,7 +119,7 @@ class ItemPaths:
                     return None
         return Missed(key, call_args)
 
-    def start(self, index: int, item: Any) -> None:
+    def start(self, index: int, item: object) -> None:
         missed = self.lookup(index, item)
         if missed is None:
             return
@@ -146,9 +146,17 @@ class ItemPaths:
         self.counters.entered += 1
         self.completion.spawn(self.whole(index, key, call_args))
 
-    def store(
-        self, key: Hashable | None, flight: Flight | None, value: Any, args: tuple[Any, ...]
-    ) -> None:
+    def abandon(self, error: BaseException) -> None:
+        """The map ended: the flights it still leads fail with ``error`` (a waiter
+        elsewhere takes over)."""
+        layer = self.layer
+        if layer is None or not self.leading:
+            return
+        for key, flight in list(self.leading.items()):
+            layer.flights.fail(key, flight, error)
+        self.leading.clear()
+
+    def store(self, key: Hashable | None, flight: Flight | None, value: object, args: Args) -> None:
         """A computed value: cache it, wake the callers waiting on its flight."""
         if key is None or flight is None:
             return
@@ -162,7 +170,7 @@ class ItemPaths:
         index: int,
         key: Hashable | None,
         flight: Flight | None,
-        call_args: tuple[Any, ...],
+        call_args: Args,
         outcome: Outcome,
     ) -> None:
         ok, value, _tb = outcome
@@ -185,7 +193,7 @@ class ItemPaths:
         index: int,
         key: Hashable | None,
         flight: Flight | None,
-        call_args: tuple[Any, ...],
+        call_args: Args,
         first: BaseException | tuple[bool, Any],
     ) -> None:
         """The rest of an item's call after its first attempt, made on a fast path, did not
@@ -212,9 +220,7 @@ class ItemPaths:
         self.store(key, flight, value, call_args)
         self.completion.finish(index, True, value)
 
-    async def follow(
-        self, index: int, key: Hashable, call_args: tuple[Any, ...], flight: Flight
-    ) -> None:
+    async def follow(self, index: int, key: Hashable, call_args: Args, flight: Flight) -> None:
         """An item whose key another caller is computing: wait, or take over."""
         assert self.layer is not None
         await self.layer.flights.wait_async(flight)
@@ -226,7 +232,7 @@ class ItemPaths:
             return
         await self.whole(index, key, call_args)
 
-    async def whole(self, index: int, key: Hashable | None, call_args: tuple[Any, ...]) -> None:
+    async def whole(self, index: int, key: Hashable | None, call_args: Args) -> None:
         """The whole call of one item, as a task."""
         judge = self.judge
         layer = self.layer
@@ -234,7 +240,7 @@ class ItemPaths:
         invoke, gate = self.invoke, self.gate_of(False)
         at = self.deadline()  # the item's budget counts from here (its cache lookup)
 
-        async def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        async def run(a: Args, k: Kwargs) -> object:
             call = judge.call(a, k, deadline=at, item=index)
             return await drive_async(judge, call, invoke, None, gate)
 

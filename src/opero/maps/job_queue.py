@@ -17,7 +17,6 @@ import asyncio
 import math
 from collections import deque
 
-from opero.maps.attempts import Outcome
 from opero.maps.jobs import (
     BATCH_SECONDS,
     JOB_MAX,
@@ -27,6 +26,7 @@ from opero.maps.jobs import (
     Whole,
     split,
 )
+from opero.maps.records import Outcome
 
 __all__ = ["JobQueue"]
 
@@ -39,7 +39,8 @@ class JobQueue:
         #: attempts per job at most before anything is measured
         self.unmeasured = unmeasured
         self.queued = 0  # attempts in the queue
-        self.ready: asyncio.Event | None = None  # set when jobs arrive (made in the loop)
+        #: set when jobs arrive (bound to the loop that first waits on it)
+        self.ready = asyncio.Event()
         self.workers = workers
         self.batch_max = batch_max
         #: measured seconds per attempt (moving average), to size batches
@@ -53,7 +54,14 @@ class JobQueue:
     def put(self, job: Job) -> None:
         self.jobs.append(job)
         self.queued += len(job.rows)
-        assert self.ready is not None
+        self.ready.set()
+
+    def resize(self, workers: int) -> None:
+        """The workers turned out to be ``workers`` (an executor opened)."""
+        self.workers = workers
+
+    def wake(self) -> None:
+        """Wake the feeders (jobs may be waiting)."""
         self.ready.set()
 
     def fail_all(self, exc: BaseException) -> None:
@@ -186,7 +194,6 @@ class JobQueue:
         for job in reversed(jobs):
             self.jobs.appendleft(job)
             self.queued += len(job.rows)
-        assert self.ready is not None
         self.ready.set()
 
     def requeue_after_crash(
@@ -207,8 +214,7 @@ class JobQueue:
             for n, row in enumerate(job.rows):
                 outcome = finished.get(position)
                 if outcome is not None:
-                    ok, value, tb = outcome
-                    whole.fill(n, [value] if ok else [None], {} if ok else {0: (value, tb)})
+                    whole.ended(n, outcome)
                 elif all_started or position == running:
                     whole.fill(n, [None], {0: (error, None)})
                 else:
@@ -217,7 +223,6 @@ class JobQueue:
         for job in reversed(again):
             self.jobs.appendleft(job)
         self.queued += len(again)
-        assert self.ready is not None
         self.ready.set()
 
     def requeue_solo(self, jobs: list[Job]) -> None:
@@ -230,5 +235,4 @@ class JobQueue:
         for job in reversed(solos):
             self.jobs.appendleft(job)
         self.queued += len(solos)
-        assert self.ready is not None
         self.ready.set()

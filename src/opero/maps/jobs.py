@@ -6,9 +6,8 @@ answer as one. How many attempts go in a job and a batch is :mod:`opero.maps.job
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from opero.maps.attempts import Outcome
+from opero.maps.records import Failures, Kwargs, Outcome, Rows
 
 __all__ = [
     "BATCH_SECONDS",
@@ -31,8 +30,7 @@ JOB_MAX = 256  #: attempts per job, at most
 UNMEASURED_JOB = 32
 
 Callback = Callable[[Outcome], None]
-Failures = dict[int, tuple[BaseException, str | None]]
-JobCallback = Callable[[list[Any], Failures], None]
+JobCallback = Callable[[list[object], Failures], None]
 
 
 class Job:
@@ -43,8 +41,8 @@ class Job:
 
     def __init__(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         alone: bool = False,
         bare: bool = False,
@@ -68,12 +66,12 @@ class OneOutcome:
     def __init__(self, callback: Callback) -> None:
         self.callback = callback
 
-    def __call__(self, values: list[Any], failures: Failures) -> None:
+    def __call__(self, values: list[object], failures: Failures) -> None:
         if failures:
             exc, tb = failures[0]
-            self.callback((False, exc, tb))
+            self.callback(Outcome(False, exc, tb))
         else:
-            self.callback((True, values[0], None))
+            self.callback(Outcome(True, values[0]))
 
 
 class Whole:
@@ -84,17 +82,24 @@ class Whole:
 
     def __init__(self, callback: JobCallback, n: int) -> None:
         self.callback = callback
-        self.values: list[Any] = [None] * n
+        self.values: list[object] = [None] * n
         self.failures: Failures = {}
         self.left = n
 
-    def fill(self, offset: int, values: list[Any], failures: Failures) -> None:
+    def fill(self, offset: int, values: list[object], failures: Failures) -> None:
         self.values[offset : offset + len(values)] = values
         for n, failure in failures.items():
             self.failures[offset + n] = failure
         self.left -= len(values)
         if self.left == 0:
             self.callback(self.values, self.failures)
+
+    def ended(self, n: int, outcome: Outcome) -> None:
+        """Attempt ``n`` ended with ``outcome``."""
+        if outcome.ok:
+            self.fill(n, [outcome.value], {})
+        else:
+            self.fill(n, [None], {0: (outcome.error, outcome.tb)})
 
 
 class Piece:
@@ -106,7 +111,7 @@ class Piece:
         self.whole = whole
         self.offset = offset
 
-    def __call__(self, values: list[Any], failures: Failures) -> None:
+    def __call__(self, values: list[object], failures: Failures) -> None:
         self.whole.fill(self.offset, values, failures)
 
 

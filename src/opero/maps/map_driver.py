@@ -15,19 +15,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opero.maps.bulk import BulkFeed
-from opero.maps.completion import HELD_MAX, Completion, Run
+from opero.maps.completion import Completion, Run
 from opero.maps.coroutines import CoroutineWorkers
+from opero.maps.intake import Feed, Intake, Start
 from opero.maps.items import ItemPaths
-from opero.maps.stop import MapStop, Stopped, WorkerGate
-from opero.maps.transport import Transport
+from opero.maps.modes import Shape, transport_of
+from opero.maps.stop import MapStop, Stopped
 
 if TYPE_CHECKING:
     from opero.cache.layer import CacheLayer
     from opero.core.judge import Judge
+    from opero.core.telemetry import Calls
     from opero.maps.executors import ExecutorHandle
+    from opero.maps.records import Args, Function, Kwargs
+    from opero.maps.targets import ByValue, FunctionRef
 
 __all__ = ["MapDriver", "MapSpec", "Run"]
 
@@ -37,7 +41,7 @@ class MapSpec:
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Function,
         judge: Judge,
         layer: CacheLayer | None,
         *,
@@ -47,7 +51,7 @@ class MapSpec:
         bound: int,
         batch_max: int,
         handle_factory: Callable[[], ExecutorHandle] | None = None,
-        target: Any = None,
+        target: FunctionRef | ByValue | None = None,
         fail_fast: int | None = None,
     ) -> None:
         self.fn = fn
@@ -73,142 +77,116 @@ class MapDriver:
     def __init__(
         self,
         spec: MapSpec,
-        items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        items: Iterable[object],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
         tally: Callable[[bool], None] | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> None:
         """``deadline``: the one enclosing the map call; ``tally``: told of each item as it
         ends (the progress bar); ``parent``: with telemetry, the OpenTelemetry context of
         the map call (each item's span is its child)."""
-        self.spec = spec
-        self.items: Iterator[Any] = iter(items)
         self.layer = spec.layer
-        judge = spec.judge
         #: when the map stops starting items (``fail_fast``; ``deadline``: the one enclosing
         #: the map call), or None
-        self.stop = None
-        if spec.fail_fast is not None or deadline is not None:
-            self.stop = MapStop(spec.name, spec.fail_fast, deadline)
+        self.stop = _stop_of(spec, deadline)
+        self.halted = False
         self.completion = Completion(spec.ordered, self.stop, tally)
-        #: paced: an attempt is sent only to a free worker, one at a time
-        paced = judge.paced
-        self.transport: Transport | None = None
-        # attempts that may be cut at a deadline run one at a time on a worker process,
-        # and few items are taken up ahead of a worker (an item's budget runs from then)
-        alone = deadline is not None or judge.deadline is not None
-        self.bound = min(spec.bound, spec.workers * 4) if alone else spec.bound
-        #: ordered: finished results held for an earlier pending item, beyond the window
-        self.held_max = max(HELD_MAX, self.bound) if spec.ordered else 0
-        if spec.mode != "async":
-            self.transport = _TRANSPORTS[spec.mode](spec, paced, alone)
-        # first attempts may skip the per-item task (not in a thread map that may stop, nor
-        # under a deadline: there an item starts when its first attempt is given a worker) ...
-        first_fast = self.transport is not None and judge.plain
-        if self.stop is not None and (spec.mode == "thread" or deadline is not None):
-            first_fast = False
-        gate: asyncio.Semaphore | WorkerGate | None = None
-        if self.transport is not None and self.stop is not None:
-            gate = WorkerGate(spec.workers)
-        elif self.transport is not None and paced:
-            gate = asyncio.Semaphore(spec.workers)
+        may_stop = self.stop is not None
+        shape = Shape(spec, deadline, may_stop)
+        self.transport = transport_of(spec, shape)
         self.paths = ItemPaths(
             self.completion,
-            judge,
+            spec.judge,
             self.layer,
             self.transport,
             args,
             kwargs,
-            first_fast=first_fast,
-            gate=gate,
+            first_fast=shape.first_fast,
+            gate=shape.gate(spec, may_stop),
             ambient=deadline,
-            calls=_calls(judge, self.layer),
+            calls=_calls(spec.judge, self.layer),
             parent=parent,
         )
-        #: how one item starts, and (optionally) how many items start at once
-        self.start: Callable[[int, Any], None] = self.paths.start
-        self.feed: Callable[[int, int], int] | None = None
-        # ... and, for processes, travel in jobs of several items read in bulk
-        self.bulk: BulkFeed | None = None
-        if first_fast and spec.mode in ("process", "executor"):
-            assert self.transport is not None
-            self.bulk = BulkFeed(
-                self.completion,
-                self.layer,
-                self.transport,
-                self.items,
-                args,
-                kwargs,
-                judge,
-                self.paths,
-            )
-            self.feed = self.bulk.feed
+        lazy: Iterator[object] = iter(items)
+        # processes travel in jobs of several items read in bulk
+        self.bulk = self._bulk(spec, shape, lazy, args, kwargs)
+        self.intake = self._intake(spec, shape, lazy)
+
+    def _bulk(
+        self,
+        spec: MapSpec,
+        shape: Shape,
+        items: Iterator[object],
+        args: Args,
+        kwargs: Kwargs,
+    ) -> BulkFeed | None:
+        if not shape.first_fast or spec.mode not in ("process", "executor"):
+            return None
+        assert self.transport is not None
+        return BulkFeed(
+            self.completion, self.layer, self.transport, items, args, kwargs, spec.judge, self.paths
+        )
+
+    def _intake(self, spec: MapSpec, shape: Shape, items: Iterator[object]) -> Intake:
+        """How items start: one by one on their paths, in bulk (processes), or queued for
+        the worker coroutines (async mode)."""
+        start: Start = self.paths.start
+        feed: Feed | None = None
+        if self.bulk is not None:
+            feed = self.bulk.feed
         elif spec.mode == "async":
             coroutines = CoroutineWorkers(self.paths, spec.workers)
-            self.start = coroutines.start
+            start = coroutines.start
             if self.layer is None:
-                self.feed = partial(coroutines.feed, self.items)
+                feed = partial(coroutines.feed, items)
+        return Intake(items, start, feed, shape.bound, shape.held_max)
 
     async def stream(self) -> AsyncGenerator[list[Run], None]:
         """Chunks of result runs, in input order (``ordered``) or completion order."""
-        completion = self.completion
-        completion.wake = asyncio.Event()
-        bound = self.bound
-        bulk, start, feed = self.bulk, self.start, self.feed
-        transport = self.transport
-        stop, halted = self.stop, False
-        index = 0
-        # items read, not handed out: at most `bound` unfinished, `limit` with results held
-        in_flight, limit = 0, bound + self.held_max
-        exhausted = False
+        completion, intake = self.completion, self.intake
         aborted = True
         try:
             while True:
-                if completion.fatal is not None:
-                    raise completion.fatal
-                if stop is not None and not halted and stop.stopped():
-                    halted, feed, start = True, None, self._refuse
-                    if bulk is not None and transport is not None:
-                        transport.withdraw(Stopped())
-                room = min(bound - in_flight + completion.held, limit - in_flight)
-                if feed is not None and not exhausted and room > 0:
-                    fed = feed(index, room)
-                    exhausted = fed < room
-                    in_flight += fed
-                    index += fed
-                    room -= fed
-                while not exhausted and room > 0:
-                    try:
-                        item = next(self.items)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    in_flight += 1
-                    room -= 1
-                    start(index, item)
-                    index += 1
+                completion.raise_fatal()
+                self._halt_if_stopped()
                 held = completion.held
-                if transport is not None:
-                    transport.set_in_flight(in_flight - held)
-                if bulk is not None and bulk.pending:
-                    bulk.submit_pending()
+                intake.top_up(held)
+                self._send(intake.in_flight - held)
                 chunk = completion.take()
                 if chunk:
-                    in_flight -= sum(len(run[1]) for run in chunk)
+                    intake.handed_out(chunk)
                     yield chunk
                     continue
-                if exhausted and in_flight == 0:
+                if intake.finished:
                     break
-                if completion.held > held and not exhausted:
+                if completion.held > held and not intake.exhausted:
                     continue  # results now held for an earlier item: room for more items
                 await completion.wait()
             aborted = False
         finally:
             await self._close(abort=aborted)
 
-    def _refuse(self, index: int, item: Any) -> None:
+    def _halt_if_stopped(self) -> None:
+        """Once the map has stopped, items not yet started are refused."""
+        stop = self.stop
+        if stop is None or self.halted or not stop.stopped():
+            return
+        self.halted = True
+        self.intake.refuse_rest(self._refuse)
+        if self.bulk is not None and self.transport is not None:
+            self.transport.withdraw(Stopped())
+
+    def _send(self, unfinished: int) -> None:
+        """Tell the transport how many items are in flight; send the bulk-fed misses."""
+        if self.transport is not None:
+            self.transport.set_in_flight(unfinished)
+        bulk = self.bulk
+        if bulk is not None and bulk.pending:
+            bulk.submit_pending()
+
+    def _refuse(self, index: int, item: object) -> None:
         """The map stopped: item ``index`` is not started (past the map's deadline, a cache
         hit still answers it)."""
         stop = self.stop
@@ -220,16 +198,11 @@ class MapDriver:
     async def _close(self, *, abort: bool) -> None:
         """End the map. What must not outlive it is stopped synchronously first, so a close
         that is itself cancelled at its first ``await`` still leaves nothing running."""
-        for task in list(self.completion.tasks):
-            task.cancel()
+        self.completion.cancel_soon()
         if abort and self.transport is not None:
             self.transport.shutdown(abort=True)  # kill the worker processes now
         stopped = asyncio.CancelledError()
-        if self.layer is not None and self.paths.leading:
-            flights = self.layer.flights
-            for key, flight in list(self.paths.leading.items()):
-                flights.fail(key, flight, stopped)  # a waiter elsewhere takes over
-            self.paths.leading.clear()
+        self.paths.abandon(stopped)
         if self.bulk is not None:
             self.bulk.abandon(stopped)
         try:
@@ -239,67 +212,16 @@ class MapDriver:
                 await self.transport.close(abort=abort)
 
 
-def _calls(judge: Judge, layer: Any) -> Any:
+def _stop_of(spec: MapSpec, deadline: float | None) -> MapStop | None:
+    if spec.fail_fast is None and deadline is None:
+        return None
+    return MapStop(spec.name, spec.fail_fast, deadline)
+
+
+def _calls(judge: Judge, layer: CacheLayer | None) -> Calls | None:
     """The items' call spans, with ``telemetry=True`` (else None)."""
     if not judge.options["telemetry"]:
         return None
     from opero.core.telemetry import Calls
 
     return Calls(judge.name, layer is not None)
-
-
-def _threads(spec: MapSpec, paced: bool, alone: bool) -> Transport:
-    from opero.maps.threads import ThreadTransport
-
-    judge = spec.judge
-    return ThreadTransport(
-        spec.fn,
-        spec.workers,
-        name=spec.name,
-        timeout=judge.timeout,
-        held_back=judge.held_back,
-        noticed=judge.noticed,
-    )
-
-
-def _processes(spec: MapSpec, paced: bool, alone: bool) -> Transport:
-    from opero.maps.attempts import process_target
-    from opero.maps.processes import ProcessTransport
-
-    judge = spec.judge
-    return ProcessTransport(
-        spec.target if spec.target is not None else process_target(spec.fn),
-        spec.workers,
-        1 if paced else spec.batch_max,
-        name=spec.name,
-        timeout=judge.timeout,
-        paced=paced,
-        pauses=judge.pauses,
-        held_back=judge.held_back,
-        alone=alone,
-    )
-
-
-def _executor(spec: MapSpec, paced: bool, alone: bool) -> Transport:
-    from opero.maps.executors import ExecutorTransport
-
-    assert spec.handle_factory is not None
-    judge = spec.judge
-    return ExecutorTransport(
-        spec.fn,
-        spec.handle_factory(),
-        spec.workers,
-        1 if paced or alone else spec.batch_max,
-        name=spec.name,
-        timeout=judge.timeout,
-        paced=paced or alone,
-        held_back=judge.held_back,
-    )
-
-
-#: the transport of each place attempts run (``mode="async"`` awaits them in the loop)
-_TRANSPORTS: dict[str, Callable[[MapSpec, bool, bool], Transport]] = {
-    "thread": _threads,
-    "process": _processes,
-    "executor": _executor,
-}

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
 
 __all__ = ["POLL_SECONDS", "preload", "watch_parent"]
 
@@ -33,7 +33,7 @@ _GONE = 70  #: exit status of a worker whose caller died (nobody is left to read
 
 
 @functools.cache
-def preload() -> Any:
+def preload() -> Callable[..., int] | None:
     """libc's ``prctl`` (None where there is none), looked up once: called in the caller, a
     forked worker inherits it and starts without importing ``ctypes`` (milliseconds)."""
     if sys.platform != "linux":

@@ -11,23 +11,18 @@ and terminates them.
 from __future__ import annotations
 
 import mmap
-import multiprocessing
-import os
-import pickle
 import queue
 import threading
-import weakref
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
-from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.context import BaseContext
 
 from opero.errors import UnpicklableError, WorkerCrashedError
-from opero.maps.attempts import ByValue, FunctionRef, Outcome, Results, Segment
 from opero.maps.crossing import attempts_in, unloadable_answer, unreadable_error
-from opero.maps.parent_watch import preload
-from opero.maps.spill import SIZE as SPILL_SIZE
+from opero.maps.launch import forget, launch
+from opero.maps.records import Results, Segment
 from opero.maps.spill import (
+    Finished,
     Part,
     began,
     finished_outcomes,
@@ -36,7 +31,8 @@ from opero.maps.spill import (
     read_spill,
     set_pause,
 )
-from opero.maps.worker_side import Unreadable, serve
+from opero.maps.targets import ByValue, FunctionRef
+from opero.maps.worker_side import Unreadable
 
 __all__ = ["ProcessWorker", "WorkerDied"]
 
@@ -48,7 +44,7 @@ class WorkerDied(Exception):
         self,
         exitcode: int | None,
         running: bool = True,
-        finished: tuple[dict[int, Outcome], bool] | None = None,
+        finished: Finished | None = None,
     ) -> None:
         super().__init__(f"worker process died (exit code {exitcode})")
         self.exitcode = exitcode
@@ -65,42 +61,16 @@ class WorkerDied(Exception):
         )
 
 
-#: the caller-side pipe ends of live workers; a forked worker closes the ones it inherited,
-#: so a worker's pipe is held only by the caller and that worker (a dead worker's pipe then
-#: breaks at once, and no writer thread can block on it)
-_OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
-_FORK_LOCK = threading.Lock()  # held across a fork: a forked child gets a fresh one
-os.register_at_fork(after_in_child=lambda: globals().__setitem__("_FORK_LOCK", threading.Lock()))
-
-
-def _worker_main(
-    conn: Connection,
-    ref: FunctionRef | ByValue | bytes,
-    raw: Any,
-    caller: int,
-) -> None:
-    # A process map inside this worker may start workers of its own: they end by themselves
-    # when this worker ends (they watch it), so the daemon rule is not needed here.
-    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
-    for inherited in list(_OPEN):
-        if inherited is not conn:
-            try:
-                inherited.close()
-            except OSError:
-                pass
-    _OPEN.clear()
-    serve(conn, ref, raw, caller)
-
-
-def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    """Complete ``future`` unless its waiter already gave up on it (cancelled it)."""
+def _settle(future: Future[Results], outcome: Results | BaseException) -> None:
+    """Complete ``future`` with ``outcome`` (an exception: failed with it) unless its waiter
+    already gave up on it (cancelled it)."""
     if future.done():
         return
     try:
-        if error is not None:
-            future.set_exception(error)
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
         else:
-            future.set_result(result)
+            future.set_result(outcome)
     except InvalidStateError:  # cancelled meanwhile
         pass
 
@@ -116,39 +86,12 @@ class ProcessWorker:
 
     def __init__(
         self,
-        ctx: Any,
+        ctx: BaseContext,
         ref: FunctionRef | ByValue,
         *,
         start_io: bool = True,
     ) -> None:
-        with _FORK_LOCK:  # no other opero worker forks while these pipe ends are shared
-            self.conn, child = ctx.Pipe(duplex=True)
-            _OPEN.add(self.conn)
-            _OPEN.add(child)  # a worker forked meanwhile elsewhere closes it too
-            #: outcomes the worker finished in its current batch (read if it dies)
-            #: (anonymous shared memory under fork: no file descriptor to keep)
-            self.spill: Any = (
-                mmap.mmap(-1, SPILL_SIZE)
-                if ctx.get_start_method() == "fork"
-                else ctx.RawArray("B", SPILL_SIZE)
-            )
-            # under spawn and forkserver the function travels pickled, so a worker that
-            # cannot load it fails its attempts instead of dying at start, again and again
-            forked = ctx.get_start_method() == "fork"
-            target = ref if forked else pickle.dumps(ref)
-            if forked:
-                preload()
-            self.process: multiprocessing.process.BaseProcess = ctx.Process(
-                target=_worker_main,
-                args=(child, target, self.spill, os.getpid()),
-                name=f"opero-worker:{ref.qualname}",
-                daemon=True,
-            )
-            try:
-                self.process.start()
-            finally:
-                _OPEN.discard(child)
-                child.close()
+        self.conn, self.process, self.spill = launch(ctx, ref)
         self._lock = threading.Lock()
         self._join_lock = threading.Lock()
         self._outbox: queue.SimpleQueue[tuple[list[Segment], Future[Results]] | None] = (
@@ -182,7 +125,7 @@ class ProcessWorker:
         future: Future[Results] = Future()
         with self._lock:
             if self._dead is not None:
-                _settle(future, error=self._dead)
+                _settle(future, self._dead)
                 return future
             self.submitted += 1
         self._outbox.put((batch, future))
@@ -193,21 +136,14 @@ class ProcessWorker:
         return began(self.spill) >= number
 
     def _write(self) -> None:
-        while True:
-            job = self._outbox.get()
-            if job is None:
-                try:
-                    self.conn.send_bytes(b"")  # the worker's signal to stop
-                except Exception:
-                    pass
-                return
+        while (job := self._outbox.get()) is not None:
             batch, future = job
             with self._lock:
                 dead = self._dead
                 if dead is None:  # before sending: the answer may come at once
                     self._sent.append((future, batch))
             if dead is not None:
-                _settle(future, error=dead)
+                _settle(future, dead)
                 continue
             try:
                 self.conn.send(batch)
@@ -215,26 +151,34 @@ class ProcessWorker:
                 self._die()
                 return
             except Exception as exc:  # the batch cannot be pickled: nothing was sent
-                with self._lock:
-                    if self._sent and self._sent[-1][0] is future:
-                        self._sent.pop()
-                error = UnpicklableError(
-                    f"cannot send to a worker process, it cannot be pickled: {exc!r}; "
-                    "pass picklable items and arguments, or use mode='thread'"
-                )
-                error.__cause__ = exc
-                _settle(future, error=error)
+                self._unsent(future, exc)
+        try:
+            self.conn.send_bytes(b"")  # the worker's signal to stop
+        except Exception:
+            pass
+
+    def _unsent(self, future: Future[Results], exc: Exception) -> None:
+        """A batch that cannot be pickled fails; the worker never saw it."""
+        with self._lock:
+            if self._sent and self._sent[-1][0] is future:
+                self._sent.pop()
+        error = UnpicklableError(
+            f"cannot send to a worker process, it cannot be pickled: {exc!r}; "
+            "pass picklable items and arguments, or use mode='thread'"
+        )
+        error.__cause__ = exc
+        _settle(future, error)
 
     def _read(self) -> None:
         while True:
             try:
-                results: Any = self.conn.recv()
+                results: Results | Part | Unreadable | Exception = self.conn.recv()
             except (EOFError, OSError):
                 self._die()
                 return
             except Exception as exc:  # the results could not be unpickled here
                 results = exc
-            if type(results) is Part:
+            if isinstance(results, Part):
                 with self._lock:
                     self._parts.append(results)
                 continue
@@ -245,12 +189,7 @@ class ProcessWorker:
             if sent is None:
                 continue
             future, batch = sent
-            if type(results) is Unreadable:
-                _settle(future, error=unreadable_error(batch, results.reason))
-            elif isinstance(results, Exception):
-                _settle(future, error=unloadable_answer(batch, results))
-            else:
-                _settle(future, joined(parts, results) if parts else results)
+            _answer(future, batch, results, parts)
 
     def _join(self, timeout: float) -> int | None:
         """Wait for the process to end; one thread at a time (two concurrent waits on one
@@ -268,25 +207,32 @@ class ProcessWorker:
             waiting, self._sent = list(self._sent), deque()
             parts, self._parts = self._parts, []
             running = self._answered + 1
-        if waiting and loading(self.spill, running) and attempts_in(waiting[0][1]) > 1:
-            # it died unpickling a batch of several: which one killed it is unknown, so
-            # they run again one by one (a crash of one alone is its own attempt's)
-            error: BaseException = WorkerCrashedError(
-                f"the worker process died loading a batch (exit code {code})"
-            )
-        else:
-            finished = finished_outcomes(parts, read_spill(self.spill, running))
-            error = WorkerDied(code, finished=finished)
+        error = self._death_error(code, waiting, parts, running)
         for n, (future, _batch) in enumerate(waiting):  # the oldest one sent was running
-            _settle(future, error=error if n == 0 else queued)
+            _settle(future, error if n == 0 else queued)
         while True:  # fail what the writer has not taken yet
             try:
                 job = self._outbox.get_nowait()
             except queue.Empty:
                 break
             if job is not None:
-                _settle(job[1], error=queued)
+                _settle(job[1], queued)
         self._outbox.put(None)  # the writer ends (a sentinel drained above is put back)
+
+    def _death_error(
+        self,
+        code: int | None,
+        waiting: list[tuple[Future[Results], list[Segment]]],
+        parts: list[Part],
+        running: int,
+    ) -> BaseException:
+        """The error of the batch that was running when the worker died."""
+        if waiting and loading(self.spill, running) and attempts_in(waiting[0][1]) > 1:
+            # it died unpickling a batch of several: which one killed it is unknown, so
+            # they run again one by one (a crash of one alone is its own attempt's)
+            return WorkerCrashedError(f"the worker process died loading a batch (exit code {code})")
+        finished = finished_outcomes(parts, read_spill(self.spill, running))
+        return WorkerDied(code, finished=finished)
 
     def pause_until(self, until: float) -> None:
         """Hold back this worker's next attempts until ``until`` (time.time())."""
@@ -320,7 +266,7 @@ class ProcessWorker:
 
     def _close(self) -> None:
         self._reader.join(timeout=5.0)
-        _OPEN.discard(self.conn)
+        forget(self.conn)
         try:
             self.conn.close()
         except OSError:
@@ -331,3 +277,18 @@ class ProcessWorker:
                 self.spill.close()
             except BufferError:  # a late reader still holds a view: freed with it
                 pass
+
+
+def _answer(
+    future: Future[Results],
+    batch: list[Segment],
+    results: Results | Unreadable | Exception,
+    parts: list[Part],
+) -> None:
+    """Settle the future of ``batch`` with what the worker answered."""
+    if isinstance(results, Unreadable):
+        _settle(future, unreadable_error(batch, results.reason))
+    elif isinstance(results, Exception):
+        _settle(future, unloadable_answer(batch, results))
+    else:
+        _settle(future, joined(parts, results) if parts else results)

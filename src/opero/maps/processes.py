@@ -17,14 +17,14 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
 
 from opero.core.clock import CLOCK
 from opero.core.pauses import Pauses
 from opero.core.timeout import timeout_error
-from opero.maps.attempts import ByValue, FunctionRef, Results, Segment
 from opero.maps.jobs import REQUEUE, Requeue
 from opero.maps.process import ProcessWorker, WorkerDied
+from opero.maps.records import Results, Segment
+from opero.maps.targets import ByValue, FunctionRef
 from opero.maps.transport import BatchTransport
 
 __all__ = ["ProcessTransport"]
@@ -80,15 +80,7 @@ class ProcessTransport(BatchTransport):
         try:
             if self.timeout is None:
                 return await future
-            # the clock starts when the worker takes the attempt (not while a fresh worker
-            # starts up or the batch travels): wait until it began this batch
-            number = worker.submitted
-            patience = time.monotonic() + STARTUP_PATIENCE
-            while not worker.began(number) and not future.done():
-                if time.monotonic() > patience:  # a worker that never gets going: time it
-                    break
-                await asyncio.sleep(0.002)
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout + 0.05)
+            return await self._timed(worker, future, self.timeout)
         except TimeoutError:
             future.add_done_callback(_ignore)
             self._replace(i, worker)
@@ -96,15 +88,23 @@ class ProcessTransport(BatchTransport):
             return [None], {0: (timeout_error(self.name, self.timeout), None)}
         except WorkerDied as died:
             self._replace(i, worker)
-            if not died.running or died.finished is None:
-                return REQUEUE  # it never began this batch
-            if size == 1:
-                return [None], {0: (died.crash_error(self.name), None)}
-            return died
+            return _after_death(died, size, self.name)
         except Exception as exc:  # the batch could not be sent or read back (pickling)
-            if size == 1:
-                return [None], {0: (exc, None)}
-            return None
+            return _one_failed(exc) if size == 1 else None
+
+    @staticmethod
+    async def _timed(
+        worker: ProcessWorker, future: asyncio.Future[Results], timeout: float
+    ) -> Results:
+        """The results of ``future`` within ``timeout``, its clock started when the worker
+        takes the attempt (not while a fresh worker starts up or the batch travels)."""
+        number = worker.submitted
+        patience = time.monotonic() + STARTUP_PATIENCE
+        while not worker.began(number) and not future.done():
+            if time.monotonic() > patience:  # a worker that never gets going: time it
+                break
+            await asyncio.sleep(0.002)
+        return await asyncio.wait_for(asyncio.shield(future), timeout + 0.05)
 
     def _spawn(self, i: int) -> ProcessWorker:
         """Start worker ``i`` and, with it, a worker for each job queued now that no
@@ -167,6 +167,20 @@ class ProcessTransport(BatchTransport):
                 worker.stop()
 
 
-def _ignore(future: asyncio.Future[Any]) -> None:
+def _after_death(died: WorkerDied, size: int, name: str) -> Results | Requeue | WorkerDied:
+    """What a batch whose worker died answers: ``REQUEUE`` if it never began, a crash of
+    its one attempt, or the outcomes it finished."""
+    if not died.running or died.finished is None:
+        return REQUEUE  # it never began this batch
+    if size == 1:
+        return _one_failed(died.crash_error(name))
+    return died
+
+
+def _one_failed(exc: BaseException) -> Results:
+    return [None], {0: (exc, None)}
+
+
+def _ignore(future: asyncio.Future[Results]) -> None:
     if not future.cancelled():
         future.exception()

@@ -89,18 +89,23 @@ class WorkerGate:
             self.free -= 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (self.fresh if first else self.later).append(waiter)
+        line = self.fresh if first else self.later
+        line.append(waiter)
         try:
             await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a worker just as it was cancelled: pass it on
-            else:
-                try:
-                    (self.fresh if first else self.later).remove(waiter)
-                except ValueError:  # already passed over
-                    pass
+            self._gave_up(waiter, line)
             raise
+
+    def _gave_up(self, waiter: asyncio.Future[None], line: deque[asyncio.Future[None]]) -> None:
+        """A waiter was cancelled: a worker it was handed meanwhile is passed on."""
+        if waiter.done() and not waiter.cancelled():
+            self.release()  # handed a worker just as it was cancelled: pass it on
+            return
+        try:
+            line.remove(waiter)
+        except ValueError:  # already passed over
+            pass
 
     def release(self) -> None:
         while self.later:

@@ -20,13 +20,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current, scope
-from opero.maps.attempts import Outcome, attach_remote_traceback, run_one
+from opero.maps.attempts import attach_remote_traceback, run_one
 from opero.maps.jobs import JobCallback, Whole
+from opero.maps.records import Args, Function, Kwargs, Outcome, Rows
 from opero.maps.transport import Callback
 
 QUEUED, RUNNING, GIVEN_UP = 0, 1, 2
@@ -39,7 +40,7 @@ class ThreadTransport:
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Function,
         workers: int,
         *,
         name: str,
@@ -68,7 +69,7 @@ class ThreadTransport:
         self._waiting = 0  # attempts not yet taken by a thread
         self._live = 0  # threads started and not ended
 
-    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+    def submit(self, args: Args, kwargs: Kwargs, callback: Callback) -> None:
         self._put(_Attempt(callback, args, kwargs, current()))
 
     def _put(self, attempt: _Attempt) -> None:
@@ -94,8 +95,8 @@ class ThreadTransport:
 
     def submit_job(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         *,
         bare: bool,
@@ -114,7 +115,7 @@ class ThreadTransport:
     def set_in_flight(self, count: int) -> None:
         pass  # threads start as attempts arrive
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, args: Args, kwargs: Kwargs) -> object:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
         def done(outcome: Outcome) -> None:
@@ -124,13 +125,11 @@ class ThreadTransport:
         attempt = _Attempt(done, args, kwargs, current())
         self._put(attempt)
         try:
-            ok, value, _tb = await future
+            outcome = await future
         except asyncio.CancelledError:
             self._give_up(attempt)
             raise
-        if ok:
-            return value
-        raise value
+        return outcome.result()
 
     def hedge_room(self) -> Callable[[], None] | None:
         """A thread for a hedge now: one idle with no attempt waiting for it, or one that
@@ -142,9 +141,7 @@ class ThreadTransport:
     def _give_up(self, attempt: _Attempt) -> None:
         """Its caller stopped waiting for ``attempt`` (cut at its deadline)."""
         with self._count_lock:
-            running = attempt.state == RUNNING
-            attempt.state = GIVEN_UP
-            if not running:
+            if not attempt.give_up():
                 return  # the thread that takes it drops it
             self.max_workers += 1  # it runs on: another thread may start meanwhile
             thread = self._more()
@@ -154,44 +151,57 @@ class ThreadTransport:
     def _main(self) -> None:
         own_loop = asyncio.new_event_loop() if self._is_async else None
         try:
-            while True:
-                with self._count_lock:
-                    self._idle += 1
-                job = self.inbox.get()
-                with self._count_lock:
-                    self._idle -= 1
-                    if job is not None:
-                        self._waiting -= 1
-                        given_up = job.state == GIVEN_UP
-                        job.state = RUNNING
-                if job is None or self._stopped:
-                    return
-                if given_up:
+            while (job := self._take()) is not None:
+                if job.state == GIVEN_UP:
                     continue
-                while (wait := self.held_back()) > 0:  # a server asked every caller to wait
-                    CLOCK.sleep(wait)  # then look again: the pause may have grown
+                self._hold_back()
                 outcome = self._run(job, own_loop)
-                if not outcome[0]:
-                    self.noticed(outcome[1])  # before the other workers send theirs
-                if self._stopped:
-                    return  # abandoned: the result is dropped
-                with self._count_lock:
-                    if job.state == GIVEN_UP:  # a thread was added for it: this one ends
-                        self.max_workers -= 1
-                        return
-                self.outbox.append((job.callback, outcome))
-                if not self._wake_pending:
-                    self._wake_pending = True
-                    assert self.loop is not None
-                    try:
-                        self.loop.call_soon_threadsafe(self._flush)
-                    except RuntimeError:  # the caller's loop is closed
-                        return
+                if not outcome.ok:
+                    self.noticed(outcome.error)  # before the other workers send theirs
+                if not self._hand_back(job, outcome):
+                    return
         finally:
             with self._count_lock:
                 self._live -= 1
             if own_loop is not None:
                 own_loop.close()
+
+    def _take(self) -> _Attempt | None:
+        """The next attempt for this thread, marked running (None: the thread ends). An
+        attempt its caller gave up stays marked so (the thread drops it)."""
+        with self._count_lock:
+            self._idle += 1
+        job = self.inbox.get()
+        with self._count_lock:
+            self._idle -= 1
+            if job is not None:
+                self._waiting -= 1
+                job.take()
+        return None if self._stopped else job
+
+    def _hold_back(self) -> None:
+        """Wait while a server asks every caller to wait (looking again: it may grow)."""
+        while (wait := self.held_back()) > 0:
+            CLOCK.sleep(wait)
+
+    def _hand_back(self, job: _Attempt, outcome: Outcome) -> bool:
+        """Queue ``outcome`` for the caller's loop; False: this thread ends instead (the
+        map was abandoned, a thread was added for it, or the caller's loop is closed)."""
+        if self._stopped:
+            return False  # abandoned: the result is dropped
+        with self._count_lock:
+            if job.state == GIVEN_UP:  # a thread was added for it: this one ends
+                self.max_workers -= 1
+                return False
+        self.outbox.append((job.callback, outcome))
+        if not self._wake_pending:
+            self._wake_pending = True
+            assert self.loop is not None
+            try:
+                self.loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # the caller's loop is closed
+                return False
+        return True
 
     def _run(self, job: _Attempt, own_loop: asyncio.AbstractEventLoop | None) -> Outcome:
         if job.at is None:
@@ -204,8 +214,8 @@ class ThreadTransport:
         outbox = self.outbox
         while outbox:
             callback, outcome = outbox.popleft()
-            if not outcome[0]:
-                attach_remote_traceback(outcome[1], outcome[2])
+            if not outcome.ok:
+                attach_remote_traceback(outcome.error, outcome.tb)
             callback(outcome)
 
     async def close(self, *, abort: bool = False) -> None:
@@ -244,8 +254,8 @@ class _Attempt:
     def __init__(
         self,
         callback: Callback,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         at: float | None,
     ) -> None:
         self.callback = callback
@@ -254,14 +264,21 @@ class _Attempt:
         self.at = at
         self.state = QUEUED
 
+    def take(self) -> None:
+        """A thread took it (one its caller gave up stays so: the thread drops it)."""
+        if self.state != GIVEN_UP:
+            self.state = RUNNING
+
+    def give_up(self) -> bool:
+        """Its caller gave it up; whether a thread is running it."""
+        running = self.state == RUNNING
+        self.state = GIVEN_UP
+        return running
+
 
 def _nothing() -> None:
     pass
 
 
 def _one(whole: Whole, n: int) -> Callback:
-    def done(outcome: Outcome) -> None:
-        ok, value, tb = outcome
-        whole.fill(n, [value if ok else None], {} if ok else {0: (value, tb)})
-
-    return done
+    return partial(whole.ended, n)

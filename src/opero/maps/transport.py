@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from opero.core.clock import CLOCK
 from opero.errors import OperoError
-from opero.maps.attempts import Outcome, Results, Segment, attach_remote_traceback
+from opero.maps.attempts import attach_remote_traceback
 from opero.maps.job_queue import JobQueue
 from opero.maps.jobs import (
     REQUEUE,
@@ -31,6 +31,10 @@ from opero.maps.jobs import (
     OneOutcome,
     Requeue,
 )
+from opero.maps.records import Args, Kwargs, Outcome, Results, Rows, Segment
+
+if TYPE_CHECKING:
+    from opero.maps.spill import Finished
 
 __all__ = ["BatchTransport", "Callback", "Crashed", "Transport"]
 
@@ -40,21 +44,28 @@ Callback = Callable[[Outcome], None]
 class Crashed(Protocol):
     """A batch whose worker died part-way: what it finished, and the error of the rest."""
 
-    finished: tuple[dict[int, Outcome], bool] | None
+    finished: Finished | None
 
     def crash_error(self, name: str) -> BaseException: ...
+
+
+class Running(NamedTuple):
+    """The batch a feeder has out: the worker running it, and its jobs."""
+
+    worker: int
+    jobs: list[Job]
 
 
 class Transport(Protocol):
     """Runs attempts of one function for one map call."""
 
-    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+    def submit(self, args: Args, kwargs: Kwargs, callback: Callback) -> None:
         """Run one attempt; ``callback(outcome)`` runs in the caller's loop."""
 
     def submit_job(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         *,
         bare: bool,
@@ -74,7 +85,7 @@ class Transport(Protocol):
     def set_in_flight(self, count: int) -> None:
         """The map has ``count`` items in flight (how many workers may be worth starting)."""
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, args: Args, kwargs: Kwargs) -> object:
         """Run one attempt and return its value or raise its exception."""
 
     async def close(self, *, abort: bool) -> None:
@@ -108,18 +119,18 @@ class BatchTransport:
         self.closed = False
         self.feeders: list[asyncio.Task[None]] = []
         #: the batch each feeder has out: its worker and jobs
-        self.running: dict[int, tuple[int, list[Job]]] = {}
+        self.running: dict[int, Running] = {}
         #: why no attempt can run (the executor could not be opened), or None
         self.broken: BaseException | None = None
 
     # ----- submitting ------------------------------------------------------------------------
-    def submit(self, args: tuple[Any, ...], kwargs: dict[str, Any], callback: Callback) -> None:
+    def submit(self, args: Args, kwargs: Kwargs, callback: Callback) -> None:
         self.submit_job([args], kwargs, OneOutcome(callback))
 
     def submit_job(
         self,
-        rows: list[Any],
-        kwargs: dict[str, Any],
+        rows: Rows,
+        kwargs: Kwargs,
         callback: JobCallback,
         *,
         bare: bool = False,
@@ -130,19 +141,19 @@ class BatchTransport:
     def _put(self, job: Job) -> None:
         if not self.started:
             self.started = True
-            self.jobs.ready = asyncio.Event()
             self.start()
         if self.broken is not None:
             n = len(job.rows)
             failures: Failures = dict.fromkeys(range(n), (self.broken, None))
-            asyncio.get_running_loop().call_soon(job.callback, [None] * n, failures)
+            values: list[object] = [None] * n
+            asyncio.get_running_loop().call_soon(job.callback, values, failures)
             return
         self.jobs.put(job)
 
     def withdraw(self, marker: BaseException) -> None:
         self.jobs.withdraw(marker)
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, args: Args, kwargs: Kwargs) -> object:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
         def done(outcome: Outcome) -> None:
@@ -152,16 +163,18 @@ class BatchTransport:
         job = Job([args], kwargs, OneOutcome(done))
         self._put(job)
         try:
-            ok, value, _tb = await future
+            outcome = await future
         except asyncio.CancelledError:  # its caller gave it up (cut at its deadline)
             if not self.jobs.remove(job):  # queued: dropped; else its worker is cut
-                for i, jobs in list(self.running.values()):
-                    if any(j is job for j in jobs):
-                        self.cut(i)
+                self._cut_running(job)
             raise
-        if ok:
-            return value
-        raise value
+        return outcome.result()
+
+    def _cut_running(self, job: Job) -> None:
+        """``job`` was given up while a worker runs it: that worker is cut."""
+        for i, jobs in list(self.running.values()):
+            if any(j is job for j in jobs):
+                self.cut(i)
 
     def spans(self, ready: int) -> list[tuple[int, int]]:
         return self.jobs.spans(ready)
@@ -196,7 +209,6 @@ class BatchTransport:
     # ----- feeding ---------------------------------------------------------------------------
     async def _feed(self, i: int, n: int) -> None:
         queue = self.jobs
-        assert queue.ready is not None
         ready = queue.ready
         loop = asyncio.get_running_loop()
         while not self.closed:
@@ -212,7 +224,7 @@ class BatchTransport:
             payload: list[Segment] = [(job.rows, job.kwargs, job.bare) for job in jobs]
             size = sum(len(job.rows) for job in jobs)
             started = loop.time()
-            self.running[n] = (i, jobs)
+            self.running[n] = Running(i, jobs)
             try:
                 results = await self.run_batch(i, payload, size)
             finally:
@@ -226,23 +238,35 @@ class BatchTransport:
         queue = self.jobs
         if results is REQUEUE:  # queued behind a batch that killed the worker: innocent
             queue.requeue(jobs)
-            return
-        if results is None:  # a foreign pool failed the batch: every attempt re-runs alone
+        elif results is None:  # a foreign pool failed the batch: every attempt re-runs alone
             queue.requeue_solo(jobs)
-            return
-        if not isinstance(results, tuple):  # its worker died: finished attempts stay done
-            assert not isinstance(results, Requeue) and results.finished is not None
-            for ok, exc, tb in results.finished[0].values():
-                if not ok:
-                    attach_remote_traceback(exc, tb)
-            queue.requeue_after_crash(jobs, *results.finished, results.crash_error(self.name))
-            return
+        elif isinstance(results, tuple):
+            self._answer(jobs, *self._checked(results, size))
+        else:  # its worker died: finished attempts stay done
+            assert not isinstance(results, Requeue)
+            self._crashed(jobs, results)
+
+    def _crashed(self, jobs: list[Job], crashed: Crashed) -> None:
+        """Finished attempts keep their outcomes; the rest fail or go back to the queue."""
+        assert crashed.finished is not None
+        finished, all_started = crashed.finished
+        for outcome in finished.values():
+            if not outcome.ok:
+                attach_remote_traceback(outcome.error, outcome.tb)
+        self.jobs.requeue_after_crash(jobs, finished, all_started, crashed.crash_error(self.name))
+
+    def _checked(self, results: Results, size: int) -> Results:
+        """``results`` with their worker tracebacks attached (one answer per attempt)."""
         if len(results[0]) != size:  # never expected: fail the batch rather than hang
             error = OperoError(f"{self.name}: worker answered {len(results[0])} of {size}")
             results = [None] * size, dict.fromkeys(range(size), (error, None))
-        values, failures = results
-        for exc, tb in failures.values():
+        for exc, tb in results[1].values():
             attach_remote_traceback(exc, tb)
+        return results
+
+    @staticmethod
+    def _answer(jobs: list[Job], values: list[object], failures: Failures) -> None:
+        """Each job of a batch gets its part of the answer."""
         if len(jobs) == 1:
             jobs[0].callback(values, failures)
             return
