@@ -126,11 +126,7 @@ def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[b
                 if cut:  # the deadline: every attempt in flight is cut (abandoned)
                     return cut_all(judge, call, flight)
                 k += 1
-                if len(flight.running) <= judge.hedge_max:
-                    hedge = judge.hedge_choose(call, flight.busy(), [])
-                    if hedge is not None and judge.hedge_begin(call, hedge, judge.book(call)):
-                        _launch(judge, call, hedge, invoke, outcomes)
-                        flight.running.append(hedge)
+                _hedge(judge, call, flight, invoke, outcomes)
                 continue
             if leg not in flight.running:
                 continue  # cut at the deadline already
@@ -141,6 +137,23 @@ def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[b
     finally:
         for loser in reversed(flight.running):  # (the latest started first)
             judge.dropped(call, loser)
+
+
+def _hedge(
+    judge: Judge,
+    call: Call,
+    flight: Flight,
+    invoke: Invoke,
+    outcomes: queue.SimpleQueue[tuple[Leg, bool, Any]],
+) -> None:
+    """A hedge is due: launched if fewer than ``1 + hedge_max`` attempts are in flight and
+    one can start now."""
+    if len(flight.running) > judge.hedge_max:
+        return
+    hedge = judge.hedge_choose(call, flight.busy(), [])
+    if hedge is not None and judge.hedge_begin(call, hedge, judge.book(call)):
+        _launch(judge, call, hedge, invoke, outcomes)
+        flight.running.append(hedge)
 
 
 def _launch(

@@ -81,13 +81,9 @@ async def _flight_async(
                         _spawn(call, hedge, invoke, tasks)
                         flight.running.append(hedge)
                 continue
-            for task in sorted(done, key=lambda t: flight.running.index(tasks[t])):
-                leg = tasks.pop(task)
-                flight.running.remove(leg)
-                ok, value = _outcome(task)
-                verdict = judge.settle_leg(call, flight, leg, ok, value)
-                if verdict != HELD:
-                    return (True, value) if verdict is None else (False, verdict)
+            ended = _settled(judge, call, flight, tasks, done)
+            if ended is not None:
+                return ended
     finally:
         for loser in reversed(flight.running):  # (the latest started first)
             judge.dropped(call, loser)
@@ -95,6 +91,25 @@ async def _flight_async(
             task.cancel()
             DROPPED.add(task)
             task.add_done_callback(DROPPED.discard)
+
+
+def _settled(
+    judge: Judge,
+    call: Call,
+    flight: Flight,
+    tasks: dict[asyncio.Task[Outcome], Leg],
+    done: set[asyncio.Task[Outcome]],
+) -> tuple[bool, Any] | None:
+    """The attempts that ended, judged in the order they started: the flight's end
+    ((True, the call's value) or (False, the wait before the next)), or None: others run."""
+    for task in sorted(done, key=lambda t: flight.running.index(tasks[t])):
+        leg = tasks.pop(task)
+        flight.running.remove(leg)
+        ok, value = _outcome(task)
+        verdict = judge.settle_leg(call, flight, leg, ok, value)
+        if verdict != HELD:
+            return (True, value) if verdict is None else (False, verdict)
+    return None
 
 
 def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
