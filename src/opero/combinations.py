@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["RULES", "Given", "Rule", "check_effect", "check_map", "check_stream_max"]
 
@@ -18,15 +17,15 @@ class Given:
     """The options of one decoration, as the rules read them."""
 
     #: the options the user gave explicitly
-    given: Mapping[str, Any]
+    given: Mapping[str, object]
     #: every option, checked, defaults included
-    checked: Mapping[str, Any]
+    checked: Mapping[str, object]
     #: the ``Service`` objects ``rate_limit`` names, and those with a cooldown of their own
     services: list[object]
     cooling: list[object]
 
     @classmethod
-    def of(cls, given: Mapping[str, Any], checked: Mapping[str, Any]) -> Given:
+    def of(cls, given: Mapping[str, object], checked: Mapping[str, object]) -> Given:
         services = _services(checked["rate_limit"])
         cooling = [s for s in services if getattr(s, "cooldown", None) is not None]
         return cls(given, checked, services, cooling)
@@ -139,7 +138,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def check_effect(given: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+def check_effect(given: Mapping[str, object], checked: Mapping[str, object]) -> None:
     """Refuse an explicitly given option that cannot have an effect with the others."""
     options = Given.of(given, checked)
     for rule in RULES:
@@ -147,7 +146,7 @@ def check_effect(given: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
             raise ValueError(rule.says(options))
 
 
-def check_stream_max(given: Mapping[str, Any], fn: object, stream: bool) -> None:
+def check_stream_max(given: Mapping[str, object], fn: object, stream: bool) -> None:
     """``cache_stream_max`` given for a function that is not a generator function."""
     if "cache_stream_max" in given and not stream:
         name = getattr(fn, "__qualname__", None) or repr(fn)
@@ -165,7 +164,7 @@ def _services(pacing: object) -> list[object]:
     return [p for p in found if hasattr(p, "cooldown_after")]
 
 
-def check_map(checked: Mapping[str, Any]) -> None:
+def check_map(checked: Mapping[str, object]) -> None:
     mode, executor = checked["mode"], checked["executor"]
     address, client = checked["address"], checked["client"]
     if (address is not None or client is not None) and (mode != "dask" or executor is not None):

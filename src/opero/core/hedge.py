@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
-from opero.core.call import Call
+from opero.core.call import AsyncInvoke, Call, Invoke, Outcome
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.hedge_rules import HELD, Flight, Leg, Release
@@ -34,12 +34,9 @@ Room = Callable[[], Release | None]
 #: the free workers of the async map whose worker coroutine runs here, with its judge
 SPARE: ContextVar[tuple[Judge, Room] | None] = ContextVar("opero_hedge_spare", default=None)
 
-Outcome = tuple[bool, Any]
-Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
-AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 #: how an attempt gets ready (its waits taken, started): what it holds (``drive.before``)
 Before = Callable[[Judge, Call], list[Release]]
-BeforeAsync = Callable[[Judge, Call, Any], Awaitable[list[Release]]]
+BeforeAsync = Callable[[Judge, Call, asyncio.Semaphore | None], Awaitable[list[Release]]]
 
 #: tasks of dropped attempts, kept until their cancellation is over
 DROPPED: set[asyncio.Task[Outcome]] = set()

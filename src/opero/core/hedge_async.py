@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from opero.core.call import Call
+from opero.core.call import Args, AsyncInvoke, Call, Kwargs, Outcome
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.hedge import (
     DROPPED,
-    AsyncInvoke,
     BeforeAsync,
-    Outcome,
     Room,
     cut_all,
     next_wait,
@@ -31,7 +29,7 @@ async def drive_hedged_async(
     judge: Judge,
     call: Call,
     invoke: AsyncInvoke,
-    workers: Any,
+    workers: asyncio.Semaphore | None,
     room: Room,
     before: BeforeAsync,
 ) -> Any:
@@ -57,7 +55,7 @@ async def _flight_async(
     judge: Judge,
     call: Call,
     invoke: AsyncInvoke,
-    workers: Any,
+    workers: asyncio.Semaphore | None,
     room: Room,
     before: BeforeAsync,
 ) -> tuple[bool, Any]:
@@ -119,7 +117,7 @@ def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
 
 
 async def _hedge_async(
-    judge: Judge, call: Call, flight: Flight, workers: Any, room: Room
+    judge: Judge, call: Call, flight: Flight, workers: asyncio.Semaphore | None, room: Room
 ) -> Leg | None:
     """A hedge that can start now with a free worker, booked and started; None: skipped."""
     held: list[Release] = []
@@ -140,7 +138,7 @@ async def _hedge_async(
     return hedge if judge.hedge_begin(call, hedge, booking) else None
 
 
-def _free_now(workers: Any) -> bool:
+def _free_now(workers: asyncio.Semaphore) -> bool:
     """Whether a map's worker gate would give a worker without waiting: an
     ``asyncio.Semaphore``, or an item's gate onto a map's ``WorkerGate``."""
     locked = getattr(workers, "locked", None)
@@ -161,8 +159,8 @@ def _spawn(
 
 async def _run(
     invoke: AsyncInvoke,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    args: Args,
+    kwargs: Kwargs,
     at: float | None,
     leg: Leg,
 ) -> Outcome:

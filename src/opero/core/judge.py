@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from loguru import logger
 
-from opero.core.call import Call, Services
+from opero.core.call import Args, Call, Kwargs, Services
 from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current
@@ -128,8 +128,8 @@ class Judge(Hedging):
     # ----- a call ---------------------------------------------------------------------------
     def call(
         self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         *,
         plain: bool = False,
         deadline: float | None = None,

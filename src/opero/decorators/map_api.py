@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opero.core.call import Args, Kwargs
 from opero.decorators.handoff import Handoff
 from opero.decorators.progress import Progress
 from opero.errors import OperomapError
@@ -26,21 +27,21 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    box: list[Any] = []
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            box.append((True, asyncio.run(coro)))
+            values.append(asyncio.run(coro))
         except BaseException as exc:
-            box.append((False, exc))
+            errors.append(exc)
 
     helper = threading.Thread(target=target, name="opero-map", daemon=True)
     helper.start()
     helper.join()
-    ok, value = box[0]
-    if ok:
-        return value  # type: ignore[no-any-return]
-    raise value
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 class MapRunner:
@@ -54,10 +55,10 @@ class MapRunner:
     async def collect(
         self,
         items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> list[Any]:
         """Every result (``deadline``: the one enclosing the map call, read by the caller)."""
         from opero.maps.map_driver import MapDriver
@@ -88,10 +89,10 @@ class MapRunner:
     async def iterate(
         self,
         items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> AsyncIterator[Any]:
         from opero.maps.map_driver import MapDriver
 
@@ -117,10 +118,10 @@ class MapRunner:
     def iterate_sync(
         self,
         items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
         from opero.maps.map_driver import MapDriver
