@@ -16,6 +16,7 @@ from typing import Any
 
 from opero import AllFailedError, opero
 from opero.core.hooks import FallbackDetails, RetryDetails
+from opero.core.span_tree import tree_lines
 
 
 class FlakyService:
@@ -101,69 +102,28 @@ def _print_tree() -> None:
     """The recorded spans as a tree; siblings alike (waits aside) shown once."""
     _close_section()
     spans = TRACE[0].get_finished_spans()
-    kids: dict[Any, list[Any]] = {}
-    for span in sorted(spans, key=lambda s: s.start_time or 0):
-        kids.setdefault(span.parent.span_id if span.parent else None, []).append(span)
-
-    def lines(span: Any, depth: int) -> list[str]:
-        skip = ("opero.function", "opero.attempt.round")
-        shown = {k: v for k, v in (span.attributes or {}).items() if k not in skip}
-        text = " ".join(f"{k.removeprefix('opero.')}={v}" for k, v in shown.items())
-        out = [f"{'  ' * depth}{span.name} {text}".rstrip()]
-        for event in span.events:
-            if event.name == "opero.wait":
-                got = event.attributes or {}
-                out.append(
-                    f"{'  ' * (depth + 1)}~ wait {got.get('opero.wait.reason')} "
-                    f"{got.get('opero.wait.seconds', 0):.3f}s"
-                )
-        for child in group(kids.get(span.context.span_id, []), depth + 1):
-            out += child
-        return out
-
-    def group(siblings: list[Any], depth: int) -> list[list[str]]:
-        """Calls alike are shown once; attempts alike only when they follow each other."""
-        shapes: dict[Any, list[Any]] = {}  # first seen first
-        for n, sibling in enumerate(siblings):
-            block = lines(sibling, depth)
-            key = (n, *block) if sibling.name == "opero.attempt" else _shape(block)
-            last = list(shapes.values())[-1] if shapes else None
-            if last is not None and sibling.name == "opero.attempt" and last[0] == block:
-                last[1] += 1
-                continue
-            shapes.setdefault(key, [block, 0])[1] += 1
-        return [_times(block, times) for block, times in shapes.values()]
-
     say()
     say(f"== the span tree of the tour ({len(spans)} spans)")
-    for block in group(kids.get(None, []), 0):
-        for line in block:
-            say(line)
+    for line in tree_lines(spans):
+        say(line)
 
 
-def _shape(block: list[str]) -> tuple[str, ...]:
-    """A block without its waits."""
-    return tuple(line for line in block if not line.lstrip().startswith("~ wait"))
-
-
-def _times(block: list[str], times: int) -> list[str]:
-    if times == 1:
-        return block
-    waits = any(line.lstrip().startswith("~ wait") for line in block)
-    note = f"x{times}, the waits of the first" if waits else f"x{times}"
-    return [f"{block[0]}  ({note})", *block[1:]]
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+def _refused(args: list[str]) -> int | None:
+    """The exit status of a command line the tour does not run (``--trace`` starts tracing)."""
     if args and args != ["--trace"]:
         say("usage: python -m opero [--trace]")
         return 2
-    if args:
-        missing = _start_tracing()
-        if missing is not None:
-            print(missing, file=sys.stderr)
-            return 1
+    missing = _start_tracing() if args else None
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    refused = _refused(sys.argv[1:] if argv is None else argv)
+    if refused is not None:
+        return refused
     service = FlakyService()
 
     section("1. cache: the second identical call is answered from memory")

@@ -74,9 +74,16 @@ def check_number(
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be {accepted}, got {value!r}")
-    if math.isnan(value) or value < minimum or (strict and value == minimum) or value == math.inf:
+    if not _within(value, minimum, strict):
         raise ValueError(f"{name} must be {accepted} (finite), got {value!r}")
     return value
+
+
+def _within(value: float, minimum: float, strict: bool) -> bool:
+    """``value`` is finite and at least (``strict``: above) ``minimum``."""
+    if math.isnan(value) or value == math.inf:
+        return False
+    return value > minimum if strict else value >= minimum
 
 
 def check_choice(name: str, value: object, *, accepted: tuple[str, ...]) -> str:
@@ -127,13 +134,9 @@ def check_redis_url(name: str, value: object) -> str | None:
     if value is None or not isinstance(value, str):
         return check_text(name, type(value) if value is not None else None, what="a str or None")
     import re
-    from urllib.parse import parse_qs, urlsplit
 
     try:  # urlsplit's own messages are not shown: they may quote a password
-        parts, unix = urlsplit(value), value.startswith("unix://")
-        db = parse_qs(parts.query).get("db", ["" if unix else parts.path.replace("/", "")])[0]
-        ok = value.startswith(("redis://", "rediss://", "unix://")) and (not db or db.isdigit())
-        if not ok or not (unix or parts.port is not None or not parts.netloc.endswith(":")):
+        if not _redis_shaped(value):
             raise ValueError
         from redis.connection import parse_url
 
@@ -147,6 +150,18 @@ def check_redis_url(name: str, value: object) -> str | None:
             f"database; options redis-py reads), like 'redis://localhost:6379/0', got {shown!r}"
         ) from None
     return value
+
+
+def _redis_shaped(value: str) -> bool:
+    """A Redis scheme, a numeric database (path or ``?db=``) and, unless a socket, a
+    numeric port when one is given. Raises ``ValueError`` where ``urlsplit`` does."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts, unix = urlsplit(value), value.startswith("unix://")
+    db = parse_qs(parts.query).get("db", ["" if unix else parts.path.replace("/", "")])[0]
+    if not value.startswith(("redis://", "rediss://", "unix://")) or (db and not db.isdigit()):
+        return False
+    return unix or parts.port is not None or not parts.netloc.endswith(":")
 
 
 def check_path(name: str, value: object) -> Any:

@@ -103,41 +103,49 @@ class Breakers:
 
     def succeeded(self, key: Hashable, ticket: Ticket | None = None) -> None:
         """An attempt of ``key`` that started under ``ticket`` succeeded."""
-        closed = False
         with self._lock:
             state = self.states.get(key)
             if state is None:
                 return
-            if ticket is None or ticket.shared:
-                if state.open_until == 0.0:
-                    state.failures = 0
-                elif state.probing:
-                    closed = self._close(state)
-            elif ticket.probe and ticket.probe == state.probing:
-                closed = self._close(state)
-            elif state.open_until == 0.0 and ticket.generation == state.generation:
-                state.failures = 0
+            closed = self._closes(state, ticket)
         if closed and self.listener is not None:
             self.listener(key, False)
 
     def failed(self, key: Hashable, ticket: Ticket | None = None) -> None:
         """An attempt of ``key`` that started under ``ticket`` failed."""
-        opened = False
         with self._lock:
             state = self.states.get(key)
             if state is None:
                 state = self.states[key] = _State()
             state.failures += 1
-            if ticket is None or ticket.shared:
-                if state.probing or state.failures >= self.after:
-                    opened = self._open(state)
-            elif ticket.probe:
-                if ticket.probe == state.probing:
-                    opened = self._open(state)
-            elif state.open_until == 0.0 and state.failures >= self.after:
-                opened = self._open(state)
+            opened = self._opens(state, ticket) and self._open(state)
         if opened and self.listener is not None:
             self.listener(key, True)
+
+    @classmethod
+    def _closes(cls, state: _State, ticket: Ticket | None) -> bool:
+        """A success under ``ticket``: True when it closes the breaker (the probe's, or a
+        ticketless one while a probe runs); a success while closed resets the count."""
+        if ticket is not None and not ticket.shared:
+            if ticket.probe and ticket.probe == state.probing:
+                return cls._close(state)
+            if state.open_until == 0.0 and ticket.generation == state.generation:
+                state.failures = 0  # (not when it opened since the attempt started)
+            return False
+        if state.open_until == 0.0:
+            state.failures = 0
+            return False
+        return bool(state.probing) and cls._close(state)
+
+    def _opens(self, state: _State, ticket: Ticket | None) -> bool:
+        """Whether a failure under ``ticket`` (already counted) opens the breaker: the
+        probe's does; another attempt's only once ``cooldown_after`` failures are counted
+        while it is closed (ticketless: or while a probe runs)."""
+        if ticket is None or ticket.shared:
+            return bool(state.probing) or state.failures >= self.after
+        if ticket.probe:
+            return ticket.probe == state.probing
+        return state.open_until == 0.0 and state.failures >= self.after
 
     def release(self, key: Hashable, ticket: Ticket | None = None) -> None:
         """An attempt ended without an outcome (cancelled): if it was the probe, another

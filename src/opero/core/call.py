@@ -7,6 +7,7 @@ its shared pauses and its counters. Everything is given whole at construction.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from opero.core.fallback import Call as Expanded
@@ -22,7 +23,16 @@ if TYPE_CHECKING:
     from opero.limits.base import Limiter
     from opero.limits.running import RunningLimit
 
-__all__ = ["Booking", "Call", "Services"]
+__all__ = ["Args", "AsyncInvoke", "Booking", "Call", "Invoke", "Kwargs", "Outcome", "Services"]
+
+#: the positional and keyword arguments of one call of a decorated function
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+#: how one attempt runs (sync, async): the function's value
+Invoke = Callable[[Args, Kwargs], Any]
+AsyncInvoke = Callable[[Args, Kwargs], Awaitable[Any]]
+#: the outcome of one attempt: (True, its value) or (False, its exception)
+Outcome = tuple[bool, Any]
 
 
 class Services:
@@ -92,8 +102,8 @@ class Call:
 
     def __init__(
         self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         values: list[object] | None,
         calls: list[Expanded] | None,
         plain: bool,

@@ -12,11 +12,11 @@ wait for a worker (busy workers never cause a burst when they free up).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opero.core.admit import admit, admit_async
-from opero.core.call import Call
+from opero.core.call import Args, AsyncInvoke, Call, Invoke, Kwargs, Outcome
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.judge import Judge
@@ -36,10 +36,7 @@ __all__ = [
     "invoker_async",
 ]
 
-Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
 Release = Callable[[], None]
-AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
-Outcome = tuple[bool, Any]
 
 
 def invoker(judge: Judge) -> Invoke:
@@ -54,13 +51,13 @@ def invoker_async(judge: Judge) -> AsyncInvoke:
     """How an async attempt runs here: awaited, under ``asyncio.timeout`` with ``timeout``."""
     func, timeout, name = judge.func, judge.timeout, judge.name
 
-    async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke(args: Args, kwargs: Kwargs) -> Any:
         return await func(*args, **kwargs)
 
     if timeout is None:
         return invoke
 
-    async def invoke_timed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def invoke_timed(args: Args, kwargs: Kwargs) -> Any:
         scope = asyncio.timeout(timeout)
         try:
             async with scope:

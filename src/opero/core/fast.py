@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from opero.core.call import Args, Kwargs
 from opero.core.callables import CoroutineType
 from opero.core.deadline import AMBIENT, DEADLINE
 from opero.core.drive import drive, drive_async, invoker, invoker_async
@@ -22,7 +23,7 @@ from opero.core.judge import Judge
 
 __all__ = ["core_async", "core_sync", "entry_async", "entry_sync"]
 
-Core = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+Core = Callable[[Args, Kwargs], Any]
 
 
 def entry_sync(judge: Judge, twin: Callable[..., Any] | None = None) -> Callable[..., Any]:
@@ -52,8 +53,8 @@ def entry_sync(judge: Judge, twin: Callable[..., Any] | None = None) -> Callable
             c.entered += 1
             return drive(judge, call_of(args, kwargs), invoke)
         c.direct += 1
-        try:
-            result = fn(*args, **kwargs)
+        try:  # (without keywords, no empty dict is unpacked: the commonest call is cheaper)
+            result = fn(*args, **kwargs) if kwargs else fn(*args)
         except BaseException as exc:
             return drive(judge, call_of(args, kwargs, plain=True), invoke, (False, exc))
         if type(result) is CoroutineType:  # looked sync, returned a coroutine: judged
@@ -71,7 +72,7 @@ def core_sync(judge: Judge) -> Core:
         return lambda args, kwargs: drive(judge, call_of(args, kwargs), invoke)
     ambient, deadline = AMBIENT, DEADLINE.get
 
-    def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def core(args: Args, kwargs: Kwargs) -> Any:
         if pauses.active or (ambient.on and deadline() is not None):
             return drive(judge, call_of(args, kwargs), invoke)
         c.attempts += 1
@@ -114,7 +115,7 @@ def entry_async(judge: Judge, twin: Callable[..., Any] | None = None) -> Callabl
             return await drive_async(judge, call_of(args, kwargs), invoke)
         c.direct += 1
         try:
-            return await fn(*args, **kwargs)
+            return await (fn(*args, **kwargs) if kwargs else fn(*args))
         except BaseException as exc:
             first = (False, exc)
         return await drive_async(judge, call_of(args, kwargs, plain=True), invoke, first)
@@ -128,13 +129,13 @@ def core_async(judge: Judge) -> Callable[..., Any]:
     invoke = invoker_async(judge)
     if not judge.plain:
 
-        async def judged(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        async def judged(args: Args, kwargs: Kwargs) -> Any:
             return await drive_async(judge, call_of(args, kwargs), invoke)
 
         return judged
     ambient, deadline = AMBIENT, DEADLINE.get
 
-    async def core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def core(args: Args, kwargs: Kwargs) -> Any:
         if pauses.active or (ambient.on and deadline() is not None):
             return await drive_async(judge, call_of(args, kwargs), invoke)
         c.attempts += 1

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
-from opero.core.call import Call
+from opero.core.call import AsyncInvoke, Call, Invoke, Outcome
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.hedge_rules import HELD, Flight, Leg, Release
@@ -34,12 +34,9 @@ Room = Callable[[], Release | None]
 #: the free workers of the async map whose worker coroutine runs here, with its judge
 SPARE: ContextVar[tuple[Judge, Room] | None] = ContextVar("opero_hedge_spare", default=None)
 
-Outcome = tuple[bool, Any]
-Invoke = Callable[[tuple[Any, ...], dict[str, Any]], Any]
-AsyncInvoke = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 #: how an attempt gets ready (its waits taken, started): what it holds (``drive.before``)
 Before = Callable[[Judge, Call], list[Release]]
-BeforeAsync = Callable[[Judge, Call, Any], Awaitable[list[Release]]]
+BeforeAsync = Callable[[Judge, Call, asyncio.Semaphore | None], Awaitable[list[Release]]]
 
 #: tasks of dropped attempts, kept until their cancellation is over
 DROPPED: set[asyncio.Task[Outcome]] = set()
@@ -126,11 +123,7 @@ def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[b
                 if cut:  # the deadline: every attempt in flight is cut (abandoned)
                     return cut_all(judge, call, flight)
                 k += 1
-                if len(flight.running) <= judge.hedge_max:
-                    hedge = judge.hedge_choose(call, flight.busy(), [])
-                    if hedge is not None and judge.hedge_begin(call, hedge, judge.book(call)):
-                        _launch(judge, call, hedge, invoke, outcomes)
-                        flight.running.append(hedge)
+                _hedge(judge, call, flight, invoke, outcomes)
                 continue
             if leg not in flight.running:
                 continue  # cut at the deadline already
@@ -141,6 +134,23 @@ def _flight(judge: Judge, call: Call, invoke: Invoke, before: Before) -> tuple[b
     finally:
         for loser in reversed(flight.running):  # (the latest started first)
             judge.dropped(call, loser)
+
+
+def _hedge(
+    judge: Judge,
+    call: Call,
+    flight: Flight,
+    invoke: Invoke,
+    outcomes: queue.SimpleQueue[tuple[Leg, bool, Any]],
+) -> None:
+    """A hedge is due: launched if fewer than ``1 + hedge_max`` attempts are in flight and
+    one can start now."""
+    if len(flight.running) > judge.hedge_max:
+        return
+    hedge = judge.hedge_choose(call, flight.busy(), [])
+    if hedge is not None and judge.hedge_begin(call, hedge, judge.book(call)):
+        _launch(judge, call, hedge, invoke, outcomes)
+        flight.running.append(hedge)
 
 
 def _launch(

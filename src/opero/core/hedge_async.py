@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from opero.core.call import Call
+from opero.core.call import Args, AsyncInvoke, Call, Kwargs, Outcome
 from opero.core.clock import CLOCK
 from opero.core.deadline import scope
 from opero.core.hedge import (
     DROPPED,
-    AsyncInvoke,
     BeforeAsync,
-    Outcome,
     Room,
     cut_all,
     next_wait,
@@ -31,7 +29,7 @@ async def drive_hedged_async(
     judge: Judge,
     call: Call,
     invoke: AsyncInvoke,
-    workers: Any,
+    workers: asyncio.Semaphore | None,
     room: Room,
     before: BeforeAsync,
 ) -> Any:
@@ -57,7 +55,7 @@ async def _flight_async(
     judge: Judge,
     call: Call,
     invoke: AsyncInvoke,
-    workers: Any,
+    workers: asyncio.Semaphore | None,
     room: Room,
     before: BeforeAsync,
 ) -> tuple[bool, Any]:
@@ -81,13 +79,9 @@ async def _flight_async(
                         _spawn(call, hedge, invoke, tasks)
                         flight.running.append(hedge)
                 continue
-            for task in sorted(done, key=lambda t: flight.running.index(tasks[t])):
-                leg = tasks.pop(task)
-                flight.running.remove(leg)
-                ok, value = _outcome(task)
-                verdict = judge.settle_leg(call, flight, leg, ok, value)
-                if verdict != HELD:
-                    return (True, value) if verdict is None else (False, verdict)
+            ended = _settled(judge, call, flight, tasks, done)
+            if ended is not None:
+                return ended
     finally:
         for loser in reversed(flight.running):  # (the latest started first)
             judge.dropped(call, loser)
@@ -97,6 +91,25 @@ async def _flight_async(
             task.add_done_callback(DROPPED.discard)
 
 
+def _settled(
+    judge: Judge,
+    call: Call,
+    flight: Flight,
+    tasks: dict[asyncio.Task[Outcome], Leg],
+    done: set[asyncio.Task[Outcome]],
+) -> tuple[bool, Any] | None:
+    """The attempts that ended, judged in the order they started: the flight's end
+    ((True, the call's value) or (False, the wait before the next)), or None: others run."""
+    for task in sorted(done, key=lambda t: flight.running.index(tasks[t])):
+        leg = tasks.pop(task)
+        flight.running.remove(leg)
+        ok, value = _outcome(task)
+        verdict = judge.settle_leg(call, flight, leg, ok, value)
+        if verdict != HELD:
+            return (True, value) if verdict is None else (False, verdict)
+    return None
+
+
 def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
     if task.cancelled():
         return False, asyncio.CancelledError()
@@ -104,7 +117,7 @@ def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
 
 
 async def _hedge_async(
-    judge: Judge, call: Call, flight: Flight, workers: Any, room: Room
+    judge: Judge, call: Call, flight: Flight, workers: asyncio.Semaphore | None, room: Room
 ) -> Leg | None:
     """A hedge that can start now with a free worker, booked and started; None: skipped."""
     held: list[Release] = []
@@ -125,7 +138,7 @@ async def _hedge_async(
     return hedge if judge.hedge_begin(call, hedge, booking) else None
 
 
-def _free_now(workers: Any) -> bool:
+def _free_now(workers: asyncio.Semaphore) -> bool:
     """Whether a map's worker gate would give a worker without waiting: an
     ``asyncio.Semaphore``, or an item's gate onto a map's ``WorkerGate``."""
     locked = getattr(workers, "locked", None)
@@ -146,8 +159,8 @@ def _spawn(
 
 async def _run(
     invoke: AsyncInvoke,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    args: Args,
+    kwargs: Kwargs,
     at: float | None,
     leg: Leg,
 ) -> Outcome:

@@ -21,20 +21,20 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
-from opero.core.before import BeforeAttempt
 from opero.core.call import Call
 from opero.core.callables import CoroutineType, refuse_awaitable
 from opero.core.clock import CLOCK
+from opero.core.failures import FailureRules, marked_final
 from opero.core.holds import Holds
-from opero.core.retry import NEVER_RETRY
-from opero.core.signals import retry_after_of, transient_status
-from opero.core.verdicts import fits, kind_of, predicate_says_retry, rejected
-from opero.errors import RejectedResultError, UnpicklableError
+from opero.core.signals import retry_after_of
+from opero.core.verdicts import rejected
 
 if TYPE_CHECKING:
     from opero.core.breaker import Ticket
     from opero.core.call import Booking
+    from opero.core.retry import Attempts
     from opero.limits.base import Limiter
+    from opero.limits.running import RunningLimit
 
 __all__ = ["HELD", "Flight", "Hedging", "Leg", "Release"]
 
@@ -43,8 +43,6 @@ Release = Callable[[], None]
 
 #: :meth:`Hedging.settle_leg`: the attempt failed, another still runs: wait for it
 HELD = -1.0
-
-_FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 
 
 class Leg:
@@ -106,19 +104,24 @@ class Flight:
     def busy(self) -> set[int]:
         return {leg.index for leg in self.running}
 
+    def failed(self, exc: BaseException, ends: bool) -> float:
+        """One of its attempts failed with ``exc`` (``ends``: a failure that ends the
+        call): :data:`HELD` while another attempt runs; else the call ends with the first
+        failure that would end it."""
+        if ends and self.fatal is None:
+            self.fatal = exc
+        if self.running:
+            return HELD
+        assert self.fatal is not None
+        raise self.fatal
 
-class Hedging(BeforeAttempt):
+
+class Hedging(FailureRules):
     """The judge's rules for attempts in flight together (the judge is built on them)."""
 
-    func: Callable[..., Any]
     is_async: bool
-    reject: Callable[[Any], object] | None
     retry_on: tuple[type[BaseException], ...]
-    predicate: Callable[[BaseException], bool] | None
     settle: Callable[[Call, bool, Any], float | None]
-    _told: Callable[[Call, str, BaseException | None], None]
-    _ended: Callable[[Call, BaseException], None]
-    _rejects: Callable[[Call, Any], bool]
 
     def hedge_choose(self, call: Call, busy: Collection[int], held: list[Release]) -> Leg | None:
         """A hedge of ``call`` that can start at once, its value chosen (the call is set to
@@ -134,35 +137,38 @@ class Hedging(BeforeAttempt):
             held.append(slots.release)
         values = call.values
         walk = self._walk(call) if values is not None else call.walk
-        if values is None:
-            candidates: list[int] = [0]
-        else:
-            assert walk is not None
-            gone = walk.tried | walk.dead
-            candidates = [n for n in range(len(values)) if n not in busy and n not in gone]
-        for index in candidates:
+        for index in _candidates(values, walk, busy):
             key = Holds.key(values, index) if values is not None else call.single
             if not self._free_now(call, key, index if values is not None else None):
                 continue
-            value_slots = self._value_slots_of(key)
-            if value_slots is not None and not value_slots.try_acquire():
+            if not self._take(call, key, held):
                 continue
-            ticket = None
-            breakers = self.holds.breakers
-            if breakers is not None:
-                ticket = breakers.admit(key)
-                if ticket is None:  # another caller holds its half-open probe
-                    if value_slots is not None:
-                        value_slots.release()
-                    continue
-            if value_slots is not None:
-                held.append(value_slots.release)
             if walk is not None:
                 walk.index = index
-            call.ticket, call.limiter, call.costs, call.watching = ticket, None, None, None
+            call.limiter, call.costs, call.watching = None, None, None
             return leg
         leg.release()
         return None
+
+    def _take(self, call: Call, key: str | None, held: list[Release]) -> bool:
+        """Take value ``key``'s concurrency slot (into ``held``) and its breaker ticket
+        (into ``call``) for a hedge; False: another caller holds its half-open probe, or
+        its slots are full (nothing is kept)."""
+        value_slots = self._value_slots_of(key)
+        if value_slots is not None and not value_slots.try_acquire():
+            return False
+        ticket = None
+        breakers = self.holds.breakers
+        if breakers is not None:
+            ticket = breakers.admit(key)
+            if ticket is None:  # another caller holds its half-open probe
+                if value_slots is not None:
+                    value_slots.release()
+                return False
+        if value_slots is not None:
+            held.append(value_slots.release)
+        call.ticket = ticket
+        return True
 
     def _free_now(self, call: Call, key: str | None, index: int | None) -> bool:
         """Whether an attempt of this value could start now: not open, not paused, its
@@ -180,7 +186,7 @@ class Hedging(BeforeAttempt):
         now = CLOCK.monotonic()
         return limiter.peek(now, self._costs(limiter, call, index)) <= now
 
-    def _value_slots_of(self, key: str | None) -> Any:
+    def _value_slots_of(self, key: str | None) -> RunningLimit | None:
         route = self.route
         if route is None:
             return self.service_slots
@@ -223,69 +229,68 @@ class Hedging(BeforeAttempt):
                 self.counters.hedge_wins += 1
             return wait
         if call.limiter is not None:
-            limiter, call.limiter = call.limiter, None
-            limiter.heard(ok, value, call.costs)  # type: ignore[attr-defined]
-        if ok:
-            if type(value) is CoroutineType and not self.is_async:
-                self._told(call, "failure", None)
-                refuse_awaitable(self.name, value)
-            if self.reject is None or not self._rejects(call, value):
-                self._told(call, "success", None)
-                key = call.key
-                self.holds.succeeded(key, call.ticket)
-                if key is None:
-                    self.counters.plain_ok += 1
-                else:
-                    self.counters.success(key)
-                if leg.hedge:
-                    self.counters.hedge_wins += 1
-                return None
+            self._heard(call, ok, value)
+        exc = self._leg_failure(call, leg, ok, value)
+        if exc is None:
+            return None
+        return flight.failed(exc, self._aside(call, exc))
+
+    def _leg_failure(self, call: Call, leg: Leg, ok: bool, value: Any) -> BaseException | None:
+        """The failure an attempt beside others ended with (told), or None when it
+        succeeded (told and counted: the call's result)."""
+        if not ok:
+            self._told(call, "timeout" if isinstance(value, TimeoutError) else "failure", value)
+            if not isinstance(value, Exception):  # cancelled, interrupted: ends the call now
+                self._ended(call, value)
+                raise value
+            return value
+        if type(value) is CoroutineType and not self.is_async:
+            self._told(call, "failure", None)
+            refuse_awaitable(self.name, value)
+        if self.reject is not None and self._rejects(call, value):
             self.counters.rejected += 1
-            exc: BaseException = rejected(self.name, value)
+            exc = rejected(self.name, value)
             self._told(call, "rejected", exc)
+            return exc
+        self._told(call, "success", None)
+        key = call.key
+        self.holds.succeeded(key, call.ticket)
+        if key is None:
+            self.counters.plain_ok += 1
         else:
-            exc = value
-            self._told(call, "timeout" if isinstance(exc, TimeoutError) else "failure", exc)
-            if not isinstance(exc, Exception):  # cancelled, interrupted: ends the call now
-                self._ended(call, exc)
-                raise exc
-        if self._aside(call, exc) and flight.fatal is None:
-            flight.fatal = exc
-        if flight.running:
-            return HELD
-        assert flight.fatal is not None
-        raise flight.fatal
+            self.counters.success(key)
+        if leg.hedge:
+            self.counters.hedge_wins += 1
+        return None
 
     def _aside(self, call: Call, exc: BaseException) -> bool:
         """A failure judged while other attempts may run: counted, told to pauses and
         breakers and recorded in the call's round, as :meth:`settle` would; True when it
         would end the call (the call ends with it once no other attempt can succeed)."""
-        if getattr(exc, "__opero_final__", False):
-            return True
-        if not isinstance(exc, self.retry_on) or isinstance(exc, _FINAL):
+        if not isinstance(exc, self.retry_on) and not marked_final(exc):
             self._ended(call, exc)
             return True
-        self.counters.failures += 1
-        self.counters.error(kind_of(exc))
-        self.holds.failed(call.key, retry_after_of(exc), call.ticket)
-        if isinstance(exc, TypeError) and not fits(self.func, *call.attempt_args()):
+        permanent = self._counted(call, exc)
+        if permanent is None:
             return True
-        permanent = False
-        if type(exc) is RejectedResultError:
-            pass
-        elif self.predicate is not None:
-            if not predicate_says_retry(self.predicate, exc):
-                return True
-        else:
-            permanent = transient_status(exc) is False
         walk = self._walk(call)
         walk.record(exc)
-        hint = retry_after_of(exc)  # the round's backoff heeds it, as for any failure
-        if hint is not None and (walk._hint is None or hint > walk._hint):
-            walk._hint = hint
+        walk.heed(retry_after_of(exc))  # the round's backoff heeds it, as for any failure
         if call.values is None:
             return permanent  # the one value will not do
         walk.tried.add(walk.index)
         if permanent:
             walk.dead.add(walk.index)
         return False
+
+
+def _candidates(
+    values: list[object] | None, walk: Attempts | None, busy: Collection[int]
+) -> list[int]:
+    """The fallback positions a hedge may try: neither in flight nor failed in this round
+    (without fallback values: the one value)."""
+    if values is None:
+        return [0]
+    assert walk is not None
+    gone = walk.tried | walk.dead
+    return [n for n in range(len(values)) if n not in busy and n not in gone]

@@ -88,23 +88,14 @@ class Holds:
         ``single``: the key of the one value of a call that gives no list of them, when
         values have budgets of their own."""
         breakers = self.breakers
-        values = attempts.values
-        keys: list[Hashable] = (
-            [single] if values is None else [success_key(v, True) for v in values]
-        )
+        keys = _keys(attempts.values, single)
         probing: set[int] = set()  # half-open values whose one probe another caller holds
         while True:
-            if soonest is None:
-                index, wait = self._pick(attempts, keys, attempts.index, probing)
-            else:
-                index, wait = self._spread(attempts, keys, attempts.tried, probing, soonest)
+            index, wait = self._best(attempts, keys, probing, soonest, fresh=False)
             next_round = False
-            if index is None and values is not None and attempts.round <= attempts.rounds - 1:
+            if index is None and attempts.values is not None and attempts.round < attempts.rounds:
                 # nothing left in this round: the next round (a skip, not a failure)
-                if soonest is None:
-                    index, wait = self._pick(attempts, keys, 0, probing)
-                else:
-                    index, wait = self._spread(attempts, keys, set(), probing, soonest)
+                index, wait = self._best(attempts, keys, probing, soonest, fresh=True)
                 next_round = index is not None
             if index is None:
                 raise self._nothing_left(attempts, keys)
@@ -114,6 +105,21 @@ class Holds:
             if ticket is not None:
                 return index, next_round, wait, ticket
             probing.add(index)  # another caller holds its half-open probe: choose again
+
+    def _best(
+        self,
+        attempts: Attempts,
+        keys: list[Hashable],
+        probing: set[int],
+        soonest: Callable[[int], float] | None,
+        fresh: bool,
+    ) -> tuple[int | None, float]:
+        """The value the next attempt may use and the wait before it (``fresh``: as in a
+        round of its own): in order from the current position, or (the spread strategy)
+        the one that can start soonest."""
+        if soonest is None:
+            return self._pick(attempts, keys, 0 if fresh else attempts.index, probing)
+        return self._spread(attempts, keys, set() if fresh else attempts.tried, probing, soonest)
 
     def _pick(
         self, attempts: Attempts, keys: list[Hashable], start: int, probing: set[int]
@@ -190,3 +196,8 @@ class Holds:
         """An attempt ended without an outcome (cancelled): free a half-open probe."""
         if self.breakers is not None:
             self.breakers.release(key, ticket)
+
+
+def _keys(values: Sequence[object] | None, single: str | None) -> list[Hashable]:
+    """The pause/breaker key of each fallback position (``single``: the one value's)."""
+    return [single] if values is None else [success_key(v, True) for v in values]

@@ -17,31 +17,21 @@ concurrency limit or cooldown). Such a first attempt may be made directly by the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from loguru import logger
 
-from opero.core.call import Call, Services
+from opero.core.call import Args, Call, Kwargs, Services
 from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current
 from opero.core.fallback import Fallback
 from opero.core.hedge_rules import Hedging
 from opero.core.holds import Holds
-from opero.core.retry import NEVER_RETRY, Attempts, Schedule
-from opero.core.signals import retry_after_of, transient_status
+from opero.core.retry import Attempts, Schedule
 from opero.core.stats import success_key
-from opero.core.verdicts import (
-    budget_spent,
-    fits,
-    kind_of,
-    may_retry,
-    predicate_says_retry,
-    rejected,
-    short_args,
-)
+from opero.core.verdicts import budget_spent, fits, may_retry, rejected, short_args
 from opero.core.watch import Watch
-from opero.errors import RejectedResultError, UnpicklableError
 from opero.options import retry_predicate, retry_types
 from opero.rates import Limit
 
@@ -49,9 +39,6 @@ if TYPE_CHECKING:
     from opero.options import OperoOptions
 
 __all__ = ["Judge"]
-
-#: ends the call at once: never retried, never a fallback
-_FINAL: tuple[type[BaseException], ...] = (*NEVER_RETRY, UnpicklableError)
 
 
 class Judge(Hedging):
@@ -85,11 +72,11 @@ class Judge(Hedging):
         )
         arg_fallback = options["arg_fallback"]
         self.fallback = Fallback(func, arg_fallback) if arg_fallback else None
-        limiter = self.limiter = services.limiter
+        self.limiter = services.limiter
         #: the limits the limiter books, and whether any is weighted (a cost per attempt)
-        self.limits: tuple[Limit, ...] = getattr(limiter, "limits", ())
+        self.limits: tuple[Limit, ...] = getattr(self.limiter, "limits", ())
         self.weighted = any(limit.cost is not None for limit in self.limits)
-        slots = self.slots = services.slots
+        self.slots = services.slots
         self.counters = services.counters
         #: pauses and breakers (``holds``: those of another judge of the same function)
         self.holds = holds or Holds(
@@ -121,24 +108,28 @@ class Judge(Hedging):
         #: the hooks and observers told of each attempt, wait and give-up (None: none)
         self.watch = Watch.of(name, options)
         #: a first success needs no judgement, and nothing is needed before a first attempt
-        self.plain = (
-            self.fallback is None
-            and not self.shared
-            and limiter is None
-            and slots is None
-            and self.holds.breakers is None
-            and self.deadline is None
-            and self.reject is None
-            and self.budget is None
-            and self.watch is None
-            and self.hedge is None
+        self.plain = self._plain()
+
+    def _plain(self) -> bool:
+        """Nothing is needed before a first attempt, and its success needs no judgement."""
+        needed = (
+            self.fallback,
+            self.limiter,
+            self.slots,
+            self.holds.breakers,
+            self.deadline,
+            self.reject,
+            self.budget,
+            self.watch,
+            self.hedge,
         )
+        return not self.shared and all(part is None for part in needed)
 
     # ----- a call ---------------------------------------------------------------------------
     def call(
         self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         *,
         plain: bool = False,
         deadline: float | None = None,
@@ -181,47 +172,46 @@ class Judge(Hedging):
         if self.watch is not None:
             self.watch.gave_up(exc, call.attempts)
 
-    def _told(self, call: Call, outcome: str, error: BaseException | None) -> None:
-        tokens = call.watching
-        if tokens is not None:
-            call.watching = None
-            assert self.watch is not None
-            self.watch.ended(tokens, outcome, error)
-
     # ----- after an attempt -----------------------------------------------------------------
     def settle(self, call: Call, ok: bool, value: Any) -> float | None:
         """What the outcome of the attempt means: None to return ``value``, or the seconds
         to wait before the next attempt. Raises the exception that ends the call."""
-        if call.limiter is not None:  # it learns from outcomes (Limit(actual=), Adaptive)
-            limiter, call.limiter = call.limiter, None
-            limiter.heard(ok, value, call.costs)  # type: ignore[attr-defined]
+        if call.limiter is not None:
+            self._heard(call, ok, value)
         if ok:
-            if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
-                self._failed_plain(call)
-                self._told(call, "failure", None)
-                refuse_awaitable(self.name, value)
-            if self.reject is not None and self._rejects(call, value):
-                self._failed_plain(call)
-                self.counters.rejected += 1
-                error = rejected(self.name, value)
-                self._told(call, "rejected", error)
-                return self._failed(call, error)
-            self._told(call, "success", None)
-            key = call.key
-            self.holds.succeeded(key, call.ticket)
-            if call.plain:  # counted as a plain success on the fast path
-                call.plain = False
-            elif call.values is None:  # (a single value is counted as no fallback)
-                self.counters.plain_ok += 1
-            else:
-                self.counters.success(key)
-            return None
+            error = self._accepted(call, value)
+            return None if error is None else self._failed(call, error)
         self._failed_plain(call)
         self._told(call, "timeout" if isinstance(value, TimeoutError) else "failure", value)
         if not isinstance(value, self.retry_on):
             self._ended(call, value)
             raise value
         return self._failed(call, value)
+
+    def _accepted(self, call: Call, value: Any) -> BaseException | None:
+        """A value returned by an attempt: None when it is the call's result (told and
+        counted); the error of a rejected result (``retry_on_result``). A coroutine
+        returned by a sync function is refused (raises)."""
+        if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
+            self._failed_plain(call)
+            self._told(call, "failure", None)
+            refuse_awaitable(self.name, value)
+        if self.reject is not None and self._rejects(call, value):
+            self._failed_plain(call)
+            self.counters.rejected += 1
+            error = rejected(self.name, value)
+            self._told(call, "rejected", error)
+            return error
+        self._told(call, "success", None)
+        key = call.key
+        self.holds.succeeded(key, call.ticket)
+        if call.plain:  # counted as a plain success on the fast path
+            call.plain = False
+        elif call.values is None:  # (a single value is counted as no fallback)
+            self.counters.plain_ok += 1
+        else:
+            self.counters.success(key)
+        return None
 
     def _failed_plain(self, call: Call) -> None:
         if call.plain:
@@ -230,27 +220,10 @@ class Judge(Hedging):
 
     def _failed(self, call: Call, exc: BaseException) -> float:
         """A failure in ``retry_on``: the wait before the next attempt, or raise."""
-        counters = self.counters
-        if getattr(exc, "__opero_final__", False):
-            raise exc  # refused in a worker (a coroutine from a sync function), as in settle
-        if isinstance(exc, _FINAL):  # never retried, even when retry_on names it
-            self._ended(call, exc)  # (a cancelled half-open probe is given back)
+        permanent = self._counted(call, exc)
+        if permanent is None:
             raise exc
-        counters.failures += 1
-        counters.error(kind_of(exc))
         walk = self._walk(call)
-        # every caller holds back this value (server delay, cooldown), retried or not
-        self.holds.failed(call.key, retry_after_of(exc), call.ticket)
-        if isinstance(exc, TypeError) and not fits(self.func, *call.attempt_args()):
-            raise exc  # the call itself is wrong: Python's own TypeError, at once
-        permanent = False
-        if type(exc) is RejectedResultError:
-            pass  # a rejected result: always a failure to retry
-        elif self.predicate is not None:
-            if not predicate_says_retry(self.predicate, exc):
-                raise exc  # not for retrying: propagates at once, unchanged
-        else:
-            permanent = transient_status(exc) is False  # e.g. a 404: no more rounds for it
         if call.deadline is not None and CLOCK.monotonic() >= call.deadline:
             walk.record(exc)  # the budget ran out during this attempt: nothing follows it
             raise self.expired(call)
@@ -258,37 +231,19 @@ class Judge(Hedging):
         may = may_retry(call.deadline, self.budget) if call.deadline or self.budget else None
         delay = walk.failed(exc, self.on_retry, self.on_fallback, permanent=permanent, may=may)
         if walk.round != round_:
-            counters.retries += 1
+            self.counters.retries += 1
         if walk.refused == "deadline":
             raise self.expired(call)
         if delay is None:
-            error = walk.error()
-            if walk.refused == "budget":
-                counters.budget_refusals += 1
-                budget_spent(error, self.budget)
-            if error is exc:
-                raise exc
-            raise error from None
+            self._give_up(walk, exc)
         return delay if not CLOCK.zero_waits else 0.0
 
-    def _rejects(self, call: Call, value: Any) -> bool:
-        """``retry_on_result`` says no to ``value``; a predicate that raises ends the call
-        with its error."""
-        assert self.reject is not None
-        try:
-            return bool(self.reject(value))
-        except BaseException as exc:
-            self._told(call, "failure", exc)
-            self.holds.abandoned(call.key, call.ticket)
-            raise
-
-    def _ended(self, call: Call, exc: BaseException) -> None:
-        """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an
-        ``Exception``), or no outcome at all (cancelled, interrupted)."""
-        key = call.key
-        if isinstance(exc, Exception):
-            self.counters.failures += 1
-            self.counters.error(kind_of(exc))
-            self.holds.failed(key, retry_after_of(exc), call.ticket)
-        else:
-            self.holds.abandoned(key, call.ticket)
+    def _give_up(self, walk: Attempts, exc: BaseException) -> NoReturn:
+        """No attempt follows ``exc``: raise the error the call ends with."""
+        error = walk.error()
+        if walk.refused == "budget":
+            self.counters.budget_refusals += 1
+            budget_spent(error, self.budget)
+        if error is exc:
+            raise exc
+        raise error from None

@@ -147,38 +147,49 @@ class Attempts:
         """Record ``exc`` as the outcome of the current attempt; return the next wait or None.
         ``permanent``: this value gets no more rounds (the other values are still tried);
         ``may(delay)``: asked before a round is retried, says why not (see :attr:`refused`)."""
-        values = self.values
         self.record(exc)
-        hint = retry_after_of(exc)
-        if hint is not None and (self._hint is None or hint > self._hint):
-            self._hint = hint
+        self.heed(retry_after_of(exc))
         if permanent:
             self.dead.add(self.index)
-            if values is None:
+            if self.values is None:
                 return None  # one value, and it will not do: raise now
-        if values is not None:
-            self.tried.add(self.index)
-            following = self._untried() if self.spread else self._next_alive(self.index + 1)
-            if following is not None:
-                previous, self.index = self.index, following
-                logger.debug(
-                    "{}: falling back to {}={!r}", self.name, self.param, values[self.index]
-                )
-                if on_fallback is not None:
-                    from opero.core.hooks import FallbackDetails, fire
+        if self.values is not None and self._fell_back(exc, on_fallback):
+            return 0.0
+        return self._next_round(exc, on_retry, may)
 
-                    fire(
-                        on_fallback,
-                        FallbackDetails(
-                            self.name,
-                            self.param or "",
-                            values[previous],
-                            values[self.index],
-                            self.round,
-                            exc,
-                        ),
-                    )
-                return 0.0
+    def heed(self, hint: float | None) -> None:
+        """A server-directed delay seen in this round (the round's backoff is the longest)."""
+        if hint is not None and (self._hint is None or hint > self._hint):
+            self._hint = hint
+
+    def _fell_back(self, exc: BaseException, on_fallback: Callable[[Any], object] | None) -> bool:
+        """Move to the next fallback value of this round, if one is left (said, and told
+        to ``on_fallback``)."""
+        values = self.values
+        assert values is not None
+        self.tried.add(self.index)
+        following = self._untried() if self.spread else self._next_alive(self.index + 1)
+        if following is None:
+            return False
+        previous, self.index = self.index, following
+        logger.debug("{}: falling back to {}={!r}", self.name, self.param, values[self.index])
+        if on_fallback is not None:
+            from opero.core.hooks import FallbackDetails, fire
+
+            details = FallbackDetails(
+                self.name, self.param or "", values[previous], values[self.index], self.round, exc
+            )
+            fire(on_fallback, details)
+        return True
+
+    def _next_round(
+        self,
+        exc: BaseException,
+        on_retry: Callable[[Any], object] | None,
+        may: Callable[[float], str | None] | None,
+    ) -> float | None:
+        """The round failed: the delay before the next one, or None when none follows."""
+        values = self.values
         if self.round > self.schedule.retries:
             return None
         if values is not None and len(self.dead) >= len(values):

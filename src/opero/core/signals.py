@@ -54,18 +54,8 @@ def _header(headers: Any, name: str) -> str | None:
     or unreadable."""
     if headers is None:
         return None
-    value: Any = None
     try:
-        getter = getattr(headers, "get", None)
-        if getter is not None:
-            value = getter(name)
-            if value is None:
-                value = getter(name.title())
-        if value is None and hasattr(headers, "items"):
-            for key, found in headers.items():
-                if str(key).lower() == name:
-                    value = found
-                    break
+        value = _lookup(headers, name)
     except Exception:
         return None
     if value is None:
@@ -75,6 +65,22 @@ def _header(headers: Any, name: str) -> str | None:
     except Exception:
         return None
     return text.strip()
+
+
+def _lookup(headers: Any, name: str) -> Any:
+    """Header ``name`` by ``get`` (as given, then Title-Case), else by a case-insensitive
+    walk over ``items()``; None when absent."""
+    value: Any = None
+    getter = getattr(headers, "get", None)
+    if getter is not None:
+        value = getter(name)
+        if value is None:
+            value = getter(name.title())
+    if value is None and hasattr(headers, "items"):
+        for key, found in headers.items():
+            if str(key).lower() == name:
+                return found
+    return value
 
 
 def should_retry(exc: BaseException) -> bool | None:
@@ -196,13 +202,18 @@ def _retry_after(exc: BaseException, now: Callable[[], datetime] | None) -> floa
     millis = _number(_header(headers, "retry-after-ms"))
     if millis is not None:
         return millis / 1000
-    text = _header(headers, "retry-after")
-    if text:
-        if text.isascii() and text.isdigit():
-            return float(text)
-        found = _http_date(text, now)
-        if found is not None:
-            return found
+    found = _retry_after_header(_header(headers, "retry-after"), now)
+    if found is not None:
+        return found
     if http_status(exc) == 429:
         return _exhausted_reset(headers, now)
     return None
+
+
+def _retry_after_header(text: str | None, now: Callable[[], datetime] | None) -> float | None:
+    """``Retry-After``: whole seconds, or an HTTP date."""
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return float(text)
+    return _http_date(text, now)

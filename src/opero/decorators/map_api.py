@@ -4,11 +4,12 @@ async, with failures gathered into :class:`~opero.OperomapError`."""
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opero.core.call import Args, Kwargs
+from opero.decorators.handoff import Handoff
 from opero.decorators.progress import Progress
 from opero.errors import OperomapError
 
@@ -26,21 +27,21 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    box: list[Any] = []
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            box.append((True, asyncio.run(coro)))
+            values.append(asyncio.run(coro))
         except BaseException as exc:
-            box.append((False, exc))
+            errors.append(exc)
 
     helper = threading.Thread(target=target, name="opero-map", daemon=True)
     helper.start()
     helper.join()
-    ok, value = box[0]
-    if ok:
-        return value  # type: ignore[no-any-return]
-    raise value
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 class MapRunner:
@@ -54,10 +55,10 @@ class MapRunner:
     async def collect(
         self,
         items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> list[Any]:
         """Every result (``deadline``: the one enclosing the map call, read by the caller)."""
         from opero.maps.map_driver import MapDriver
@@ -88,10 +89,10 @@ class MapRunner:
     async def iterate(
         self,
         items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> AsyncIterator[Any]:
         from opero.maps.map_driver import MapDriver
 
@@ -117,39 +118,35 @@ class MapRunner:
     def iterate_sync(
         self,
         items: Iterable[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        args: Args,
+        kwargs: Kwargs,
         deadline: float | None = None,
-        parent: Any = None,
+        parent: object = None,
     ) -> Iterator[Any]:
         """Drive :meth:`iterate` on a helper thread's event loop; hand results over in chunks."""
         from opero.maps.map_driver import MapDriver
 
         bar = Progress(self.progress, items, self.spec.name, self.spec.judge.counters)
-        handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
-        control: dict[str, Any] = {}
-        ready = threading.Event()
+        handoff = Handoff()
 
         async def pump() -> None:
-            control["loop"] = asyncio.get_running_loop()
-            control["task"] = asyncio.current_task()
-            ready.set()
+            handoff.started()
             stream = MapDriver(self.spec, items, args, kwargs, deadline, bar.tally, parent).stream()
             try:
                 async for chunk in stream:
-                    await _put(handoff, ("chunk", chunk))
+                    await handoff.put(("chunk", chunk))
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise  # the consumer stopped early
-                await _put(handoff, ("error", exc))  # raised by the function itself
+                await handoff.put(("error", exc))  # raised by the function itself
                 return
             except BaseException as exc:
-                await _put(handoff, ("error", exc))
+                await handoff.put(("error", exc))
                 return
             finally:  # the driver cleans up here, not in a finalizer task that may be cancelled
                 await stream.aclose()
-            await _put(handoff, ("end", None))
+            await handoff.put(("end", None))
 
         def drive() -> None:
             try:
@@ -157,32 +154,14 @@ class MapRunner:
             except asyncio.CancelledError:  # the consumer stopped early
                 pass
 
-        helper = threading.Thread(target=drive, name="opero-map-iter")
-        helper.daemon = True
-        helper.start()
-        ready.wait()
-        return ClosingIterator(self._consume(handoff, control, helper, bar))
+        handoff.start(drive)
+        return ClosingIterator(self._consume(handoff, bar))
 
-    def _consume(
-        self,
-        handoff: queue.Queue[tuple[str, Any]],
-        control: dict[str, Any],
-        helper: threading.Thread,
-        bar: Progress,
-    ) -> Generator[Any, None, None]:
+    def _consume(self, handoff: Handoff, bar: Progress) -> Generator[Any, None, None]:
         failures: list[Exception] = []
         count = 0
-        finished = False
         try:
-            while True:
-                kind, payload = handoff.get()
-                if kind == "end":
-                    finished = True
-                    break
-                if kind == "error":
-                    finished = True
-                    raise payload
-                chunk: list[Run] = payload
+            for chunk in handoff.chunks():
                 for value, failure in _unroll(chunk, failures):
                     count += 1
                     if failure and not self.return_exceptions:
@@ -190,18 +169,7 @@ class MapRunner:
                     yield value
         finally:
             bar.close()
-            if not finished:
-                loop, task = control["loop"], control["task"]
-                try:
-                    loop.call_soon_threadsafe(task.cancel)
-                except RuntimeError:  # its loop is closed: the map already ended
-                    pass
-                while helper.is_alive():
-                    try:  # unblock a pending hand-off so the helper can finish
-                        handoff.get(timeout=0.05)
-                    except queue.Empty:
-                        pass
-            helper.join()
+            handoff.stop()
         if failures and not self.return_exceptions:
             raise OperomapError(
                 f"{self.spec.name}: {len(failures)} of {count} items failed", failures, []
@@ -238,13 +206,6 @@ class ClosingIterator(Iterator[Any]):
             self._gen.close()
         except Exception:  # pragma: no cover - a finalizer never raises
             pass
-
-
-async def _put(handoff: queue.Queue[tuple[str, Any]], message: tuple[str, Any]) -> None:
-    try:
-        handoff.put_nowait(message)
-    except queue.Full:
-        await asyncio.to_thread(handoff.put, message)
 
 
 def _unroll(chunk: list[Run], failures: list[Exception]) -> Iterator[tuple[Any, bool]]:

@@ -86,7 +86,7 @@ def map_variants(fn: Callable[..., Any], spec: MapSpec, wrap: Callable[[MapSpec]
 
 def runner_for(
     fn: Callable[..., Any], spec: MapSpec, runner: R, make: Callable[[MapSpec], R]
-) -> Callable[[], tuple[R, Any]]:
+) -> Callable[[], tuple[R, object]]:
     """Which runner a call of the map uses, and the OpenTelemetry context its items' spans
     are children of (None: not traced): with ``telemetry=True``, ``runner`` and the context
     current at the call; with None, while :func:`opero.telemetry.enable` is in effect, a
@@ -95,7 +95,7 @@ def runner_for(
     twin: list[R] = []
     ambient = AMBIENT
 
-    def pick() -> tuple[R, Any]:
+    def pick() -> tuple[R, object]:
         if not (setting or (setting is None and ambient.traced)):
             return runner, None
         from opero.core.telemetry import current

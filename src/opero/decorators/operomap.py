@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, overload
 
 from opero.combinations import check_stream_max
@@ -25,6 +23,7 @@ from opero.decorators.map_variants import map_variants, runner_for
 from opero.decorators.observe import attach
 from opero.decorators.opero import check_function
 from opero.decorators.parts import build, name_of
+from opero.decorators.placement import placement, size_of
 from opero.options import MODES, resolve, signature
 
 if TYPE_CHECKING:
@@ -36,10 +35,6 @@ __all__ = ["MODES", "MapFunction", "operomap"]
 
 T = TypeVar("T")
 R_co = TypeVar("R_co", covariant=True)
-
-PROCESS_BATCH = 1024  #: attempts sent to a worker process at once, at most
-THREAD_BATCH = 16
-ASYNC_WORKERS = 100
 
 
 class MapFunction(Protocol, Generic[R_co]):
@@ -149,68 +144,16 @@ class _MapDecorator(Protocol):
     def __call__(self, func: Callable[..., T], /) -> MapFunction[list[T]]: ...
 
 
-def _default_workers(mode: str) -> int:
-    cpus = os.cpu_count() or 1
-    if mode == "process":
-        return cpus
-    if mode == "async":
-        return ASYNC_WORKERS
-    return min(32, cpus + 4)
-
-
-def _decorate_map(
-    fn: Callable[..., Any],
-    options: OperomapOptions,
-) -> Any:
-    from opero.maps.executors import ExecutorHandle
+def _decorate_map(fn: Callable[..., Any], options: OperomapOptions) -> Any:
     from opero.maps.map_driver import MapSpec
-
-    mode, workers, executor = options["mode"], options["workers"], options["executor"]
-    address, client = options["address"], options["client"]
 
     fn = check_function(fn, "operomap")
     raw, kind = fn, stream_kind(fn)
     if kind is not None:  # a stream: each item's result is the list of its items
         fn = collected(fn, kind, options["cache_stream_max"])
     is_async = is_async_callable(fn)
-    name = name_of(fn)
-    handle_factory: Callable[[], ExecutorHandle] | None = None
-    target: Any = None
-    if executor is not None or mode == "dask":
-        where = "executor"
-        if isinstance(executor, ProcessPoolExecutor) and ("<locals>" in name or "<lambda>" in name):
-            raise TypeError(
-                f"a ProcessPoolExecutor cannot load {name!r} in its workers: define it at "
-                "module level, or use a ThreadPoolExecutor or mode='thread'"
-            )
-
-        def handle_factory() -> ExecutorHandle:
-            return ExecutorHandle(
-                executor=executor, client=client, address=address, workers=workers
-            )
-
-    elif mode in ("process", "process_async"):
-        where = "process"
-        from opero.maps.attempts import process_target
-
-        try:
-            target = process_target(fn)  # refused here, before any item runs
-        except TypeError as exc:
-            raise TypeError(f"operomap(mode={mode!r}): {exc}") from exc.__cause__
-    elif mode == "async" and is_async:
-        where = "async"
-    else:
-        where = "thread"
-    n = workers if workers is not None else _default_workers(where)
-    if where == "executor":
-        n = workers or (_executor_parallelism(executor) if executor is not None else 8)
-        batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
-    elif where == "process":
-        batch, bound = PROCESS_BATCH, n * PROCESS_BATCH * 2
-    elif where == "thread":
-        batch, bound = THREAD_BATCH, n * 4
-    else:  # worker coroutines; items queued for them count toward the bound
-        batch, bound = 1, n * 4
+    placed = placement(fn, name_of(fn), options, is_async)
+    size = size_of(placed.where, options["workers"], options["executor"])
     judge, layer = build(raw, options)  # keys from the generator function itself
     if kind is not None:
         judge.func, judge.is_async = fn, is_async  # its attempts collect the stream
@@ -218,13 +161,13 @@ def _decorate_map(
         fn,
         judge,
         layer,
-        mode=where,
-        workers=n,
+        mode=placed.where,
+        workers=size.workers,
         ordered=options["ordered"],
-        bound=bound,
-        batch_max=batch,
-        handle_factory=handle_factory,
-        target=target,
+        bound=size.bound,
+        batch_max=size.batch,
+        handle_factory=placed.handle_factory,
+        target=placed.target,
         fail_fast=options["fail_fast"],
     )
     return _wrap(fn, spec, options, is_async)
@@ -272,12 +215,6 @@ def _wrap(fn: Callable[..., Any], spec: MapSpec, options: OperomapOptions, is_as
     wrapper.__opero_map__ = spec
     wrapper.with_options = map_variants(fn, spec, lambda s: _wrap(fn, s, options, is_async))
     return wrapper
-
-
-def _executor_parallelism(executor: Executor) -> int:
-    from opero.maps.executors import executor_workers
-
-    return executor_workers(executor)
 
 
 def _map_signature(fn: Callable[..., Any]) -> inspect.Signature:

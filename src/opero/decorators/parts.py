@@ -13,19 +13,24 @@ from opero.cache.layer import CacheLayer, local_store
 from opero.core.call import Services
 from opero.core.judge import Judge
 from opero.core.stats import Counters
-from opero.decorators.services import make_limiter, slots_of, state_of
+from opero.decorators.services import ServiceState, make_limiter, slots_of, state_of
 from opero.policy import Adaptive, RetryBudget
 from opero.service import Pacing, PerValue, Service
 
 if TYPE_CHECKING:
+    from opero.cache.store import Store
+    from opero.core.budget import Budget
     from opero.core.holds import BreakerSet
     from opero.core.pauses import Pauses, SharedPauses
     from opero.core.routes import Route
-    from opero.limits.running import RunningLimit
+    from opero.limits.base import Limiter
     from opero.options import OperoOptions
     from opero.rates import Limit
 
 __all__ = ["build", "name_of"]
+
+#: told when a cooldown breaker opens (True) or closes (False), with the value's key
+Told = Callable[[Hashable, bool], None]
 
 
 def name_of(fn: Callable[..., Any]) -> str:
@@ -44,7 +49,7 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLa
     if options["cache_backend"] == "redis":
         from opero.backends.redis.store import RedisStore
 
-        store: Any = RedisStore(
+        store: Store = RedisStore(
             options["cache_url"],
             options["cache_ttl"],
             prefix,
@@ -58,71 +63,118 @@ def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLa
     return judge, CacheLayer(fn, options, name, store, prefix, identity)
 
 
+class _Wiring:
+    """Builds the :class:`Services` of one function: where its shared state lives (this
+    process, or Redis at ``url`` under keys ``<namespace>:<kind>:<module>.<name>``), its
+    counters, and what a breaker tells when it opens or closes."""
+
+    __slots__ = ("counters", "name", "options", "qualified", "redis", "told", "url")
+
+    def __init__(self, fn: Callable[..., Any], options: OperoOptions, name: str) -> None:
+        self.options = options
+        self.name = name
+        self.redis = options["rate_limit_backend"] == "redis"
+        self.url = options["cache_url"]
+        self.qualified = f"{fn.__module__}.{name}"
+        self.counters = Counters()
+        self.told = _breaker_told(name, options)
+
+    def key(self, kind: str) -> str:
+        return f"{self.options['cache_namespace']}:{kind}:{self.qualified}"
+
+    def services(self) -> Services:
+        pacing = self.options["rate_limit"]
+        service = state_of(pacing) if isinstance(pacing, Service) else None
+        route = _route(pacing, self) if isinstance(pacing, dict) else None
+        limiter = self.limiter(pacing, service) if route is None else None
+        breakers = self.breakers()
+        shared: SharedPauses | None = None
+        if self.redis and service is None and (limiter is not None or route is not None):
+            shared, breakers = self.in_redis(breakers)
+        pausing, breakers = self.held(pacing, service, route, shared, breakers)
+        return Services(
+            self.counters,
+            limiter,
+            slots_of(self.options["concurrency"]),
+            breakers,
+            shared,
+            _budget(self.options),
+            pausing=pausing,
+            route=route,
+            service_slots=service.slots if service is not None else None,
+        )
+
+    def limiter(self, pacing: object, service: ServiceState | None) -> Limiter | None:
+        """The function's own limiter: its service's, or one built from ``rate_limit``."""
+        if service is not None:
+            return service.limiter
+        fixed = cast("tuple[Limit, ...] | Adaptive | None", pacing)
+        backend = "redis" if self.redis else "memory"
+        return make_limiter(fixed, backend, self.url, self.key("ratelimit"), self.name)
+
+    def breakers(self) -> BreakerSet | None:
+        """The function's cooldown breakers in this process (None without ``cooldown``)."""
+        cooldown = self.options["cooldown"]
+        if not cooldown:
+            return None
+        from opero.core.breaker import Breakers
+
+        return Breakers(cooldown, self.options["cooldown_after"], self.counters, self.told)
+
+    def in_redis(self, breakers: BreakerSet | None) -> tuple[SharedPauses, BreakerSet | None]:
+        """Pauses (and, with ``cooldown``, breakers) every process of the function shares."""
+        from opero.backends.redis.pauses import RedisPauses
+
+        shared = RedisPauses(self.url, self.key("pause"), owner=self.name)
+        cooldown = self.options["cooldown"]
+        if cooldown is not None:
+            from opero.backends.redis.breaker import RedisBreakers
+
+            after = self.options["cooldown_after"]
+            breakers = RedisBreakers(
+                self.url, self.key("cooldown"), cooldown, after, self.counters, self.name, self.told
+            )
+        return shared, breakers
+
+    def held(
+        self,
+        pacing: object,
+        service: ServiceState | None,
+        route: Route | None,
+        shared: SharedPauses | None,
+        breakers: BreakerSet | None,
+    ) -> tuple[Pauses | None, BreakerSet | None]:
+        """The pauses the function uses if not its own (a service's, or kept per fallback
+        value), and its breakers (a service's, or per value); services named by
+        ``rate_limit`` tell of their breakers as the function's do."""
+        services = [state_of(each) for each in _named(pacing)]
+        for each in services:
+            each.listen(self.told)
+        if service is not None:
+            return service.pauses, service.breakers if service.breakers is not None else breakers
+        if route is None:
+            return None, breakers
+        from opero.core.routes import RoutedBreakers, RoutedPauses
+
+        pausing = RoutedPauses(self.counters, self.options["max_delay"], route, shared=shared)
+        if breakers is not None or any(s.breakers is not None for s in services):
+            breakers = RoutedBreakers(breakers, route)
+        return pausing, breakers
+
+
 def _services(fn: Callable[..., Any], options: OperoOptions, name: str) -> Services:
     """The limiter, concurrency limit, breakers and shared pauses of ``fn``: in this
     process, or in Redis with ``rate_limit_backend="redis"``; a ``Service``'s, or one
     budget per fallback value, when ``rate_limit`` names them."""
-    counters = Counters()
-    pacing = options["rate_limit"]
-    redis = options["rate_limit_backend"] == "redis"
-    url, space = options["cache_url"], options["cache_namespace"]
-    key = f"{space}:ratelimit:{fn.__module__}.{name}"
-    told = _breaker_told(name, options)
-    service = state_of(pacing) if isinstance(pacing, Service) else None
-    route = None
-    limiter = None
-    if isinstance(pacing, dict):
-        route = _route(pacing, redis, url, key, name)
-    elif service is not None:
-        limiter = service.limiter
-    else:
-        fixed = cast("tuple[Limit, ...] | Adaptive | None", pacing)
-        limiter = make_limiter(fixed, "redis" if redis else "memory", url, key, name)
-    cooldown, after = options["cooldown"], options["cooldown_after"]
-    breakers: BreakerSet | None = None
-    if cooldown:
-        from opero.core.breaker import Breakers
+    return _Wiring(fn, options, name).services()
 
-        breakers = Breakers(cooldown, after, counters, told)
-    shared: SharedPauses | None = None
-    if redis and service is None and (limiter is not None or route is not None):
-        from opero.backends.redis.pauses import RedisPauses
 
-        shared = RedisPauses(url, f"{space}:pause:{fn.__module__}.{name}", owner=name)
-        if cooldown is not None:
-            from opero.backends.redis.breaker import RedisBreakers
+def _budget(options: OperoOptions) -> Budget | None:
+    if options["retry_budget"] is None:
+        return None
+    from opero.core.budget import Budget
 
-            key = f"{space}:cooldown:{fn.__module__}.{name}"
-            breakers = RedisBreakers(url, key, cooldown, after, counters, name, told)
-    services = [state_of(each) for each in _named(pacing)]
-    for each in services:
-        each.listen(told)
-    pausing: Pauses | None = None
-    if service is not None:
-        pausing = service.pauses
-        breakers = service.breakers if service.breakers is not None else breakers
-    elif route is not None:
-        from opero.core.routes import RoutedBreakers, RoutedPauses
-
-        pausing = RoutedPauses(counters, options["max_delay"], route, shared=shared)
-        if breakers is not None or any(s.breakers is not None for s in services):
-            breakers = RoutedBreakers(breakers, route)
-    budget = None
-    if options["retry_budget"] is not None:
-        from opero.core.budget import Budget
-
-        budget = Budget(cast(RetryBudget, options["retry_budget"]))
-    return Services(
-        counters,
-        limiter,
-        _slots(options),
-        breakers,
-        shared,
-        budget,
-        pausing=pausing,
-        route=route,
-        service_slots=service.slots if service is not None else None,
-    )
+    return Budget(cast(RetryBudget, options["retry_budget"]))
 
 
 def _named(pacing: object) -> list[Service]:
@@ -131,11 +183,12 @@ def _named(pacing: object) -> list[Service]:
     return [p for p in found if isinstance(p, Service)]
 
 
-def _route(pacing: PerValue, redis: bool, url: str | None, key: str, name: str) -> Route:
+def _route(pacing: PerValue, where: _Wiring) -> Route:
     """Each fallback value's budget: its entry, else one built from the ``"*"`` entry."""
     from opero.core.routes import Gate, Route
 
-    backend = "redis" if redis else "memory"
+    backend = "redis" if where.redis else "memory"
+    url, key, name = where.url, where.key("ratelimit"), where.name
 
     def gate(value_key: str, entry: Pacing) -> Gate:
         if isinstance(entry, Service):
@@ -152,11 +205,7 @@ def _route(pacing: PerValue, redis: bool, url: str | None, key: str, name: str) 
     return Route(gates, make)
 
 
-def _slots(options: OperoOptions) -> RunningLimit | None:
-    return slots_of(options["concurrency"])
-
-
-def _breaker_told(name: str, options: OperoOptions) -> Callable[[Hashable, bool], None]:
+def _breaker_told(name: str, options: OperoOptions) -> Told:
     """What happens when a cooldown breaker opens or closes: an INFO record, and
     ``on_breaker`` if given."""
     from loguru import logger

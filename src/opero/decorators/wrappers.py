@@ -17,6 +17,7 @@ from typing import Any
 from opero.cache.layer import CacheLayer
 from opero.cache.memory import MemoryStore
 from opero.cache.store import KWD_MARK, MISS
+from opero.core.call import Args, Kwargs
 from opero.core.clock import CLOCK
 from opero.core.deadline import AMBIENT, scope
 from opero.core.fast import core_async, core_sync, entry_async, entry_sync
@@ -34,7 +35,7 @@ def sync_wrapper(judge: Judge, layer: CacheLayer | None, twin: Twin = None) -> A
     core = core_sync(judge)
     key_of, get, fill = layer.key, layer.get, layer.fill
 
-    def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def cached(args: Args, kwargs: Kwargs) -> Any:
         key = key_of(args, kwargs)
         if key is None:
             c.entered += 1
@@ -89,7 +90,7 @@ def async_wrapper(judge: Judge, layer: CacheLayer | None, twin: Twin = None) -> 
     # Redis: await the lookup; disk: on a worker thread; memory: inline
     native = layer.async_store or layer.offload
 
-    async def cached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def cached(args: Args, kwargs: Kwargs) -> Any:
         key = key_of(args, kwargs)
         if key is None:
             c.entered += 1
