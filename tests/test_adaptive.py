@@ -311,7 +311,6 @@ def test_a_waiting_caller_waits_on_when_its_admission_moved(
 
     monkeypatch.setattr(CLOCK, "sleep", sleep)
     f()
-    booked = times[0] + 0.1
     assert fell[0] == pytest.approx(times[0] + 0.01)
     spacing = 1 / fell[1]  # (lowered to below the one success seen in the last second)
     assert spacing > 0.1

@@ -78,8 +78,8 @@ def test_plain_means_nothing_to_judge_before_a_first_success() -> None:
     assert judge().plain
     assert judge(timeout=1).plain  # a timeout is how an attempt runs, not a judgement
     assert not judge(arg_fallback="model").plain
+    from opero.limit_spec import limits_of
     from opero.limits.rate import RateLimiter
-    from opero.rates import limits_of
 
     def work(x: int) -> int:
         return x

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from opero import Limit, opero
+from opero.limit_spec import rate_and_period
 from opero.limits.rate import RateLimiter
-from opero.rates import rate_and_period
 
 
 def mixed_costs(n: int, seed: int = 7) -> list[float]:

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from opero import Limit, opero
+from opero.limit_spec import limits_of, per_second
 from opero.limits.rate import RateLimiter
-from opero.rates import limits_of, per_second
 
 
 @pytest.mark.parametrize(

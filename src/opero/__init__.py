@@ -32,8 +32,8 @@ from opero.errors import (
     UnpicklableError,
     WorkerCrashedError,
 )
+from opero.limit_spec import Limit
 from opero.policy import Adaptive, RetryBudget, fallback
-from opero.rates import Limit
 from opero.service import Service
 
 __all__ = [

@@ -38,8 +38,8 @@ from opero.checks import (
     check_workers,
 )
 from opero.combinations import check_effect, check_map
+from opero.limit_spec import RateLimit
 from opero.policy import Adaptive, RetryBudget
-from opero.rates import RateLimit
 from opero.service import Service, pacing_of
 
 __all__ = [

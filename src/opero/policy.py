@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from opero.rates import per_second
+from opero.limit_spec import per_second
 
 __all__ = ["Adaptive", "Fallbacks", "RetryBudget", "fallback"]
 

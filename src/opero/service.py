@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import TypeAlias
 
 from opero.checks import check_concurrency, check_int, check_positive_or_none, check_redis_url
+from opero.limit_spec import Limit, RateLimit, limits_of
 from opero.policy import Adaptive
-from opero.rates import Limit, RateLimit, limits_of
 
 __all__ = ["Pacing", "PerValue", "Service", "pacing_of", "value_key"]
 

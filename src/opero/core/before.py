@@ -13,7 +13,7 @@ from opero.core.call import Booking, Call
 from opero.core.clock import CLOCK
 from opero.core.deadline import expired
 from opero.core.holds import Holds
-from opero.rates import Limit, cost_of
+from opero.limit_spec import Limit, cost_of
 
 if TYPE_CHECKING:
     from opero.core.fallback import Fallback

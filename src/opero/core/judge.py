@@ -32,8 +32,8 @@ from opero.core.retry import Attempts, Schedule
 from opero.core.stats import success_key
 from opero.core.verdicts import budget_spent, fits, may_retry, rejected, short_args
 from opero.core.watch import Watch
+from opero.limit_spec import Limit
 from opero.options import retry_predicate, retry_types
-from opero.rates import Limit
 
 if TYPE_CHECKING:
     from opero.options import OperoOptions

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from opero.core.holds import BreakerSet
     from opero.core.pauses import Pauses, SharedPauses
     from opero.core.routes import Route
+    from opero.limit_spec import Limit
     from opero.limits.base import Limiter
     from opero.options import OperoOptions
-    from opero.rates import Limit
 
 __all__ = ["build", "name_of"]
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opero.maps.executors import ExecutorHandle
+    from opero.maps.targets import ByValue, FunctionRef
     from opero.options import OperomapOptions
 
 __all__ = ["Placement", "Size", "placement", "size_of"]
@@ -27,7 +28,7 @@ class Placement:
 
     where: str
     handle_factory: Callable[[], ExecutorHandle] | None = None
-    target: object = None
+    target: FunctionRef | ByValue | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from opero.service import Service
 
 if TYPE_CHECKING:
     from opero.core.holds import BreakerSet
+    from opero.limit_spec import Limit
     from opero.limits.base import Limiter
     from opero.limits.running import RunningLimit
-    from opero.rates import Limit
 
 __all__ = ["ServiceState", "make_limiter", "slots_of", "state_of"]
 

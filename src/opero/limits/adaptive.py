@@ -37,9 +37,9 @@ from typing import Any
 from opero.core.clock import CLOCK
 from opero.core.ratelimit_headers import headers_of_result, pace_of
 from opero.core.signals import http_status, retry_after_of
+from opero.limit_spec import Limit
 from opero.limits.schedule import Schedule
 from opero.policy import Adaptive
-from opero.rates import Limit
 
 __all__ = ["AdaptiveLimiter", "Learner", "throttled"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from opero.rates import Limit
+    from opero.limit_spec import Limit
 
 __all__ = ["Limiter", "Listening"]
 

@@ -16,9 +16,9 @@ import warnings
 from collections.abc import Sequence
 
 from opero.core.clock import CLOCK
+from opero.limit_spec import Limit
 from opero.limits.gaps import Gap
 from opero.limits.windows import Window
-from opero.rates import Limit
 
 __all__ = ["Corrected", "actual_units"]
 

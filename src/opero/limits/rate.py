@@ -49,10 +49,10 @@ import math
 import threading
 from collections.abc import Sequence
 
+from opero.limit_spec import Limit
 from opero.limits.corrected import Corrected
 from opero.limits.gaps import Gap, give_back, room_from, take_from_gap
 from opero.limits.windows import Window
-from opero.rates import Limit
 
 __all__ = ["RateLimiter"]
 

@@ -24,9 +24,9 @@ from typing import Any
 from opero.backends.redis.client import RedisHealth, redis_errors, resolve_url, sync_client
 from opero.core.health import BackendDown
 from opero.core.ratelimit_headers import headers_of_result, pace_of
+from opero.limit_spec import Limit
 from opero.limits.adaptive import PROBE, AdaptiveLimiter, throttled
 from opero.policy import Adaptive
-from opero.rates import Limit
 
 __all__ = ["RedisAdaptiveLimiter"]
 

@@ -35,8 +35,8 @@ from opero.backends.redis.rate_returns import ADJUST, RELEASE
 from opero.backends.redis.rate_scripts import RESERVE
 from opero.core.clock import CLOCK
 from opero.core.health import BackendDown, report_backend_failure
+from opero.limit_spec import Limit
 from opero.limits.rate import RateLimiter
-from opero.rates import Limit
 
 __all__ = ["RedisRateLimiter"]
 

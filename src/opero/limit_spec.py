@@ -51,22 +51,10 @@ def per_second(value: object, name: str = "rate_limit") -> float:
 def rate_and_period(value: object, name: str = "rate_limit") -> tuple[float, float]:
     """A rate in units per second, and the period it was given for in seconds (1 for a
     number): ``"300/6s"`` is ``(50.0, 6.0)``, ``"500/minute"`` ``(8.33.., 60.0)``."""
-    period = 1.0
     if isinstance(value, str):
-        found = _TEXT.match(value.lower())
-        if found is None or found.group(3) not in PERIODS:
-            periods = ", ".join(sorted(set(PERIODS), key=lambda p: (PERIODS[p], p)))
-            raise ValueError(
-                f"{name}: cannot read {value!r}; write a number per second or 'N/period' "
-                f"with a period of {periods}, optionally a number of them "
-                f"(e.g. '500/minute', '300/6s', '10/5min')"
-            )
-        period = float(found.group(2) or 1) * PERIODS[found.group(3)]
-        if not period > 0 or math.isinf(period):
-            raise ValueError(f"{name} must have a period > 0, got {value!r}")
-        rate = float(found.group(1)) / period
+        rate, period = _read_text(value, name)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        rate = float(value)
+        rate, period = float(value), 1.0
     else:
         raise TypeError(
             f"{name} must be a number per second, a string like '500/minute', an "
@@ -79,6 +67,22 @@ def rate_and_period(value: object, name: str = "rate_limit") -> tuple[float, flo
             f"{name} must be at least one call per day ({MIN_RATE:.3g} per second), got {value!r}"
         )
     return rate, period
+
+
+def _read_text(value: str, name: str) -> tuple[float, float]:
+    """``"N/period"`` as (units per second, the period in seconds)."""
+    found = _TEXT.match(value.lower())
+    if found is None or found.group(3) not in PERIODS:
+        periods = ", ".join(sorted(set(PERIODS), key=lambda p: (PERIODS[p], p)))
+        raise ValueError(
+            f"{name}: cannot read {value!r}; write a number per second or 'N/period' "
+            f"with a period of {periods}, optionally a number of them "
+            f"(e.g. '500/minute', '300/6s', '10/5min')"
+        )
+    period = float(found.group(2) or 1) * PERIODS[found.group(3)]
+    if not period > 0 or math.isinf(period):
+        raise ValueError(f"{name} must have a period > 0, got {value!r}")
+    return float(found.group(1)) / period, period
 
 
 class Limit:
