@@ -154,9 +154,8 @@ def _decorate_map(fn: Callable[..., Any], options: OperomapOptions) -> Any:
     is_async = is_async_callable(fn)
     placed = placement(fn, name_of(fn), options, is_async)
     size = size_of(placed.where, options["workers"], options["executor"])
-    judge, layer = build(raw, options)  # keys from the generator function itself
-    if kind is not None:
-        judge.func, judge.is_async = fn, is_async  # its attempts collect the stream
+    # keys from the generator function itself; its attempts collect the stream
+    judge, layer = build(raw, options, runs=fn)
     spec = MapSpec(
         fn,
         judge,

@@ -38,10 +38,13 @@ def name_of(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def build(fn: Callable[..., Any], options: OperoOptions) -> tuple[Judge, CacheLayer | None]:
-    """The judge and (with ``cache=True``) the cache layer of ``fn``."""
+def build(
+    fn: Callable[..., Any], options: OperoOptions, runs: Callable[..., Any] | None = None
+) -> tuple[Judge, CacheLayer | None]:
+    """The judge and (with ``cache=True``) the cache layer of ``fn``; its attempts run
+    ``runs`` if given (a stream map's attempts collect the stream ``fn`` makes)."""
     name = name_of(fn)
-    judge = Judge(fn, options, name, _services(fn, options, name))
+    judge = Judge(fn if runs is None else runs, options, name, _services(fn, options, name))
     if not options["cache"]:
         return judge, None
     identity = identify(fn)
