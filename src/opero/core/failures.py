@@ -11,9 +11,10 @@ from typing import Any
 
 from opero.core.before import BeforeAttempt
 from opero.core.call import Call
+from opero.core.callables import CoroutineType, refuse_awaitable
 from opero.core.retry import NEVER_RETRY
 from opero.core.signals import retry_after_of, transient_status
-from opero.core.verdicts import fits, kind_of, predicate_says_retry
+from opero.core.verdicts import fits, kind_of, predicate_says_retry, rejected
 from opero.errors import RejectedResultError, UnpicklableError
 
 __all__ = ["FINAL", "FailureRules", "marked_final"]
@@ -32,6 +33,7 @@ class FailureRules(BeforeAttempt):
     """How one outcome is heard, told and counted."""
 
     func: Callable[..., Any]
+    is_async: bool
     #: a predicate ``retry_on`` decides alone; with types, the HTTP status rule applies
     predicate: Callable[[BaseException], bool] | None
     #: ``retry_on_result``: True rejects a result
@@ -61,6 +63,31 @@ class FailureRules(BeforeAttempt):
             self._told(call, "failure", exc)
             self.holds.abandoned(call.key, call.ticket)
             raise
+
+    def _returned(self, call: Call, value: Any) -> BaseException | None:
+        """A value an attempt returned: None when it is the call's result (told, and its
+        value's pauses and breakers hear the success; the caller counts it); the error of a
+        rejected result (``retry_on_result``). A coroutine returned by a sync function is
+        refused (raises)."""
+        if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
+            self._failed_plain(call)
+            self._told(call, "failure", None)
+            refuse_awaitable(self.name, value)
+        if self.reject is not None and self._rejects(call, value):
+            self._failed_plain(call)
+            self.counters.rejected += 1
+            error = rejected(self.name, value)
+            self._told(call, "rejected", error)
+            return error
+        self._told(call, "success", None)
+        self.holds.succeeded(call.key, call.ticket)
+        return None
+
+    def _failed_plain(self, call: Call) -> None:
+        """A call first counted as a plain success on the fast path failed after all."""
+        if call.plain:
+            call.plain = False
+            self.counters.direct_failed += 1
 
     def _ended(self, call: Call, exc: BaseException) -> None:
         """An attempt raised outside ``retry_on``: a failure for pauses and cooldowns (an

@@ -22,12 +22,10 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from opero.core.call import Call
-from opero.core.callables import CoroutineType, refuse_awaitable
 from opero.core.clock import CLOCK
 from opero.core.failures import FailureRules, marked_final
 from opero.core.holds import Holds
 from opero.core.signals import retry_after_of
-from opero.core.verdicts import rejected
 
 if TYPE_CHECKING:
     from opero.core.breaker import Ticket
@@ -244,17 +242,10 @@ class Hedging(FailureRules):
                 self._ended(call, value)
                 raise value
             return value
-        if type(value) is CoroutineType and not self.is_async:
-            self._told(call, "failure", None)
-            refuse_awaitable(self.name, value)
-        if self.reject is not None and self._rejects(call, value):
-            self.counters.rejected += 1
-            exc = rejected(self.name, value)
-            self._told(call, "rejected", exc)
-            return exc
-        self._told(call, "success", None)
+        error = self._returned(call, value)  # (a hedged call is never plain)
+        if error is not None:
+            return error
         key = call.key
-        self.holds.succeeded(key, call.ticket)
         if key is None:
             self.counters.plain_ok += 1
         else:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from loguru import logger
 
 from opero.core.call import Args, Call, Kwargs, Services
-from opero.core.callables import CoroutineType, is_async_callable, refuse_awaitable
+from opero.core.callables import is_async_callable
 from opero.core.clock import CLOCK
 from opero.core.deadline import current
 from opero.core.fallback import Fallback
@@ -30,7 +30,7 @@ from opero.core.hedge_rules import Hedging
 from opero.core.holds import Holds
 from opero.core.retry import Attempts, Schedule
 from opero.core.stats import success_key
-from opero.core.verdicts import budget_spent, fits, may_retry, rejected, short_args
+from opero.core.verdicts import budget_spent, fits, may_retry, short_args
 from opero.core.watch import Watch
 from opero.limit_spec import Limit
 from opero.options import retry_predicate, retry_types
@@ -192,31 +192,16 @@ class Judge(Hedging):
         """A value returned by an attempt: None when it is the call's result (told and
         counted); the error of a rejected result (``retry_on_result``). A coroutine
         returned by a sync function is refused (raises)."""
-        if type(value) is CoroutineType and not self.is_async:  # a misdeclared async def
-            self._failed_plain(call)
-            self._told(call, "failure", None)
-            refuse_awaitable(self.name, value)
-        if self.reject is not None and self._rejects(call, value):
-            self._failed_plain(call)
-            self.counters.rejected += 1
-            error = rejected(self.name, value)
-            self._told(call, "rejected", error)
+        error = self._returned(call, value)
+        if error is not None:
             return error
-        self._told(call, "success", None)
-        key = call.key
-        self.holds.succeeded(key, call.ticket)
         if call.plain:  # counted as a plain success on the fast path
             call.plain = False
         elif call.values is None:  # (a single value is counted as no fallback)
             self.counters.plain_ok += 1
         else:
-            self.counters.success(key)
+            self.counters.success(call.key)
         return None
-
-    def _failed_plain(self, call: Call) -> None:
-        if call.plain:
-            call.plain = False
-            self.counters.direct_failed += 1
 
     def _failed(self, call: Call, exc: BaseException) -> float:
         """A failure in ``retry_on``: the wait before the next attempt, or raise."""
