@@ -280,3 +280,19 @@ def test_abandoned_attempts_leave_no_thread_behind() -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+
+
+def test_a_hedged_single_value_counts_its_success_as_a_plain_call_does() -> None:
+    """One fallback value given (not a list): a success counts as no fallback in play
+    (``successes[None]``), hedged or not, so ``stats()`` agrees on both paths."""
+    counts = {}
+    for hedge in (None, 0.1):
+        script = Script((0.4, "first"), (0.0, "hedge"))
+
+        @opero(cache=False, arg_fallback="model", rate_limit={"*": 1000}, hedge=hedge)
+        def f(x: int, model: str = "a") -> object:
+            return script.run(model)
+
+        f(1, model="a")
+        counts[hedge] = f.stats().successes
+    assert counts[None] == counts[0.1] == {None: 1}

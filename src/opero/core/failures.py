@@ -83,6 +83,16 @@ class FailureRules(BeforeAttempt):
         self.holds.succeeded(call.key, call.ticket)
         return None
 
+    def _succeeded(self, call: Call) -> None:
+        """Count the success of the call's attempt: once (a plain call's first attempt was
+        counted on the fast path), with no fallback in play when one value was given."""
+        if call.plain:
+            call.plain = False
+        elif call.values is None:  # (a single value is counted as no fallback)
+            self.counters.plain_ok += 1
+        else:
+            self.counters.success(call.key)
+
     def _failed_plain(self, call: Call) -> None:
         """A call first counted as a plain success on the fast path failed after all."""
         if call.plain:

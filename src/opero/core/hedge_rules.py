@@ -245,11 +245,7 @@ class Hedging(FailureRules):
         error = self._returned(call, value)  # (a hedged call is never plain)
         if error is not None:
             return error
-        key = call.key
-        if key is None:
-            self.counters.plain_ok += 1
-        else:
-            self.counters.success(key)
+        self._succeeded(call)
         if leg.hedge:
             self.counters.hedge_wins += 1
         return None

@@ -195,12 +195,7 @@ class Judge(Hedging):
         error = self._returned(call, value)
         if error is not None:
             return error
-        if call.plain:  # counted as a plain success on the fast path
-            call.plain = False
-        elif call.values is None:  # (a single value is counted as no fallback)
-            self.counters.plain_ok += 1
-        else:
-            self.counters.success(call.key)
+        self._succeeded(call)
         return None
 
     def _failed(self, call: Call, exc: BaseException) -> float:
