@@ -6,7 +6,8 @@ be learned). ``LimitServer(limit, headers="openai" | "anthropic")`` instead admi
 ``limit(t)`` requests per fixed window of ``window`` seconds and says on every answer how
 many remain and when the window resets, as OpenAI (``x-ratelimit-*-requests``, a duration)
 or Anthropic (``anthropic-ratelimit-requests-*``, an RFC 3339 time) do. Every answer is
-logged as ``(t, status)``. Bodies are OpenAI chat completions.
+logged as ``(t, status)`` when it is decided; ``delay`` seconds later it is sent (a slow
+model: the headers are that old when they arrive). Bodies are OpenAI chat completions.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ class LimitServer:
         limit: float | Callable[[float], float],
         headers: str | None = None,
         window: float = 1.0,
+        delay: float = 0.0,
     ) -> None:
         self.limit: Callable[[float], float] = limit if callable(limit) else (lambda t: limit)
         self.headers = headers
         self.window = window
+        self.delay = delay  #: seconds each answer takes after it is decided (a slow model)
         self.lock = threading.Lock()
         self.log: list[tuple[float, int]] = []
         self.admitted: deque[float] = deque()
@@ -70,6 +73,8 @@ class LimitServer:
 
             def _answer(self) -> None:
                 status, headers = server.decide()
+                if server.delay:
+                    time.sleep(server.delay)
                 data = json.dumps(CHAT if status == 200 else error_body(status)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -352,3 +352,79 @@ def test_a_429_after_a_decrease_from_an_attempt_sent_after_it_counts(clock: Fake
     limiter.heard(False, Status(429), None)
     assert limiter.learned_rate == pytest.approx(4.9)
     assert first < ahead[0]
+
+
+def test_attempts_in_flight_count_against_what_the_headers_say_remains(clock: FakeClock) -> None:
+    """An answer says 2 requests remain; 2 other attempts were sent and are not heard of yet
+    (the server may have counted them after it made this answer): nothing is left, so the
+    next admission waits for the reset, taken as late as its last digit allows."""
+    from opero.decorators.services import make_limiter
+
+    limiter: Any = make_limiter(Adaptive(start=100, max=100), "memory", None, "k", "f")
+    sent = [limiter.reserve(clock.now) for _ in range(3)]
+    clock.now = sent[-1] + 0.001  # all three sent
+    headers = {"x-ratelimit-remaining-requests": "2", "x-ratelimit-reset-requests": "500ms"}
+    limiter.heard(True, Response(headers), None)
+    assert limiter.reserve(clock.now) == pytest.approx(clock.now + 0.501)
+
+
+def test_admissions_booked_beyond_what_remains_wait_for_the_reset(clock: FakeClock) -> None:
+    """5 admissions wait when an answer says 2 remain until a reset said to the hundredth
+    of a second: 2 are spread evenly before it, 3 go after it (at the learned spacing)."""
+    from opero.decorators.services import make_limiter
+
+    limiter: Any = make_limiter(Adaptive(start=100, max=100), "memory", None, "k", "f")
+    limiter.reserve(clock.now)  # sent at once
+    ahead = [limiter.reserve(clock.now) for _ in range(5)]
+    clock.advance(0.001)
+    now = clock.now
+    headers = {"x-ratelimit-remaining-requests": "2", "x-ratelimit-reset-requests": "0.90s"}
+    limiter.heard(True, Response(headers), None)
+    moved = [limiter.moved(at) for at in ahead]
+    assert moved[:2] == pytest.approx([now + 0.3, now + 0.6])  # 0.9 s / (2 + 1)
+    spacing = 1 / limiter.learned_rate
+    assert moved[2:] == pytest.approx([now + 0.91 + k * spacing for k in range(3)])
+    # the next booked goes after them, at the spacing in force when it is booked (the header's)
+    assert limiter.reserve(clock.now) == pytest.approx(moved[-1] + 0.3)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reset", "late"),
+    [
+        ({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "6m0s"}, 360, 361),
+        (
+            {"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "250ms"},
+            0.25,
+            0.251,
+        ),
+        ({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "1.5"}, 1.5, 1.6),
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "3",
+                "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:30Z",
+            },
+            30,
+            31,
+        ),
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "3",
+                "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:30.25+00:00",
+            },
+            30.25,
+            30.26,
+        ),
+    ],
+)
+def test_a_reset_is_taken_as_late_as_its_last_digit_allows(
+    headers: dict[str, str], reset: float, late: float
+) -> None:
+    from datetime import UTC, datetime
+
+    from opero.core.ratelimit_headers import pace_of
+
+    pace = pace_of(headers, now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    assert pace is not None
+    assert (pace.reset, pace.remaining, pace.late) == pytest.approx((reset, 3, late))
+    assert pace.spacing() == pytest.approx(reset / 4)
+    assert pace.spacing(sent=2) == pytest.approx(reset / 2)

@@ -91,3 +91,60 @@ def test_an_outage_falls_back_to_this_process(own_redis) -> None:  # type: ignor
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) > 1 / 10  # still paced, near the 7/s learned before the outage
     assert ask.stats().learned_rate < 10
+
+
+HEADERS_SCRIPT = """
+    import sys, threading, time
+    import httpx
+    from opero import Adaptive, opero
+
+    local = threading.local()
+
+    @opero(cache=False, retries=0, rate_limit=Adaptive(start="4/s", max="100/s"),
+           rate_limit_backend="redis", cache_url=sys.argv[1], cache_namespace="headers")
+    def ask():
+        client = getattr(local, "client", None) or httpx.Client(timeout=10)
+        local.client = client
+        response = client.get(sys.argv[2])
+        response.raise_for_status()
+        return response
+
+    end = time.monotonic() + 5
+    def loop():
+        while time.monotonic() < end:
+            try:
+                ask()
+            except Exception:
+                pass
+    threads = [threading.Thread(target=loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+"""
+
+
+@pytest.mark.parametrize("style", ["openai", "anthropic"])
+def test_two_processes_follow_the_headers_together(redis_url: str, style: str) -> None:
+    """Two processes, two threads each, share what the headers say through Redis: the
+    attempts of both count against what remains, and a steady job sees no 429."""
+    from tests.limit_server import LimitServer
+
+    server = LimitServer(8, headers=style, delay=0.1).start()
+    try:
+        jobs = [
+            subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(HEADERS_SCRIPT), redis_url, server.url],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        for job in jobs:
+            _, err = job.communicate(timeout=90)
+            assert job.returncode == 0, err
+    finally:
+        server.stop()
+    ok, throttled = server.counts(0, 99)
+    assert throttled == 0, (ok, throttled)
+    assert ok >= 0.5 * 8 * 5, ok

@@ -21,13 +21,22 @@ __all__ = ["Pace", "headers_of_result", "pace_of"]
 
 
 class Pace(NamedTuple):
-    """``spacing``: seconds between admissions so the requests left last until the reset
-    (``reset / (remaining + 1)``); ``reset``: seconds until the limit resets; ``remaining``:
-    the requests left until then."""
+    """``remaining`` requests until the limit resets in ``reset`` seconds, as said; ``late``:
+    the latest the reset can be for what was said (a reset said to the second may come up
+    to a second later: waiting for the reset waits for ``late``)."""
 
-    spacing: float
     reset: float
     remaining: int
+    late: float
+
+    def left(self, sent: int = 0) -> int:
+        """The requests left for attempts not sent yet: ``remaining`` less ``sent`` (the
+        attempts sent and not yet heard of, which the server may have counted since)."""
+        return max(self.remaining - sent, 0)
+
+    def spacing(self, sent: int = 0) -> float:
+        """Seconds between admissions so that the requests left last until the reset."""
+        return self.reset / (self.left(sent) + 1)
 
 
 def headers_of_result(result: Any, headers_of: Callable[[Any], Any] | None = None) -> Any:
@@ -48,10 +57,10 @@ def _count(text: str | None) -> int | None:
     return int(text)
 
 
-def _pace(remaining: int | None, reset: float | None) -> Pace | None:
-    if remaining is None or reset is None or reset <= 0:
+def _pace(remaining: int | None, reset: float | None, late: float | None) -> Pace | None:
+    if remaining is None or reset is None or reset <= 0 or late is None:
         return None
-    return Pace(reset / (remaining + 1), reset, remaining)
+    return Pace(reset, remaining, max(late, reset))
 
 
 def pace_of(headers: Any, now: Callable[[], datetime] | None = None) -> Pace | None:
@@ -60,15 +69,19 @@ def pace_of(headers: Any, now: Callable[[], datetime] | None = None) -> Pace | N
     if headers is None:
         return None
     try:
+        reset = _header(headers, "x-ratelimit-reset-requests")
         openai = _pace(
             _count(_header(headers, "x-ratelimit-remaining-requests")),
-            _duration(_header(headers, "x-ratelimit-reset-requests")),
+            _duration(reset),
+            _duration(reset, late=True),
         )
+        reset = _header(headers, "anthropic-ratelimit-requests-reset")
         anthropic = _pace(
             _count(_header(headers, "anthropic-ratelimit-requests-remaining")),
-            _rfc3339(_header(headers, "anthropic-ratelimit-requests-reset"), now),
+            _rfc3339(reset, now),
+            _rfc3339(reset, now, late=True),
         )
     except Exception:  # a headers object that fails in some unforeseen way
         return None
     found = [p for p in (openai, anthropic) if p is not None]
-    return max(found) if found else None
+    return max(found, key=Pace.spacing) if found else None

@@ -20,6 +20,9 @@ __all__ = ["http_status", "retry_after_of", "should_retry", "transient_status"]
 #: statuses the official OpenAI and Anthropic SDKs retry (and every 5xx)
 TRANSIENT = frozenset({408, 409, 425, 429})
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_SCALE = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+#: the fraction of the seconds of an RFC 3339 time (before its zone)
+_FRACTION = re.compile(r":\d\d[.,](\d+)(?:[Zz]|[+-]\d\d:?\d\d)?$")
 
 
 def _get(obj: object, name: str) -> Any:
@@ -138,18 +141,33 @@ def _http_date(text: str, now: Callable[[], datetime] | None) -> float | None:
     return max(0.0, (when - current).total_seconds())
 
 
-def _duration(text: str | None) -> float | None:
-    """``1s``, ``6m0s``, ``250ms``, ``1h2m3.5s`` (OpenAI's reset headers) in seconds."""
+def _digit(number: str, unit: float) -> float:
+    """The size of the last digit of ``number`` (in ``unit``): ``"1.25"`` -> 0.01."""
+    return unit * 10.0 ** -len(number.partition(".")[2])
+
+
+def _duration(text: str | None, late: bool = False) -> float | None:
+    """``1s``, ``6m0s``, ``250ms``, ``1h2m3.5s`` (OpenAI's reset headers) in seconds; with
+    ``late``, as late as the last digit allows (``"250ms"`` -> 0.251: a reset said to the
+    millisecond may be up to one millisecond later)."""
     if not text:
         return None
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
-        return _number(text)  # a bare number of seconds
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return _finite_non_negative(sum(float(n) * scale[u] for n, u in parts))
+        value = _number(text)  # a bare number of seconds
+        return value + _digit(text, 1.0) if late and value is not None else value
+    value = _finite_non_negative(sum(float(n) * _SCALE[u] for n, u in parts))
+    if late and value is not None:
+        number, unit = parts[-1]
+        return value + _digit(number, _SCALE[unit])
+    return value
 
 
-def _rfc3339(text: str | None, now: Callable[[], datetime] | None) -> float | None:
+def _rfc3339(
+    text: str | None, now: Callable[[], datetime] | None, late: bool = False
+) -> float | None:
+    """Seconds until the RFC 3339 time ``text``; with ``late``, until the end of its last
+    digit (``...:05Z`` -> up to a second later, ``...:05.123Z`` -> a millisecond)."""
     if not text:
         return None
     try:
@@ -159,7 +177,11 @@ def _rfc3339(text: str | None, now: Callable[[], datetime] | None) -> float | No
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     current = now() if now is not None else datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
+    seconds = (when - current).total_seconds()
+    if late:
+        fraction = _FRACTION.search(text)
+        seconds += _digit("0." + fraction.group(1) if fraction else "0", 1.0)
+    return max(0.0, seconds)
 
 
 def _exhausted_reset(headers: Any, now: Callable[[], datetime] | None) -> float | None:
@@ -167,12 +189,12 @@ def _exhausted_reset(headers: Any, now: Callable[[], datetime] | None) -> float 
     found: list[float] = []
     for kind in ("requests", "tokens"):
         if _header(headers, f"x-ratelimit-remaining-{kind}") == "0":
-            reset = _duration(_header(headers, f"x-ratelimit-reset-{kind}"))
+            reset = _duration(_header(headers, f"x-ratelimit-reset-{kind}"), late=True)
             if reset is not None:
                 found.append(reset)
     for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
         if _header(headers, f"anthropic-ratelimit-{kind}-remaining") == "0":
-            reset = _rfc3339(_header(headers, f"anthropic-ratelimit-{kind}-reset"), now)
+            reset = _rfc3339(_header(headers, f"anthropic-ratelimit-{kind}-reset"), now, late=True)
             if reset is not None:
                 found.append(reset)
     return max(found) if found else None

@@ -20,10 +20,12 @@ retry mode move theirs:
   booked ahead, so a rate far above what is accepted would be spent before a 429 says so).
   Never below ``min``.
 - a success whose result carries rate-limit headers (``remaining`` requests until ``reset``)
-  spaces admissions at least ``reset / (remaining + 1)`` apart until the reset, the first
-  no sooner than that after the response (no sooner than the reset when the admissions
-  already booked take all that remain), and the rate is not raised above what they allow
-  meanwhile.
+  spaces admissions at least ``reset / (left + 1)`` apart until the reset, the first no
+  sooner than that after the response, and the rate is not raised above what they allow
+  meanwhile. ``left`` is ``remaining`` less the attempts sent and not yet heard of (the
+  server may have counted them after this answer was made). The admissions booked ahead
+  beyond ``left`` wait for the reset, taken as late as the header's last digit allows, and
+  so does the next one booked when nothing is left.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opero.core.clock import CLOCK
-from opero.core.ratelimit_headers import headers_of_result, pace_of
+from opero.core.ratelimit_headers import Pace, headers_of_result, pace_of
 from opero.core.signals import http_status, retry_after_of
 from opero.limit_spec import Limit
 from opero.limits.schedule import Schedule
@@ -211,14 +213,23 @@ class AdaptiveLimiter:
                 if learner.signal(now, sent):
                     self._schedule.respace(now, learner.spacing(now))
             elif ok:
-                learner.measure(now)
-                if pace is not None:
-                    learner.paced(now, pace.spacing, pace.reset)
-                    self._schedule.paced(now, pace.spacing, pace.reset, pace.remaining)
-                before = learner.spacing(now)
-                learner.success(now)
-                if learner.spacing(now) < before:
-                    self._schedule.respace(now, learner.spacing(now))
+                self._succeeded(now, pace)
+
+    def _succeeded(self, now: float, pace: Pace | None) -> None:
+        """A success at ``now`` (under the lock), with the pace its headers ask for."""
+        learner, schedule = self.learner, self._schedule
+        learner.measure(now)
+        if pace is None:
+            before = learner.spacing(now)
+            learner.success(now)
+            if learner.spacing(now) < before:
+                schedule.respace(now, learner.spacing(now))
+            return
+        sent = self._in_flight - schedule.ahead(now)  # sent, not heard of: they may count
+        learner.paced(now, pace.spacing(sent), pace.reset)
+        learner.success(now)
+        after = 1 / learner.rate  # the spacing once the limit has reset
+        schedule.paced(now, learner.spacing(now), pace.left(sent), now + pace.late, after)
 
     def booked_until(self) -> float:
         """The latest admission booked (-inf: none)."""

@@ -112,11 +112,21 @@ class Schedule:
         """How many admissions are booked after ``now``."""
         return len(self.times) - bisect_right(self.times, now)
 
-    def paced(self, now: float, spacing: float, reset: float, remaining: int) -> None:
-        """Headers read at ``now``: ``remaining`` requests until ``now + reset``. The next
-        admission waits ``spacing``, and for the reset when the admissions already booked
-        ahead (they have not reached the server) take all that remain."""
-        times = self.times
-        ahead = bisect_left(times, now + reset) - bisect_right(times, now)
-        wait = reset if ahead >= remaining else spacing
-        self.floor = max(self.floor, now + wait)
+    def paced(self, now: float, spacing: float, left: int, reset: float, after: float) -> None:
+        """Headers read at ``now``: ``left`` requests until ``reset``. The first ``left``
+        admissions ahead are ``spacing`` apart in their order, the first ``spacing`` after
+        ``now`` (later or earlier than booked); the others wait for the reset, ``after``
+        apart. The next admission booked waits ``spacing``, or for the reset when nothing is
+        left."""
+        times, tickets, now_at = self.times, self.tickets, self._now_at
+        first = bisect_right(times, now)
+        previous = now
+        for i in range(first, len(times)):
+            kept = i - first < left  # one of the requests left, or it waits for the reset
+            at = previous + spacing if kept else max(times[i], previous + after, reset)
+            if at != times[i]:
+                times[i] = at
+                now_at[tickets[i]] = at
+            previous = at
+        wait = reset if len(times) - first >= left else now + spacing
+        self.floor = max(self.floor, wait)

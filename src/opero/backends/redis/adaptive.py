@@ -107,7 +107,9 @@ return tostring(s.rate)
 )
 
 # ARGV: process token, start, kind (1 success, 2 throttled, 0 other), max (0: none), min,
-# decrease, scale, probe, header spacing (us, 0: none), header reset (us).
+# decrease, scale, probe, header remaining (-1: none), header reset (us), the latest the
+# reset can be (us). The requests left are those remaining less every process's attempts in
+# flight (booked or sent, not yet heard of); none left: nothing is admitted before the reset.
 HEARD = (
     _COMMON
     + """
@@ -118,16 +120,19 @@ local function accepted()
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - window)
   return redis.call('ZCARD', KEYS[5]) * 1000000 / window
 end
-if kind == 2 and now - s.dec >= s.guard then
-  local busy = 0
+local function busy()
+  local n = 0
   local seen = redis.call('HGETALL', KEYS[4])
   for i = 1, #seen, 2 do
     if tonumber(seen[i + 1]) >= now - 60000000 then
-      busy = busy + tonumber(redis.call('HGET', KEYS[3], seen[i]) or '0')
+      n = n + tonumber(redis.call('HGET', KEYS[3], seen[i]) or '0')
     end
   end
+  return n
+end
+if kind == 2 and now - s.dec >= s.guard then
   local got = accepted()
-  s.guard = math.max(busy, 1) * 1000000 / s.rate
+  s.guard = math.max(busy(), 1) * 1000000 / s.rate
   s.dec, s.origin = now, now
   s.wmax = s.rate
   if got > 0 and got < s.rate then s.wmax = got end
@@ -136,10 +141,16 @@ if kind == 2 and now - s.dec >= s.guard then
   s.rate = math.max(tonumber(ARGV[5]), s.wmax * decrease)
 elseif kind == 1 then
   redis.call('ZADD', KEYS[5], now, now .. ':' .. ARGV[1] .. ':' .. math.random())
-  local hs = tonumber(ARGV[9])
-  if hs > 0 then
-    s.hs, s.hu = hs, now + tonumber(ARGV[10])
-    s.floor = math.max(s.floor, now + hs)
+  local remaining = tonumber(ARGV[9])
+  if remaining >= 0 then
+    local left = math.max(remaining - busy(), 0)
+    local reset = tonumber(ARGV[10])
+    s.hs, s.hu = reset / (left + 1), now + reset
+    if left == 0 then
+      s.floor = math.max(s.floor, now + tonumber(ARGV[11]))
+    else
+      s.floor = math.max(s.floor, now + s.hs)
+    end
   end
   if s.origin == nil then s.origin = now end
   local elapsed = (now - s.origin) / 1000000
@@ -257,8 +268,9 @@ class RedisAdaptiveLimiter:
                 p.decrease,
                 p.scale,
                 PROBE,
-                round(pace.spacing * 1e6) if pace else 0,
+                pace.remaining if pace else -1,
                 round(pace.reset * 1e6) if pace else 0,
+                round(pace.late * 1e6) if pace else 0,
             )
         except BackendDown:
             self.local.heard(ok, outcome, costs)
