@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -45,12 +46,14 @@ class LimitServer:
         limit: float | Callable[[float], float],
         headers: str | None = None,
         window: float = 1.0,
-        delay: float = 0.0,
+        delay: float | tuple[float, float] = 0.0,
     ) -> None:
         self.limit: Callable[[float], float] = limit if callable(limit) else (lambda t: limit)
         self.headers = headers
         self.window = window
-        self.delay = delay  #: seconds each answer takes after it is decided (a slow model)
+        #: seconds each answer takes after it is decided (a slow model), or a range to draw
+        #: it from (answers then come back in another order than they were decided)
+        self.delay = delay
         self.lock = threading.Lock()
         self.log: list[tuple[float, int]] = []
         self.admitted: deque[float] = deque()
@@ -73,8 +76,11 @@ class LimitServer:
 
             def _answer(self) -> None:
                 status, headers = server.decide()
-                if server.delay:
-                    time.sleep(server.delay)
+                delay = server.delay
+                if isinstance(delay, tuple):
+                    time.sleep(random.uniform(*delay))
+                elif delay:
+                    time.sleep(delay)
                 data = json.dumps(CHAT if status == 200 else error_body(status)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

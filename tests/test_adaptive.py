@@ -428,3 +428,24 @@ def test_a_reset_is_taken_as_late_as_its_last_digit_allows(
     assert (pace.reset, pace.remaining, pace.late) == pytest.approx((reset, 3, late))
     assert pace.spacing() == pytest.approx(reset / 4)
     assert pace.spacing(sent=2) == pytest.approx(reset / 2)
+
+
+def test_an_answer_older_than_the_one_followed_is_not_followed(clock: FakeClock) -> None:
+    """Answers come back out of order: the answer to an attempt sent earlier says more
+    remains than the answer, already heard, to one sent later. Its pace is older news."""
+    from opero.decorators.services import make_limiter
+
+    limiter: Any = make_limiter(Adaptive(start=100, max=100), "memory", None, "k", "f")
+    first, second = limiter.reserve(clock.now), limiter.reserve(clock.now)
+    ahead = [limiter.reserve(clock.now) for _ in range(3)]
+    clock.now = second + 0.001
+    newer = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "500ms"}
+    limiter.heard(True, Response(newer), None, second)
+    reset = clock.now + 0.501
+    assert [limiter.moved(at) for at in ahead] == pytest.approx([reset, reset + 0.01, reset + 0.02])
+    next_one = limiter.peek(clock.now)
+    assert next_one > reset
+    older = {"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "500ms"}
+    limiter.heard(True, Response(older), None, first)
+    assert [limiter.moved(at) for at in ahead] == pytest.approx([reset, reset + 0.01, reset + 0.02])
+    assert limiter.peek(clock.now) == next_one

@@ -176,6 +176,7 @@ class BeforeAttempt:
 
     def _booked(self, call: Call, limiter: Limiter, now: float, at: float) -> Booking | None:
         if at <= now:
+            call.sent = now
             return None
         logger.trace("{}: rate limit, waiting {:.3f}s", self.name, at - now)
         self.counters.waited(at - now)
@@ -199,9 +200,11 @@ class BeforeAttempt:
         limiter = booking.limiter
         moved = getattr(limiter, "moved", None)
         if moved is None:
+            call.sent = CLOCK.monotonic()
             return None
         at, now = moved(booking.at), CLOCK.monotonic()
         if at <= now:
+            call.sent = now
             return None
         if at > booking.at:
             self.counters.waited(at - booking.at)

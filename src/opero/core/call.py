@@ -93,6 +93,7 @@ class Call:
         "kwargs",
         "limiter",
         "plain",
+        "sent",
         "single",
         "ticket",
         "values",
@@ -130,6 +131,8 @@ class Call:
         #: units booked for it per limit (None: one each)
         self.limiter: Limiter | None = None
         self.costs: list[float] | None = None
+        #: when that limiter admitted it (``CLOCK.monotonic()``; None: not known)
+        self.sent: float | None = None
         #: the key of the one fallback value of a call that gives no list of them, when
         #: values have budgets of their own (else None)
         self.single: str | None = None

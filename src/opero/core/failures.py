@@ -43,7 +43,8 @@ class FailureRules(BeforeAttempt):
         """The limiter that admitted the attempt learns its outcome (``Limit(actual=)``,
         ``Adaptive``)."""
         limiter, call.limiter = call.limiter, None
-        limiter.heard(ok, value, call.costs)  # type: ignore[union-attr]
+        sent, call.sent = call.sent, None
+        limiter.heard(ok, value, call.costs, sent)  # type: ignore[union-attr]
 
     def _told(self, call: Call, outcome: str, error: BaseException | None) -> None:
         """The attempt's observers learn how it ended."""

@@ -46,7 +46,7 @@ HELD = -1.0
 class Leg:
     """One attempt of a call that may run beside others."""
 
-    __slots__ = ("costs", "hedge", "held", "index", "limiter", "ticket", "watching")
+    __slots__ = ("costs", "hedge", "held", "index", "limiter", "sent", "ticket", "watching")
 
     def __init__(self, hedge: bool, held: list[Release]) -> None:
         #: a hedge (not the call's first attempt of its flight)
@@ -57,6 +57,7 @@ class Leg:
         self.ticket: Ticket | None = None
         self.limiter: Limiter | None = None
         self.costs: list[float] | None = None
+        self.sent: float | None = None
         self.watching: list[Any] | None = None
 
     def capture(self, call: Call) -> Leg:
@@ -67,6 +68,7 @@ class Leg:
         self.ticket, call.ticket = call.ticket, None
         self.limiter, call.limiter = call.limiter, None
         self.costs, call.costs = call.costs, None
+        self.sent, call.sent = call.sent, None
         self.watching, call.watching = call.watching, None
         return self
 
@@ -78,6 +80,7 @@ class Leg:
         call.ticket = self.ticket
         call.limiter, self.limiter = self.limiter, None
         call.costs = self.costs
+        call.sent, self.sent = self.sent, None
         call.watching, self.watching = self.watching, None
 
     def release(self) -> None:
@@ -143,7 +146,7 @@ class Hedging(FailureRules):
                 continue
             if walk is not None:
                 walk.index = index
-            call.limiter, call.costs, call.watching = None, None, None
+            call.limiter, call.costs, call.sent, call.watching = None, None, None, None
             return leg
         leg.release()
         return None
@@ -209,7 +212,7 @@ class Hedging(FailureRules):
         """An attempt still running when its call ended (a success elsewhere, the call's
         end): it has no outcome; a half-open probe it held is freed."""
         leg.enter(call)
-        call.limiter = None
+        call.limiter = call.sent = None
         self._told(call, "hedge_cancelled", None)
         self.holds.abandoned(call.key, call.ticket)
 

@@ -11,13 +11,15 @@ succeeded. No HTTP library is imported.
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from opero.core.signals import _duration, _get, _header, _rfc3339
 
-__all__ = ["Pace", "headers_of_result", "pace_of"]
+__all__ = ["Newest", "Pace", "headers_of_result", "pace_of"]
 
 
 class Pace(NamedTuple):
@@ -37,6 +39,28 @@ class Pace(NamedTuple):
     def spacing(self, sent: int = 0) -> float:
         """Seconds between admissions so that the requests left last until the reset."""
         return self.reset / (self.left(sent) + 1)
+
+
+class Newest:
+    """Which answers are news. Answers come back out of order: the answer to an attempt
+    sent earlier says more remains than the answer, already followed, to one sent later."""
+
+    __slots__ = ("_lock", "sent")
+
+    def __init__(self) -> None:
+        self.sent = -math.inf  #: when the attempt whose answer was last followed was sent
+        self._lock = threading.Lock()
+
+    def fresh(self, pace: Pace | None, sent: float | None) -> Pace | None:
+        """``pace`` unless its attempt was sent before the last one followed (None: not
+        known, followed)."""
+        if pace is None or sent is None:
+            return pace
+        with self._lock:
+            if sent < self.sent:
+                return None
+            self.sent = sent
+        return pace
 
 
 def headers_of_result(result: Any, headers_of: Callable[[Any], Any] | None = None) -> Any:

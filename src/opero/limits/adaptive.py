@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opero.core.clock import CLOCK
-from opero.core.ratelimit_headers import Pace, headers_of_result, pace_of
+from opero.core.ratelimit_headers import Newest, Pace, headers_of_result, pace_of
 from opero.core.signals import http_status, retry_after_of
 from opero.limit_spec import Limit
 from opero.limits.schedule import Schedule
@@ -157,6 +157,7 @@ class AdaptiveLimiter:
         "learner",
         "limits",
         "listens",
+        "newest",
         "policy",
     )
 
@@ -167,6 +168,7 @@ class AdaptiveLimiter:
         self.learner = Learner(policy)
         self._schedule = Schedule()
         self._in_flight = 0  #: admissions booked and not yet heard of nor given back
+        self.newest = Newest()  #: which answers' headers are news
         self._lock = threading.Lock()
 
     @property
@@ -200,8 +202,14 @@ class AdaptiveLimiter:
         with self._lock:
             return self._schedule.where(at)
 
-    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None = None) -> None:
-        """The outcome of an attempt this limiter admitted."""
+    def heard(
+        self,
+        ok: bool,
+        outcome: Any,
+        costs: Sequence[float] | None = None,
+        sent: float | None = None,
+    ) -> None:
+        """The outcome of an attempt this limiter admitted (at ``sent``, if known)."""
         signal = throttled(ok, outcome)
         pace = pace_of(headers_of_result(outcome, self.policy.headers_of)) if ok else None
         now = CLOCK.monotonic()
@@ -213,7 +221,7 @@ class AdaptiveLimiter:
                 if learner.signal(now, sent):
                     self._schedule.respace(now, learner.spacing(now))
             elif ok:
-                self._succeeded(now, pace)
+                self._succeeded(now, self.newest.fresh(pace, sent))
 
     def _succeeded(self, now: float, pace: Pace | None) -> None:
         """A success at ``now`` (under the lock), with the pace its headers ask for."""

@@ -38,6 +38,9 @@ class Limiter(Protocol):
 class Listening(Protocol):
     """A limiter that learns from the outcomes of the attempts it admitted."""
 
-    def heard(self, ok: bool, outcome: object, costs: Sequence[float] | None) -> None:
+    def heard(
+        self, ok: bool, outcome: object, costs: Sequence[float] | None, sent: float | None
+    ) -> None:
         """An attempt this limiter admitted ended: ``ok`` with its result, or not with its
-        exception; ``costs``: the units booked for it per limit (None: one each)."""
+        exception; ``costs``: the units booked for it per limit (None: one each); ``sent``:
+        when it was admitted (``CLOCK.monotonic()``; None: not known)."""

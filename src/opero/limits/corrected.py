@@ -53,7 +53,9 @@ class Corrected:
     _lock: threading.Lock
     _warned: bool
 
-    def heard(self, ok: bool, outcome: object, costs: Sequence[float] | None) -> None:
+    def heard(
+        self, ok: bool, outcome: object, costs: Sequence[float] | None, sent: float | None = None
+    ) -> None:
         """A successful attempt really used what each ``Limit(actual=)`` says: move that
         limit's schedule by the difference from its estimate (``costs``)."""
         if ok:  # a failed attempt keeps its estimate

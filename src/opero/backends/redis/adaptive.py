@@ -107,9 +107,8 @@ return tostring(s.rate)
 )
 
 # ARGV: process token, start, kind (1 success, 2 throttled, 0 other), max (0: none), min,
-# decrease, scale, probe, header remaining (-1: none), header reset (us), the latest the
-# reset can be (us). The requests left are those remaining less every process's attempts in
-# flight (booked or sent, not yet heard of); none left: nothing is admitted before the reset.
+# decrease, scale, probe, header remaining (-1: none), reset and its latest (us). Requests
+# left: remaining less every process's attempts in flight; none: wait for the reset.
 HEARD = (
     _COMMON
     + """
@@ -249,14 +248,20 @@ class RedisAdaptiveLimiter:
         server stay where they were booked."""
         return at if at in self._booked else self.local.moved(at)
 
-    def heard(self, ok: bool, outcome: Any, costs: Sequence[float] | None = None) -> None:
+    def heard(
+        self,
+        ok: bool,
+        outcome: Any,
+        costs: Sequence[float] | None = None,
+        sent: float | None = None,
+    ) -> None:
         if self._local_out > 0:
             self._local_out -= 1
-            self.local.heard(ok, outcome, costs)
+            self.local.heard(ok, outcome, costs, sent)
             return
         kind = 2 if throttled(ok, outcome) else 1 if ok else 0
         pace = pace_of(headers_of_result(outcome, self.policy.headers_of)) if ok else None
-        p = self.policy
+        pace, p = self.local.newest.fresh(pace, sent), self.policy
         try:
             rate = self._eval(
                 HEARD,
@@ -273,7 +278,7 @@ class RedisAdaptiveLimiter:
                 round(pace.late * 1e6) if pace else 0,
             )
         except BackendDown:
-            self.local.heard(ok, outcome, costs)
+            self.local.heard(ok, outcome, costs, sent)
             return
         self.rate = float(rate.decode() if isinstance(rate, bytes) else rate)
 

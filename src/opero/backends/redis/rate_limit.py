@@ -175,7 +175,9 @@ class RedisRateLimiter:
         self.local.hold(self._server_end)
         return self.local.peek(now, costs)
 
-    def heard(self, ok: bool, outcome: object, costs: Sequence[float] | None) -> None:
+    def heard(
+        self, ok: bool, outcome: object, costs: Sequence[float] | None, sent: float | None = None
+    ) -> None:
         """A successful attempt really used what each ``Limit(actual=)`` says: move that
         limit's schedule on the server (here while the server is away)."""
         if not ok:
