@@ -40,6 +40,10 @@ class Pace(NamedTuple):
         """Seconds between admissions so that the requests left last until the reset."""
         return self.reset / (self.left(sent) + 1)
 
+    def in_micros(self) -> tuple[int, int, int]:
+        """``remaining``, ``reset`` and ``late`` (in microseconds), for a server script."""
+        return self.remaining, round(self.reset * 1e6), round(self.late * 1e6)
+
 
 class Newest:
     """Which answers are news. Answers come back out of order: the answer to an attempt

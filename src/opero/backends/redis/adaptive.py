@@ -273,9 +273,7 @@ class RedisAdaptiveLimiter:
                 p.decrease,
                 p.scale,
                 PROBE,
-                pace.remaining if pace else -1,
-                round(pace.reset * 1e6) if pace else 0,
-                round(pace.late * 1e6) if pace else 0,
+                *(pace.in_micros() if pace else (-1, 0, 0)),
             )
         except BackendDown:
             self.local.heard(ok, outcome, costs, sent)
