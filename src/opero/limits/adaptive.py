@@ -217,8 +217,7 @@ class AdaptiveLimiter:
             self._in_flight = max(0, self._in_flight - 1)
             learner = self.learner
             if signal:
-                sent = self._in_flight - self._schedule.ahead(now)  # sent, not heard of
-                if learner.signal(now, sent):
+                if learner.signal(now, self._unheard(now)):
                     self._schedule.respace(now, learner.spacing(now))
             elif ok:
                 self._succeeded(now, self.newest.fresh(pace, sent))
@@ -233,11 +232,15 @@ class AdaptiveLimiter:
             if learner.spacing(now) < before:
                 schedule.respace(now, learner.spacing(now))
             return
-        sent = self._in_flight - schedule.ahead(now)  # sent, not heard of: they may count
-        learner.paced(now, pace.spacing(sent), pace.reset)
+        unheard = self._unheard(now)  # the server may have counted them since its answer
+        learner.paced(now, pace.spacing(unheard), pace.reset)
         learner.success(now)
         after = 1 / learner.rate  # the spacing once the limit has reset
-        schedule.paced(now, learner.spacing(now), pace.left(sent), now + pace.late, after)
+        schedule.paced(now, learner.spacing(now), pace.left(unheard), now + pace.late, after)
+
+    def _unheard(self, now: float) -> int:
+        """How many attempts were sent and not yet heard of (under the lock)."""
+        return self._in_flight - self._schedule.ahead(now)
 
     def booked_until(self) -> float:
         """The latest admission booked (-inf: none)."""

@@ -97,16 +97,19 @@ class Schedule:
         """The rate changed at ``now``: the admissions ahead keep their order and are
         ``spacing`` apart (and from the latest passed one), none before ``now`` nor the
         floor: later when the rate fell, earlier when it rose."""
-        times, tickets, now_at = self.times, self.tickets, self._now_at
+        times = self.times
         first = bisect_right(times, now)
         previous = times[first - 1] if first else -math.inf
         start = max(now, self.floor)
         for i in range(first, len(times)):
-            at = max(previous + spacing, start)
-            if at != times[i]:
-                times[i] = at
-                now_at[tickets[i]] = at
-            previous = at
+            previous = self._move(i, max(previous + spacing, start))
+
+    def _move(self, i: int, at: float) -> float:
+        """Admission ``i`` is now at ``at`` (its waiter learns it by its ticket)."""
+        if at != self.times[i]:
+            self.times[i] = at
+            self._now_at[self.tickets[i]] = at
+        return at
 
     def ahead(self, now: float) -> int:
         """How many admissions are booked after ``now``."""
@@ -118,15 +121,12 @@ class Schedule:
         ``now`` (later or earlier than booked); the others wait for the reset, ``after``
         apart. The next admission booked waits ``spacing``, or for the reset when nothing is
         left."""
-        times, tickets, now_at = self.times, self.tickets, self._now_at
+        times = self.times
         first = bisect_right(times, now)
         previous = now
         for i in range(first, len(times)):
             kept = i - first < left  # one of the requests left, or it waits for the reset
             at = previous + spacing if kept else max(times[i], previous + after, reset)
-            if at != times[i]:
-                times[i] = at
-                now_at[tickets[i]] = at
-            previous = at
+            previous = self._move(i, at)
         wait = reset if len(times) - first >= left else now + spacing
         self.floor = max(self.floor, wait)
